@@ -1,0 +1,110 @@
+/*
+ * rpcq: the command-line client.
+ *   rpcq [--server URL] [--timeout MS] [--header K=V]... COMMAND [ARGS]
+ * Global options come before the command; each command parses its own.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv, cli_globals *g);
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{"call", cli_call, "call any method with JSON input; prints the JSON reply"},
+	{"list", cli_list, "list the services and methods the server offers"},
+	{"health", cli_health, "check the server and its database"},
+	{"subscribe", cli_subscribe, "print stream messages as JSON lines"},
+	{"vesting", cli_vesting, "vesting schedules: compute a file, append to and query ledgers"},
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: rpcq [--server URL] [--timeout MS] [--header KEY=VALUE]... COMMAND [ARGS]\n\n"
+		     "Global options:\n"
+		     "  --server URL     server URL(s), comma-separated (default: $RPCQ_SERVER or %s)\n"
+		     "  --timeout MS     deadline of each call in milliseconds (default 10000)\n"
+		     "  --header K=V     metadata sent with every call (repeatable), e.g. x-request-id=abc\n\n"
+		     "Commands:\n",
+		RPCQ_DEFAULT_SERVER);
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\nrpcq COMMAND --help describes a command. Exit status: 0 on success, 1 when a call fails,\n"
+		     "2 on a usage error.\n");
+}
+
+/* Value of a global option given as "--opt V" or "--opt=V"; advances *i. */
+static const char *option_value(int argc, char **argv, int *i, const char *name)
+{
+	size_t n = strlen(name);
+	if (strncmp(argv[*i], name, n) != 0)
+		return NULL;
+	if (argv[*i][n] == '=')
+		return argv[*i] + n + 1;
+	if (argv[*i][n] == '\0' && *i + 1 < argc)
+		return argv[++*i];
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	cli_globals g = {0};
+	int nmeta = 0;
+	int i = 1;
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		const char *v;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--version") == 0) {
+			printf("rpcq %s\n", RPCQ_VERSION);
+			return 0;
+		} else if ((v = option_value(argc, argv, &i, "--server")) != NULL) {
+			g.server = v;
+		} else if ((v = option_value(argc, argv, &i, "--timeout")) != NULL) {
+			char *end;
+			long t = strtol(v, &end, 10);
+			if (*end != '\0' || t <= 0 || t > 86400000)
+				return cli_usage_error("--timeout must be a number of milliseconds, not \"%s\"", v);
+			g.timeout_ms = (int)t;
+		} else if ((v = option_value(argc, argv, &i, "--header")) != NULL) {
+			const char *eq = strchr(v, '=');
+			if (eq == NULL || eq == v)
+				return cli_usage_error("--header takes KEY=VALUE, not \"%s\"", v);
+			if (nmeta >= CLI_MAX_METADATA)
+				return cli_usage_error("at most %d --header options", CLI_MAX_METADATA);
+			char *key = strndup(v, (size_t)(eq - v));
+			if (key == NULL)
+				return cli_usage_error("out of memory");
+			g.metadata[2 * nmeta] = key;
+			g.metadata[2 * nmeta + 1] = eq + 1;
+			nmeta++;
+		} else {
+			return cli_usage_error("unknown option \"%s\"", argv[i]);
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	int rc = -1;
+	for (size_t c = 0; c < NCOMMANDS; c++) {
+		if (strcmp(argv[i], commands[c].name) == 0) {
+			rc = commands[c].run(argc - i, argv + i, &g);
+			break;
+		}
+	}
+	if (rc < 0)
+		rc = cli_usage_error("unknown command \"%s\"", argv[i]);
+	rpcq_client_destroy(g.client);
+	for (int m = 0; m < nmeta; m++)
+		free((void *)g.metadata[2 * m]);
+	return rc;
+}

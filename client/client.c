@@ -1,0 +1,350 @@
+/*
+ * librpcq unary calls. One nng REQ socket per client, dialed to every server
+ * URL (nng spreads requests over the connected pipes and redials by itself).
+ * Each call opens its own nng context, so any number of threads share one
+ * client. Resends are disabled (NNG_OPT_REQ_RESENDTIME = infinite): nng 1.5
+ * keeps pending requests in one timer list, and a resend would also repeat a
+ * non-idempotent call; our own retry covers UNAVAILABLE for idempotent methods.
+ *
+ * nng error codes are translated here and nowhere else.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
+#include <nng/supplemental/util/platform.h>
+
+#include <rpcq/alloc.h>
+#include <rpcq/client.h>
+#include <rpcq/registry.h>
+
+#include "envelope.h"
+
+struct rpcq_client {
+	nng_socket sock;
+	char *servers;               /* normalized, comma-separated */
+	int timeout_ms;
+	int max_retries;
+	long max_message_bytes;
+	nng_tls_config *tls;
+	atomic_int pipes;            /* connected pipes now */
+	atomic_uint pipe_losses;     /* pipes lost since creation */
+};
+
+static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+	struct rpcq_client *c = arg;
+	(void)p;
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		atomic_fetch_add(&c->pipes, 1);
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		atomic_fetch_sub(&c->pipes, 1);
+		atomic_fetch_add(&c->pipe_losses, 1);
+	}
+}
+
+/* The status for an nng error met while talking to the servers. */
+static rpcq_status from_nng(int rv)
+{
+	switch (rv) {
+	case NNG_ETIMEDOUT:
+		return RPCQ_DEADLINE_EXCEEDED;
+	case NNG_ECONNREFUSED:
+	case NNG_ECONNRESET:
+	case NNG_ECONNSHUT:
+	case NNG_EUNREACHABLE:
+	case NNG_EADDRINVAL:
+		return RPCQ_UNAVAILABLE;
+	case NNG_ECLOSED:
+	case NNG_ECANCELED:
+		return RPCQ_CANCELLED;
+	case NNG_ENOMEM:
+	case NNG_EMSGSIZE:
+		return RPCQ_RESOURCE_EXHAUSTED;
+	default:
+		return RPCQ_UNAVAILABLE;
+	}
+}
+
+static int is_tls_url(const char *url)
+{
+	return strncmp(url, "tls+", 4) == 0 || strncmp(url, "wss", 3) == 0;
+}
+
+static rpcq_status dial_all(struct rpcq_client *c, const rpcq_client_options *opts, rpcq_error *err)
+{
+	const char *p = c->servers;
+	char url[1024];
+	while (*p) {
+		size_t n = strcspn(p, ",");
+		if (n >= sizeof(url))
+			return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "server URL too long");
+		memcpy(url, p, n);
+		url[n] = '\0';
+		nng_dialer d;
+		int rv = nng_dialer_create(&d, c->sock, url);
+		if (rv != 0)
+			return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "server URL \"%s\": %s", url,
+					      nng_strerror(rv));
+		nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ, (size_t)c->max_message_bytes + 4096);
+		if (is_tls_url(url)) {
+			if (c->tls == NULL) {
+				if ((rv = nng_tls_config_alloc(&c->tls, NNG_TLS_MODE_CLIENT)) != 0)
+					return rpcq_error_set(err, RPCQ_INTERNAL, "TLS: %s", nng_strerror(rv));
+				if (opts && opts->tls_ca_file) {
+					rv = nng_tls_config_ca_file(c->tls, opts->tls_ca_file);
+					if (rv != 0)
+						return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "TLS CA file %s: %s",
+								      opts->tls_ca_file, nng_strerror(rv));
+					nng_tls_config_auth_mode(c->tls, NNG_TLS_AUTH_MODE_REQUIRED);
+				} else {
+					nng_tls_config_auth_mode(c->tls, NNG_TLS_AUTH_MODE_NONE);
+				}
+			}
+			nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->tls);
+		}
+		nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, 50);
+		nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, 2000);
+		if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0)
+			return rpcq_error_set(err, RPCQ_UNAVAILABLE, "server URL \"%s\": %s", url, nng_strerror(rv));
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return RPCQ_OK;
+}
+
+/* "a, b c" -> "a,b,c"; NULL when empty or out of memory. */
+static char *normalize_servers(const char *s)
+{
+	size_t len = strlen(s);
+	char *out = rpcq_alloc(len + 1);
+	if (out == NULL)
+		return NULL;
+	size_t o = 0;
+	while (*s) {
+		s += strspn(s, ", \t\n");
+		size_t n = strcspn(s, ", \t\n");
+		if (n == 0)
+			break;
+		if (o)
+			out[o++] = ',';
+		memcpy(out + o, s, n);
+		o += n;
+		s += n;
+	}
+	out[o] = '\0';
+	if (o == 0) {
+		rpcq_free(out);
+		return NULL;
+	}
+	return out;
+}
+
+rpcq_status rpcq_client_create(rpcq_client **out, const rpcq_client_options *opts, rpcq_error *err)
+{
+	rpcq_status st = RPCQ_RESOURCE_EXHAUSTED;
+	struct rpcq_client *c = rpcq_calloc(1, sizeof(*c));
+	if (c == NULL)
+		return rpcq_error_set(err, st, "out of memory");
+	const char *servers = opts && opts->servers ? opts->servers : getenv("RPCQ_SERVER");
+	if (servers == NULL || *servers == '\0')
+		servers = RPCQ_DEFAULT_SERVER;
+	c->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 10000;
+	c->max_retries = opts && opts->max_retries != 0 ? (opts->max_retries < 0 ? 0 : opts->max_retries) : 3;
+	c->max_message_bytes = opts && opts->max_message_bytes > 0 ? opts->max_message_bytes
+								   : RPCQ_DEFAULT_MAX_MESSAGE;
+	c->servers = normalize_servers(servers);
+	if (c->servers == NULL) {
+		st = rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "no server URL given");
+		goto fail;
+	}
+	int rv = nng_req0_open(&c->sock);
+	if (rv != 0) {
+		st = rpcq_error_set(err, RPCQ_INTERNAL, "cannot open a request socket: %s", nng_strerror(rv));
+		goto fail_nosock;
+	}
+	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, (size_t)c->max_message_bytes + 4096);
+	nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, on_pipe, c);
+	nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, on_pipe, c);
+	if ((st = dial_all(c, opts, err)) != RPCQ_OK)
+		goto fail;
+	*out = c;
+	return RPCQ_OK;
+fail:
+	nng_close(c->sock);
+fail_nosock:
+	if (c->tls)
+		nng_tls_config_free(c->tls);
+	rpcq_free(c->servers);
+	rpcq_free(c);
+	return st;
+}
+
+void rpcq_client_destroy(rpcq_client *c)
+{
+	if (c == NULL)
+		return;
+	nng_close(c->sock);
+	if (c->tls)
+		nng_tls_config_free(c->tls);
+	rpcq_free(c->servers);
+	rpcq_free(c);
+}
+
+const char *rpcq_client_servers(const rpcq_client *c)
+{
+	return c->servers;
+}
+
+/* One attempt: send, wait for the reply until deadline. On OK *reply holds the
+ * reply message (caller frees). nng 1.5 has no nng_ctx_sendmsg, so the
+ * exchange goes through one aio per attempt. */
+static rpcq_status exchange(struct rpcq_client *c, nng_msg *req, nng_time deadline, nng_msg **reply,
+			    rpcq_error *err)
+{
+	nng_ctx ctx;
+	nng_aio *aio = NULL;
+	int rv = nng_ctx_open(&ctx, c->sock);
+	if (rv == 0)
+		rv = nng_aio_alloc(&aio, NULL, NULL);
+	if (rv != 0) {
+		nng_msg_free(req);
+		if (aio == NULL && rv != NNG_ENOMEM)
+			return rpcq_error_set(err, from_nng(rv), "cannot open a call context: %s", nng_strerror(rv));
+		nng_ctx_close(ctx);
+		return rpcq_error_set(err, from_nng(rv), "cannot open a call context: %s", nng_strerror(rv));
+	}
+	unsigned losses = atomic_load(&c->pipe_losses);
+	nng_time now = nng_clock();
+	nng_aio_set_timeout(aio, deadline > now ? (nng_duration)(deadline - now) : 1);
+	nng_aio_set_msg(aio, req);
+	nng_ctx_send(ctx, aio);
+	nng_aio_wait(aio);
+	rv = nng_aio_result(aio);
+	if (rv != 0) {
+		nng_msg_free(nng_aio_get_msg(aio));
+		goto failed;
+	}
+	now = nng_clock();
+	nng_aio_set_timeout(aio, deadline > now ? (nng_duration)(deadline - now) : 1);
+	nng_ctx_recv(ctx, aio);
+	nng_aio_wait(aio);
+	rv = nng_aio_result(aio);
+	if (rv == 0) {
+		*reply = nng_aio_get_msg(aio);
+		nng_aio_free(aio);
+		nng_ctx_close(ctx);
+		return RPCQ_OK;
+	}
+failed:
+	nng_aio_free(aio);
+	nng_ctx_close(ctx);
+	if (rv == NNG_ETIMEDOUT && atomic_load(&c->pipes) == 0) {
+		if (atomic_load(&c->pipe_losses) != losses)
+			return rpcq_error_set(err, RPCQ_UNAVAILABLE,
+					      "the server closed the connection during the call (a message over "
+					      "its size limit is refused this way)");
+		return rpcq_error_set(err, RPCQ_UNAVAILABLE, "no server reachable at %s", c->servers);
+	}
+	if (rv == NNG_ETIMEDOUT)
+		return rpcq_error_set(err, RPCQ_DEADLINE_EXCEEDED, "no reply within the deadline");
+	return rpcq_error_set(err, from_nng(rv), "call failed: %s", nng_strerror(rv));
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+rpcq_status rpcq_call_raw(rpcq_client *c, const char *method, const void *in, size_t in_len, void **out,
+			  size_t *out_len, const rpcq_call_options *opts, rpcq_error *err)
+{
+	char name[512];
+	if (envelope_method_name(method, name, sizeof(name)) != 0)
+		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
+				      "method \"%s\" is not of the form package.Service/Method", method ? method : "");
+	int timeout = opts && opts->timeout_ms > 0 ? opts->timeout_ms : c->timeout_ms;
+	int retry = 0;
+	if (opts == NULL || opts->retry <= 0) {
+		const rpcq_method_info *mi = rpcq_method_find(name);
+		retry = mi && mi->idempotent;
+	} else {
+		retry = opts->retry == 1;
+	}
+	nng_time deadline = nng_clock() + (nng_time)timeout;
+	int backoff = 25;
+	rpcq_status st;
+	for (int attempt = 0;; attempt++) {
+		nng_time now = nng_clock();
+		uint32_t left = deadline > now ? (uint32_t)(deadline - now) : 1;
+		nng_msg *req;
+		st = envelope_pack_request(&req, name, in, in_len, left, opts ? opts->metadata : NULL,
+					   c->max_message_bytes, err);
+		if (st != RPCQ_OK)
+			return st;
+		nng_msg *reply = NULL;
+		st = exchange(c, req, deadline, &reply, err);
+		if (st == RPCQ_OK) {
+			Rpcq__Response *resp;
+			st = envelope_parse_response(NULL, nng_msg_body(reply), nng_msg_len(reply), &resp, err);
+			nng_msg_free(reply);
+			if (st != RPCQ_OK)
+				return st;
+			st = (rpcq_status)resp->code;
+			if (st == RPCQ_OK) {
+				*out_len = resp->payload.len;
+				*out = rpcq_alloc(resp->payload.len);
+				if (*out == NULL) {
+					st = rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+				} else {
+					memcpy(*out, resp->payload.data, resp->payload.len);
+					if (err) {
+						err->code = RPCQ_OK;
+						err->message[0] = '\0';
+					}
+				}
+			} else {
+				rpcq_error_set(err, st, "%s", resp->message ? resp->message : "");
+			}
+			rpcq__response__free_unpacked(resp, NULL);
+		}
+		if (st != RPCQ_UNAVAILABLE || !retry || attempt >= c->max_retries ||
+		    nng_clock() + (nng_time)backoff >= deadline)
+			return st;
+		sleep_ms(backoff);
+		backoff *= 2;
+	}
+}
+
+rpcq_status rpcq_call(rpcq_client *c, const char *method, const ProtobufCMessage *in,
+		      const ProtobufCMessageDescriptor *out_desc, ProtobufCMessage **out,
+		      const rpcq_call_options *opts, rpcq_error *err)
+{
+	size_t in_len = protobuf_c_message_get_packed_size(in);
+	uint8_t stackbuf[512];
+	uint8_t *buf = in_len <= sizeof(stackbuf) ? stackbuf : rpcq_alloc(in_len);
+	if (buf == NULL)
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory for a %zu-byte request", in_len);
+	protobuf_c_message_pack(in, buf);
+	void *reply = NULL;
+	size_t reply_len = 0;
+	rpcq_status st = rpcq_call_raw(c, method, buf, in_len, &reply, &reply_len, opts, err);
+	if (buf != stackbuf)
+		rpcq_free(buf);
+	if (st != RPCQ_OK)
+		return st;
+	ProtobufCMessage *msg = protobuf_c_message_unpack(out_desc, NULL, reply_len, reply);
+	rpcq_free(reply);
+	if (msg == NULL)
+		return rpcq_error_set(err, RPCQ_INTERNAL, "reply does not decode as %s", out_desc->name);
+	*out = msg;
+	return RPCQ_OK;
+}

@@ -1,0 +1,83 @@
+/*
+ * librpcq client: unary calls to rpcqd over nng req/rep.
+ *
+ * One rpcq_client may be shared by any number of threads; every call opens
+ * its own nng context, so calls from different threads run concurrently over
+ * the same connections. A client connects to one or more server URLs
+ * (requests are spread over them) and reconnects by itself.
+ */
+#ifndef RPCQ_CLIENT_H
+#define RPCQ_CLIENT_H
+
+#include <stddef.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include <rpcq/error.h>
+#include <rpcq/export.h>
+#include <rpcq/status.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RPCQ_DEFAULT_SERVER "tcp://127.0.0.1:7400"
+#define RPCQ_DEFAULT_MAX_MESSAGE (4L * 1024 * 1024)
+
+typedef struct rpcq_client rpcq_client;
+
+typedef struct rpcq_client_options {
+	/* Server URLs separated by commas or spaces; NULL: $RPCQ_SERVER, else
+	 * RPCQ_DEFAULT_SERVER. */
+	const char *servers;
+	int timeout_ms;              /* default deadline per call; 0: 10000 */
+	int max_retries;             /* UNAVAILABLE retries of idempotent methods; 0: 3, <0: none */
+	long max_message_bytes;      /* 0: RPCQ_DEFAULT_MAX_MESSAGE */
+	const char *tls_ca_file;     /* PEM CA for tls+tcp:// and wss:// (NULL: no verification) */
+} rpcq_client_options;
+
+/* Creates a client (opts may be NULL for all defaults). Does not wait for the
+ * servers: connecting happens in the background, and a call made while no
+ * server is reachable waits for one until its deadline (then UNAVAILABLE).
+ * Sets *out only on success. Thread-safe; does not block. */
+RPCQ_API rpcq_status rpcq_client_create(rpcq_client **out, const rpcq_client_options *opts,
+					rpcq_error *err) RPCQ_NODISCARD;
+
+/* Closes the connections and frees the client. Calls still running in other
+ * threads fail with CANCELLED; the caller must not destroy while using it
+ * from another thread afterwards. NULL is a no-op. */
+RPCQ_API void rpcq_client_destroy(rpcq_client *c);
+
+/* The comma-separated server URLs the client uses. Owned by the client. */
+RPCQ_API const char *rpcq_client_servers(const rpcq_client *c);
+
+typedef struct rpcq_call_options {
+	int timeout_ms;              /* 0: the client's default */
+	/* Metadata pairs: {"x-request-id", "abc", "authorization", "...", NULL}. */
+	const char *const *metadata;
+	/* Retry UNAVAILABLE? -1/0 (default): as the method's idempotency option
+	 * in its .proto says; 1: always; 2: never. */
+	int retry;
+} rpcq_call_options;
+
+/* A unary call with serialized input; on OK, *out (malloc'd, free with
+ * rpcq_free) holds the serialized output and *out_len its length. On failure
+ * err says why (the server's status and message, or the transport's:
+ * DEADLINE_EXCEEDED, UNAVAILABLE, RESOURCE_EXHAUSTED for an oversized
+ * request). method: "/pkg.Service/Method" or "pkg.Service/Method".
+ * Blocks until the reply or the deadline. Thread-safe. */
+RPCQ_API rpcq_status rpcq_call_raw(rpcq_client *c, const char *method, const void *in, size_t in_len,
+				   void **out, size_t *out_len, const rpcq_call_options *opts,
+				   rpcq_error *err) RPCQ_NODISCARD;
+
+/* A unary call with messages. On OK, *out is the reply unpacked with the
+ * default allocator: free it with protobuf_c_message_free_unpacked(*out, NULL).
+ * out_desc must be the method's output type. Otherwise as rpcq_call_raw. */
+RPCQ_API rpcq_status rpcq_call(rpcq_client *c, const char *method, const ProtobufCMessage *in,
+			       const ProtobufCMessageDescriptor *out_desc, ProtobufCMessage **out,
+			       const rpcq_call_options *opts, rpcq_error *err) RPCQ_NODISCARD;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,54 @@
+/*
+ * rpcqd configuration. Every knob is one row of the table in config.c, which
+ * gives its flag, its RPCQ_* environment variable, its config-file key, its
+ * default and its --help line. Precedence: flag > environment > file > default.
+ * The config file has one "key = value" per line, '#' comments; keys are the
+ * flag names without dashes ("database", "listen").
+ */
+#ifndef RPCQ_CONFIG_H
+#define RPCQ_CONFIG_H
+
+#include <stdio.h>
+
+#include <rpcq/status.h>
+
+#include <rpcq/error.h>
+
+#define CONFIG_MAX_URLS 8
+
+typedef struct rpcq_config {
+	const char *listen[CONFIG_MAX_URLS];    /* RPC listeners (req/rep) */
+	int nlisten;
+	const char *publish[CONFIG_MAX_URLS];   /* stream listeners (pub/sub) */
+	int npublish;
+	const char *database;                   /* libpq conninfo or URI */
+	const char *tls_cert;                   /* PEM, for tls+tcp:// and wss:// */
+	const char *tls_key;
+	int workers;                            /* handler threads */
+	int contexts;                           /* outstanding calls on the wire */
+	long max_message_bytes;
+	int default_deadline_ms;
+	int drain_timeout_ms;
+	int pool_min;
+	int pool_max;
+	int pool_acquire_timeout_ms;
+	int stream_retention_days;              /* 0: keep by count only */
+	long stream_retention_count;            /* per topic; 0: keep by age only */
+	int session_ttl_s;                      /* vesting compute sessions */
+	long session_max_bytes;                 /* all compute sessions together */
+	const char *log_level;
+	const char *config_file;
+} rpcq_config;
+
+/* Parses argv (after the subcommand) over env over file over defaults into
+ * *cfg. Returns OK, or INVALID_ARGUMENT with a message naming the flag,
+ * variable or file line. "--help" and "--version" are handled by the caller. */
+rpcq_status config_load(rpcq_config *cfg, int argc, char **argv, rpcq_error *err) RPCQ_NODISCARD;
+
+/* Frees the strings config_load copied. */
+void config_fini(rpcq_config *cfg);
+
+/* Prints every knob with flag, variable, default and meaning. */
+void config_print_help(FILE *out);
+
+#endif

@@ -1,0 +1,434 @@
+/*
+ * rpcqd's serving core: one REP socket with every listener on it, a set of
+ * nng contexts each running the state machine
+ *
+ *     RECV --(request arrives)--> QUEUED --(worker ran it)--> SEND --+
+ *       ^                                                            |
+ *       +--------------------------(reply handed to nng)-------------+
+ *
+ * The nng callback only moves the context along and queues it; workers (our
+ * own threads) run the call. See server.h for the threading rules.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/tls/tls.h>
+
+#include <rpcq/alloc.h>
+
+#include "call_internal.h"
+#include "db/pool.h"
+#include "log.h"
+#include "publisher.h"
+#include "server.h"
+
+enum work_state { W_RECV, W_QUEUED, W_SEND };
+
+struct work {
+	server *srv;
+	nng_aio *aio;
+	nng_ctx ctx;
+	enum work_state state;
+	nng_msg *request;
+	nng_time received;
+	struct work *next;           /* in the queue */
+};
+
+struct server {
+	rpcq_config *cfg;
+	const service_def *const *services;
+	void **states;               /* per service, from its start hook */
+	size_t nservices;
+	size_t started;              /* services whose start hook ran */
+	dispatch *dispatch;
+	pool *pool;
+	publisher *publisher;
+	nng_tls_config *tls;
+
+	nng_socket sock;
+	int sock_open;
+	nng_listener listeners[CONFIG_MAX_URLS];
+	int nlisteners;
+	struct work *works;
+	int nworks;
+
+	pthread_mutex_t lock;
+	pthread_cond_t queue_cv;     /* work queued, or stopping */
+	pthread_cond_t idle_cv;      /* in_flight dropped to zero */
+	struct work *head, *tail;
+	int stopping;
+	atomic_int draining;
+	nng_time drain_start;        /* set before draining */
+	pthread_t *threads;
+	int nthreads;
+
+	atomic_uint in_flight;
+	atomic_ullong calls, failed, dropped;
+	nng_time start_time;
+};
+
+pool *server_pool(server *srv)
+{
+	return srv->pool;
+}
+
+const rpcq_config *server_config(server *srv)
+{
+	return srv->cfg;
+}
+
+publisher *server_publisher(server *srv)
+{
+	return srv->publisher;
+}
+
+int server_draining(server *srv)
+{
+	return atomic_load(&srv->draining);
+}
+
+int server_accepts(server *srv, nng_time received)
+{
+	return !atomic_load(&srv->draining) || received < srv->drain_start;
+}
+
+uint64_t server_uptime_ms(server *srv)
+{
+	return nng_clock() - srv->start_time;
+}
+
+const dispatch *server_dispatch(server *srv)
+{
+	return srv->dispatch;
+}
+
+void server_get_stats(server *srv, server_stats *out)
+{
+	out->calls = atomic_load(&srv->calls);
+	out->failed = atomic_load(&srv->failed);
+	out->replies_dropped = atomic_load(&srv->dropped);
+	out->in_flight = atomic_load(&srv->in_flight);
+}
+
+/* Called with no lock: one call finished sending (or was dropped). */
+static void call_done(server *srv)
+{
+	if (atomic_fetch_sub(&srv->in_flight, 1) == 1) {
+		pthread_mutex_lock(&srv->lock);
+		pthread_cond_broadcast(&srv->idle_cv);
+		pthread_mutex_unlock(&srv->lock);
+	}
+}
+
+/* The nng callback: moves the context to its next state. Never blocks. */
+static void work_cb(void *arg)
+{
+	struct work *w = arg;
+	server *srv = w->srv;
+	int rv = nng_aio_result(w->aio);
+
+	switch (w->state) {
+	case W_RECV:
+		if (rv != 0) {
+			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
+				return;
+			nng_ctx_recv(w->ctx, w->aio);
+			return;
+		}
+		atomic_fetch_add(&srv->in_flight, 1);
+		w->request = nng_aio_get_msg(w->aio);
+		w->received = nng_clock();
+		w->state = W_QUEUED;
+		pthread_mutex_lock(&srv->lock);
+		w->next = NULL;
+		if (srv->tail)
+			srv->tail->next = w;
+		else
+			srv->head = w;
+		srv->tail = w;
+		pthread_cond_signal(&srv->queue_cv);
+		pthread_mutex_unlock(&srv->lock);
+		return;
+	case W_SEND:
+		if (rv != 0) {
+			nng_msg_free(nng_aio_get_msg(w->aio));
+			atomic_fetch_add(&srv->dropped, 1);
+		}
+		call_done(srv);
+		if (rv == NNG_ECLOSED)
+			return;
+		w->state = W_RECV;
+		nng_ctx_recv(w->ctx, w->aio);
+		return;
+	case W_QUEUED:
+		break;
+	}
+}
+
+/* Worker thread: runs queued calls until the server stops. */
+static void *worker_main(void *arg)
+{
+	server *srv = arg;
+	arena *ar = arena_create(64 * 1024);
+	if (ar == NULL) {
+		log_error("worker: out of memory");
+		return NULL;
+	}
+	for (;;) {
+		pthread_mutex_lock(&srv->lock);
+		while (srv->head == NULL && !srv->stopping)
+			pthread_cond_wait(&srv->queue_cv, &srv->lock);
+		struct work *w = srv->head;
+		if (w == NULL) {
+			pthread_mutex_unlock(&srv->lock);
+			break;
+		}
+		srv->head = w->next;
+		if (srv->head == NULL)
+			srv->tail = NULL;
+		pthread_mutex_unlock(&srv->lock);
+
+		nng_msg *req = w->request;
+		w->request = NULL;
+		nng_pipe pipe = nng_msg_get_pipe(req);
+		nng_msg *rep = call_execute(srv, ar, nng_msg_body(req), nng_msg_len(req), w->received,
+					    srv->states);
+		nng_msg_free(req);
+		arena_reset(ar);
+		atomic_fetch_add(&srv->calls, 1);
+		if (rep == NULL) {
+			/* Out of memory even for the reply: the caller's deadline answers. */
+			atomic_fetch_add(&srv->failed, 1);
+			call_done(srv);
+			w->state = W_RECV;
+			nng_ctx_recv(w->ctx, w->aio);
+			continue;
+		}
+		/* REP drops a reply whose caller has gone without telling us:
+		 * count it here, where we can still see the pipe is gone. */
+		nng_sockaddr sa;
+		if (nng_pipe_get_addr(pipe, NNG_OPT_REMADDR, &sa) != 0)
+			atomic_fetch_add(&srv->dropped, 1);
+		w->state = W_SEND;
+		nng_aio_set_msg(w->aio, rep);
+		nng_ctx_send(w->ctx, w->aio);
+	}
+	arena_destroy(ar);
+	return NULL;
+}
+
+static int url_needs_tls(const char *url)
+{
+	return strncmp(url, "tls+", 4) == 0 || strncmp(url, "wss", 3) == 0;
+}
+
+static rpcq_status open_listeners(server *srv, rpcq_error *err)
+{
+	const rpcq_config *cfg = srv->cfg;
+	int rv = nng_rep0_open(&srv->sock);
+	if (rv != 0)
+		return rpcq_error_set(err, RPCQ_INTERNAL, "cannot open the reply socket: %s", nng_strerror(rv));
+	srv->sock_open = 1;
+	/* nng closes a pipe whose frame exceeds RECVMAXSZ without a word, so
+	 * accept up to twice the limit and answer RESOURCE_EXHAUSTED ourselves
+	 * for what lies between. */
+	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, (size_t)cfg->max_message_bytes * 2);
+	for (int i = 0; i < cfg->nlisten; i++) {
+		const char *url = cfg->listen[i];
+		nng_listener l;
+		if ((rv = nng_listener_create(&l, srv->sock, url)) != 0)
+			return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "listen URL \"%s\": %s", url,
+					      nng_strerror(rv));
+		if (url_needs_tls(url)) {
+			if (!cfg->tls_cert || !*cfg->tls_cert || !cfg->tls_key || !*cfg->tls_key)
+				return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
+						      "listen URL \"%s\" needs --tls-cert and --tls-key", url);
+			if (srv->tls == NULL) {
+				if ((rv = nng_tls_config_alloc(&srv->tls, NNG_TLS_MODE_SERVER)) != 0 ||
+				    (rv = nng_tls_config_cert_key_file(srv->tls, cfg->tls_cert, cfg->tls_key)) != 0)
+					return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
+							      "TLS certificate %s / key %s: %s", cfg->tls_cert,
+							      cfg->tls_key, nng_strerror(rv));
+			}
+			nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, srv->tls);
+		}
+		nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, (size_t)cfg->max_message_bytes * 2);
+		if ((rv = nng_listener_start(l, 0)) != 0) {
+			nng_listener_close(l);
+			return rpcq_error_set(err, RPCQ_UNAVAILABLE, "cannot listen on %s: %s", url, nng_strerror(rv));
+		}
+		srv->listeners[srv->nlisteners++] = l;
+		log_info("listening on %s", url);
+	}
+	return RPCQ_OK;
+}
+
+static rpcq_status start_works(server *srv, rpcq_error *err)
+{
+	int n = srv->cfg->contexts;
+	srv->works = rpcq_calloc((size_t)n, sizeof(*srv->works));
+	if (srv->works == NULL)
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+	for (int i = 0; i < n; i++) {
+		struct work *w = &srv->works[i];
+		w->srv = srv;
+		int rv = nng_aio_alloc(&w->aio, work_cb, w);
+		if (rv == 0 && (rv = nng_ctx_open(&w->ctx, srv->sock)) != 0) {
+			nng_aio_free(w->aio);
+			w->aio = NULL;
+		}
+		if (rv != 0)
+			return rpcq_error_set(err, RPCQ_INTERNAL, "cannot open call context: %s", nng_strerror(rv));
+		srv->nworks++;
+		w->state = W_RECV;
+		nng_ctx_recv(w->ctx, w->aio);
+	}
+	return RPCQ_OK;
+}
+
+static rpcq_status start_workers(server *srv, rpcq_error *err)
+{
+	int n = srv->cfg->workers;
+	srv->threads = rpcq_calloc((size_t)n, sizeof(*srv->threads));
+	if (srv->threads == NULL)
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+	for (int i = 0; i < n; i++) {
+		if (pthread_create(&srv->threads[i], NULL, worker_main, srv) != 0)
+			return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "cannot start worker thread %d", i);
+		srv->nthreads++;
+	}
+	return RPCQ_OK;
+}
+
+static rpcq_status start_services(server *srv, rpcq_error *err)
+{
+	for (size_t i = 0; i < srv->nservices; i++) {
+		const service_def *s = srv->services[i];
+		if (s->start) {
+			rpcq_status st = s->start(srv, &srv->states[i], err);
+			if (st != RPCQ_OK)
+				return st;
+		}
+		srv->started++;
+	}
+	return RPCQ_OK;
+}
+
+rpcq_status server_create(server **out, rpcq_config *cfg, const service_def *const *services, rpcq_error *err)
+{
+	rpcq_status st;
+	server *srv = rpcq_calloc(1, sizeof(*srv));
+	if (srv == NULL)
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+	srv->cfg = cfg;
+	srv->services = services;
+	srv->start_time = nng_clock();
+	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->queue_cv, NULL);
+	pthread_cond_init(&srv->idle_cv, NULL);
+	while (services[srv->nservices])
+		srv->nservices++;
+	srv->states = rpcq_calloc(srv->nservices + 1, sizeof(*srv->states));
+	if (srv->states == NULL) {
+		st = rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+		goto fail;
+	}
+	if ((st = dispatch_create(&srv->dispatch, services, err)) != RPCQ_OK)
+		goto fail;
+	pool_config pc = {
+		.conninfo = cfg->database,
+		.min_conns = cfg->pool_min,
+		.max_conns = cfg->pool_max,
+		.acquire_timeout_ms = cfg->pool_acquire_timeout_ms,
+		.application_name = "rpcqd",
+	};
+	if ((st = pool_create(&srv->pool, &pc, err)) != RPCQ_OK)
+		goto fail;
+	if (cfg->npublish > 0 && (st = publisher_create(&srv->publisher, cfg, err)) != RPCQ_OK)
+		goto fail;
+	if ((st = start_services(srv, err)) != RPCQ_OK)
+		goto fail;
+	if ((st = start_workers(srv, err)) != RPCQ_OK)
+		goto fail;
+	if ((st = open_listeners(srv, err)) != RPCQ_OK)
+		goto fail;
+	if ((st = start_works(srv, err)) != RPCQ_OK)
+		goto fail;
+	*out = srv;
+	return RPCQ_OK;
+fail:
+	srv->cfg->drain_timeout_ms = 0;
+	server_destroy(srv);
+	return st;
+}
+
+/* Waits until no call is in flight or the drain timeout passes. */
+static void drain(server *srv)
+{
+	nng_time until = nng_clock() + (nng_time)srv->cfg->drain_timeout_ms;
+	pthread_mutex_lock(&srv->lock);
+	while (atomic_load(&srv->in_flight) > 0 && nng_clock() < until) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&srv->idle_cv, &srv->lock, &ts);
+	}
+	pthread_mutex_unlock(&srv->lock);
+	unsigned left = atomic_load(&srv->in_flight);
+	if (left)
+		log_warn("drain timeout: %u call(s) still in flight are abandoned", left);
+}
+
+void server_destroy(server *srv)
+{
+	if (srv == NULL)
+		return;
+	/* Listeners stay open while draining: closing one closes the pipes it
+	 * accepted, and with them the replies of the calls still running.
+	 * Calls arriving now are answered UNAVAILABLE (server_accepts). */
+	srv->drain_start = nng_clock();
+	atomic_store(&srv->draining, 1);
+	if (srv->nworks)
+		drain(srv);
+
+	/* Close the wire (pending receives end with NNG_ECLOSED), let the
+	 * workers finish whatever is queued (its sends fail and are freed by
+	 * the callback), then wait out the callbacks and free the contexts. */
+	if (srv->sock_open)
+		nng_close(srv->sock);
+	pthread_mutex_lock(&srv->lock);
+	srv->stopping = 1;
+	pthread_cond_broadcast(&srv->queue_cv);
+	pthread_mutex_unlock(&srv->lock);
+	for (int i = 0; i < srv->nthreads; i++)
+		pthread_join(srv->threads[i], NULL);
+	for (int i = 0; i < srv->nworks; i++) {
+		nng_aio_stop(srv->works[i].aio);
+		nng_aio_free(srv->works[i].aio);
+	}
+	for (size_t i = srv->started; i-- > 0;) {
+		if (srv->services[i]->stop)
+			srv->services[i]->stop(srv->states[i]);
+	}
+	publisher_destroy(srv->publisher);
+	pool_destroy(srv->pool);
+	dispatch_destroy(srv->dispatch);
+	if (srv->tls)
+		nng_tls_config_free(srv->tls);
+	rpcq_free(srv->works);
+	rpcq_free(srv->threads);
+	rpcq_free(srv->states);
+	pthread_cond_destroy(&srv->queue_cv);
+	pthread_cond_destroy(&srv->idle_cv);
+	pthread_mutex_destroy(&srv->lock);
+	rpcq_free(srv);
+}

@@ -1,0 +1,51 @@
+/*
+ * rpcqd's serving core.
+ *
+ * Threads: nng's own task threads run the per-context callbacks, which only
+ * move a call to its next state (received -> queued -> sent -> receiving) and
+ * never block. A fixed pool of worker threads takes queued calls, runs the
+ * handler (which may block on the database) and starts the send. "contexts"
+ * (calls the wire may have outstanding) is sized apart from "workers" (what
+ * CPU and database allow): extra received calls wait in the queue, and their
+ * deadline keeps counting.
+ *
+ * Locking: one mutex guards the work queue and the draining flag; everything
+ * else a worker touches belongs to its call. Counters are atomics.
+ */
+#ifndef RPCQ_SERVER_H
+#define RPCQ_SERVER_H
+
+#include <stdint.h>
+
+#include <rpcq/error.h>
+
+#include "config.h"
+#include "dispatch.h"
+#include "service.h"
+
+typedef struct server_stats {
+	uint64_t calls;              /* answered */
+	uint64_t failed;             /* answered with a status other than OK */
+	uint64_t replies_dropped;    /* the caller had gone when its reply was ready */
+	unsigned in_flight;
+} server_stats;
+
+/* Builds the dispatch table, opens the pool, starts the services and the
+ * stream publisher, binds every listener and starts the workers. On failure
+ * nothing is left running. services: NULL-terminated. Blocks (pool set-up). */
+rpcq_status server_create(server **out, rpcq_config *cfg, const service_def *const *services,
+			  rpcq_error *err) RPCQ_NODISCARD;
+
+/* Graceful stop: closes the listeners, answers new calls UNAVAILABLE, waits
+ * up to cfg->drain_timeout_ms for in-flight calls to finish, then stops
+ * everything and frees the server. NULL is a no-op. Blocks. */
+void server_destroy(server *srv);
+
+void server_get_stats(server *srv, server_stats *out);
+int server_draining(server *srv);
+/* 0 for a call received after draining began: it is answered UNAVAILABLE. */
+int server_accepts(server *srv, nng_time received);
+uint64_t server_uptime_ms(server *srv);
+const dispatch *server_dispatch(server *srv);
+
+#endif

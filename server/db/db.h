@@ -8,7 +8,11 @@
  *   57014 query_canceled           -> DEADLINE_EXCEEDED
  *   23505 unique_violation          -> ALREADY_EXISTS
  *   40001, 40P01                    -> ABORTED
- *   22xxx, 23xxx (other)            -> INVALID_ARGUMENT / FAILED_PRECONDITION
+ *   22xxx, 23502, 23514             -> INVALID_ARGUMENT (a value the schema refuses)
+ *   23503, other 23xxx              -> FAILED_PRECONDITION (a row that must, or must not, exist)
+ *   57P01..57P03 (shutdown), 53300, 25006 (read-only: a standby) -> UNAVAILABLE
+ *   53xxx (other), 54xxx            -> RESOURCE_EXHAUSTED
+ *   55P03 lock_not_available        -> ABORTED
  *   anything else                   -> INTERNAL (the SQL error is logged, not returned)
  */
 #ifndef RPCQ_DB_H
@@ -20,21 +24,24 @@
 
 /* A statement: a static struct per query, usually in the service's sql.c. */
 typedef struct db_stmt {
-	const char *name;            /* unique per process, e.g. "vesting_schedule" */
+	const char *name; /* unique per process, e.g. "vesting_schedule" */
 	const char *sql;
 	int nparams;
 } db_stmt;
 
 /* Runs stmt with text parameters (values[i] NULL = SQL NULL). On success
  * *out (if not NULL) holds the result, which the caller frees with PQclear;
- * a command that returns no rows may pass out = NULL. */
+ * a command that returns no rows may pass out = NULL. On failure *out is NULL.
+ * Blocks at most until the connection's deadline; call it (and everything
+ * below) only on the thread holding the connection. A lost connection gives
+ * UNAVAILABLE and marks the connection for discarding; nothing is retried,
+ * since whether the statement took effect is then unknown. */
 rpcq_status db_exec(dbconn *c, const db_stmt *stmt, const char *const *values, PGresult **out,
 		    rpcq_error *err) RPCQ_NODISCARD;
 
 /* Same with explicit lengths and formats (binary parameters). */
-rpcq_status db_exec_params(dbconn *c, const db_stmt *stmt, const char *const *values,
-			   const int *lengths, const int *formats, int result_format, PGresult **out,
-			   rpcq_error *err) RPCQ_NODISCARD;
+rpcq_status db_exec_params(dbconn *c, const db_stmt *stmt, const char *const *values, const int *lengths,
+			   const int *formats, int result_format, PGresult **out, rpcq_error *err) RPCQ_NODISCARD;
 
 /* A plain SQL command without parameters (BEGIN, COMMIT, DDL). */
 rpcq_status db_command(dbconn *c, const char *sql, rpcq_error *err) RPCQ_NODISCARD;
@@ -51,7 +58,13 @@ rpcq_status db_copy_begin(dbconn *c, const char *sql, rpcq_error *err) RPCQ_NODI
 rpcq_status db_copy_put(dbconn *c, const char *data, size_t len, rpcq_error *err) RPCQ_NODISCARD;
 rpcq_status db_copy_end(dbconn *c, rpcq_error *err) RPCQ_NODISCARD;
 
-/* The status for a failed result (by SQLSTATE, see above). */
+/* The status for a result (by SQLSTATE, see above): OK for a successful one,
+ * UNAVAILABLE for NULL or an error libpq made up itself (those carry no
+ * SQLSTATE and mean the connection is gone). */
 rpcq_status db_status_from_result(const PGresult *res);
+
+/* The status for a five-character SQLSTATE ("23505"); the table above, as a
+ * pure function. NULL or "" (no SQLSTATE: a client-side error) is UNAVAILABLE. */
+rpcq_status db_status_from_sqlstate(const char *sqlstate);
 
 #endif

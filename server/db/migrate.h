@@ -15,7 +15,7 @@
 
 typedef struct migration {
 	int version;
-	const char *name;            /* "0001_core.sql" */
+	const char *name; /* "0001_core.sql" */
 	const char *sql;
 } migration;
 
@@ -32,7 +32,9 @@ rpcq_status migrate_apply(const char *conninfo, int *applied, rpcq_error *err) R
 /* OK when the database has every migration this code needs; otherwise
  * FAILED_PRECONDITION with a message telling to run `rpcqd migrate`
  * (or UNAVAILABLE if the database cannot be reached). *current (optional)
- * gets the database's version. */
+ * gets the database's version (the highest applied, 0 for none). A database
+ * newer than the code is accepted with a warning in the log: migrations only
+ * add, and old processes keep serving during a rolling upgrade. Blocks. */
 rpcq_status migrate_check(const char *conninfo, int *current, rpcq_error *err) RPCQ_NODISCARD;
 
 #endif

@@ -17,6 +17,7 @@
 #ifndef RPCQ_POOL_H
 #define RPCQ_POOL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <libpq-fe.h>
@@ -31,25 +32,26 @@ typedef struct pool pool;
 typedef struct dbconn dbconn;
 
 typedef struct pool_config {
-	const char *conninfo;        /* libpq conninfo or URI */
-	int min_conns;               /* kept open (default 1) */
-	int max_conns;               /* never more (default 8) */
-	int acquire_timeout_ms;      /* when the caller has no deadline (default 5000) */
-	int connect_timeout_ms;      /* one connection attempt (default 3000) */
-	int idle_timeout_ms;         /* surplus idle connections closed after (default 60000) */
-	const char *application_name; /* default "rpcqd" */
+	const char *conninfo;	      /* libpq conninfo or URI */
+	int min_conns;		      /* kept open (rpcqd's default 1; 0 opens them on demand) */
+	int max_conns;		      /* never more (0: 8) */
+	int acquire_timeout_ms;	      /* when the caller has no deadline (0: 5000) */
+	int connect_timeout_ms;	      /* one connection attempt (0: 3000) */
+	int idle_timeout_ms;	      /* surplus idle connections closed after (0: 60000) */
+	const char *application_name; /* unless the conninfo sets one (NULL: "rpcqd") */
 } pool_config;
 
 typedef struct pool_stats {
-	unsigned total;              /* open connections */
+	unsigned total; /* open connections */
 	unsigned in_use;
 	unsigned idle;
-	unsigned waiting;            /* callers blocked in pool_acquire now */
+	unsigned waiting; /* callers blocked in pool_acquire now */
 	uint64_t acquires;
-	uint64_t waits;              /* acquires that had to wait */
-	uint64_t timeouts;           /* acquires that gave up */
+	uint64_t waits;	   /* acquires that had to wait */
+	uint64_t timeouts; /* acquires that gave up */
 	uint64_t connect_failures;
-	uint64_t broken;             /* connections found broken and closed */
+	uint64_t broken;      /* connections found broken (or released dirty) and closed */
+	uint64_t unavailable; /* acquires refused with UNAVAILABLE (database down) */
 } pool_stats;
 
 /* Creates the pool and tries to open min_conns connections. Succeeds even if
@@ -92,5 +94,10 @@ int dbconn_is_prepared(const dbconn *c, const char *name);
 /* Records a prepared statement name (copied); -1 when out of memory, in which
  * case the statement is simply prepared again, which db.c tolerates. */
 int dbconn_set_prepared(dbconn *c, const char *name) RPCQ_NODISCARD;
+
+/* Copies a libpq message (multi-line, ending in a newline) into buf as one
+ * line: line breaks and runs of blanks become one space. For db.c and
+ * migrate.c, which quote libpq's words in their errors. Any thread. */
+void pool_message_line(char *buf, size_t len, const char *msg);
 
 #endif

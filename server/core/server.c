@@ -26,6 +26,7 @@
 #include "log.h"
 #include "publisher.h"
 #include "server.h"
+#include "tls.h"
 
 enum work_state { W_RECV, W_QUEUED, W_SEND };
 
@@ -222,14 +223,10 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static int url_needs_tls(const char *url)
-{
-	return strncmp(url, "tls+", 4) == 0 || strncmp(url, "wss", 3) == 0;
-}
-
 static rpcq_status open_listeners(server *srv, rpcq_error *err)
 {
 	const rpcq_config *cfg = srv->cfg;
+	rpcq_status st;
 	int rv = nng_rep0_open(&srv->sock);
 	if (rv != 0)
 		return rpcq_error_set(err, RPCQ_INTERNAL, "cannot open the reply socket: %s", nng_strerror(rv));
@@ -244,19 +241,8 @@ static rpcq_status open_listeners(server *srv, rpcq_error *err)
 		if ((rv = nng_listener_create(&l, srv->sock, url)) != 0)
 			return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "listen URL \"%s\": %s", url,
 					      nng_strerror(rv));
-		if (url_needs_tls(url)) {
-			if (!cfg->tls_cert || !*cfg->tls_cert || !cfg->tls_key || !*cfg->tls_key)
-				return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
-						      "listen URL \"%s\" needs --tls-cert and --tls-key", url);
-			if (srv->tls == NULL) {
-				if ((rv = nng_tls_config_alloc(&srv->tls, NNG_TLS_MODE_SERVER)) != 0 ||
-				    (rv = nng_tls_config_cert_key_file(srv->tls, cfg->tls_cert, cfg->tls_key)) != 0)
-					return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
-							      "TLS certificate %s / key %s: %s", cfg->tls_cert,
-							      cfg->tls_key, nng_strerror(rv));
-			}
-			nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, srv->tls);
-		}
+		if (tls_url(url) && (st = tls_listener_setup(l, url, cfg, &srv->tls, err)) != RPCQ_OK)
+			return st;
 		nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, (size_t)cfg->max_message_bytes * 2);
 		if ((rv = nng_listener_start(l, 0)) != 0) {
 			nng_listener_close(l);

@@ -1,0 +1,27 @@
+/*
+ * TLS for rpcqd's listeners (calls and streams): one server configuration per
+ * socket, built from --tls-cert and --tls-key. nng's own
+ * nng_tls_config_cert_key_file wants certificate and key in one file; rpcqd
+ * takes them as two PEM files, as operators keep them, and loads both here.
+ */
+#ifndef RPCQ_TLS_H
+#define RPCQ_TLS_H
+
+#include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
+
+#include <rpcq/error.h>
+
+#include "config.h"
+
+/* 1 for URLs that need a TLS configuration (tls+tcp://, wss://). */
+int tls_url(const char *url);
+
+/* Sets the TLS configuration on listener l for url, creating *tls on first
+ * use (the caller frees it with nng_tls_config_free after closing the
+ * socket). INVALID_ARGUMENT naming the files when they are missing or do not
+ * load. Blocks (reads files). */
+rpcq_status tls_listener_setup(nng_listener l, const char *url, const rpcq_config *cfg, nng_tls_config **tls,
+			       rpcq_error *err) RPCQ_NODISCARD;
+
+#endif

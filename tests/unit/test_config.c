@@ -1,0 +1,151 @@
+/*
+ * rpcqd configuration: defaults, config file, RPCQ_* environment and flags,
+ * in rising precedence, and errors that name the flag, variable or file line.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+static char file_path[64];
+
+static const char *write_file(const char *text)
+{
+	snprintf(file_path, sizeof(file_path), "/tmp/rpcq-config-XXXXXX");
+	int fd = mkstemp(file_path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return file_path;
+}
+
+static int clear_env(void **state)
+{
+	(void)state;
+	unsetenv("RPCQ_LISTEN");
+	unsetenv("RPCQ_WORKERS");
+	unsetenv("RPCQ_DATABASE_URL");
+	unsetenv("RPCQ_CONFIG");
+	return 0;
+}
+
+static void test_defaults_apply_without_any_setting(void **state)
+{
+	(void)state;
+	rpcq_config cfg;
+	rpcq_error err;
+	char *argv[] = {NULL};
+	assert_int_equal(config_load(&cfg, 0, argv, &err), RPCQ_OK);
+	assert_int_equal(cfg.nlisten, 1);
+	assert_string_equal(cfg.listen[0], "tcp://127.0.0.1:7400");
+	assert_string_equal(cfg.publish[0], "tcp://127.0.0.1:7401");
+	assert_int_equal(cfg.max_message_bytes, 4194304);
+	assert_int_equal(cfg.workers, 4);
+	config_fini(&cfg);
+}
+
+static void test_flag_beats_environment_beats_file(void **state)
+{
+	(void)state;
+	const char *path = write_file("# a comment\nworkers = 2\ndatabase = host=/from/file\n"
+				      "pool-max = 3  # trailing comment\n");
+	setenv("RPCQ_WORKERS", "5", 1);
+	char cfgflag[96];
+	snprintf(cfgflag, sizeof(cfgflag), "--config=%s", path);
+	char *argv[] = {cfgflag, "--workers", "7", NULL};
+	rpcq_config cfg;
+	rpcq_error err;
+	assert_int_equal(config_load(&cfg, 3, argv, &err), RPCQ_OK);
+	assert_int_equal(cfg.workers, 7);
+	assert_string_equal(cfg.database, "host=/from/file");
+	assert_int_equal(cfg.pool_max, 3);
+	config_fini(&cfg);
+
+	char *argv2[] = {cfgflag, NULL};
+	assert_int_equal(config_load(&cfg, 1, argv2, &err), RPCQ_OK);
+	assert_int_equal(cfg.workers, 5);
+	config_fini(&cfg);
+	unlink(path);
+}
+
+static void test_a_list_given_higher_replaces_the_lower_one(void **state)
+{
+	(void)state;
+	setenv("RPCQ_LISTEN", "ipc:///tmp/a.sock", 1);
+	char *argv[] = {"--listen", "tcp://127.0.0.1:1", "--listen=tcp://127.0.0.1:2", NULL};
+	rpcq_config cfg;
+	rpcq_error err;
+	assert_int_equal(config_load(&cfg, 3, argv, &err), RPCQ_OK);
+	assert_int_equal(cfg.nlisten, 2);
+	assert_string_equal(cfg.listen[0], "tcp://127.0.0.1:1");
+	assert_string_equal(cfg.listen[1], "tcp://127.0.0.1:2");
+	config_fini(&cfg);
+
+	assert_int_equal(config_load(&cfg, 0, argv, &err), RPCQ_OK);
+	assert_int_equal(cfg.nlisten, 1);
+	assert_string_equal(cfg.listen[0], "ipc:///tmp/a.sock");
+	config_fini(&cfg);
+}
+
+static void test_errors_name_the_flag_variable_or_file_line(void **state)
+{
+	(void)state;
+	rpcq_config cfg;
+	rpcq_error err;
+	char *bad_flag[] = {"--workers", "many", NULL};
+	assert_int_equal(config_load(&cfg, 2, bad_flag, &err), RPCQ_INVALID_ARGUMENT);
+	assert_non_null(strstr(err.message, "--workers"));
+	config_fini(&cfg);
+
+	char *unknown[] = {"--wrokers=3", NULL};
+	assert_int_equal(config_load(&cfg, 1, unknown, &err), RPCQ_INVALID_ARGUMENT);
+	assert_non_null(strstr(err.message, "--wrokers"));
+	config_fini(&cfg);
+
+	char *missing[] = {"--database", NULL};
+	assert_int_equal(config_load(&cfg, 1, missing, &err), RPCQ_INVALID_ARGUMENT);
+	assert_non_null(strstr(err.message, "needs a value"));
+	config_fini(&cfg);
+
+	setenv("RPCQ_WORKERS", "0", 1);
+	char *none[] = {NULL};
+	assert_int_equal(config_load(&cfg, 0, none, &err), RPCQ_INVALID_ARGUMENT);
+	assert_non_null(strstr(err.message, "RPCQ_WORKERS"));
+	config_fini(&cfg);
+	unsetenv("RPCQ_WORKERS");
+
+	const char *path = write_file("workers = 2\n\nno equals sign here\n");
+	char flag[96];
+	snprintf(flag, sizeof(flag), "--config=%s", path);
+	char *file[] = {flag, NULL};
+	assert_int_equal(config_load(&cfg, 1, file, &err), RPCQ_INVALID_ARGUMENT);
+	char where[96];
+	snprintf(where, sizeof(where), "%s:3", path);
+	assert_non_null(strstr(err.message, where));
+	config_fini(&cfg);
+	unlink(path);
+
+	char *pool[] = {"--pool-min", "9", "--pool-max", "2", NULL};
+	assert_int_equal(config_load(&cfg, 4, pool, &err), RPCQ_INVALID_ARGUMENT);
+	assert_non_null(strstr(err.message, "pool-min"));
+	config_fini(&cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_defaults_apply_without_any_setting, clear_env),
+		cmocka_unit_test_setup(test_flag_beats_environment_beats_file, clear_env),
+		cmocka_unit_test_setup(test_a_list_given_higher_replaces_the_lower_one, clear_env),
+		cmocka_unit_test_setup(test_errors_name_the_flag_variable_or_file_line, clear_env),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

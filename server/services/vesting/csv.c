@@ -1,0 +1,220 @@
+/*
+ * CSV record splitter and writer. The reader is a single forward pass: the
+ * common unquoted field is a byte scan for ',' or '\n'; a quoted field jumps
+ * from quote to quote with memchr and closes the gap left by each "" escape
+ * with memmove. Line numbers count every '\n', also those inside quoted
+ * fields, so errors name the line a text editor shows.
+ */
+#include <string.h>
+
+#include "csv.h"
+
+static inline int is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\r';
+}
+
+static uint64_t count_newlines(const char *p, const char *end)
+{
+	uint64_t n = 0;
+	for (; p < end; p++)
+		n += (*p == '\n');
+	return n;
+}
+
+void vesting_csv_init(vesting_csv_reader *r, char *buf, size_t len, uint64_t first_line)
+{
+	r->p = buf;
+	r->end = buf + len;
+	r->line = first_line;
+}
+
+/* Reads a quoted field whose opening quote is at r->p. On success the field
+ * is [*start, *stop) and r->p is just past the closing quote. */
+static int read_quoted(vesting_csv_reader *r, uint64_t record_line, char **start, char **stop,
+		       rpcq_error *err)
+{
+	char *p = r->p + 1;
+	char *w = p;
+	*start = p;
+	for (;;) {
+		char *q = memchr(p, '"', (size_t)(r->end - p));
+		if (q == NULL) {
+			rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
+				       "line %llu: a quoted field is not closed before the end of the input",
+				       (unsigned long long)record_line);
+			return -1;
+		}
+		r->line += count_newlines(p, q);
+		if (w != p)
+			memmove(w, p, (size_t)(q - p));
+		w += q - p;
+		if (q + 1 < r->end && q[1] == '"') {
+			*w++ = '"';
+			p = q + 2;
+			continue;
+		}
+		r->p = q + 1;
+		*stop = w;
+		return 0;
+	}
+}
+
+int vesting_csv_next(vesting_csv_reader *r, vesting_csv_record *rec, rpcq_error *err)
+{
+	char *p = r->p;
+	char *end = r->end;
+
+	/* Skip lines that are empty or blank. */
+	for (;;) {
+		char *q = p;
+		while (q < end && is_blank(*q))
+			q++;
+		if (q == end) {
+			r->p = end;
+			return 0;
+		}
+		if (*q != '\n')
+			break;
+		p = q + 1;
+		r->line++;
+	}
+
+	rec->line = r->line;
+	size_t nf = 0;
+	for (;;) {
+		char *start, *stop;
+		while (p < end && is_blank(*p))
+			p++;
+		if (p < end && *p == '"') {
+			r->p = p;
+			if (read_quoted(r, rec->line, &start, &stop, err) != 0)
+				return -1;
+			p = r->p;
+			while (p < end && is_blank(*p))
+				p++;
+			if (p < end && *p != ',' && *p != '\n') {
+				rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
+					       "line %llu: field %zu: text after the closing quote",
+					       (unsigned long long)r->line, nf + 1);
+				return -1;
+			}
+		} else {
+			start = p;
+			while (p < end && *p != ',' && *p != '\n')
+				p++;
+			stop = p;
+			while (stop > start && is_blank(stop[-1]))
+				stop--;
+		}
+		if (nf < VESTING_CSV_MAX_FIELDS) {
+			rec->field[nf].ptr = start;
+			rec->field[nf].len = (size_t)(stop - start);
+		}
+		nf++;
+		if (p == end)
+			break;
+		if (*p == ',') {
+			p++;
+			continue;
+		}
+		p++;                 /* '\n' */
+		r->line++;
+		break;
+	}
+	rec->nfields = nf;
+	r->p = p;
+	return 1;
+}
+
+/* 1 if the quote at q opens a quoted field: only blanks lie between it and
+ * the start of the buffer, a ',' or a '\n'. */
+static int opens_field(const char *buf, const char *q)
+{
+	while (q > buf && is_blank(q[-1]))
+		q--;
+	return q == buf || q[-1] == ',' || q[-1] == '\n';
+}
+
+static const char *last_newline(const char *from, const char *to)
+{
+	while (to > from) {
+		to--;
+		if (*to == '\n')
+			return to;
+	}
+	return NULL;
+}
+
+/* The offset just past the last record-ending '\n' before buf + limit, or 0. */
+static size_t last_record_end(const char *buf, size_t len, size_t limit)
+{
+	const char *p = buf;
+	const char *stop = buf + limit;   /* bytes at or past stop stay in the next piece */
+	const char *last = NULL;          /* last '\n' outside quotes before stop */
+	for (;;) {
+		const char *q = memchr(p, '"', (size_t)(stop - p));
+		const char *gap_end = q ? q : stop;
+		const char *nl = last_newline(p, gap_end);
+		if (nl)
+			last = nl;
+		if (q == NULL)
+			break;
+		if (!opens_field(buf, q)) {
+			p = q + 1;
+			continue;
+		}
+		/* Find the closing quote before stop, stepping over "" pairs. */
+		const char *c = q + 1;
+		for (;;) {
+			c = memchr(c, '"', (size_t)(stop - c));
+			if (c == NULL || c + 1 >= stop || c[1] != '"')
+				break;
+			c += 2;
+		}
+		if (c == NULL || (c + 1 >= stop && c + 1 < buf + len && c[1] == '"')) {
+			/* stop falls inside the quoted field. */
+			break;
+		}
+		p = c + 1;
+	}
+	return last ? (size_t)(last - buf) + 1 : 0;
+}
+
+size_t vesting_csv_cut(const char *buf, size_t len, size_t limit, uint64_t *newlines)
+{
+	size_t cut = len <= limit ? len : last_record_end(buf, len, limit);
+	if (newlines)
+		*newlines = count_newlines(buf, buf + cut);
+	return cut;
+}
+
+size_t vesting_csv_complete(const char *buf, size_t len)
+{
+	return last_record_end(buf, len, len);
+}
+
+void vesting_csv_write_field(vesting_buf *b, const char *s, size_t n)
+{
+	size_t i;
+	for (i = 0; i < n; i++) {
+		char ch = s[i];
+		if (ch == ',' || ch == '"' || ch == '\n' || ch == '\r')
+			break;
+	}
+	if (i == n) {
+		vesting_buf_append(b, s, n);
+		return;
+	}
+	vesting_buf_putc(b, '"');
+	size_t from = 0;
+	for (; i < n; i++) {
+		if (s[i] == '"') {
+			vesting_buf_append(b, s + from, i + 1 - from);
+			vesting_buf_putc(b, '"');
+			from = i + 1;
+		}
+	}
+	vesting_buf_append(b, s + from, n - from);
+	vesting_buf_putc(b, '"');
+}

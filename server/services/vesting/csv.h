@@ -1,0 +1,81 @@
+/*
+ * CSV as vesting files use it (RFC 4180 plus the leniencies of the spec):
+ * records end at '\n'; a field that starts (after blanks) with '"' is quoted,
+ * may contain commas, line breaks and "" for a quote, and ends at the next
+ * lone '"'; spaces, tabs and '\r' around a field are ignored (so CRLF files
+ * read as LF files); lines holding nothing but those blanks are skipped. A
+ * '"' inside an unquoted field is an ordinary character, as most CSV readers
+ * take it. Errors: a quoted field not closed before the end of the input, and
+ * text after a closing quote.
+ *
+ * The reader works in place over a caller-owned, mutable buffer: quoted
+ * fields are unescaped by moving bytes inside the buffer, so no field ever
+ * costs an allocation. Field pointers stay valid as long as the buffer does.
+ *
+ * vesting_csv_cut finds where to split a file into chunks that each hold
+ * whole records, by the same quoting rule, so the CLI can send a large file in
+ * pieces that the server parses exactly as it would the whole file.
+ *
+ * Writing: vesting_csv_write_field quotes a field that contains a comma, a
+ * quote or a line break, doubling its quotes, so the output reads back as CSV.
+ *
+ * Pure functions over memory; a reader belongs to one thread.
+ */
+#ifndef RPCQ_VESTING_CSV_H
+#define RPCQ_VESTING_CSV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <rpcq/error.h>
+
+#include "buf.h"
+
+#define VESTING_CSV_MAX_FIELDS 8
+
+typedef struct vesting_csv_field {
+	char *ptr;
+	size_t len;
+} vesting_csv_field;
+
+typedef struct vesting_csv_record {
+	/* The first VESTING_CSV_MAX_FIELDS fields, blanks trimmed, unescaped. */
+	vesting_csv_field field[VESTING_CSV_MAX_FIELDS];
+	size_t nfields;              /* all fields of the record (may be more) */
+	uint64_t line;               /* physical line where the record starts */
+} vesting_csv_record;
+
+typedef struct vesting_csv_reader {
+	char *p;                     /* next unread byte */
+	char *end;
+	uint64_t line;               /* physical line of p */
+} vesting_csv_reader;
+
+/* Starts reading buf[0..len), whose first byte is on line first_line. The
+ * buffer is modified by reading (quoted fields are unescaped in place). */
+void vesting_csv_init(vesting_csv_reader *r, char *buf, size_t len, uint64_t first_line);
+
+/* Reads the next record into *rec. Returns 1 for a record, 0 at the end of
+ * the input, -1 for malformed input with err set to INVALID_ARGUMENT
+ * "line N: ..."; after -1 the reader must not be used again. */
+int vesting_csv_next(vesting_csv_reader *r, vesting_csv_record *rec, rpcq_error *err);
+
+/* Where to cut buf[0..len) (which starts at a record boundary) so that the
+ * first piece holds whole records and at most limit bytes: the largest offset
+ * <= limit just after a '\n' that ends a record, or len when len <= limit,
+ * or 0 when the first record alone is longer than limit. A quoted field that
+ * is never closed extends to the end of the input. *newlines (optional) gets
+ * the number of '\n' bytes before the cut, so the next piece starts on line
+ * first_line + *newlines. */
+size_t vesting_csv_cut(const char *buf, size_t len, size_t limit, uint64_t *newlines);
+
+/* The length of the longest prefix of buf[0..len) (which starts at a record
+ * boundary) made of whole records ending in '\n': the rest may be a record
+ * continued by more input. Used to carry a partial record over to the next
+ * chunk of an upload. */
+size_t vesting_csv_complete(const char *buf, size_t len);
+
+/* Appends one field to b, quoted when it holds ',', '"', '\r' or '\n'. */
+void vesting_csv_write_field(vesting_buf *b, const char *s, size_t n);
+
+#endif

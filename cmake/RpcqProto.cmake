@@ -55,3 +55,6 @@ target_link_libraries(rpcq_proto PUBLIC PkgConfig::PROTOBUFC)
 add_custom_target(rpcq_generated DEPENDS ${RPCQ_STUBS_H} ${RPCQ_STUBS_C} ${RPCQ_REGISTRY_C}
   ${RPCQ_PROTO_SOURCES} ${RPCQ_PROTO_HEADERS})
 add_dependencies(rpcq_proto rpcq_generated)
+# Message descriptors and pack/unpack functions are part of librpcq's API
+# (callers build the stubs' messages), so they keep default visibility.
+set_target_properties(rpcq_proto PROPERTIES C_VISIBILITY_PRESET default)

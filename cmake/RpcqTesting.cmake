@@ -17,6 +17,14 @@ function(rpcq_add_test name)
 endfunction()
 
 #   rpcq_add_fuzz(name SOURCES ... [LIBS ...]): a libFuzzer target (RPCQ_FUZZ=ON, clang).
+# With RPCQ_FUZZ every target is built with coverage instrumentation
+# (-fsanitize=fuzzer-no-link, RpcqWarnings.cmake), so the fuzzer sees the
+# branches of the library code it drives, not only of the target. The
+# checked-in corpus tests/fuzz/corpus/<name>/ is replayed as a CTest test
+# (<name>_corpus, seconds); `cmake --build . --target fuzzers` builds them all.
+if(RPCQ_FUZZ)
+  add_custom_target(fuzzers)
+endif()
 function(rpcq_add_fuzz name)
   cmake_parse_arguments(F "" "" "SOURCES;LIBS" ${ARGN})
   if(NOT RPCQ_FUZZ)
@@ -27,4 +35,10 @@ function(rpcq_add_fuzz name)
   target_compile_options(${name} PRIVATE -fsanitize=fuzzer)
   target_link_options(${name} PRIVATE -fsanitize=fuzzer)
   rpcq_target_warnings(${name})
+  add_dependencies(fuzzers ${name})
+  set(corpus ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${name})
+  if(IS_DIRECTORY ${corpus})
+    add_test(NAME ${name}_corpus COMMAND ${name} -runs=0 ${corpus})
+    set_tests_properties(${name}_corpus PROPERTIES TIMEOUT 60 LABELS "unit;fuzz")
+  endif()
 endfunction()

@@ -20,6 +20,16 @@ if(RPCQ_SANITIZE)
   add_link_options(-fsanitize=${RPCQ_SANITIZE})
 endif()
 
+# Fuzzing builds instrument everything for coverage; only the fuzz targets
+# link libFuzzer's main (RpcqTesting.cmake).
+if(RPCQ_FUZZ)
+  if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "RPCQ_FUZZ needs clang (CC=clang-14)")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link)
+  add_link_options(-fsanitize=fuzzer-no-link)
+endif()
+
 # rpcq_target_warnings(target): our warning set, on our own sources only.
 function(rpcq_target_warnings target)
   target_compile_options(${target} PRIVATE ${RPCQ_WARNINGS})

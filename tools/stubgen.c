@@ -257,7 +257,10 @@ int main(int argc, char **argv)
 		if (!is_ours(f))
 			continue;
 		char *hdr = pbc_header(f->name);
-		buf_addf(&h, "#include <%s>\n", hdr);
+		/* stubs.h needs the files that declare services (their imports
+		 * come with them); rpc.proto's envelope stays private. */
+		if (f->n_service > 0)
+			buf_addf(&h, "#include <%s>\n", hdr);
 		buf_addf(&reg, "#include <%s>\n", hdr);
 		free(hdr);
 		char scope[512];

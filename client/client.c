@@ -25,8 +25,19 @@
 
 #include "envelope.h"
 
+/* A call context and its aio, kept for the next call: opening and freeing
+ * them was a quarter of the client's work per call. */
+struct slot {
+	nng_ctx ctx;
+	nng_aio *aio;
+	struct slot *next;
+};
+
 struct rpcq_client {
 	nng_socket sock;
+	nng_mtx *slots_lock;
+	struct slot *slots;          /* idle, LIFO */
+	int sock_open;
 	char *servers;               /* normalized, comma-separated */
 	int timeout_ms;
 	int max_retries;
@@ -148,10 +159,10 @@ static char *normalize_servers(const char *s)
 
 rpcq_status rpcq_client_create(rpcq_client **out, const rpcq_client_options *opts, rpcq_error *err)
 {
-	rpcq_status st = RPCQ_RESOURCE_EXHAUSTED;
+	rpcq_status st;
 	struct rpcq_client *c = rpcq_calloc(1, sizeof(*c));
 	if (c == NULL)
-		return rpcq_error_set(err, st, "out of memory");
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
 	const char *servers = opts && opts->servers ? opts->servers : getenv("RPCQ_SERVER");
 	if (servers == NULL || *servers == '\0')
 		servers = RPCQ_DEFAULT_SERVER;
@@ -164,10 +175,12 @@ rpcq_status rpcq_client_create(rpcq_client **out, const rpcq_client_options *opt
 		st = rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "no server URL given");
 		goto fail;
 	}
-	int rv = nng_req0_open(&c->sock);
+	int rv = nng_mtx_alloc(&c->slots_lock);
+	if (rv == 0 && (rv = nng_req0_open(&c->sock)) == 0)
+		c->sock_open = 1;
 	if (rv != 0) {
 		st = rpcq_error_set(err, RPCQ_INTERNAL, "cannot open a request socket: %s", nng_strerror(rv));
-		goto fail_nosock;
+		goto fail;
 	}
 	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, (size_t)c->max_message_bytes + 4096);
@@ -178,12 +191,7 @@ rpcq_status rpcq_client_create(rpcq_client **out, const rpcq_client_options *opt
 	*out = c;
 	return RPCQ_OK;
 fail:
-	nng_close(c->sock);
-fail_nosock:
-	if (c->tls)
-		nng_tls_config_free(c->tls);
-	rpcq_free(c->servers);
-	rpcq_free(c);
+	rpcq_client_destroy(c);
 	return st;
 }
 
@@ -191,7 +199,16 @@ void rpcq_client_destroy(rpcq_client *c)
 {
 	if (c == NULL)
 		return;
-	nng_close(c->sock);
+	if (c->sock_open)
+		nng_close(c->sock);
+	while (c->slots) {
+		struct slot *sl = c->slots;
+		c->slots = sl->next;
+		nng_aio_free(sl->aio);
+		rpcq_free(sl);
+	}
+	if (c->slots_lock)
+		nng_mtx_free(c->slots_lock);
 	if (c->tls)
 		nng_tls_config_free(c->tls);
 	rpcq_free(c->servers);
@@ -203,49 +220,82 @@ const char *rpcq_client_servers(const rpcq_client *c)
 	return c->servers;
 }
 
+/* An idle slot, or a new one; NULL with err set when nng cannot make one. */
+static struct slot *slot_get(struct rpcq_client *c, rpcq_error *err)
+{
+	nng_mtx_lock(c->slots_lock);
+	struct slot *sl = c->slots;
+	if (sl)
+		c->slots = sl->next;
+	nng_mtx_unlock(c->slots_lock);
+	if (sl)
+		return sl;
+	sl = rpcq_calloc(1, sizeof(*sl));
+	if (sl == NULL) {
+		rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory for a call context");
+		return NULL;
+	}
+	int rv = nng_aio_alloc(&sl->aio, NULL, NULL);
+	if (rv == 0 && (rv = nng_ctx_open(&sl->ctx, c->sock)) != 0)
+		nng_aio_free(sl->aio);
+	if (rv != 0) {
+		rpcq_free(sl);
+		rpcq_error_set(err, from_nng(rv), "cannot open a call context: %s", nng_strerror(rv));
+		return NULL;
+	}
+	return sl;
+}
+
+/* Back to the idle list after a clean exchange; closed after a failed one,
+ * whose request nng may still be holding. */
+static void slot_put(struct rpcq_client *c, struct slot *sl, int clean)
+{
+	if (!clean) {
+		nng_ctx_close(sl->ctx);
+		nng_aio_free(sl->aio);
+		rpcq_free(sl);
+		return;
+	}
+	nng_mtx_lock(c->slots_lock);
+	sl->next = c->slots;
+	c->slots = sl;
+	nng_mtx_unlock(c->slots_lock);
+}
+
 /* One attempt: send, wait for the reply until deadline. On OK *reply holds the
  * reply message (caller frees). nng 1.5 has no nng_ctx_sendmsg, so the
- * exchange goes through one aio per attempt. */
+ * exchange goes through the slot's aio. */
 static rpcq_status exchange(struct rpcq_client *c, nng_msg *req, nng_time deadline, nng_msg **reply,
 			    rpcq_error *err)
 {
-	nng_ctx ctx;
-	nng_aio *aio = NULL;
-	int rv = nng_ctx_open(&ctx, c->sock);
-	if (rv == 0)
-		rv = nng_aio_alloc(&aio, NULL, NULL);
-	if (rv != 0) {
+	struct slot *sl = slot_get(c, err);
+	if (sl == NULL) {
 		nng_msg_free(req);
-		if (aio == NULL && rv != NNG_ENOMEM)
-			return rpcq_error_set(err, from_nng(rv), "cannot open a call context: %s", nng_strerror(rv));
-		nng_ctx_close(ctx);
-		return rpcq_error_set(err, from_nng(rv), "cannot open a call context: %s", nng_strerror(rv));
+		return err->code;
 	}
 	unsigned losses = atomic_load(&c->pipe_losses);
 	nng_time now = nng_clock();
-	nng_aio_set_timeout(aio, deadline > now ? (nng_duration)(deadline - now) : 1);
-	nng_aio_set_msg(aio, req);
-	nng_ctx_send(ctx, aio);
-	nng_aio_wait(aio);
-	rv = nng_aio_result(aio);
+	nng_aio_set_timeout(sl->aio, deadline > now ? (nng_duration)(deadline - now) : 1);
+	nng_aio_set_msg(sl->aio, req);
+	nng_ctx_send(sl->ctx, sl->aio);
+	nng_aio_wait(sl->aio);
+	int rv = nng_aio_result(sl->aio);
 	if (rv != 0) {
-		nng_msg_free(nng_aio_get_msg(aio));
+		nng_msg_free(nng_aio_get_msg(sl->aio));
 		goto failed;
 	}
 	now = nng_clock();
-	nng_aio_set_timeout(aio, deadline > now ? (nng_duration)(deadline - now) : 1);
-	nng_ctx_recv(ctx, aio);
-	nng_aio_wait(aio);
-	rv = nng_aio_result(aio);
+	nng_aio_set_timeout(sl->aio, deadline > now ? (nng_duration)(deadline - now) : 1);
+	nng_ctx_recv(sl->ctx, sl->aio);
+	nng_aio_wait(sl->aio);
+	rv = nng_aio_result(sl->aio);
 	if (rv == 0) {
-		*reply = nng_aio_get_msg(aio);
-		nng_aio_free(aio);
-		nng_ctx_close(ctx);
+		*reply = nng_aio_get_msg(sl->aio);
+		slot_put(c, sl, 1);
 		return RPCQ_OK;
 	}
 failed:
-	nng_aio_free(aio);
-	nng_ctx_close(ctx);
+	slot_put(c, sl, 0);
 	if (rv == NNG_ETIMEDOUT && atomic_load(&c->pipes) == 0) {
 		if (atomic_load(&c->pipe_losses) != losses)
 			return rpcq_error_set(err, RPCQ_UNAVAILABLE,
@@ -301,11 +351,13 @@ rpcq_status rpcq_call_raw(rpcq_client *c, const char *method, const void *in, si
 			st = (rpcq_status)resp->code;
 			if (st == RPCQ_OK) {
 				*out_len = resp->payload.len;
-				*out = rpcq_alloc(resp->payload.len);
+				/* An empty reply is a valid message (all defaults). */
+				*out = rpcq_alloc(resp->payload.len ? resp->payload.len : 1);
 				if (*out == NULL) {
 					st = rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
 				} else {
-					memcpy(*out, resp->payload.data, resp->payload.len);
+					if (resp->payload.len)
+						memcpy(*out, resp->payload.data, resp->payload.len);
 					if (err) {
 						err->code = RPCQ_OK;
 						err->message[0] = '\0';

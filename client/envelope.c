@@ -20,8 +20,12 @@ int envelope_method_name(const char *name, char *buf, size_t len)
 		return -1;
 	if (memchr(p, '.', (size_t)(slash - p)) == NULL)
 		return -1;
-	int n = snprintf(buf, len, "/%s", p);
-	return n < 0 || (size_t)n >= len ? -1 : 0;
+	size_t n = strlen(p);
+	if (n + 2 > len)
+		return -1;
+	buf[0] = '/';
+	memcpy(buf + 1, p, n + 1);
+	return 0;
 }
 
 /* Map entries from NULL-terminated key/value pairs, in the arena-free way:
@@ -39,8 +43,11 @@ rpcq_status envelope_pack_request(nng_msg **out, const char *method, const void 
 {
 	Rpcq__Request req = RPCQ__REQUEST__INIT;
 	size_t nmeta = count_pairs(metadata);
-	Rpcq__Request__MetadataEntry entries[nmeta ? nmeta : 1];
-	Rpcq__Request__MetadataEntry *ptrs[nmeta ? nmeta : 1];
+	if (nmeta > ENVELOPE_MAX_PAIRS)
+		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "%zu metadata pairs; at most %d are allowed", nmeta,
+				      ENVELOPE_MAX_PAIRS);
+	Rpcq__Request__MetadataEntry entries[ENVELOPE_MAX_PAIRS];
+	Rpcq__Request__MetadataEntry *ptrs[ENVELOPE_MAX_PAIRS];
 	for (size_t i = 0; i < nmeta; i++) {
 		rpcq__request__metadata_entry__init(&entries[i]);
 		entries[i].key = (char *)metadata[2 * i];
@@ -83,8 +90,11 @@ rpcq_status envelope_pack_response(nng_msg **out, rpcq_status code, const char *
 {
 	Rpcq__Response resp = RPCQ__RESPONSE__INIT;
 	size_t ntr = count_pairs(trailers);
-	Rpcq__Response__TrailersEntry entries[ntr ? ntr : 1];
-	Rpcq__Response__TrailersEntry *ptrs[ntr ? ntr : 1];
+	if (ntr > ENVELOPE_MAX_PAIRS)
+		return rpcq_error_set(err, RPCQ_INTERNAL, "%zu trailers; at most %d are allowed", ntr,
+				      ENVELOPE_MAX_PAIRS);
+	Rpcq__Response__TrailersEntry entries[ENVELOPE_MAX_PAIRS];
+	Rpcq__Response__TrailersEntry *ptrs[ENVELOPE_MAX_PAIRS];
 	for (size_t i = 0; i < ntr; i++) {
 		rpcq__response__trailers_entry__init(&entries[i]);
 		entries[i].key = (char *)trailers[2 * i];
@@ -113,6 +123,9 @@ rpcq_status envelope_parse_response(arena *a, const void *data, size_t len, Rpcq
 	Rpcq__Response *resp = rpcq__response__unpack(a ? arena_allocator(a) : NULL, len, data);
 	if (resp == NULL)
 		return rpcq_error_set(err, RPCQ_INTERNAL, "reply envelope does not decode as rpcq.Response");
+	/* A server of a later version may know codes we do not. */
+	if ((unsigned)resp->code >= RPCQ_STATUS_COUNT)
+		resp->code = (Rpcq__StatusCode)RPCQ_UNKNOWN;
 	*out = resp;
 	return RPCQ_OK;
 }

@@ -124,10 +124,27 @@ void *call_service_state(call *c)
 	return c->service_state;
 }
 
-/* A request id: the caller's x-request-id (truncated, printable) or a fresh one. */
+/* Appends v in hex to p; returns the end. */
+static char *put_hex(char *p, unsigned long v)
+{
+	char tmp[2 * sizeof(v)];
+	int n = 0;
+	do {
+		tmp[n++] = "0123456789abcdef"[v & 15];
+		v >>= 4;
+	} while (v);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
+}
+
+/* A request id: the caller's x-request-id (truncated, printable) or a fresh
+ * one, "<pid>-<counter>" in hex. On the path of every call, so no snprintf
+ * and no getpid system call. */
 static void set_request_id(call *c)
 {
 	static atomic_ulong counter;
+	static atomic_ulong pid;
 	const char *given = call_metadata(c, "x-request-id");
 	if (given && *given) {
 		size_t i = 0;
@@ -136,8 +153,15 @@ static void set_request_id(call *c)
 		c->request_id[i] = '\0';
 		return;
 	}
-	unsigned long n = atomic_fetch_add(&counter, 1) + 1;
-	snprintf(c->request_id, sizeof(c->request_id), "%lx-%lu", (unsigned long)getpid(), n);
+	unsigned long me = atomic_load_explicit(&pid, memory_order_relaxed);
+	if (me == 0) {
+		me = (unsigned long)getpid();
+		atomic_store_explicit(&pid, me, memory_order_relaxed);
+	}
+	char *p = put_hex(c->request_id, me);
+	*p++ = '-';
+	p = put_hex(p, atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed) + 1);
+	*p = '\0';
 }
 
 /* The reply for status st with the call's message (or the code's description). */

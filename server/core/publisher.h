@@ -14,14 +14,22 @@
 
 typedef struct publisher publisher;
 
-/* Binds the PUB listeners and starts the thread. Sets *out on success. */
+/* Binds the PUB listeners of cfg->publish and starts the thread, which
+ * connects to cfg->database by itself (a database that is down is retried in
+ * the background, not an error here). Copies what it needs from cfg.
+ * INVALID_ARGUMENT for a bad URL or TLS files, UNAVAILABLE when a URL cannot
+ * be bound ("Address in use"). Sets *out only on success. Does not block on
+ * the database. */
 rpcq_status publisher_create(publisher **out, const rpcq_config *cfg, rpcq_error *err) RPCQ_NODISCARD;
 
-/* Stops the thread, closes the sockets, frees. NULL is a no-op. */
+/* Stops the thread (interrupting any statement it waits for), closes the
+ * sockets, frees. NULL is a no-op. Blocks until the thread has ended. */
 void publisher_destroy(publisher *p);
 
-/* The publish URLs as subscribers should dial them (bound ports resolved).
- * Owned by the publisher; valid until publisher_destroy. */
+/* The publish URLs as subscribers should dial them (bound ports resolved;
+ * wildcard hosts are left for the client to replace). Owned by the
+ * publisher, never changed after create: any thread may read them until
+ * publisher_destroy. */
 const char *const *publisher_urls(publisher *p, int *n);
 
 #endif

@@ -1,0 +1,97 @@
+/*
+ * stream_append: the write side of update streams, inside the caller's
+ * transaction. One statement does the three steps, so an append costs one
+ * round trip:
+ *   1. bump the topic's last_seq (an upsert on stream_topics, which also
+ *      records the appending transaction's xid for the publishers). The row lock it
+ *      takes lasts until the caller commits, so a concurrent append to the
+ *      same topic waits: seqs are handed out gap-free (a rollback returns
+ *      the number) and become visible in seq order, which is what lets a
+ *      publisher read "everything up to last_seq" without holes;
+ *   2. insert the message into stream_log with that seq;
+ *   3. pg_notify('rpcq_stream', ''): every rpcqd's publisher LISTENs on the
+ *      channel. PostgreSQL folds identical notifications of one transaction
+ *      into one and delivers it only on commit, so a transaction appending a
+ *      thousand messages wakes each publisher once, and a rolled-back one not
+ *      at all. The notification carries nothing: the log is the truth.
+ * published_at is clock_timestamp(), taken after the row lock was granted, so
+ * it grows with seq within a topic (retention by age relies on it).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rpcq/alloc.h>
+
+#include "db/db.h"
+#include "frame.h"
+#include "stream.h"
+
+static const db_stmt stmt_append = {
+	"stream_append",
+	"WITH t AS ("
+	" INSERT INTO stream_topics AS s (topic, last_seq, first_retained_seq, updated_at)"
+	" VALUES ($1, 1, 1, now())"
+	" ON CONFLICT (topic) DO UPDATE SET last_seq = s.last_seq + 1, updated_at = now(), xid = pg_current_xact_id()"
+	" RETURNING s.last_seq),"
+	" l AS ("
+	" INSERT INTO stream_log (topic, seq, type, payload, published_at)"
+	" SELECT $1, t.last_seq, $2, $3, clock_timestamp() FROM t"
+	" RETURNING seq)"
+	" SELECT l.seq, pg_notify('rpcq_stream', '') FROM l",
+	3,
+};
+
+int stream_topic_valid(const char *topic)
+{
+	return topic != NULL && frame_topic_valid(topic, strlen(topic));
+}
+
+rpcq_status stream_append(dbconn *c, const char *topic, const ProtobufCMessage *msg, uint64_t *seq, rpcq_error *err)
+{
+	if (!stream_topic_valid(topic))
+		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
+				      "stream topic \"%.64s\" is not 1..%d bytes of [A-Za-z0-9_.-]",
+				      topic ? topic : "(null)", FRAME_TOPIC_MAX);
+	size_t len = protobuf_c_message_get_packed_size(msg);
+	if (len > STREAM_MAX_PAYLOAD)
+		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
+				      "stream message %s for \"%s\" has %zu bytes; the limit is %d",
+				      msg->descriptor->name, topic, len, STREAM_MAX_PAYLOAD);
+
+	rpcq_status result = RPCQ_RESOURCE_EXHAUSTED;
+	PGresult *res = NULL;
+	uint8_t *buf = rpcq_alloc(len);
+	if (buf == NULL) {
+		rpcq_error_set(err, result, "out of memory packing a stream message for \"%s\"", topic);
+		goto out;
+	}
+	protobuf_c_message_pack(msg, buf);
+
+	const char *values[3] = {topic, msg->descriptor->name, (const char *)buf};
+	const int lengths[3] = {0, 0, (int)len};
+	const int formats[3] = {0, 0, 1};
+	result = db_exec_params(c, &stmt_append, values, lengths, formats, 0, &res, err);
+	if (result != RPCQ_OK)
+		goto out;
+	if (PQntuples(res) != 1) {
+		result = rpcq_error_set(err, RPCQ_INTERNAL, "stream append to \"%s\" returned no seq", topic);
+		goto out;
+	}
+	if (seq != NULL) {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(PQgetvalue(res, 0, 0), &end, 10);
+		if (errno != 0 || *end != '\0' || v == 0) {
+			result =
+				rpcq_error_set(err, RPCQ_INTERNAL, "stream append to \"%s\" returned a bad seq", topic);
+			goto out;
+		}
+		*seq = (uint64_t)v;
+	}
+	result = RPCQ_OK;
+out:
+	PQclear(res);
+	rpcq_free(buf);
+	return result;
+}

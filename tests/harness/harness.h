@@ -33,6 +33,14 @@ void harness_pg_restart(harness_pg *pg);
 void harness_pg_pause(harness_pg *pg);
 void harness_pg_resume(harness_pg *pg);
 
+/* Stops every rpcqd and destroys every cluster (and log directory) that this
+ * process started through the harness and has not stopped yet, such as those
+ * of a test that failed half-way. A cmocka teardown: per test
+ * (cmocka_unit_test_teardown(t, harness_teardown)) where each test starts its
+ * own, or as or within a group teardown. It also runs at exit, so nothing is
+ * left behind either way. Never fails; returns 0. Blocks (seconds at most). */
+int harness_teardown(void **state);
+
 /* Runs `rpcqd migrate --database <conninfo>`; returns its exit status. */
 int harness_migrate(const harness_pg *pg);
 

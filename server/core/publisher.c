@@ -55,10 +55,12 @@
 
 #include <rpcq/alloc.h>
 
+#include "db/db.h"
 #include "db/pool.h"
 #include "frame.h"
 #include "log.h"
 #include "publisher.h"
+#include "tls.h"
 #include "topic_map.h"
 
 /* Longest wait for a notification before looking anyway. */
@@ -253,15 +255,6 @@ static void db_connect(publisher *p)
 	p->backoff_ms = 0;
 }
 
-static uint64_t be64(const char *v)
-{
-	const unsigned char *b = (const unsigned char *)v;
-	uint64_t x = 0;
-	for (int i = 0; i < 8; i++)
-		x = x << 8 | b[i];
-	return x;
-}
-
 static int pending_add(publisher *p, const char *topic)
 {
 	if (p->npending == p->cap_pending) {
@@ -414,7 +407,7 @@ static int fetch_batch(publisher *p)
 		goto out;
 
 	int n = PQntuples(res);
-	uint64_t total = n > 0 ? be64(PQgetvalue(res, 0, 5)) : 0;
+	uint64_t total = n > 0 ? (uint64_t)db_int8(res, 0, 5) : 0;
 	int truncated = (uint64_t)n < total;
 	struct cursor *c = NULL;
 	const char *ctopic = NULL;
@@ -438,11 +431,11 @@ static int fetch_batch(publisher *p)
 			fetched = 0;
 		}
 		fetched++;
-		uint64_t seq = be64(PQgetvalue(res, i, 1));
+		uint64_t seq = (uint64_t)db_int8(res, i, 1);
 		if (c == NULL || seq <= c->published)
 			continue;
 		publish(p, topic, seq, PQgetvalue(res, i, 2), (const uint8_t *)PQgetvalue(res, i, 3),
-			(size_t)PQgetlength(res, i, 3), (int64_t)be64(PQgetvalue(res, i, 4)));
+			(size_t)PQgetlength(res, i, 3), db_int8(res, i, 4));
 		c->published = seq;
 	}
 	/* Topics that returned nothing at all in a complete result: their
@@ -579,11 +572,6 @@ static void *run(void *arg)
 	return NULL;
 }
 
-static int url_needs_tls(const char *url)
-{
-	return strncmp(url, "tls+", 4) == 0 || strncmp(url, "wss", 3) == 0;
-}
-
 /* The URL subscribers dial for listener l bound to url: the port the
  * system chose when url asked for port 0. NULL when out of memory. */
 static char *resolve_url(const char *url, nng_listener l)
@@ -618,20 +606,10 @@ static rpcq_status open_socket(publisher *p, const rpcq_config *cfg, rpcq_error 
 		if ((rv = nng_listener_create(&l, p->sock, url)) != 0)
 			return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "publish URL \"%s\": %s", url,
 					      nng_strerror(rv));
-		if (url_needs_tls(url)) {
-			if (!cfg->tls_cert || !*cfg->tls_cert || !cfg->tls_key || !*cfg->tls_key) {
-				nng_listener_close(l);
-				return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
-						      "publish URL \"%s\" needs --tls-cert and --tls-key", url);
-			}
-			if (p->tls == NULL &&
-			    ((rv = nng_tls_config_alloc(&p->tls, NNG_TLS_MODE_SERVER)) != 0 ||
-			     (rv = nng_tls_config_cert_key_file(p->tls, cfg->tls_cert, cfg->tls_key)) != 0)) {
-				nng_listener_close(l);
-				return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "TLS certificate %s / key %s: %s",
-						      cfg->tls_cert, cfg->tls_key, nng_strerror(rv));
-			}
-			nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, p->tls);
+		rpcq_status st;
+		if (tls_url(url) && (st = tls_listener_setup(l, url, cfg, &p->tls, err)) != RPCQ_OK) {
+			nng_listener_close(l);
+			return st;
 		}
 		nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, 1024);
 		if ((rv = nng_listener_start(l, 0)) != 0) {

@@ -473,3 +473,22 @@ rpcq_status db_copy_end(dbconn *c, rpcq_error *err)
 	PQclear(res);
 	return st;
 }
+
+static uint64_t big_endian(const PGresult *res, int row, int col, int bytes)
+{
+	const unsigned char *b = (const unsigned char *)PQgetvalue(res, row, col);
+	uint64_t x = 0;
+	for (int i = 0; i < bytes; i++)
+		x = x << 8 | b[i];
+	return x;
+}
+
+int64_t db_int8(const PGresult *res, int row, int col)
+{
+	return (int64_t)big_endian(res, row, col, 8);
+}
+
+int32_t db_int4(const PGresult *res, int row, int col)
+{
+	return (int32_t)(uint32_t)big_endian(res, row, col, 4);
+}

@@ -18,6 +18,8 @@
 #ifndef RPCQ_DB_H
 #define RPCQ_DB_H
 
+#include <stdint.h>
+
 #include <libpq-fe.h>
 
 #include "pool.h"
@@ -62,6 +64,12 @@ rpcq_status db_copy_end(dbconn *c, rpcq_error *err) RPCQ_NODISCARD;
  * UNAVAILABLE for NULL or an error libpq made up itself (those carry no
  * SQLSTATE and mean the connection is gone). */
 rpcq_status db_status_from_result(const PGresult *res);
+
+/* Values of a result fetched in binary format (result_format 1): an int8 or
+ * int4 column at (row, col), big-endian on the wire. The caller has checked
+ * the column's type and that the value is not NULL. */
+int64_t db_int8(const PGresult *res, int row, int col);
+int32_t db_int4(const PGresult *res, int row, int col);
 
 /* The status for a five-character SQLSTATE ("23505"); the table above, as a
  * pure function. NULL or "" (no SQLSTATE: a client-side error) is UNAVAILABLE. */

@@ -445,7 +445,10 @@ static void test_tls_listener_serves_a_client_that_verifies_its_certificate(void
 	snprintf(listen, sizeof(listen), "--listen=%s", url);
 	snprintf(cert_flag, sizeof(cert_flag), "--tls-cert=%s", cert);
 	snprintf(key_flag, sizeof(key_flag), "--tls-key=%s", key);
-	const char *args[] = {listen, cert_flag, key_flag, NULL};
+	char pub_url[96], publish[120];
+	snprintf(pub_url, sizeof(pub_url), "tls+tcp://127.0.0.1:%d", harness_free_port());
+	snprintf(publish, sizeof(publish), "--publish=%s", pub_url);
+	const char *args[] = {listen, publish, cert_flag, key_flag, NULL};
 	harness_server s4;
 	harness_server_start(&s4, &pg, args);
 	rpcq_client_options o = {.servers = url, .timeout_ms = 5000, .tls_ca_file = cert};
@@ -456,6 +459,15 @@ static void test_tls_listener_serves_a_client_that_verifies_its_certificate(void
 	assert_int_equal(echo(c, "sealed", 6, 0, &out, &err), RPCQ_OK);
 	assert_memory_equal(out->payload.data, "sealed", 6);
 	protobuf_c_message_free_unpacked(&out->base, NULL);
+	/* The stream publisher listens with TLS too, and says so. */
+	Rpcq__EndpointsRequest ein = RPCQ__ENDPOINTS_REQUEST__INIT;
+	Rpcq__EndpointsResponse *eout = NULL;
+	assert_int_equal(rpcq_streams_endpoints(c, &ein, &eout, NULL, &err), RPCQ_OK);
+	int listed = 0; /* beside the harness's own plain one */
+	for (size_t i = 0; i < eout->n_publish_urls; i++)
+		listed |= strcmp(eout->publish_urls[i], pub_url) == 0;
+	assert_true(listed);
+	protobuf_c_message_free_unpacked(&eout->base, NULL);
 	rpcq_client_destroy(c);
 	assert_int_equal(harness_server_stop(&s4), 0);
 }

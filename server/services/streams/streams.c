@@ -24,15 +24,6 @@
 /* Room left in a reply for the envelope and the response's own fields. */
 #define REPLY_OVERHEAD 4096
 
-static uint64_t be64(const char *v)
-{
-	const unsigned char *b = (const unsigned char *)v;
-	uint64_t x = 0;
-	for (int i = 0; i < 8; i++)
-		x = x << 8 | b[i];
-	return x;
-}
-
 static rpcq_status replay(call *c, const Rpcq__ReplayRequest *in, Rpcq__ReplayResponse **out)
 {
 	if (!frame_topic_valid(in->topic, strlen(in->topic)))
@@ -72,8 +63,8 @@ static rpcq_status replay(call *c, const Rpcq__ReplayRequest *in, Rpcq__ReplayRe
 	if (r == NULL || msgs == NULL)
 		goto oom;
 	rpcq__replay_response__init(r);
-	r->last_seq = be64(PQgetvalue(res, 0, 0));
-	r->first_retained_seq = be64(PQgetvalue(res, 0, 1));
+	r->last_seq = (uint64_t)db_int8(res, 0, 0);
+	r->first_retained_seq = (uint64_t)db_int8(res, 0, 1);
 	r->messages = msgs;
 	for (int i = 0; i < n; i++) {
 		if (PQgetisnull(res, i, 2))
@@ -87,11 +78,11 @@ static rpcq_status replay(call *c, const Rpcq__ReplayRequest *in, Rpcq__ReplayRe
 		rpcq__stream_message__init(m);
 		memcpy(payload, PQgetvalue(res, i, 4), plen);
 		m->topic = in->topic;
-		m->seq = be64(PQgetvalue(res, i, 2));
+		m->seq = (uint64_t)db_int8(res, i, 2);
 		m->type = type;
 		m->payload.data = payload;
 		m->payload.len = plen;
-		m->published_at_ms = (int64_t)be64(PQgetvalue(res, i, 5));
+		m->published_at_ms = db_int8(res, i, 5);
 		msgs[r->n_messages++] = m;
 	}
 	PQclear(res);
@@ -151,8 +142,8 @@ static rpcq_status topics(call *c, const Rpcq__TopicsRequest *in, Rpcq__TopicsRe
 			goto oom;
 		rpcq__topic_info__init(t);
 		t->topic = name;
-		t->last_seq = be64(PQgetvalue(res, i, 1));
-		t->first_retained_seq = be64(PQgetvalue(res, i, 2));
+		t->last_seq = (uint64_t)db_int8(res, i, 1);
+		t->first_retained_seq = (uint64_t)db_int8(res, i, 2);
 		infos[r->n_topics++] = t;
 	}
 	if ((unsigned)n > limit)

@@ -168,17 +168,19 @@ static void test_bad_input_fails_with_one_line_naming_the_line_number(void **sta
 	struct {
 		const char *row, *message;
 	} cases[] = {
-		{"SELL,E1,N,A,2020-01-01,1", "rpcq: INVALID_ARGUMENT: line 3: unknown action \"SELL\" (expected VEST or CANCEL)\n"},
+		{"SELL,E1,N,A,2020-01-01,1",
+		 "rpcq: INVALID_ARGUMENT: line 3: unknown action \"SELL\" (expected VEST or CANCEL)\n"},
 		{"VEST,E1,N,A,2020-01-01", "rpcq: INVALID_ARGUMENT: line 3: 5 fields, expected 6 "
 					   "(ACTION,EMPLOYEE_ID,EMPLOYEE_NAME,AWARD_ID,DATE,QUANTITY)\n"},
 		{"VEST,E1,N,A,2021-02-29,1", "rpcq: INVALID_ARGUMENT: line 3: impossible date \"2021-02-29\"\n"},
 		{"VEST,E1,N,A,2021-02-28,-4", "rpcq: INVALID_ARGUMENT: line 3: negative quantity \"-4\"\n"},
 		{"VEST,E1,N,A,2021-02-28,1e3", "rpcq: INVALID_ARGUMENT: line 3: malformed quantity \"1e3\" "
-					      "(expected a decimal like 1000 or 0.125)\n"},
+					       "(expected a decimal like 1000 or 0.125)\n"},
 		{"CANCEL,E1,N,A,2020-01-01,11", "rpcq: INVALID_ARGUMENT: line 3: CANCEL of 11 exceeds the 10 vested by "
 						"2020-01-01 for award \"A\" of employee \"E1\"\n"},
-		{"VEST,E1,N,A,2020-01-01,9223372036854", "rpcq: INVALID_ARGUMENT: line 3: the vested total of award \"A\" "
-							 "of employee \"E1\" exceeds 9223372036854.775807 shares\n"},
+		{"VEST,E1,N,A,2020-01-01,9223372036854",
+		 "rpcq: INVALID_ARGUMENT: line 3: the vested total of award \"A\" "
+		 "of employee \"E1\" exceeds 9223372036854.775807 shares\n"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char text[256];
@@ -219,14 +221,14 @@ static size_t random_rows(unsigned seed, size_t nrows, char *csv, size_t cap)
 		if (vested[award] > 2 && rand() % 4 == 0) {
 			long q = 1 + rand() % (vested[award] - 1);
 			vested[award] -= q;
-			n += (size_t)snprintf(csv + n, cap - n, "CANCEL,E%02d,\"Emp, %d\",AW%02d,2021-03-%02d,%ld\n", emp, emp,
-					      award, day, q);
+			n += (size_t)snprintf(csv + n, cap - n, "CANCEL,E%02d,\"Emp, %d\",AW%02d,2021-03-%02d,%ld\n",
+					      emp, emp, award, day, q);
 		} else {
 			long whole = rand() % 1000;
 			int frac = rand() % 1000000;
 			vested[award] += whole;
-			n += (size_t)snprintf(csv + n, cap - n, "VEST,E%02d,\"Emp, %d\",AW%02d,2021-03-%02d,%ld.%06d\n", emp,
-					      emp, award, day, whole, frac);
+			n += (size_t)snprintf(csv + n, cap - n, "VEST,E%02d,\"Emp, %d\",AW%02d,2021-03-%02d,%ld.%06d\n",
+					      emp, emp, award, day, whole, frac);
 		}
 	}
 	return n;

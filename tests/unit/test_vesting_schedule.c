@@ -34,7 +34,8 @@ static char *compute(const char *text, const char *target, int precision, rpcq_e
 	int32_t day;
 	assert_non_null(copy);
 	assert_int_equal(vesting_date_parse(target, strlen(target), &day), VESTING_DATE_OK);
-	if (vesting_events_create(&ev, err) != RPCQ_OK || vesting_events_add_csv(ev, copy, strlen(copy), 1, err) != RPCQ_OK ||
+	if (vesting_events_create(&ev, err) != RPCQ_OK ||
+	    vesting_events_add_csv(ev, copy, strlen(copy), 1, err) != RPCQ_OK ||
 	    vesting_plan_create(&plan, ev, err) != RPCQ_OK)
 		goto out;
 	totals = calloc(ev->naward + 1, sizeof(*totals));
@@ -179,8 +180,7 @@ static void test_every_bad_row_is_refused_with_its_line_number(void **state)
 		{"VEST,E1,N,A,2020-01-01,-1", "line 3: negative quantity \"-1\""},
 		{"VEST,E1,N,A,2020-01-01,1.2.3",
 		 "line 3: malformed quantity \"1.2.3\" (expected a decimal like 1000 or 0.125)"},
-		{"VEST,E1,N,A,2020-01-01,",
-		 "line 3: malformed quantity \"\" (expected a decimal like 1000 or 0.125)"},
+		{"VEST,E1,N,A,2020-01-01,", "line 3: malformed quantity \"\" (expected a decimal like 1000 or 0.125)"},
 		{"VEST,E1,N,A,2020-01-01,10000000000000",
 		 "line 3: quantity \"10000000000000\" is too large (at most 9223372036854.775807)"},
 		{"VEST,,N,A,2020-01-01,1", "line 3: empty employee id"},
@@ -199,12 +199,14 @@ static void test_a_cancel_beyond_what_had_vested_by_its_date_is_refused(void **s
 	/* Vested later than the cancel does not count. */
 	assert_error("VEST,E1,N,A,2020-01-01,100\nCANCEL,E1,N,A,2020-06-01,50\nVEST,E1,N,A,2020-07-01,100\n"
 		     "CANCEL,E1,N,A,2020-06-02,60\n",
-		     "2021-01-01", 0, "line 4: CANCEL of 60 exceeds the 50 vested by 2020-06-02 for award \"A\" of employee \"E1\"");
+		     "2021-01-01", 0,
+		     "line 4: CANCEL of 60 exceeds the 50 vested by 2020-06-02 for award \"A\" of employee \"E1\"");
 	/* A vest on the cancel's own date counts, whatever the row order. */
 	assert_output("CANCEL,E1,N,A,2020-01-01,100\nVEST,E1,N,A,2020-01-01,100\n", "2020-01-01", 0, "E1,N,A,0");
 	/* Cancelling everything is fine; one more share is not. */
-	assert_error("VEST,E1,N,A,2020-01-01,100\nCANCEL,E1,N,A,2020-01-01,100.5\n", "2020-01-01", 1,
-		     "line 2: CANCEL of 100.5 exceeds the 100.0 vested by 2020-01-01 for award \"A\" of employee \"E1\"");
+	assert_error(
+		"VEST,E1,N,A,2020-01-01,100\nCANCEL,E1,N,A,2020-01-01,100.5\n", "2020-01-01", 1,
+		"line 2: CANCEL of 100.5 exceeds the 100.0 vested by 2020-01-01 for award \"A\" of employee \"E1\"");
 	/* The rule applies to the whole input, not only up to the target date. */
 	assert_error("VEST,E1,N,A,2020-01-01,1\nCANCEL,E1,N,A,2030-01-01,2\n", "2020-01-01", 0,
 		     "line 2: CANCEL of 2 exceeds the 1 vested by 2030-01-01 for award \"A\" of employee \"E1\"");
@@ -225,8 +227,7 @@ static void test_totals_beyond_the_int64_range_are_refused(void **state)
 	(void)state;
 	assert_error("VEST,E1,N,A,2020-01-01,9223372036854\nVEST,E1,N,A,2020-01-02,1\n", "2020-01-01", 0,
 		     "line 2: the vested total of award \"A\" of employee \"E1\" exceeds 9223372036854.775807 shares");
-	assert_output("VEST,E1,N,A,2020-01-01,9223372036854.775807\n", "2020-01-01", 6,
-		      "E1,N,A,9223372036854.775807");
+	assert_output("VEST,E1,N,A,2020-01-01,9223372036854.775807\n", "2020-01-01", 6, "E1,N,A,9223372036854.775807");
 }
 
 static void test_an_input_without_rows_gives_an_empty_schedule(void **state)
@@ -251,8 +252,7 @@ static void test_store_lookups_find_awards_by_employee_and_id(void **state)
 	assert_int_equal(ev->nemployee, 700);
 	assert_int_equal(vesting_events_find_award(ev, "E3", 2, "A703", 4), 703);
 	assert_int_equal(vesting_events_find_award(ev, "E4", 2, "A703", 4), -1);
-	assert_int_equal(vesting_events_add_parsed(ev, "E3", 2, "", 0, "A703", 4, VESTING_CANCEL, 0, 1, &err),
-			 RPCQ_OK);
+	assert_int_equal(vesting_events_add_parsed(ev, "E3", 2, "", 0, "A703", 4, VESTING_CANCEL, 0, 1, &err), RPCQ_OK);
 	assert_int_equal(ev->naward, 5000);
 	assert_int_equal(ev->ev[ev->nev - 1].award, 703);
 	assert_true(vesting_events_bytes(ev) > 5000 * sizeof(vesting_event));

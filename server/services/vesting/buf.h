@@ -11,13 +11,16 @@
 #include <rpcq/export.h>
 
 typedef struct vesting_buf {
-	char *data;                  /* not NUL-terminated unless the writer adds one */
+	char *data; /* not NUL-terminated unless the writer adds one */
 	size_t len;
 	size_t cap;
-	int failed;                  /* an allocation failed; the contents are incomplete */
+	int failed; /* an allocation failed; the contents are incomplete */
 } vesting_buf;
 
-#define VESTING_BUF_INIT {NULL, 0, 0, 0}
+#define VESTING_BUF_INIT      \
+	{                     \
+		NULL, 0, 0, 0 \
+	}
 
 /* Makes room for n more bytes; 0 on success, -1 (and failed set) when out of
  * memory. */

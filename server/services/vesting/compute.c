@@ -31,15 +31,15 @@ typedef struct session {
 	nng_mtx *mu;
 	/* Under the store's lock. */
 	int refs;
-	int dead;                    /* unlinked; freed when refs drops to 0 */
+	int dead; /* unlinked; freed when refs drops to 0 */
 	nng_time last_used;
-	size_t accounted;            /* bytes counted in the store's total */
+	size_t accounted; /* bytes counted in the store's total */
 	struct session *next;
 	/* Under mu. */
 	vesting_events *ev;
 	vesting_plan *plan;
-	vesting_buf carry;           /* an incomplete last record */
-	uint64_t line;               /* line of the first carried byte */
+	vesting_buf carry; /* an incomplete last record */
+	uint64_t line;	   /* line of the first carried byte */
 	uint32_t next_chunk;
 	int sealed;
 } session;
@@ -243,7 +243,8 @@ rpcq_status vesting_upload(call *c, const ProtobufCMessage *msg, ProtobufCMessag
 	rpcq__vesting__upload_response__init(r);
 	if (in->session_id[0] == '\0') {
 		if (in->chunk != 0)
-			return call_fail(c, RPCQ_INVALID_ARGUMENT, "a new session starts with chunk 0, not %u", in->chunk);
+			return call_fail(c, RPCQ_INVALID_ARGUMENT, "a new session starts with chunk 0, not %u",
+					 in->chunk);
 		result = session_create(st, &s, c);
 	} else {
 		result = acquire(st, in->session_id, &s, c);

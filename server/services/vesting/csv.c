@@ -31,8 +31,7 @@ void vesting_csv_init(vesting_csv_reader *r, char *buf, size_t len, uint64_t fir
 
 /* Reads a quoted field whose opening quote is at r->p. On success the field
  * is [*start, *stop) and r->p is just past the closing quote. */
-static int read_quoted(vesting_csv_reader *r, uint64_t record_line, char **start, char **stop,
-		       rpcq_error *err)
+static int read_quoted(vesting_csv_reader *r, uint64_t record_line, char **start, char **stop, rpcq_error *err)
 {
 	char *p = r->p + 1;
 	char *w = p;
@@ -118,7 +117,7 @@ int vesting_csv_next(vesting_csv_reader *r, vesting_csv_record *rec, rpcq_error 
 			p++;
 			continue;
 		}
-		p++;                 /* '\n' */
+		p++; /* '\n' */
 		r->line++;
 		break;
 	}
@@ -150,8 +149,8 @@ static const char *last_newline(const char *from, const char *to)
 static size_t last_record_end(const char *buf, size_t len, size_t limit)
 {
 	const char *p = buf;
-	const char *stop = buf + limit;   /* bytes at or past stop stay in the next piece */
-	const char *last = NULL;          /* last '\n' outside quotes before stop */
+	const char *stop = buf + limit; /* bytes at or past stop stay in the next piece */
+	const char *last = NULL;	/* last '\n' outside quotes before stop */
 	for (;;) {
 		const char *q = memchr(p, '"', (size_t)(stop - p));
 		const char *gap_end = q ? q : stop;

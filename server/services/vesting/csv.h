@@ -41,14 +41,14 @@ typedef struct vesting_csv_field {
 typedef struct vesting_csv_record {
 	/* The first VESTING_CSV_MAX_FIELDS fields, blanks trimmed, unescaped. */
 	vesting_csv_field field[VESTING_CSV_MAX_FIELDS];
-	size_t nfields;              /* all fields of the record (may be more) */
-	uint64_t line;               /* physical line where the record starts */
+	size_t nfields; /* all fields of the record (may be more) */
+	uint64_t line;	/* physical line where the record starts */
 } vesting_csv_record;
 
 typedef struct vesting_csv_reader {
-	char *p;                     /* next unread byte */
+	char *p; /* next unread byte */
 	char *end;
-	uint64_t line;               /* physical line of p */
+	uint64_t line; /* physical line of p */
 } vesting_csv_reader;
 
 /* Starts reading buf[0..len), whose first byte is on line first_line. The

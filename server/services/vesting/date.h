@@ -15,8 +15,8 @@
 /* Outcome of vesting_date_parse. */
 typedef enum vesting_date_result {
 	VESTING_DATE_OK = 0,
-	VESTING_DATE_MALFORMED,      /* not ten characters "DDDD-DD-DD" */
-	VESTING_DATE_IMPOSSIBLE,     /* well-formed, but no such day (2021-02-29, month 13) */
+	VESTING_DATE_MALFORMED,	 /* not ten characters "DDDD-DD-DD" */
+	VESTING_DATE_IMPOSSIBLE, /* well-formed, but no such day (2021-02-29, month 13) */
 } vesting_date_result;
 
 /* Smallest and largest day numbers (0001-01-01 and 9999-12-31). */

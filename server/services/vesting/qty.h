@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VESTING_QTY_SCALE 1000000     /* micro-shares per share */
+#define VESTING_QTY_SCALE 1000000 /* micro-shares per share */
 #define VESTING_PRECISION_MAX 6
 #define VESTING_QTY_MAX_TEXT "9223372036854.775807"
 /* Longest formatted quantity: sign, 13 digits, point, 6 decimals, NUL. */
@@ -21,9 +21,9 @@
 
 typedef enum vesting_qty_result {
 	VESTING_QTY_OK = 0,
-	VESTING_QTY_MALFORMED,       /* empty, letters, exponent, two points, ... */
-	VESTING_QTY_NEGATIVE,        /* a '-' in front of an otherwise valid number */
-	VESTING_QTY_OVERFLOW,        /* more than VESTING_QTY_MAX_TEXT */
+	VESTING_QTY_MALFORMED, /* empty, letters, exponent, two points, ... */
+	VESTING_QTY_NEGATIVE,  /* a '-' in front of an otherwise valid number */
+	VESTING_QTY_OVERFLOW,  /* more than VESTING_QTY_MAX_TEXT */
 } vesting_qty_result;
 
 /* Parses exactly len bytes of s into micro-shares (*micro >= 0). */

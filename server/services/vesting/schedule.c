@@ -18,9 +18,9 @@
 struct vesting_plan {
 	const vesting_events *ev;
 	uint64_t version;
-	uint32_t *start;             /* naward + 1 offsets into idx */
-	uint32_t *idx;               /* event indexes grouped by award, ordered */
-	uint32_t *order;             /* awards in output order */
+	uint32_t *start; /* naward + 1 offsets into idx */
+	uint32_t *idx;	 /* event indexes grouped by award, ordered */
+	uint32_t *order; /* awards in output order */
 	size_t naward;
 };
 
@@ -36,10 +36,14 @@ static uint64_t event_key(const vesting_event *e)
 	return ((uint64_t)(uint32_t)(e->day - VESTING_DAY_MIN) << 33) | ((uint64_t)e->action << 32) | e->line;
 }
 
+/* Equal keys (events already in a ledger, same day and action) keep their
+ * store order, as the insertion sort does. */
 static int cmp_keyed(const void *a, const void *b)
 {
-	uint64_t x = ((const keyed *)a)->key, y = ((const keyed *)b)->key;
-	return x < y ? -1 : x > y;
+	const keyed *x = a, *y = b;
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
 static void sort_group(keyed *k, size_t n)
@@ -66,8 +70,12 @@ static int cmp_bytes(const char *a, size_t na, const char *b, size_t nb)
 }
 
 /* qsort has no context argument; the order sort runs on a copy of what it
- * compares, so it needs none. */
+ * compares, so it needs none. The first eight bytes of each id, big-endian
+ * and zero-padded, decide most comparisons without touching the strings
+ * (ids hold no NUL, so padding orders a shorter id first, as bytes do). */
 typedef struct award_ref {
+	uint64_t emp_prefix;
+	uint64_t award_prefix;
 	const char *emp;
 	const char *award;
 	uint32_t emp_len;
@@ -75,13 +83,32 @@ typedef struct award_ref {
 	uint32_t index;
 } award_ref;
 
+static uint64_t prefix8(const char *s, size_t n)
+{
+	uint64_t v = 0;
+	for (size_t i = 0; i < 8; i++)
+		v = (v << 8) | (i < n ? (unsigned char)s[i] : 0);
+	return v;
+}
+
+/* Compares two ids by their prefixes, then (when both are longer than the
+ * prefix and it ties) by bytes. */
+static int cmp_id(uint64_t pa, const char *a, size_t na, uint64_t pb, const char *b, size_t nb)
+{
+	if (pa != pb)
+		return pa < pb ? -1 : 1;
+	if (na <= 8 || nb <= 8)
+		return na < nb ? -1 : na > nb;
+	return cmp_bytes(a + 8, na - 8, b + 8, nb - 8);
+}
+
 static int cmp_award_ref(const void *pa, const void *pb)
 {
 	const award_ref *a = pa, *b = pb;
-	int c = cmp_bytes(a->emp, a->emp_len, b->emp, b->emp_len);
+	int c = cmp_id(a->emp_prefix, a->emp, a->emp_len, b->emp_prefix, b->emp, b->emp_len);
 	if (c != 0)
 		return c;
-	return cmp_bytes(a->award, a->award_len, b->award, b->award_len);
+	return cmp_id(a->award_prefix, a->award, a->award_len, b->award_prefix, b->award, b->award_len);
 }
 
 void vesting_plan_destroy(vesting_plan *p)
@@ -98,6 +125,7 @@ rpcq_status vesting_plan_create(vesting_plan **out, const vesting_events *ev, rp
 {
 	rpcq_status result = RPCQ_RESOURCE_EXHAUSTED;
 	keyed *tmp = NULL;
+	uint64_t *last = NULL;
 	award_ref *refs = NULL;
 	vesting_plan *p = rpcq_calloc(1, sizeof(*p));
 	if (p == NULL)
@@ -108,32 +136,56 @@ rpcq_status vesting_plan_create(vesting_plan **out, const vesting_events *ev, rp
 	p->start = rpcq_calloc((size_t)ev->naward + 1, sizeof(*p->start));
 	p->idx = rpcq_alloc((ev->nev ? ev->nev : 1) * sizeof(*p->idx));
 	p->order = rpcq_alloc((ev->naward ? ev->naward : 1) * sizeof(*p->order));
-	tmp = rpcq_alloc((ev->nev ? ev->nev : 1) * sizeof(*tmp));
+	last = rpcq_calloc(ev->naward ? ev->naward : 1, sizeof(*last));
 	refs = rpcq_alloc((ev->naward ? ev->naward : 1) * sizeof(*refs));
-	if (p->start == NULL || p->idx == NULL || p->order == NULL || tmp == NULL || refs == NULL)
+	if (p->start == NULL || p->idx == NULL || p->order == NULL || last == NULL || refs == NULL)
 		goto out;
 
-	/* Counting sort by award: counts, prefix sums, scatter. */
-	for (size_t i = 0; i < ev->nev; i++)
-		p->start[ev->ev[i].award + 1]++;
-	for (size_t a = 0; a < ev->naward; a++)
-		p->start[a + 1] += p->start[a];
-	uint32_t *fill = p->order; /* borrowed as the scatter cursor, rewritten below */
-	memcpy(fill, p->start, ev->naward * sizeof(*fill));
+	/* Counting sort by award: counts, prefix sums, scatter. Files and
+	 * ledgers mostly come in date order, so the counting pass also notes
+	 * which awards' events are not already in key order (last[a] becomes
+	 * UINT64_MAX for good); only those groups are sorted afterwards. */
 	for (size_t i = 0; i < ev->nev; i++) {
 		const vesting_event *e = &ev->ev[i];
-		tmp[fill[e->award]++] = (keyed){event_key(e), (uint32_t)i};
+		uint64_t k = event_key(e);
+		p->start[e->award + 1]++;
+		last[e->award] = k < last[e->award] ? UINT64_MAX : k;
 	}
+	uint32_t biggest = 0;
 	for (size_t a = 0; a < ev->naward; a++) {
-		sort_group(tmp + p->start[a], p->start[a + 1] - p->start[a]);
+		uint32_t n = p->start[a + 1];
+		if (last[a] == UINT64_MAX && n > biggest)
+			biggest = n;
+		p->start[a + 1] += p->start[a];
 	}
+	uint32_t *fill = p->order; /* borrowed as the scatter cursor, rewritten below */
+	memcpy(fill, p->start, ev->naward * sizeof(*fill));
 	for (size_t i = 0; i < ev->nev; i++)
-		p->idx[i] = tmp[i].idx;
+		p->idx[fill[ev->ev[i].award]++] = (uint32_t)i;
+	if (biggest > 0 && (tmp = rpcq_alloc(biggest * sizeof(*tmp))) == NULL)
+		goto out;
+	for (size_t a = 0; a < ev->naward; a++) {
+		if (last[a] != UINT64_MAX)
+			continue;
+		uint32_t *g = p->idx + p->start[a];
+		uint32_t n = p->start[a + 1] - p->start[a];
+		for (uint32_t k = 0; k < n; k++)
+			tmp[k] = (keyed){event_key(&ev->ev[g[k]]), g[k]};
+		sort_group(tmp, n);
+		for (uint32_t k = 0; k < n; k++)
+			g[k] = tmp[k].idx;
+	}
 
 	for (uint32_t a = 0; a < ev->naward; a++) {
 		const vesting_award *aw = &ev->awards[a];
 		const vesting_employee *em = &ev->employees[aw->employee];
-		refs[a] = (award_ref){em->id, aw->id, em->id_len, aw->id_len, a};
+		refs[a] = (award_ref){prefix8(em->id, em->id_len),
+				      prefix8(aw->id, aw->id_len),
+				      em->id,
+				      aw->id,
+				      em->id_len,
+				      aw->id_len,
+				      a};
 	}
 	qsort(refs, ev->naward, sizeof(*refs), cmp_award_ref);
 	for (size_t a = 0; a < ev->naward; a++)
@@ -143,6 +195,7 @@ rpcq_status vesting_plan_create(vesting_plan **out, const vesting_events *ev, rp
 	result = RPCQ_OK;
 out:
 	rpcq_free(refs);
+	rpcq_free(last);
 	rpcq_free(tmp);
 	vesting_plan_destroy(p);
 	if (result != RPCQ_OK)
@@ -179,14 +232,15 @@ static rpcq_status excessive_cancel(const vesting_events *ev, const vesting_even
 	vesting_qty_format(cancel, precision, cq);
 	vesting_qty_format(vested, precision, vq);
 	if (e->line == 0) {
-		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
-				      "the CANCEL of %s on %s already recorded for award %s of employee %s would exceed "
-				      "the %s vested by then at precision %d",
-				      cq, date, award, emp, vq, precision);
+		return rpcq_error_set(
+			err, RPCQ_INVALID_ARGUMENT,
+			"the CANCEL of %s on %s already recorded for award %s of employee %s would exceed "
+			"the %s vested by then at precision %d",
+			cq, date, award, emp, vq, precision);
 	}
 	return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
-			      "line %u: CANCEL of %s exceeds the %s vested by %s for award %s of employee %s", e->line, cq,
-			      vq, date, award, emp);
+			      "line %u: CANCEL of %s exceeds the %s vested by %s for award %s of employee %s", e->line,
+			      cq, vq, date, award, emp);
 }
 
 static rpcq_status overflow(const vesting_events *ev, const vesting_event *e, rpcq_error *err)
@@ -237,6 +291,12 @@ rpcq_status vesting_plan_compute(const vesting_plan *p, int precision, const int
 uint32_t vesting_plan_award_events(const vesting_plan *p, uint32_t a)
 {
 	return p->start[a + 1] - p->start[a];
+}
+
+const uint32_t *vesting_plan_award_event_indexes(const vesting_plan *p, uint32_t a, uint32_t *n)
+{
+	*n = p->start[a + 1] - p->start[a];
+	return p->idx + p->start[a];
 }
 
 size_t vesting_plan_award_days(const vesting_plan *p, uint32_t a, int32_t *days, int64_t *cum)

@@ -53,6 +53,10 @@ rpcq_status vesting_plan_compute(const vesting_plan *p, int precision, const int
 /* The number of events of award a (an upper bound of its distinct days). */
 uint32_t vesting_plan_award_events(const vesting_plan *p, uint32_t a);
 
+/* The events of award a in plan order (day, VEST before CANCEL, line), as
+ * *n indexes into the store's events; owned by the plan. */
+const uint32_t *vesting_plan_award_event_indexes(const vesting_plan *p, uint32_t a, uint32_t *n);
+
 /* The running totals of award a as a ledger stores them: its distinct days
  * ascending into days[], and for each precision p (0..6) and day i the total
  * at the end of that day into cum[p * ndays + i]. Returns ndays. Both arrays

@@ -12,8 +12,7 @@
 #include "qty.h"
 #include "vesting.h"
 
-rpcq_status vesting_add_events(vesting_events *ev, const Rpcq__Vesting__Events *m, uint64_t first_line,
-			       rpcq_error *err)
+rpcq_status vesting_add_events(vesting_events *ev, const Rpcq__Vesting__Events *m, uint64_t first_line, rpcq_error *err)
 {
 	if (m == NULL)
 		return RPCQ_OK;
@@ -25,12 +24,12 @@ rpcq_status vesting_add_events(vesting_events *ev, const Rpcq__Vesting__Events *
 		return vesting_events_add_csv(ev, (char *)m->csv.data, m->csv.len, first_line, err);
 	for (size_t i = 0; i < m->n_rows; i++) {
 		const Rpcq__Vesting__Event *r = m->rows[i];
-		const char *action = r->action == RPCQ__VESTING__ACTION__VEST	    ? "VEST"
+		const char *action = r->action == RPCQ__VESTING__ACTION__VEST	  ? "VEST"
 				     : r->action == RPCQ__VESTING__ACTION__CANCEL ? "CANCEL"
 										  : "";
-		vesting_row row = {action,	       strlen(action),		r->employee_id, strlen(r->employee_id),
-				   r->employee_name, strlen(r->employee_name), r->award_id,	strlen(r->award_id),
-				   r->date,	       strlen(r->date),		r->quantity,	strlen(r->quantity)};
+		vesting_row row = {action,	     strlen(action),	       r->employee_id, strlen(r->employee_id),
+				   r->employee_name, strlen(r->employee_name), r->award_id,    strlen(r->award_id),
+				   r->date,	     strlen(r->date),	       r->quantity,    strlen(r->quantity)};
 		rpcq_status st = vesting_events_add_row(ev, &row, first_line + i, err);
 		if (st != RPCQ_OK)
 			return st;

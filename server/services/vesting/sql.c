@@ -111,11 +111,11 @@ const db_stmt vesting_sql_awards_upsert = {
 
 /* $2 target day, $3 precision: width_bucket counts the award's days up to
  * the target (0: none, and NULL picks no element, so the total is 0). */
-#define SCHEDULE_SELECT                                                                                  \
-	"SELECT a.employee_id, e.name, a.award_id, "                                                     \
+#define SCHEDULE_SELECT                                                                                         \
+	"SELECT a.employee_id, e.name, a.award_id, "                                                            \
 	"coalesce(a.cum[nullif(width_bucket($2::integer, a.days), 0) + $3::integer * cardinality(a.days)], 0) " \
-	"FROM vesting_awards a JOIN vesting_employees e "                                                \
-	"ON e.ledger_id = a.ledger_id AND e.employee_id = a.employee_id "                                \
+	"FROM vesting_awards a JOIN vesting_employees e "                                                       \
+	"ON e.ledger_id = a.ledger_id AND e.employee_id = a.employee_id "                                       \
 	"WHERE a.ledger_id = $1 AND (a.employee_id, a.award_id) > ($4::text COLLATE \"C\", $5::text COLLATE \"C\") "
 
 const db_stmt vesting_sql_schedule = {

@@ -2,7 +2,8 @@
  * The SQL of the vesting ledgers, one db_stmt per statement (db/db.h), all in
  * sql.c so the schema (db/migrations/0002_vesting.sql) and every query that
  * touches it can be read together. Parameters are text; day numbers and
- * micro-share quantities travel as decimal integers.
+ * micro-share quantities travel as decimal integers; COPY data is in the
+ * binary format (columns in the order the COPY names them).
  */
 #ifndef RPCQ_VESTING_SQL_H
 #define RPCQ_VESTING_SQL_H
@@ -35,11 +36,11 @@ extern const db_stmt vesting_sql_part_delete;
 extern const db_stmt vesting_sql_part_expire;
 
 /* The per-append scratch table, dropped at commit. */
-#define VESTING_SQL_TMP_CREATE                                                                            \
+#define VESTING_SQL_TMP_CREATE                                                                                 \
 	"CREATE TEMP TABLE vesting_tmp (employee_id text COLLATE \"C\" NOT NULL, award_id text COLLATE \"C\" " \
 	"NOT NULL, name text NOT NULL, days integer[], cum bigint[]) ON COMMIT DROP"
-#define VESTING_SQL_TMP_COPY_KEYS "COPY vesting_tmp (employee_id, award_id, name) FROM STDIN"
-#define VESTING_SQL_TMP_COPY_ALL "COPY vesting_tmp (employee_id, award_id, name, days, cum) FROM STDIN"
+#define VESTING_SQL_TMP_COPY_KEYS "COPY vesting_tmp (employee_id, award_id, name) FROM STDIN (FORMAT binary)"
+#define VESTING_SQL_TMP_COPY_ALL "COPY vesting_tmp (employee_id, award_id, name, days, cum) FROM STDIN (FORMAT binary)"
 #define VESTING_SQL_TMP_TRUNCATE "TRUNCATE vesting_tmp"
 /* ledger_id -> employee_id, award_id, day, qty: the stored events of the
  * awards in vesting_tmp */
@@ -49,8 +50,8 @@ extern const db_stmt vesting_sql_employees_upsert;
 /* ledger_id -> id, employee_id, award_id: awards of vesting_tmp with their
  * new running totals */
 extern const db_stmt vesting_sql_awards_upsert;
-/* COPY target for events: "award\tday\tqty\n" lines. */
-#define VESTING_SQL_COPY_EVENTS "COPY vesting_events (award, day, qty) FROM STDIN"
+/* COPY target for events (binary: award int8, day int4, qty int8). */
+#define VESTING_SQL_COPY_EVENTS "COPY vesting_events (award, day, qty) FROM STDIN (FORMAT binary)"
 
 /* ledger_id, target day, unit, after employee, after award, limit ->
  * employee_id, name, award_id, total */

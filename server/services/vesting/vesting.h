@@ -55,8 +55,8 @@ uint32_t vesting_page_size(uint32_t requested);
 typedef struct vesting_page {
 	Rpcq__Vesting__ScheduleResponse *resp;
 	size_t cap;
-	size_t bytes;                /* approximate packed size so far */
-	size_t max_bytes;            /* end the page before this */
+	size_t bytes;	  /* approximate packed size so far */
+	size_t max_bytes; /* end the page before this */
 } vesting_page;
 
 /* Starts an empty reply able to hold up to cap entries. */

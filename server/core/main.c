@@ -5,6 +5,7 @@
  * Signals are blocked in every thread and taken by the main thread with
  * sigwait, so no handler ever runs on an nng or worker thread.
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,6 +42,15 @@ static int cmd_migrate(rpcq_config *cfg)
 
 static int cmd_serve(rpcq_config *cfg)
 {
+#ifdef M_MMAP_THRESHOLD
+	/* Requests and replies of a few MiB (vesting chunks, schedule pages)
+	 * are allocated and freed on every call; by default glibc maps and
+	 * unmaps each one and the page faults of refilling them cost more than
+	 * the work. Keep them on the heap, and give memory back only past
+	 * 128 MiB of free space. */
+	mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 128 * 1024 * 1024);
+#endif
 	rpcq_error err;
 	int version = 0;
 	rpcq_status st = migrate_check(cfg->database, &version, &err);

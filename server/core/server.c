@@ -10,7 +10,6 @@
  * own threads) run the call. See server.h for the threading rules.
  */
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,8 +64,6 @@ struct server {
 	struct work *head, *tail;
 	int stopping;
 	atomic_int draining;
-	atomic_int queued;           /* calls in the queue: a hint for spinners */
-	atomic_int spinning;         /* a worker is spinning (spin_for_work) */
 	nng_time drain_start;        /* set before draining */
 	pthread_t *threads;
 	int nthreads;
@@ -155,7 +152,6 @@ static void work_cb(void *arg)
 		else
 			srv->head = w;
 		srv->tail = w;
-		atomic_fetch_add_explicit(&srv->queued, 1, memory_order_relaxed);
 		pthread_cond_signal(&srv->queue_cv);
 		pthread_mutex_unlock(&srv->lock);
 		return;
@@ -175,34 +171,6 @@ static void work_cb(void *arg)
 	}
 }
 
-/* Before a worker goes to sleep on the queue, one of them at a time watches
- * it for SPIN_US: a caller making one call after another sends its next
- * request within a round trip, and a worker that is still awake takes it
- * without the futex wake-up and context switch that would otherwise be most
- * of the server's added latency. sched_yield keeps the spinner from
- * starving nng's I/O threads on a small machine; an idle server spins once
- * after its last call, then sleeps. */
-#define SPIN_US 300
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static void spin_for_work(server *srv)
-{
-	int expected = 0;
-	if (!atomic_compare_exchange_strong(&srv->spinning, &expected, 1))
-		return;
-	uint64_t until = now_us() + SPIN_US;
-	while (atomic_load_explicit(&srv->queued, memory_order_relaxed) == 0 && !atomic_load(&srv->draining) &&
-	       now_us() < until)
-		sched_yield();
-	atomic_store(&srv->spinning, 0);
-}
-
 /* Worker thread: runs queued calls until the server stops. */
 static void *worker_main(void *arg)
 {
@@ -213,7 +181,6 @@ static void *worker_main(void *arg)
 		return NULL;
 	}
 	for (;;) {
-		spin_for_work(srv);
 		pthread_mutex_lock(&srv->lock);
 		while (srv->head == NULL && !srv->stopping)
 			pthread_cond_wait(&srv->queue_cv, &srv->lock);
@@ -225,7 +192,6 @@ static void *worker_main(void *arg)
 		srv->head = w->next;
 		if (srv->head == NULL)
 			srv->tail = NULL;
-		atomic_fetch_sub_explicit(&srv->queued, 1, memory_order_relaxed);
 		pthread_mutex_unlock(&srv->lock);
 
 		nng_msg *req = w->request;

@@ -36,15 +36,15 @@ struct slot {
 struct rpcq_client {
 	nng_socket sock;
 	nng_mtx *slots_lock;
-	struct slot *slots;          /* idle, LIFO */
+	struct slot *slots; /* idle, LIFO */
 	int sock_open;
-	char *servers;               /* normalized, comma-separated */
+	char *servers; /* normalized, comma-separated */
 	int timeout_ms;
 	int max_retries;
 	long max_message_bytes;
 	nng_tls_config *tls;
-	atomic_int pipes;            /* connected pipes now */
-	atomic_uint pipe_losses;     /* pipes lost since creation */
+	atomic_int pipes;	 /* connected pipes now */
+	atomic_uint pipe_losses; /* pipes lost since creation */
 };
 
 static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
@@ -168,8 +168,7 @@ rpcq_status rpcq_client_create(rpcq_client **out, const rpcq_client_options *opt
 		servers = RPCQ_DEFAULT_SERVER;
 	c->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 10000;
 	c->max_retries = opts && opts->max_retries != 0 ? (opts->max_retries < 0 ? 0 : opts->max_retries) : 3;
-	c->max_message_bytes = opts && opts->max_message_bytes > 0 ? opts->max_message_bytes
-								   : RPCQ_DEFAULT_MAX_MESSAGE;
+	c->max_message_bytes = opts && opts->max_message_bytes > 0 ? opts->max_message_bytes : RPCQ_DEFAULT_MAX_MESSAGE;
 	c->servers = normalize_servers(servers);
 	if (c->servers == NULL) {
 		st = rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "no server URL given");
@@ -265,8 +264,7 @@ static void slot_put(struct rpcq_client *c, struct slot *sl, int clean)
 /* One attempt: send, wait for the reply until deadline. On OK *reply holds the
  * reply message (caller frees). nng 1.5 has no nng_ctx_sendmsg, so the
  * exchange goes through the slot's aio. */
-static rpcq_status exchange(struct rpcq_client *c, nng_msg *req, nng_time deadline, nng_msg **reply,
-			    rpcq_error *err)
+static rpcq_status exchange(struct rpcq_client *c, nng_msg *req, nng_time deadline, nng_msg **reply, rpcq_error *err)
 {
 	struct slot *sl = slot_get(c, err);
 	if (sl == NULL) {
@@ -377,8 +375,8 @@ rpcq_status rpcq_call_raw(rpcq_client *c, const char *method, const void *in, si
 }
 
 rpcq_status rpcq_call(rpcq_client *c, const char *method, const ProtobufCMessage *in,
-		      const ProtobufCMessageDescriptor *out_desc, ProtobufCMessage **out,
-		      const rpcq_call_options *opts, rpcq_error *err)
+		      const ProtobufCMessageDescriptor *out_desc, ProtobufCMessage **out, const rpcq_call_options *opts,
+		      rpcq_error *err)
 {
 	size_t in_len = protobuf_c_message_get_packed_size(in);
 	uint8_t stackbuf[512];

@@ -117,8 +117,7 @@ rpcq_status envelope_pack_response(nng_msg **out, rpcq_status code, const char *
 	return RPCQ_OK;
 }
 
-rpcq_status envelope_parse_response(arena *a, const void *data, size_t len, Rpcq__Response **out,
-				    rpcq_error *err)
+rpcq_status envelope_parse_response(arena *a, const void *data, size_t len, Rpcq__Response **out, rpcq_error *err)
 {
 	Rpcq__Response *resp = rpcq__response__unpack(a ? arena_allocator(a) : NULL, len, data);
 	if (resp == NULL)

@@ -158,7 +158,8 @@ static char *stub_name(const char *service, const char *method)
 static int idempotent(const MethodProto *m)
 {
 	return m->options && m->options->has_idempotency_level &&
-	       m->options->idempotency_level != GOOGLE__PROTOBUF__METHOD_OPTIONS__IDEMPOTENCY_LEVEL__IDEMPOTENCY_UNKNOWN;
+	       m->options->idempotency_level !=
+		       GOOGLE__PROTOBUF__METHOD_OPTIONS__IDEMPOTENCY_LEVEL__IDEMPOTENCY_UNKNOWN;
 }
 
 /* "rpcq/vesting.proto" -> "rpcq/vesting.pb-c.h". */
@@ -195,8 +196,7 @@ static void add_messages(struct buf *reg, const char *scope, MessageProto *const
 
 static int is_ours(const FileProto *f)
 {
-	return f->package && strncmp(f->package, "rpcq", 4) == 0 &&
-	       (f->package[4] == '\0' || f->package[4] == '.');
+	return f->package && strncmp(f->package, "rpcq", 4) == 0 && (f->package[4] == '\0' || f->package[4] == '.');
 }
 
 static void write_file(const char *dir, const char *name, const struct buf *b)
@@ -314,7 +314,8 @@ int main(int argc, char **argv)
 		}
 	}
 	buf_add(&h, "\n#ifdef __cplusplus\n}\n#endif\n#endif\n");
-	buf_addf(&reg, "\nconst rpcq_method_info rpcq_gen_methods[] = {\n%s};\nconst size_t rpcq_gen_method_count = %zu;\n",
+	buf_addf(&reg,
+		 "\nconst rpcq_method_info rpcq_gen_methods[] = {\n%s};\nconst size_t rpcq_gen_method_count = %zu;\n",
 		 methods.data ? methods.data : "", nmethods);
 	buf_addf(&reg, "\nconst ProtobufCMessageDescriptor *const rpcq_gen_messages[] = {\n%s\tNULL\n};\n",
 		 messages.data ? messages.data : "");

@@ -15,10 +15,10 @@
 #define CLI_MAX_METADATA 32
 
 typedef struct cli_globals {
-	const char *server;          /* --server, else $RPCQ_SERVER, else default */
-	int timeout_ms;              /* --timeout (0: client default) */
+	const char *server;				/* --server, else $RPCQ_SERVER, else default */
+	int timeout_ms;					/* --timeout (0: client default) */
 	const char *metadata[2 * CLI_MAX_METADATA + 1]; /* --header K=V pairs, NULL-terminated */
-	rpcq_client *client;         /* created on first cli_client() */
+	rpcq_client *client;				/* created on first cli_client() */
 } cli_globals;
 
 /* The shared client, created on first use; on failure prints the error and

@@ -27,12 +27,13 @@ static const struct command commands[] = {
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: rpcq [--server URL] [--timeout MS] [--header KEY=VALUE]... COMMAND [ARGS]\n\n"
-		     "Global options:\n"
-		     "  --server URL     server URL(s), comma-separated (default: $RPCQ_SERVER or %s)\n"
-		     "  --timeout MS     deadline of each call in milliseconds (default 10000)\n"
-		     "  --header K=V     metadata sent with every call (repeatable), e.g. x-request-id=abc\n\n"
-		     "Commands:\n",
+	fprintf(out,
+		"usage: rpcq [--server URL] [--timeout MS] [--header KEY=VALUE]... COMMAND [ARGS]\n\n"
+		"Global options:\n"
+		"  --server URL     server URL(s), comma-separated (default: $RPCQ_SERVER or %s)\n"
+		"  --timeout MS     deadline of each call in milliseconds (default 10000)\n"
+		"  --header K=V     metadata sent with every call (repeatable), e.g. x-request-id=abc\n\n"
+		"Commands:\n",
 		RPCQ_DEFAULT_SERVER);
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);

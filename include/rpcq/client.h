@@ -30,10 +30,10 @@ typedef struct rpcq_client_options {
 	/* Server URLs separated by commas or spaces; NULL: $RPCQ_SERVER, else
 	 * RPCQ_DEFAULT_SERVER. */
 	const char *servers;
-	int timeout_ms;              /* default deadline per call; 0: 10000 */
-	int max_retries;             /* UNAVAILABLE retries of idempotent methods; 0: 3, <0: none */
-	long max_message_bytes;      /* 0: RPCQ_DEFAULT_MAX_MESSAGE */
-	const char *tls_ca_file;     /* PEM CA for tls+tcp:// and wss:// (NULL: no verification) */
+	int timeout_ms;		 /* default deadline per call; 0: 10000 */
+	int max_retries;	 /* UNAVAILABLE retries of idempotent methods; 0: 3, <0: none */
+	long max_message_bytes;	 /* 0: RPCQ_DEFAULT_MAX_MESSAGE */
+	const char *tls_ca_file; /* PEM CA for tls+tcp:// and wss:// (NULL: no verification) */
 } rpcq_client_options;
 
 /* Creates a client (opts may be NULL for all defaults). Does not wait for the
@@ -52,7 +52,7 @@ RPCQ_API void rpcq_client_destroy(rpcq_client *c);
 RPCQ_API const char *rpcq_client_servers(const rpcq_client *c);
 
 typedef struct rpcq_call_options {
-	int timeout_ms;              /* 0: the client's default */
+	int timeout_ms; /* 0: the client's default */
 	/* Metadata pairs: {"x-request-id", "abc", "authorization", "...", NULL}. */
 	const char *const *metadata;
 	/* Retry UNAVAILABLE? -1/0 (default): as the method's idempotency option
@@ -66,9 +66,8 @@ typedef struct rpcq_call_options {
  * DEADLINE_EXCEEDED, UNAVAILABLE, RESOURCE_EXHAUSTED for an oversized
  * request). method: "/pkg.Service/Method" or "pkg.Service/Method".
  * Blocks until the reply or the deadline. Thread-safe. */
-RPCQ_API rpcq_status rpcq_call_raw(rpcq_client *c, const char *method, const void *in, size_t in_len,
-				   void **out, size_t *out_len, const rpcq_call_options *opts,
-				   rpcq_error *err) RPCQ_NODISCARD;
+RPCQ_API rpcq_status rpcq_call_raw(rpcq_client *c, const char *method, const void *in, size_t in_len, void **out,
+				   size_t *out_len, const rpcq_call_options *opts, rpcq_error *err) RPCQ_NODISCARD;
 
 /* A unary call with messages. On OK, *out is the reply unpacked with the
  * default allocator: free it with protobuf_c_message_free_unpacked(*out, NULL).

@@ -23,8 +23,7 @@ typedef struct rpcq_error {
 
 /* Sets err (NULL is allowed) and returns status, so a failure reads
  *   return rpcq_error_set(err, RPCQ_NOT_FOUND, "ledger \"%s\" not found", name); */
-RPCQ_API rpcq_status rpcq_error_set(rpcq_error *err, rpcq_status status, const char *fmt, ...)
-	RPCQ_PRINTF(3, 4);
+RPCQ_API rpcq_status rpcq_error_set(rpcq_error *err, rpcq_status status, const char *fmt, ...) RPCQ_PRINTF(3, 4);
 RPCQ_API rpcq_status rpcq_error_vset(rpcq_error *err, rpcq_status status, const char *fmt, va_list ap)
 	RPCQ_PRINTF(3, 0);
 

@@ -22,9 +22,9 @@ extern "C" {
 #endif
 
 enum {
-	RPCQ_JSON_PRETTY = 1 << 0,          /* one member per line, indented by two spaces */
-	RPCQ_JSON_EMIT_DEFAULTS = 1 << 1,   /* include fields with default values */
-	RPCQ_JSON_ORIGINAL_NAMES = 1 << 2,  /* proto field names instead of lowerCamelCase */
+	RPCQ_JSON_PRETTY = 1 << 0,	   /* one member per line, indented by two spaces */
+	RPCQ_JSON_EMIT_DEFAULTS = 1 << 1,  /* include fields with default values */
+	RPCQ_JSON_ORIGINAL_NAMES = 1 << 2, /* proto field names instead of lowerCamelCase */
 };
 
 /* Parses json (len bytes, not necessarily NUL-terminated) as a message of
@@ -47,8 +47,8 @@ enum {
  *   INVALID_ARGUMENT 'invalid JSON at line 1, column 9: ...' (syntax, bad UTF-8)
  *   RESOURCE_EXHAUSTED when out of memory.
  * Thread-safe; does not block. */
-RPCQ_API rpcq_status rpcq_json_to_message(const ProtobufCMessageDescriptor *desc, const char *json,
-					  size_t len, ProtobufCAllocator *alloc, ProtobufCMessage **out,
+RPCQ_API rpcq_status rpcq_json_to_message(const ProtobufCMessageDescriptor *desc, const char *json, size_t len,
+					  ProtobufCAllocator *alloc, ProtobufCMessage **out,
 					  rpcq_error *err) RPCQ_NODISCARD;
 
 /* The message as a NUL-terminated JSON text (allocated; free with
@@ -67,18 +67,16 @@ RPCQ_API char *rpcq_message_to_json(const ProtobufCMessage *msg, int flags);
 /* Parses json as rpcq_json_to_message does and serializes the message: on OK
  * *out (free with rpcq_free; set only on OK) holds *out_len bytes of protobuf
  * wire format. Errors as rpcq_json_to_message. Thread-safe; does not block. */
-RPCQ_API rpcq_status rpcq_json_to_payload(const ProtobufCMessageDescriptor *desc, const char *json,
-					  size_t len, void **out, size_t *out_len,
-					  rpcq_error *err) RPCQ_NODISCARD;
+RPCQ_API rpcq_status rpcq_json_to_payload(const ProtobufCMessageDescriptor *desc, const char *json, size_t len,
+					  void **out, size_t *out_len, rpcq_error *err) RPCQ_NODISCARD;
 
 /* Decodes len bytes of wire format as a desc and writes it as JSON text: on
  * OK *out (NUL-terminated, free with rpcq_free; set only on OK) holds it.
  * INVALID_ARGUMENT when the bytes are not a valid desc or nest deeper than
  * 64 messages, RESOURCE_EXHAUSTED when out of memory. Thread-safe; does not
  * block. */
-RPCQ_API rpcq_status rpcq_payload_to_json(const ProtobufCMessageDescriptor *desc, const void *data,
-					  size_t len, int flags, char **out,
-					  rpcq_error *err) RPCQ_NODISCARD;
+RPCQ_API rpcq_status rpcq_payload_to_json(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+					  int flags, char **out, rpcq_error *err) RPCQ_NODISCARD;
 
 #ifdef __cplusplus
 }

@@ -17,12 +17,12 @@ extern "C" {
 #endif
 
 typedef struct rpcq_method_info {
-	const char *full_name;       /* "/rpcq.Health/Check" */
+	const char *full_name; /* "/rpcq.Health/Check" */
 	const ProtobufCServiceDescriptor *service;
-	unsigned index;              /* in service->methods */
+	unsigned index; /* in service->methods */
 	const ProtobufCMessageDescriptor *input;
 	const ProtobufCMessageDescriptor *output;
-	int idempotent;              /* idempotency_level is NO_SIDE_EFFECTS or IDEMPOTENT */
+	int idempotent; /* idempotency_level is NO_SIDE_EFFECTS or IDEMPOTENT */
 } rpcq_method_info;
 
 /* Every method of every service, in .proto order; *count gets the number. */

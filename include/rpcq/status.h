@@ -13,22 +13,22 @@ extern "C" {
 #endif
 
 #define RPCQ_STATUS_LIST(X)                                                            \
-	X(OK, 0, "success")                                                               \
-	X(CANCELLED, 1, "the operation was cancelled")                                    \
-	X(UNKNOWN, 2, "unknown error")                                                    \
-	X(INVALID_ARGUMENT, 3, "the request is invalid")                                  \
-	X(DEADLINE_EXCEEDED, 4, "the deadline expired before the operation completed")    \
-	X(NOT_FOUND, 5, "the requested entity was not found")                             \
-	X(ALREADY_EXISTS, 6, "the entity already exists")                                 \
-	X(PERMISSION_DENIED, 7, "the caller may not do this")                             \
-	X(RESOURCE_EXHAUSTED, 8, "a limit was reached")                                   \
-	X(FAILED_PRECONDITION, 9, "the system is not in a state for this operation")      \
-	X(ABORTED, 10, "the operation was aborted by a conflict; retry it")               \
-	X(OUT_OF_RANGE, 11, "a value is out of range")                                    \
-	X(UNIMPLEMENTED, 12, "the operation is not implemented")                          \
-	X(INTERNAL, 13, "internal error")                                                 \
-	X(UNAVAILABLE, 14, "the service is unavailable; retry later")                     \
-	X(DATA_LOSS, 15, "unrecoverable data loss")                                       \
+	X(OK, 0, "success")                                                            \
+	X(CANCELLED, 1, "the operation was cancelled")                                 \
+	X(UNKNOWN, 2, "unknown error")                                                 \
+	X(INVALID_ARGUMENT, 3, "the request is invalid")                               \
+	X(DEADLINE_EXCEEDED, 4, "the deadline expired before the operation completed") \
+	X(NOT_FOUND, 5, "the requested entity was not found")                          \
+	X(ALREADY_EXISTS, 6, "the entity already exists")                              \
+	X(PERMISSION_DENIED, 7, "the caller may not do this")                          \
+	X(RESOURCE_EXHAUSTED, 8, "a limit was reached")                                \
+	X(FAILED_PRECONDITION, 9, "the system is not in a state for this operation")   \
+	X(ABORTED, 10, "the operation was aborted by a conflict; retry it")            \
+	X(OUT_OF_RANGE, 11, "a value is out of range")                                 \
+	X(UNIMPLEMENTED, 12, "the operation is not implemented")                       \
+	X(INTERNAL, 13, "internal error")                                              \
+	X(UNAVAILABLE, 14, "the service is unavailable; retry later")                  \
+	X(DATA_LOSS, 15, "unrecoverable data loss")                                    \
 	X(UNAUTHENTICATED, 16, "the caller is not authenticated")
 
 typedef enum rpcq_status {

@@ -170,8 +170,7 @@ static nng_msg *reply(call *c, rpcq_status st, const void *payload, size_t len)
 	const char *msg = st == RPCQ_OK ? "" : (c->message ? c->message : rpcq_status_describe(st));
 	nng_msg *out = NULL;
 	rpcq_error err;
-	if (envelope_pack_response(&out, st, msg, payload, len, c->ntrailers ? c->trailers : NULL, &err) !=
-	    RPCQ_OK) {
+	if (envelope_pack_response(&out, st, msg, payload, len, c->ntrailers ? c->trailers : NULL, &err) != RPCQ_OK) {
 		log_error("cannot pack a reply: %s", err.message);
 		return NULL;
 	}
@@ -237,8 +236,8 @@ nng_msg *call_execute(server *srv, arena *ar, const void *data, size_t len, nng_
 		goto done;
 	}
 	const ProtobufCMessageDescriptor *in_desc = c.entry->method->input;
-	ProtobufCMessage *in = protobuf_c_message_unpack(in_desc, arena_allocator(ar), req->payload.len,
-							 req->payload.data);
+	ProtobufCMessage *in =
+		protobuf_c_message_unpack(in_desc, arena_allocator(ar), req->payload.len, req->payload.data);
 	if (in == NULL) {
 		call_fail(&c, RPCQ_INVALID_ARGUMENT, "payload does not decode as %s", in_desc->name);
 		out = reply(&c, RPCQ_INVALID_ARGUMENT, NULL, 0);

@@ -19,13 +19,13 @@
 enum knob_type { K_STR, K_INT, K_LONG, K_LIST };
 
 struct knob {
-	const char *name;            /* flag without dashes, file key */
+	const char *name; /* flag without dashes, file key */
 	const char *env;
 	enum knob_type type;
-	size_t offset;               /* of the value in rpcq_config */
-	size_t count_offset;         /* K_LIST: of the count */
-	const char *def;             /* default, as text */
-	long min, max;               /* K_INT, K_LONG */
+	size_t offset;	     /* of the value in rpcq_config */
+	size_t count_offset; /* K_LIST: of the count */
+	const char *def;     /* default, as text */
+	long min, max;	     /* K_INT, K_LONG */
 	const char *help;
 };
 
@@ -44,24 +44,24 @@ static const struct knob knobs[] = {
 	 "handler threads (handlers block on the database; CPU-bound work wants ~cores)"},
 	{"contexts", "RPCQ_CONTEXTS", K_INT, OFF(contexts), 0, "128", 1, 65536,
 	 "calls accepted from the wire at once (queued for the workers)"},
-	{"max-message-bytes", "RPCQ_MAX_MESSAGE_BYTES", K_LONG, OFF(max_message_bytes), 0, "4194304", 1024,
-	 1L << 30, "largest request or reply"},
-	{"default-deadline-ms", "RPCQ_DEFAULT_DEADLINE_MS", K_INT, OFF(default_deadline_ms), 0, "30000", 1,
-	 INT_MAX, "deadline of calls that send none"},
+	{"max-message-bytes", "RPCQ_MAX_MESSAGE_BYTES", K_LONG, OFF(max_message_bytes), 0, "4194304", 1024, 1L << 30,
+	 "largest request or reply"},
+	{"default-deadline-ms", "RPCQ_DEFAULT_DEADLINE_MS", K_INT, OFF(default_deadline_ms), 0, "30000", 1, INT_MAX,
+	 "deadline of calls that send none"},
 	{"drain-timeout-ms", "RPCQ_DRAIN_TIMEOUT_MS", K_INT, OFF(drain_timeout_ms), 0, "10000", 0, INT_MAX,
 	 "on SIGTERM, how long in-flight calls may take to finish"},
 	{"pool-min", "RPCQ_POOL_MIN", K_INT, OFF(pool_min), 0, "1", 0, 1000, "database connections kept open"},
 	{"pool-max", "RPCQ_POOL_MAX", K_INT, OFF(pool_max), 0, "8", 1, 1000, "database connections at most"},
-	{"pool-acquire-timeout-ms", "RPCQ_POOL_ACQUIRE_TIMEOUT_MS", K_INT, OFF(pool_acquire_timeout_ms), 0, "5000",
-	 1, INT_MAX, "longest wait for a database connection (also bounded by the call's deadline)"},
-	{"stream-retention-days", "RPCQ_STREAM_RETENTION_DAYS", K_INT, OFF(stream_retention_days), 0, "7", 0,
-	 36500, "stream log messages older than this are trimmed (0: no age limit)"},
-	{"stream-retention-count", "RPCQ_STREAM_RETENTION_COUNT", K_LONG, OFF(stream_retention_count), 0,
-	 "1000000", 0, LONG_MAX, "at most this many messages kept per topic (0: no count limit)"},
+	{"pool-acquire-timeout-ms", "RPCQ_POOL_ACQUIRE_TIMEOUT_MS", K_INT, OFF(pool_acquire_timeout_ms), 0, "5000", 1,
+	 INT_MAX, "longest wait for a database connection (also bounded by the call's deadline)"},
+	{"stream-retention-days", "RPCQ_STREAM_RETENTION_DAYS", K_INT, OFF(stream_retention_days), 0, "7", 0, 36500,
+	 "stream log messages older than this are trimmed (0: no age limit)"},
+	{"stream-retention-count", "RPCQ_STREAM_RETENTION_COUNT", K_LONG, OFF(stream_retention_count), 0, "1000000", 0,
+	 LONG_MAX, "at most this many messages kept per topic (0: no count limit)"},
 	{"session-ttl-s", "RPCQ_SESSION_TTL_S", K_INT, OFF(session_ttl_s), 0, "300", 1, 86400,
 	 "vesting compute sessions expire after this long unused"},
-	{"session-max-bytes", "RPCQ_SESSION_MAX_BYTES", K_LONG, OFF(session_max_bytes), 0, "2147483648", 1024,
-	 LONG_MAX, "memory all vesting compute sessions may hold together"},
+	{"session-max-bytes", "RPCQ_SESSION_MAX_BYTES", K_LONG, OFF(session_max_bytes), 0, "2147483648", 1024, LONG_MAX,
+	 "memory all vesting compute sessions may hold together"},
 	{"log-level", "RPCQ_LOG_LEVEL", K_STR, OFF(log_level), 0, "info", 0, 0, "debug, info, warn or error"},
 };
 
@@ -257,8 +257,8 @@ rpcq_status config_load(rpcq_config *cfg, int argc, char **argv, rpcq_error *err
 			return st;
 	}
 	if (cfg->pool_min > cfg->pool_max)
-		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "pool-min (%d) exceeds pool-max (%d)",
-				      cfg->pool_min, cfg->pool_max);
+		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "pool-min (%d) exceeds pool-max (%d)", cfg->pool_min,
+				      cfg->pool_max);
 	if (cfg->nlisten == 0)
 		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "at least one --listen URL is needed");
 	return RPCQ_OK;

@@ -17,25 +17,25 @@
 #define CONFIG_MAX_URLS 8
 
 typedef struct rpcq_config {
-	const char *listen[CONFIG_MAX_URLS];    /* RPC listeners (req/rep) */
+	const char *listen[CONFIG_MAX_URLS]; /* RPC listeners (req/rep) */
 	int nlisten;
-	const char *publish[CONFIG_MAX_URLS];   /* stream listeners (pub/sub) */
+	const char *publish[CONFIG_MAX_URLS]; /* stream listeners (pub/sub) */
 	int npublish;
-	const char *database;                   /* libpq conninfo or URI */
-	const char *tls_cert;                   /* PEM, for tls+tcp:// and wss:// */
+	const char *database; /* libpq conninfo or URI */
+	const char *tls_cert; /* PEM, for tls+tcp:// and wss:// */
 	const char *tls_key;
-	int workers;                            /* handler threads */
-	int contexts;                           /* outstanding calls on the wire */
+	int workers;  /* handler threads */
+	int contexts; /* outstanding calls on the wire */
 	long max_message_bytes;
 	int default_deadline_ms;
 	int drain_timeout_ms;
 	int pool_min;
 	int pool_max;
 	int pool_acquire_timeout_ms;
-	int stream_retention_days;              /* 0: keep by count only */
-	long stream_retention_count;            /* per topic; 0: keep by age only */
-	int session_ttl_s;                      /* vesting compute sessions */
-	long session_max_bytes;                 /* all compute sessions together */
+	int stream_retention_days;   /* 0: keep by count only */
+	long stream_retention_count; /* per topic; 0: keep by age only */
+	int session_ttl_s;	     /* vesting compute sessions */
+	long session_max_bytes;	     /* all compute sessions together */
 	const char *log_level;
 	const char *config_file;
 } rpcq_config;

@@ -56,8 +56,10 @@ rpcq_status dispatch_create(dispatch **out, const service_def *const *services, 
 			for (unsigned j = 0; j < sd->n_methods; j++)
 				found |= strcmp(sd->methods[j].name, m->name) == 0;
 			if (!found) {
-				st = rpcq_error_set(err, RPCQ_INTERNAL, "service %s has a handler for %s, which its "
-									"descriptor does not declare", sd->name, m->name);
+				st = rpcq_error_set(err, RPCQ_INTERNAL,
+						    "service %s has a handler for %s, which its "
+						    "descriptor does not declare",
+						    sd->name, m->name);
 				goto fail;
 			}
 		}
@@ -85,7 +87,8 @@ rpcq_status dispatch_create(dispatch **out, const service_def *const *services, 
 	qsort(d->entries, d->count, sizeof(*d->entries), entry_cmp);
 	for (size_t i = 1; i < d->count; i++) {
 		if (strcmp(d->entries[i - 1].full_name, d->entries[i].full_name) == 0) {
-			st = rpcq_error_set(err, RPCQ_INTERNAL, "method %s is registered twice", d->entries[i].full_name);
+			st = rpcq_error_set(err, RPCQ_INTERNAL, "method %s is registered twice",
+					    d->entries[i].full_name);
 			goto fail;
 		}
 	}

@@ -13,10 +13,10 @@
 #include "service.h"
 
 typedef struct dispatch_entry {
-	char *full_name;             /* "/rpcq.Health/Check" */
+	char *full_name; /* "/rpcq.Health/Check" */
 	const ProtobufCMethodDescriptor *method;
 	const service_def *service;
-	size_t service_index;        /* in the list given to dispatch_create */
+	size_t service_index; /* in the list given to dispatch_create */
 	handler_fn handler;
 } dispatch_entry;
 

@@ -70,8 +70,8 @@ static int cmd_serve(rpcq_config *cfg)
 		log_error("cannot start: %s", err.message);
 		return 1;
 	}
-	log_info("rpcqd %s serving (schema version %d, %d workers, %d contexts)", RPCQ_VERSION, version,
-		 cfg->workers, cfg->contexts);
+	log_info("rpcqd %s serving (schema version %d, %d workers, %d contexts)", RPCQ_VERSION, version, cfg->workers,
+		 cfg->contexts);
 	int sig = 0;
 	sigwait(&set, &sig);
 	log_info("received %s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");

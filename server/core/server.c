@@ -37,15 +37,15 @@ struct work {
 	enum work_state state;
 	nng_msg *request;
 	nng_time received;
-	struct work *next;           /* in the queue */
+	struct work *next; /* in the queue */
 };
 
 struct server {
 	rpcq_config *cfg;
 	const service_def *const *services;
-	void **states;               /* per service, from its start hook */
+	void **states; /* per service, from its start hook */
 	size_t nservices;
-	size_t started;              /* services whose start hook ran */
+	size_t started; /* services whose start hook ran */
 	dispatch *dispatch;
 	pool *pool;
 	publisher *publisher;
@@ -59,12 +59,12 @@ struct server {
 	int nworks;
 
 	pthread_mutex_t lock;
-	pthread_cond_t queue_cv;     /* work queued, or stopping */
-	pthread_cond_t idle_cv;      /* in_flight dropped to zero */
+	pthread_cond_t queue_cv; /* work queued, or stopping */
+	pthread_cond_t idle_cv;	 /* in_flight dropped to zero */
 	struct work *head, *tail;
 	int stopping;
 	atomic_int draining;
-	nng_time drain_start;        /* set before draining */
+	nng_time drain_start; /* set before draining */
 	pthread_t *threads;
 	int nthreads;
 
@@ -197,8 +197,7 @@ static void *worker_main(void *arg)
 		nng_msg *req = w->request;
 		w->request = NULL;
 		nng_pipe pipe = nng_msg_get_pipe(req);
-		nng_msg *rep = call_execute(srv, ar, nng_msg_body(req), nng_msg_len(req), w->received,
-					    srv->states);
+		nng_msg *rep = call_execute(srv, ar, nng_msg_body(req), nng_msg_len(req), w->received, srv->states);
 		nng_msg_free(req);
 		arena_reset(ar);
 		atomic_fetch_add(&srv->calls, 1);

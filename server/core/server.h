@@ -24,9 +24,9 @@
 #include "service.h"
 
 typedef struct server_stats {
-	uint64_t calls;              /* answered */
-	uint64_t failed;             /* answered with a status other than OK */
-	uint64_t replies_dropped;    /* the caller had gone when its reply was ready */
+	uint64_t calls;		  /* answered */
+	uint64_t failed;	  /* answered with a status other than OK */
+	uint64_t replies_dropped; /* the caller had gone when its reply was ready */
 	unsigned in_flight;
 } server_stats;
 

@@ -17,13 +17,13 @@
 typedef rpcq_status (*handler_fn)(call *c, const ProtobufCMessage *in, ProtobufCMessage **out);
 
 typedef struct method_def {
-	const char *name;            /* "Compute", as in the .proto */
+	const char *name; /* "Compute", as in the .proto */
 	handler_fn handler;
 } method_def;
 
 typedef struct service_def {
 	const ProtobufCServiceDescriptor *descriptor;
-	const method_def *methods;   /* terminated by {NULL, NULL} */
+	const method_def *methods; /* terminated by {NULL, NULL} */
 	/* Optional: creates the service's shared state (*state) before serving. */
 	rpcq_status (*start)(server *srv, void **state, rpcq_error *err);
 	/* Optional: frees it after the last call has finished. */
@@ -33,10 +33,10 @@ typedef struct service_def {
 /* Typed handler glue: HANDLER(fn, InType, OutType) defines a handler_fn named
  * fn##_handler that casts and calls
  *   rpcq_status fn(call *c, const InType *in, OutType **out). */
-#define RPCQ_HANDLER(fn, InType, OutType)                                                     \
+#define RPCQ_HANDLER(fn, InType, OutType)                                                            \
 	static rpcq_status fn##_handler(call *c, const ProtobufCMessage *in, ProtobufCMessage **out) \
-	{                                                                                      \
-		return fn(c, (const InType *)in, (OutType **)out);                                 \
+	{                                                                                            \
+		return fn(c, (const InType *)in, (OutType **)out);                                   \
 	}
 
 /* The server-wide things a service may use (from its start hook or handlers). */

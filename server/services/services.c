@@ -8,9 +8,5 @@
 #include "vesting/vesting.h"
 
 const service_def *const rpcqd_services[] = {
-	&health_service,
-	&reflection_service,
-	&streams_service,
-	&vesting_service,
-	NULL,
+	&health_service, &reflection_service, &streams_service, &vesting_service, NULL,
 };

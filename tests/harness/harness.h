@@ -12,16 +12,16 @@
 #include <sys/types.h>
 
 typedef struct harness_pg {
-	char dir[256];                /* cluster directory (removed on stop) */
-	char conninfo[512];           /* "host=<dir> port=<port> dbname=rpcq user=rpcq" style */
+	char dir[256];	    /* cluster directory (removed on stop) */
+	char conninfo[512]; /* "host=<dir> port=<port> dbname=rpcq user=rpcq" style */
 	int port;
 } harness_pg;
 
 typedef struct harness_server {
 	pid_t pid;
-	char rpc_url[128];            /* tcp://127.0.0.1:<port> */
+	char rpc_url[128]; /* tcp://127.0.0.1:<port> */
 	char pub_url[128];
-	char log_path[256];           /* its stderr */
+	char log_path[256]; /* its stderr */
 } harness_server;
 
 /* Starts a throwaway cluster (scripts/pg start) and creates the database. */

@@ -28,8 +28,8 @@ int main(int argc, char **argv)
 	rpcq_status st = rpcq_health_echo(c, &in, &out, NULL, &err);
 	rpcq_client_destroy(c);
 	if (st != RPCQ_UNAVAILABLE || strstr(err.message, argv[1]) == NULL) {
-		fprintf(stderr, "consumer: expected UNAVAILABLE naming %s, got %s: %s\n", argv[1],
-			rpcq_status_name(st), err.message);
+		fprintf(stderr, "consumer: expected UNAVAILABLE naming %s, got %s: %s\n", argv[1], rpcq_status_name(st),
+			err.message);
 		return 1;
 	}
 	size_t n;

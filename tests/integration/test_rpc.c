@@ -157,8 +157,7 @@ static void test_unknown_method_is_unimplemented_and_names_it(void **state)
 	void *out = NULL;
 	size_t out_len = 0;
 	rpcq_error err;
-	assert_int_equal(rpcq_call_raw(c, "/rpcq.Nothing/Here", "", 0, &out, &out_len, NULL, &err),
-			 RPCQ_UNIMPLEMENTED);
+	assert_int_equal(rpcq_call_raw(c, "/rpcq.Nothing/Here", "", 0, &out, &out_len, NULL, &err), RPCQ_UNIMPLEMENTED);
 	assert_non_null(strstr(err.message, "/rpcq.Nothing/Here"));
 	rpcq_client_destroy(c);
 }
@@ -436,9 +435,15 @@ static void test_tls_listener_serves_a_client_that_verifies_its_certificate(void
 	char cert[300], key[300];
 	snprintf(cert, sizeof(cert), "%s/server.crt", pg.dir);
 	snprintf(key, sizeof(key), "%s/server.key", pg.dir);
-	const char *openssl[] = {"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-				 "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-				 "-keyout", key, "-out", cert, NULL};
+	const char *openssl[] = {"openssl",  "req",
+				 "-x509",    "-newkey",
+				 "rsa:2048", "-nodes",
+				 "-days",    "2",
+				 "-subj",    "/CN=127.0.0.1",
+				 "-addext",  "subjectAltName=IP:127.0.0.1,DNS:localhost",
+				 "-keyout",  key,
+				 "-out",     cert,
+				 NULL};
 	assert_int_equal(harness_run(openssl, NULL, NULL, NULL, 30000), 0);
 	char url[96], listen[120], cert_flag[320], key_flag[320];
 	snprintf(url, sizeof(url), "tls+tcp://127.0.0.1:%d", harness_free_port());

@@ -45,8 +45,7 @@ static Rpcq__Test__All *parse_all(const char *json)
 }
 
 /* Parsing json must fail with status and exactly the message want. */
-static void parse_fails(const ProtobufCMessageDescriptor *desc, const char *json, rpcq_status status,
-			const char *want)
+static void parse_fails(const ProtobufCMessageDescriptor *desc, const char *json, rpcq_status status, const char *want)
 {
 	ProtobufCMessage *msg = NULL;
 	rpcq_error err = {0};
@@ -689,9 +688,12 @@ static void test_default_values_are_omitted_unless_asked_for(void **state)
 	char *json = rpcq_message_to_json(&a.base, RPCQ_JSON_EMIT_DEFAULTS);
 	assert_non_null(json);
 	static const char *const present[] = {
-		"{\"fInt32\":0,\"fInt64\":\"0\",\"fUint32\":0,\"fUint64\":\"0\",", "\"fFloat\":0,\"fDouble\":0,",
+		"{\"fInt32\":0,\"fInt64\":\"0\",\"fUint32\":0,\"fUint64\":\"0\",",
+		"\"fFloat\":0,\"fDouble\":0,",
 		"\"fBool\":false,\"fString\":\"\",\"fBytes\":\"\",\"fEnum\":\"COLOR_UNSPECIFIED\",\"rInt32\":[],",
-		"\"rMessage\":[],", "\"mStringString\":{},", "\"mUint64Float\":{}}"};
+		"\"rMessage\":[],",
+		"\"mStringString\":{},",
+		"\"mUint64Float\":{}}"};
 	for (size_t i = 0; i < sizeof(present) / sizeof(present[0]); i++)
 		if (strstr(json, present[i]) == NULL)
 			fail_msg("%s lacks %s", json, present[i]);
@@ -718,11 +720,12 @@ static void test_proto2_prints_set_fields_and_declared_defaults(void **state)
 
 	/* A field given at its default is present in proto2, and prints. */
 	l = (Rpcq__Test2__Legacy *)parse_ok(d, "{\"id\":\"x\",\"count\":0,\"name\":\"anon\",\"flag\":false,"
-					     "\"level\":\"LOW\",\"counts\":{\"a\":1}}");
+					       "\"level\":\"LOW\",\"counts\":{\"a\":1}}");
 	assert_true(l->has_count && l->has_flag && l->has_level);
 	assert_true(l->counts[0]->has_value);
-	prints_as(&l->base, 0, "{\"id\":\"x\",\"count\":0,\"name\":\"anon\",\"level\":\"LOW\",\"flag\":false,"
-			       "\"counts\":{\"a\":1}}");
+	prints_as(&l->base, 0,
+		  "{\"id\":\"x\",\"count\":0,\"name\":\"anon\",\"level\":\"LOW\",\"flag\":false,"
+		  "\"counts\":{\"a\":1}}");
 	reads_and_prints_as(d, "{\"id\":\"x\",\"count\":null,\"next\":null}", "{\"id\":\"x\"}");
 }
 
@@ -925,8 +928,8 @@ static void test_out_of_memory_at_any_allocation_fails_cleanly(void **state)
 		ProtobufCMessage *m = NULL;
 		rpcq_error err = {0};
 		rpcq_alloc_fail_after(n);
-		rpcq_status st = rpcq_json_to_message(&rpcq__test__all__descriptor, json, strlen(json), &counting,
-						      &m, &err);
+		rpcq_status st =
+			rpcq_json_to_message(&rpcq__test__all__descriptor, json, strlen(json), &counting, &m, &err);
 		rpcq_alloc_fail_after(-1);
 		if (st == RPCQ_OK) {
 			succeeded = 1;

@@ -90,40 +90,6 @@ static long read_chunk(FILE *f, const char *path, char *buf)
 	return (long)n;
 }
 
-/* Writes a field quoted as RFC 4180 needs. */
-static void put_field(const char *s)
-{
-	if (strpbrk(s, ",\"\r\n") == NULL) {
-		fputs(s, stdout);
-		return;
-	}
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"')
-			putchar('"');
-		putchar(*s);
-	}
-	putchar('"');
-}
-
-/* Prints a page of entries; *first tracks whether a line was printed yet. */
-static void print_entries(const Rpcq__Vesting__ScheduleResponse *r, int *first)
-{
-	for (size_t i = 0; i < r->n_entries; i++) {
-		const Rpcq__Vesting__ScheduleEntry *e = r->entries[i];
-		if (!*first)
-			putchar('\n');
-		*first = 0;
-		put_field(e->employee_id);
-		putchar(',');
-		put_field(e->employee_name);
-		putchar(',');
-		put_field(e->award_id);
-		putchar(',');
-		fputs(e->quantity, stdout);
-	}
-}
-
 /* Appends s to *w, quoted as RFC 4180 needs; *w has room for 2 * strlen + 2. */
 static void format_field(char **w, const char *s)
 {
@@ -144,10 +110,12 @@ static void format_field(char **w, const char *s)
 	*w = p;
 }
 
-/* Prints a page of entries as print_entries does, formatted into one buffer
- * and written with one fwrite: pages hold tens of thousands of lines, and a
- * stdio call per field costs more than the formatting. */
-static void print_page(const Rpcq__Vesting__ScheduleResponse *r, int *first)
+/* Prints a page of entries, formatted into one buffer and written with one
+ * fwrite: pages hold tens of thousands of lines, and a stdio call per field
+ * costs more than the formatting. *first tracks whether a line was printed
+ * yet (the output has no final newline, as the spec's examples). Returns 0,
+ * or -1 when out of memory. */
+static int print_page(const Rpcq__Vesting__ScheduleResponse *r, int *first)
 {
 	size_t cap = 1;
 	for (size_t i = 0; i < r->n_entries; i++) {
@@ -156,10 +124,8 @@ static void print_page(const Rpcq__Vesting__ScheduleResponse *r, int *first)
 		       strlen(e->quantity) + 4;
 	}
 	char *buf = malloc(cap);
-	if (buf == NULL) {
-		print_entries(r, first);
-		return;
-	}
+	if (buf == NULL)
+		return -1;
 	char *w = buf;
 	for (size_t i = 0; i < r->n_entries; i++) {
 		const Rpcq__Vesting__ScheduleEntry *e = r->entries[i];
@@ -178,35 +144,76 @@ static void print_page(const Rpcq__Vesting__ScheduleResponse *r, int *first)
 	}
 	fwrite(buf, 1, (size_t)(w - buf), stdout);
 	free(buf);
+	return 0;
 }
 
-/* Computes every page of a Compute request (inline or session) and prints. */
-static int compute_pages(rpcq_client *client, const rpcq_call_options *o, Rpcq__Vesting__ComputeRequest *req)
+/* One page of a schedule, from Compute or from a ledger's Schedule. */
+typedef rpcq_status (*fetch_page_fn)(void *arg, const char *token, Rpcq__Vesting__ScheduleResponse **resp,
+				     rpcq_error *err);
+
+/* Fetches and prints every page; returns the exit status. */
+static int print_all_pages(fetch_page_fn fetch, void *arg)
 {
-	int first = 1;
+	int first = 1, rc = 0;
 	char *token = NULL;
 	rpcq_error err;
-	int rc = 0;
-	/* Pages as large as the server allows (it also ends a page before the
-	 * message limit): fewer round trips. */
-	req->page_size = UINT32_MAX;
 	for (;;) {
 		Rpcq__Vesting__ScheduleResponse *resp = NULL;
-		req->page_token = token ? token : "";
-		if (rpcq_vesting_compute(client, req, &resp, o, &err) != RPCQ_OK) {
+		if (fetch(arg, token ? token : "", &resp, &err) != RPCQ_OK) {
 			rc = cli_fail(&err);
 			break;
 		}
-		print_page(resp, &first);
+		int printed = print_page(resp, &first);
 		free(token);
 		token = resp->next_page_token[0] ? strdup(resp->next_page_token) : NULL;
 		protobuf_c_message_free_unpacked(&resp->base, NULL);
+		if (printed != 0) {
+			rpcq_error_set(&err, RPCQ_RESOURCE_EXHAUSTED, "out of memory printing the schedule");
+			rc = cli_fail(&err);
+			break;
+		}
 		if (token == NULL)
 			break;
 	}
 	free(token);
 	fflush(stdout);
 	return rc;
+}
+
+struct compute_fetch {
+	rpcq_client *client;
+	const rpcq_call_options *opts;
+	Rpcq__Vesting__ComputeRequest *req;
+};
+
+static rpcq_status fetch_compute(void *arg, const char *token, Rpcq__Vesting__ScheduleResponse **resp, rpcq_error *err)
+{
+	struct compute_fetch *f = arg;
+	f->req->page_token = (char *)token;
+	return rpcq_vesting_compute(f->client, f->req, resp, f->opts, err);
+}
+
+struct schedule_fetch {
+	rpcq_client *client;
+	const rpcq_call_options *opts;
+	Rpcq__Vesting__ScheduleRequest *req;
+};
+
+static rpcq_status fetch_schedule(void *arg, const char *token, Rpcq__Vesting__ScheduleResponse **resp, rpcq_error *err)
+{
+	struct schedule_fetch *f = arg;
+	f->req->page_token = (char *)token;
+	return rpcq_vesting_schedule(f->client, f->req, resp, f->opts, err);
+}
+
+/* Computes every page of a Compute request (inline or session) and prints. */
+static int compute_pages(rpcq_client *client, const rpcq_call_options *o, Rpcq__Vesting__ComputeRequest *req)
+{
+	/* Pages as large as the server allows (it also ends a page before the
+	 * message limit): fewer round trips. */
+	req->page_size = UINT32_MAX;
+	struct compute_fetch f = {client, o, req};
+	return print_all_pages(fetch_compute, &f);
 }
 
 static int cmd_file(int argc, char **argv, cli_globals *g)
@@ -449,26 +456,9 @@ static int cmd_schedule(int argc, char **argv, cli_globals *g)
 	req.target_date = (char *)pos[1];
 	req.precision = (uint32_t)precision;
 	req.employee_id = (char *)employee;
-	int first = 1, rc = 0;
-	char *token = NULL;
-	rpcq_error err;
-	for (;;) {
-		Rpcq__Vesting__ScheduleResponse *resp = NULL;
-		req.page_token = token ? token : "";
-		if (rpcq_vesting_schedule(client, &req, &resp, &o, &err) != RPCQ_OK) {
-			rc = cli_fail(&err);
-			break;
-		}
-		print_entries(resp, &first);
-		free(token);
-		token = resp->next_page_token[0] ? strdup(resp->next_page_token) : NULL;
-		protobuf_c_message_free_unpacked(&resp->base, NULL);
-		if (token == NULL)
-			break;
-	}
-	free(token);
-	fflush(stdout);
-	return rc;
+	req.page_size = UINT32_MAX;
+	struct schedule_fetch f = {client, &o, &req};
+	return print_all_pages(fetch_schedule, &f);
 }
 
 static int cmd_ledgers(int argc, char **argv, cli_globals *g)

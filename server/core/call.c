@@ -14,6 +14,7 @@
 
 #include "call.h"
 #include "call_internal.h"
+#include "db/db.h"
 #include "db/pool.h"
 #include "envelope.h"
 #include "log.h"
@@ -83,6 +84,19 @@ rpcq_status call_db(call *c, dbconn **out)
 		dbconn_set_deadline(c->db, c->deadline);
 	}
 	*out = c->db;
+	return RPCQ_OK;
+}
+
+rpcq_status call_query(call *c, const db_stmt *stmt, const char *const *values, int result_format, PGresult **out)
+{
+	dbconn *db = NULL;
+	rpcq_status st = call_db(c, &db);
+	if (st != RPCQ_OK)
+		return st;
+	rpcq_error err;
+	st = db_exec_params(db, stmt, values, NULL, NULL, result_format, out, &err);
+	if (st != RPCQ_OK)
+		return call_fail_err(c, st, &err);
 	return RPCQ_OK;
 }
 

@@ -43,6 +43,15 @@ ProtobufCAllocator *call_allocator(call *c);
  * The connection's statements are bounded by the call's deadline. */
 rpcq_status call_db(call *c, dbconn **out) RPCQ_NODISCARD;
 
+/* The common case of a handler's database work: one statement on the call's
+ * connection (acquired as call_db does). values: nparams text values (NULL =
+ * SQL NULL); result_format 0 text, 1 binary. On OK *out holds the result,
+ * which the caller frees with PQclear; otherwise the call's status message is
+ * set (as call_fail) and the status returned. Blocks, bounded by the deadline. */
+struct db_stmt;
+rpcq_status call_query(call *c, const struct db_stmt *stmt, const char *const *values, int result_format,
+		       PGresult **out) RPCQ_NODISCARD;
+
 /* Sets the status message of the reply and returns status, so a handler ends
  * with: return call_fail(c, RPCQ_INVALID_ARGUMENT, "line %lu: ...", line); */
 rpcq_status call_fail(call *c, rpcq_status status, const char *fmt, ...) RPCQ_PRINTF(3, 4);

@@ -44,15 +44,10 @@ static rpcq_status replay(call *c, const Rpcq__ReplayRequest *in, Rpcq__ReplayRe
 	snprintf(bud, sizeof(bud), "%ld", budget);
 	const char *values[4] = {in->topic, after, lim, bud};
 
-	dbconn *db;
-	rpcq_status st = call_db(c, &db);
+	PGresult *res = NULL;
+	rpcq_status st = call_query(c, &streams_sql_replay, values, 1, &res);
 	if (st != RPCQ_OK)
 		return st;
-	rpcq_error err;
-	PGresult *res = NULL;
-	st = db_exec_params(db, &streams_sql_replay, values, NULL, NULL, 1, &res, &err);
-	if (st != RPCQ_OK)
-		return call_fail_err(c, st, &err);
 	int n = PQntuples(res);
 	if (n == 0) {
 		PQclear(res);
@@ -119,15 +114,10 @@ static rpcq_status topics(call *c, const Rpcq__TopicsRequest *in, Rpcq__TopicsRe
 	snprintf(lim, sizeof(lim), "%u", limit + 1);
 	const char *values[4] = {in->after, in->prefix, upper, lim};
 
-	dbconn *db;
-	rpcq_status st = call_db(c, &db);
+	PGresult *res = NULL;
+	rpcq_status st = call_query(c, &streams_sql_topics, values, 1, &res);
 	if (st != RPCQ_OK)
 		return st;
-	rpcq_error err;
-	PGresult *res = NULL;
-	st = db_exec_params(db, &streams_sql_topics, values, NULL, NULL, 1, &res, &err);
-	if (st != RPCQ_OK)
-		return call_fail_err(c, st, &err);
 	int n = PQntuples(res);
 	Rpcq__TopicsResponse *r = arena_alloc(a, sizeof(*r));
 	Rpcq__TopicInfo **infos = arena_calloc(a, (size_t)n + 1, sizeof(*infos));

@@ -686,14 +686,10 @@ out:
 rpcq_status vesting_list_ledgers(call *c, const ProtobufCMessage *msg, ProtobufCMessage **out)
 {
 	arena *a = call_arena(c);
-	rpcq_error err;
-	dbconn *db;
 	PGresult *res = NULL;
-	rpcq_status st = call_db(c, &db);
+	rpcq_status st = call_query(c, &vesting_sql_ledger_list, NULL, 0, &res);
 	if (st != RPCQ_OK)
 		return st;
-	if ((st = db_exec(db, &vesting_sql_ledger_list, NULL, &res, &err)) != RPCQ_OK)
-		return call_fail_err(c, st, &err);
 	int n = PQntuples(res);
 	Rpcq__Vesting__ListLedgersResponse *r = arena_alloc(a, sizeof(*r));
 	Rpcq__Vesting__LedgerInfo **ls = arena_calloc(a, (size_t)n + 1, sizeof(*ls));

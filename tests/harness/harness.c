@@ -39,6 +39,7 @@
 #include <sys/wait.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 
 #include "harness.h"
 
@@ -870,4 +871,36 @@ int harness_server_stop(harness_server *s)
 	}
 	s->pid = 0;
 	return decode_status(status);
+}
+
+/* One admin connection per statement: tests call these rarely, and a fresh
+ * connection never inherits a state a test left behind. */
+static PGconn *admin_connect(const char *conninfo)
+{
+	PGconn *c = PQconnectdb(conninfo);
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("admin connection to %s: %s", conninfo, PQerrorMessage(c));
+	return c;
+}
+
+void harness_sql(const char *conninfo, const char *sql)
+{
+	PGconn *c = admin_connect(conninfo);
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+		fail_msg("admin command %s: %s", sql, PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+}
+
+long long harness_sql_scalar(const char *conninfo, const char *sql)
+{
+	PGconn *c = admin_connect(conninfo);
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || PQnfields(r) != 1)
+		fail_msg("admin query %s: %s", sql, PQerrorMessage(c));
+	long long v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	PQfinish(c);
+	return v;
 }

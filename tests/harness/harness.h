@@ -63,6 +63,13 @@ int harness_run(const char *const *argv, const char *stdin_text, char **out, cha
 /* Runs the rpcq CLI with --server url prepended; same as harness_run. */
 int harness_cli(const char *url, const char *const *args, const char *stdin_text, char **out, char **err);
 
+/* Runs one SQL command on its own connection to conninfo, failing the test
+ * if it does not succeed. */
+void harness_sql(const char *conninfo, const char *sql);
+/* Runs a query returning one row and column, an integer; fails the test
+ * otherwise. */
+long long harness_sql_scalar(const char *conninfo, const char *sql);
+
 /* A free TCP port on 127.0.0.1. */
 int harness_free_port(void);
 

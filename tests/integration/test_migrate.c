@@ -39,39 +39,13 @@ static int teardown_cluster(void **state)
 	return harness_teardown(state);
 }
 
-static void admin_on(const char *conninfo, const char *sql)
-{
-	PGconn *c = PQconnectdb(conninfo);
-	if (PQstatus(c) != CONNECTION_OK)
-		fail_msg("admin connection: %s", PQerrorMessage(c));
-	PGresult *r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		fail_msg("admin command %s: %s", sql, PQerrorMessage(c));
-	PQclear(r);
-	PQfinish(c);
-}
-
-static long long scalar_on(const char *conninfo, const char *sql)
-{
-	PGconn *c = PQconnectdb(conninfo);
-	if (PQstatus(c) != CONNECTION_OK)
-		fail_msg("admin connection: %s", PQerrorMessage(c));
-	PGresult *r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-		fail_msg("admin query %s: %s", sql, PQerrorMessage(c));
-	long long v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	PQfinish(c);
-	return v;
-}
-
 /* A new empty database in the cluster; its conninfo goes to buf (a later
  * dbname overrides the harness's). */
 static const char *fresh_database(const char *name, char *buf, size_t len)
 {
 	char sql[128];
 	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", name);
-	admin_on(pg.conninfo, sql);
+	harness_sql(pg.conninfo, sql);
 	int n = snprintf(buf, len, "%s dbname=%s", pg.conninfo, name);
 	assert_true(n > 0 && (size_t)n < len);
 	return buf;
@@ -115,24 +89,26 @@ static void test_fresh_database_gets_every_migration_once(void **state)
 	if (migrate_apply(conninfo, &applied, &err) != RPCQ_OK)
 		fail_msg("migrate_apply: %s", err.message);
 	assert_int_equal(applied, migrations_count);
-	assert_int_equal(scalar_on(conninfo, "SELECT count(*) FROM schema_migrations"), migrations_count);
+	assert_int_equal(harness_sql_scalar(conninfo, "SELECT count(*) FROM schema_migrations"), migrations_count);
 	for (int i = 0; i < migrations_count; i++) {
 		char sql[160];
 		snprintf(sql, sizeof(sql), "SELECT count(*) FROM schema_migrations WHERE version = %d AND name = '%s'",
 			 migrations[i].version, migrations[i].name);
-		assert_int_equal(scalar_on(conninfo, sql), 1);
+		assert_int_equal(harness_sql_scalar(conninfo, sql), 1);
 	}
 	assert_int_equal(migrate_check(conninfo, &current, &err), RPCQ_OK);
 	assert_int_equal(current, migrate_latest_version());
 
 	/* Again: nothing to do, nothing recorded twice. */
-	long long stamp = scalar_on(conninfo, "SELECT coalesce(extract(epoch FROM max(applied_at)) * 1000000, 0)"
-					      "::bigint FROM schema_migrations");
+	long long stamp =
+		harness_sql_scalar(conninfo, "SELECT coalesce(extract(epoch FROM max(applied_at)) * 1000000, 0)"
+					     "::bigint FROM schema_migrations");
 	assert_int_equal(migrate_apply(conninfo, &applied, &err), RPCQ_OK);
 	assert_int_equal(applied, 0);
-	assert_int_equal(scalar_on(conninfo, "SELECT count(*) FROM schema_migrations"), migrations_count);
-	assert_int_equal(scalar_on(conninfo, "SELECT coalesce(extract(epoch FROM max(applied_at)) * 1000000, 0)"
-					     "::bigint FROM schema_migrations"),
+	assert_int_equal(harness_sql_scalar(conninfo, "SELECT count(*) FROM schema_migrations"), migrations_count);
+	assert_int_equal(harness_sql_scalar(conninfo,
+					    "SELECT coalesce(extract(epoch FROM max(applied_at)) * 1000000, 0)"
+					    "::bigint FROM schema_migrations"),
 			 stamp);
 }
 
@@ -170,7 +146,7 @@ static void test_concurrent_migrations_apply_each_migration_once(void **state)
 		total += m[i].applied;
 	}
 	assert_int_equal(total, migrations_count);
-	assert_int_equal(scalar_on(conninfo, "SELECT count(*) FROM schema_migrations"), migrations_count);
+	assert_int_equal(harness_sql_scalar(conninfo, "SELECT count(*) FROM schema_migrations"), migrations_count);
 	int current = -1;
 	rpcq_error err;
 	assert_int_equal(migrate_check(conninfo, &current, &err), RPCQ_OK);
@@ -224,7 +200,7 @@ static void test_two_rpcqd_migrate_processes_do_not_conflict(void **state)
 		free(p[i].err);
 	}
 	assert_int_equal(total, migrations_count);
-	assert_int_equal(scalar_on(conninfo, "SELECT count(*) FROM schema_migrations"), migrations_count);
+	assert_int_equal(harness_sql_scalar(conninfo, "SELECT count(*) FROM schema_migrations"), migrations_count);
 	/* And once more, as an operator would: exit 0, nothing to do. */
 	struct process again = {.conninfo = conninfo};
 	rpcqd_migrate_main(&again);
@@ -247,7 +223,7 @@ static void test_older_schema_is_refused_by_check_and_by_serve(void **state)
 	int latest = migrate_latest_version();
 	int previous = migrations_count > 1 ? migrations[migrations_count - 2].version : 0;
 	snprintf(sql, sizeof(sql), "DELETE FROM schema_migrations WHERE version = %d", latest);
-	admin_on(conninfo, sql);
+	harness_sql(conninfo, sql);
 
 	snprintf(expected, sizeof(expected),
 		 "database schema is at version %d, this rpcqd needs %d: run `rpcqd migrate`", previous, latest);
@@ -279,7 +255,7 @@ static void test_a_missing_earlier_migration_is_named(void **state)
 	int applied = 0, current = -1;
 	assert_int_equal(migrate_apply(conninfo, &applied, &err), RPCQ_OK);
 	snprintf(sql, sizeof(sql), "DELETE FROM schema_migrations WHERE version = %d", migrations[0].version);
-	admin_on(conninfo, sql);
+	harness_sql(conninfo, sql);
 	snprintf(expected, sizeof(expected),
 		 "database schema lacks migration %s, which this rpcqd needs: run `rpcqd migrate`", migrations[0].name);
 	assert_int_equal(migrate_check(conninfo, &current, &err), RPCQ_FAILED_PRECONDITION);
@@ -298,7 +274,7 @@ static void test_newer_schema_is_served_with_a_warning(void **state)
 	int newer = migrate_latest_version() + 1;
 	snprintf(sql, sizeof(sql),
 		 "INSERT INTO schema_migrations (version, name) VALUES (%d, '%04d_from_the_future.sql')", newer, newer);
-	admin_on(conninfo, sql);
+	harness_sql(conninfo, sql);
 	assert_int_equal(migrate_check(conninfo, &current, &err), RPCQ_OK);
 	assert_int_equal(current, newer);
 

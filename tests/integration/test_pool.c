@@ -71,32 +71,6 @@ static void assert_no_leaks(pool *p)
 }
 
 /* One value from the database, on a connection outside any pool. */
-static long long admin_scalar(const char *sql)
-{
-	PGconn *c = PQconnectdb(pg.conninfo);
-	if (PQstatus(c) != CONNECTION_OK)
-		fail_msg("admin connection: %s", PQerrorMessage(c));
-	PGresult *r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
-		fail_msg("admin query %s: %s", sql, PQerrorMessage(c));
-	long long v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-	PQclear(r);
-	PQfinish(c);
-	return v;
-}
-
-static void admin_command(const char *sql)
-{
-	PGconn *c = PQconnectdb(pg.conninfo);
-	if (PQstatus(c) != CONNECTION_OK)
-		fail_msg("admin connection: %s", PQerrorMessage(c));
-	PGresult *r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_COMMAND_OK)
-		fail_msg("admin command %s: %s", sql, PQerrorMessage(c));
-	PQclear(r);
-	PQfinish(c);
-}
-
 static int to_int(const char *s)
 {
 	return (int)strtol(s, NULL, 10);
@@ -188,7 +162,9 @@ static void test_sixteen_threads_are_served_by_four_connections(void **state)
 	assert_int_equal(s.timeouts, 0);
 	assert_no_leaks(p);
 	/* The server agrees: never more than max_conns sessions of ours. */
-	assert_true(admin_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'test_pool'") <= 4);
+	assert_true(harness_sql_scalar(pg.conninfo,
+				       "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'test_pool'") <=
+		    4);
 	pool_destroy(p);
 }
 
@@ -280,8 +256,8 @@ static void test_statement_past_its_deadline_is_cancelled(void **state)
 	pool_release(p, c);
 
 	/* The server stopped sleeping, and the connection was kept. */
-	assert_int_equal(admin_scalar("SELECT count(*) FROM pg_stat_activity"
-				      " WHERE application_name = 'test_pool' AND state = 'active'"),
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM pg_stat_activity"
+							 " WHERE application_name = 'test_pool' AND state = 'active'"),
 			 0);
 	pool_get_stats(p, &after);
 	assert_int_equal(after.broken, before.broken);
@@ -296,8 +272,8 @@ static void *terminate_backends_later(void *arg)
 {
 	(void)arg;
 	nng_msleep(300);
-	(void)admin_scalar("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-			   " WHERE application_name = 'test_pool' AND state = 'active'");
+	(void)harness_sql_scalar(pg.conninfo, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+					      " WHERE application_name = 'test_pool' AND state = 'active'");
 	return NULL;
 }
 
@@ -350,8 +326,8 @@ static rpcq_status exec_once(pool *p, const db_stmt *stmt, const char *const *va
 static void test_sqlstates_reach_the_caller_as_statuses(void **state)
 {
 	(void)state;
-	admin_command("CREATE TABLE pool_items (id int PRIMARY KEY, v int NOT NULL CHECK (v > 0),"
-		      " parent int REFERENCES pool_items (id))");
+	harness_sql(pg.conninfo, "CREATE TABLE pool_items (id int PRIMARY KEY, v int NOT NULL CHECK (v > 0),"
+				 " parent int REFERENCES pool_items (id))");
 	static const db_stmt insert = {"test_insert_item", "INSERT INTO pool_items (id, v, parent) VALUES ($1, $2, $3)",
 				       3};
 	static const db_stmt divide = {"test_divide", "SELECT 100 / $1::int", 1};
@@ -400,13 +376,13 @@ static long long item_count(int id)
 {
 	char sql[128];
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM tx_items WHERE id = %d", id);
-	return admin_scalar(sql);
+	return harness_sql_scalar(pg.conninfo, sql);
 }
 
 static void test_transactions_commit_roll_back_and_a_dirty_release_closes(void **state)
 {
 	(void)state;
-	admin_command("CREATE TABLE tx_items (id int PRIMARY KEY)");
+	harness_sql(pg.conninfo, "CREATE TABLE tx_items (id int PRIMARY KEY)");
 	static const db_stmt insert = {"test_insert_tx", "INSERT INTO tx_items (id) VALUES ($1)", 1};
 	pool *p = make_pool(1, 2, 60000);
 	dbconn *c;
@@ -448,7 +424,7 @@ static void test_transactions_commit_roll_back_and_a_dirty_release_closes(void *
 static void test_copy_loads_rows_and_reports_constraint_errors_at_the_end(void **state)
 {
 	(void)state;
-	admin_command("CREATE TABLE copy_items (id int PRIMARY KEY, name text NOT NULL)");
+	harness_sql(pg.conninfo, "CREATE TABLE copy_items (id int PRIMARY KEY, name text NOT NULL)");
 	pool *p = make_pool(1, 1, 60000);
 	dbconn *c;
 	rpcq_error err;
@@ -462,13 +438,13 @@ static void test_copy_loads_rows_and_reports_constraint_errors_at_the_end(void *
 		assert_int_equal(db_copy_put(c, line, (size_t)n, &err), RPCQ_OK);
 	}
 	assert_int_equal(db_copy_end(c, &err), RPCQ_OK);
-	assert_int_equal(admin_scalar("SELECT count(*) FROM copy_items"), 20000);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM copy_items"), 20000);
 
 	assert_int_equal(db_copy_begin(c, "COPY copy_items (id, name) FROM STDIN", &err), RPCQ_OK);
 	const char dup[] = "20001\tnew\n5\tduplicate\n";
 	assert_int_equal(db_copy_put(c, dup, sizeof(dup) - 1, &err), RPCQ_OK);
 	assert_int_equal(db_copy_end(c, &err), RPCQ_ALREADY_EXISTS);
-	assert_int_equal(admin_scalar("SELECT count(*) FROM copy_items"), 20000);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM copy_items"), 20000);
 
 	/* Not a COPY: refused, and the connection stays usable. */
 	assert_int_equal(db_copy_begin(c, "SELECT 1", &err), RPCQ_INTERNAL);

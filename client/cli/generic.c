@@ -4,62 +4,36 @@
  * compiled into librpcq), `list` (what the server says it serves, through
  * rpcq.Reflection) and `health`.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "readall.h"
 
-/* Reads all of f into a malloc'd NUL-terminated buffer; NULL on failure. */
-static char *read_all(FILE *f, size_t *len)
-{
-	size_t cap = 64 * 1024, n = 0;
-	char *buf = malloc(cap);
-	if (buf == NULL)
-		return NULL;
-	for (;;) {
-		if (n + 1 >= cap) {
-			char *bigger = realloc(buf, cap * 2);
-			if (bigger == NULL) {
-				free(buf);
-				return NULL;
-			}
-			buf = bigger;
-			cap *= 2;
-		}
-		size_t got = fread(buf + n, 1, cap - n - 1, f);
-		n += got;
-		if (got == 0)
-			break;
-	}
-	if (ferror(f)) {
-		free(buf);
-		return NULL;
-	}
-	buf[n] = '\0';
-	*len = n;
-	return buf;
-}
+/* JSON text of a request: a JSON rendering of a message is a few times its
+ * wire size, and the wire size is bounded by the message limit. */
+#define REQUEST_MAX (64L * 1024 * 1024)
 
-/* The request JSON named by arg: literal text, @FILE, or - for stdin. */
+/* The request JSON named by arg: literal text, @FILE, or - for stdin (at
+ * most a message's worth). Freed with rpcq_free; NULL with errno set. */
 static char *request_text(const char *arg, size_t *len)
 {
-	if (arg == NULL) {
-		*len = 2;
-		return strdup("{}");
-	}
+	if (arg == NULL)
+		arg = "{}";
 	if (strcmp(arg, "-") == 0)
-		return read_all(stdin, len);
+		return readall_stream(stdin, REQUEST_MAX, len);
 	if (arg[0] == '@') {
 		FILE *f = fopen(arg + 1, "rb");
 		if (f == NULL)
 			return NULL;
-		char *text = read_all(f, len);
+		char *text = readall_stream(f, REQUEST_MAX, len);
 		fclose(f);
 		return text;
 	}
 	*len = strlen(arg);
-	return strdup(arg);
+	return rpcq_strdup(arg);
 }
 
 static void call_usage(FILE *out)
@@ -90,7 +64,7 @@ int cli_call(int argc, char **argv, cli_globals *g)
 	size_t len = 0;
 	char *text = request_text(argc == 3 ? argv[2] : NULL, &len);
 	if (text == NULL) {
-		fprintf(stderr, "rpcq: cannot read the request from %s\n", argv[2]);
+		fprintf(stderr, "rpcq: cannot read the request from %s: %s\n", argv[2], strerror(errno));
 		return 1;
 	}
 	rpcq_error err;
@@ -122,7 +96,7 @@ out:
 		protobuf_c_message_free_unpacked(in, NULL);
 	if (out)
 		protobuf_c_message_free_unpacked(out, NULL);
-	free(text);
+	rpcq_free(text);
 	return rc;
 }
 

@@ -8,6 +8,7 @@
 
 #include <rpcq/alloc.h>
 
+#include "readall.h"
 #include "tls.h"
 
 int tls_url(const char *url)
@@ -23,38 +24,13 @@ static char *read_pem(const char *what, const char *path, rpcq_error *err)
 		rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "TLS %s %s: %s", what, path, strerror(errno));
 		return NULL;
 	}
-	size_t cap = 16384, n = 0;
-	char *buf = rpcq_alloc(cap);
-	while (buf != NULL) {
-		size_t got = fread(buf + n, 1, cap - n - 1, f);
-		n += got;
-		if (got == 0)
-			break;
-		if (n + 1 == cap) {
-			if (cap >= 1024 * 1024) {
-				rpcq_free(buf);
-				buf = NULL;
-				rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "TLS %s %s: larger than 1 MiB", what, path);
-				fclose(f);
-				return NULL;
-			}
-			char *bigger = rpcq_realloc(buf, cap * 2);
-			if (bigger == NULL) {
-				rpcq_free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = bigger;
-			cap *= 2;
-		}
-	}
+	size_t len;
+	char *pem = readall_stream(f, 1024 * 1024, &len);
+	if (pem == NULL)
+		rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "TLS %s %s: %s", what, path,
+			       errno == EFBIG ? "larger than 1 MiB" : strerror(errno));
 	fclose(f);
-	if (buf == NULL) {
-		rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory reading %s", path);
-		return NULL;
-	}
-	buf[n] = '\0';
-	return buf;
+	return pem;
 }
 
 rpcq_status tls_listener_setup(nng_listener l, const char *url, const rpcq_config *cfg, nng_tls_config **tls,

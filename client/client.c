@@ -312,8 +312,11 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-rpcq_status rpcq_call_raw(rpcq_client *c, const char *method, const void *in, size_t in_len, void **out,
-			  size_t *out_len, const rpcq_call_options *opts, rpcq_error *err)
+/* The call with its retries. On OK *resp is the server's OK Response
+ * (free with rpcq__response__free_unpacked(*resp, NULL)); its payload is the
+ * serialized output, which the two public calls use without another copy. */
+static rpcq_status call_response(rpcq_client *c, const char *method, const void *in, size_t in_len,
+				 const rpcq_call_options *opts, Rpcq__Response **resp, rpcq_error *err)
 {
 	char name[512];
 	if (envelope_method_name(method, name, sizeof(name)) != 0)
@@ -341,30 +344,21 @@ rpcq_status rpcq_call_raw(rpcq_client *c, const char *method, const void *in, si
 		nng_msg *reply = NULL;
 		st = exchange(c, req, deadline, &reply, err);
 		if (st == RPCQ_OK) {
-			Rpcq__Response *resp;
-			st = envelope_parse_response(NULL, nng_msg_body(reply), nng_msg_len(reply), &resp, err);
+			st = envelope_parse_response(NULL, nng_msg_body(reply), nng_msg_len(reply), resp, err);
 			nng_msg_free(reply);
 			if (st != RPCQ_OK)
 				return st;
-			st = (rpcq_status)resp->code;
+			st = (rpcq_status)(*resp)->code;
 			if (st == RPCQ_OK) {
-				*out_len = resp->payload.len;
-				/* An empty reply is a valid message (all defaults). */
-				*out = rpcq_alloc(resp->payload.len ? resp->payload.len : 1);
-				if (*out == NULL) {
-					st = rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
-				} else {
-					if (resp->payload.len)
-						memcpy(*out, resp->payload.data, resp->payload.len);
-					if (err) {
-						err->code = RPCQ_OK;
-						err->message[0] = '\0';
-					}
+				if (err) {
+					err->code = RPCQ_OK;
+					err->message[0] = '\0';
 				}
-			} else {
-				rpcq_error_set(err, st, "%s", resp->message ? resp->message : "");
+				return RPCQ_OK;
 			}
-			rpcq__response__free_unpacked(resp, NULL);
+			rpcq_error_set(err, st, "%s", (*resp)->message ? (*resp)->message : "");
+			rpcq__response__free_unpacked(*resp, NULL);
+			*resp = NULL;
 		}
 		if (st != RPCQ_UNAVAILABLE || !retry || attempt >= c->max_retries ||
 		    nng_clock() + (nng_time)backoff >= deadline)
@@ -372,6 +366,27 @@ rpcq_status rpcq_call_raw(rpcq_client *c, const char *method, const void *in, si
 		sleep_ms(backoff);
 		backoff *= 2;
 	}
+}
+
+rpcq_status rpcq_call_raw(rpcq_client *c, const char *method, const void *in, size_t in_len, void **out,
+			  size_t *out_len, const rpcq_call_options *opts, rpcq_error *err)
+{
+	Rpcq__Response *resp;
+	rpcq_status st = call_response(c, method, in, in_len, opts, &resp, err);
+	if (st != RPCQ_OK)
+		return st;
+	/* An empty reply is a valid message (all defaults). */
+	*out = rpcq_alloc(resp->payload.len ? resp->payload.len : 1);
+	if (*out == NULL) {
+		st = rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory for a %zu-byte reply",
+				    resp->payload.len);
+	} else {
+		if (resp->payload.len)
+			memcpy(*out, resp->payload.data, resp->payload.len);
+		*out_len = resp->payload.len;
+	}
+	rpcq__response__free_unpacked(resp, NULL);
+	return st;
 }
 
 rpcq_status rpcq_call(rpcq_client *c, const char *method, const ProtobufCMessage *in,
@@ -384,15 +399,14 @@ rpcq_status rpcq_call(rpcq_client *c, const char *method, const ProtobufCMessage
 	if (buf == NULL)
 		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory for a %zu-byte request", in_len);
 	protobuf_c_message_pack(in, buf);
-	void *reply = NULL;
-	size_t reply_len = 0;
-	rpcq_status st = rpcq_call_raw(c, method, buf, in_len, &reply, &reply_len, opts, err);
+	Rpcq__Response *resp;
+	rpcq_status st = call_response(c, method, buf, in_len, opts, &resp, err);
 	if (buf != stackbuf)
 		rpcq_free(buf);
 	if (st != RPCQ_OK)
 		return st;
-	ProtobufCMessage *msg = protobuf_c_message_unpack(out_desc, NULL, reply_len, reply);
-	rpcq_free(reply);
+	ProtobufCMessage *msg = protobuf_c_message_unpack(out_desc, NULL, resp->payload.len, resp->payload.data);
+	rpcq__response__free_unpacked(resp, NULL);
 	if (msg == NULL)
 		return rpcq_error_set(err, RPCQ_INTERNAL, "reply does not decode as %s", out_desc->name);
 	*out = msg;

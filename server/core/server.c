@@ -385,21 +385,28 @@ void server_destroy(server *srv)
 	if (srv->nworks)
 		drain(srv);
 
-	/* Close the wire (pending receives end with NNG_ECLOSED), let the
-	 * workers finish whatever is queued (its sends fail and are freed by
-	 * the callback), then wait out the callbacks and free the contexts. */
-	if (srv->sock_open)
-		nng_close(srv->sock);
+	/* Stop the workers first: they finish what is queued and send it on a
+	 * socket that is still open (nng panics on a send to a context of a
+	 * closed socket). Then close the wire: pending receives end with
+	 * NNG_ECLOSED, and calls that arrived after the workers left are
+	 * dropped unanswered, like any call cut off by a closing server. */
 	pthread_mutex_lock(&srv->lock);
 	srv->stopping = 1;
 	pthread_cond_broadcast(&srv->queue_cv);
 	pthread_mutex_unlock(&srv->lock);
 	for (int i = 0; i < srv->nthreads; i++)
 		pthread_join(srv->threads[i], NULL);
+	if (srv->sock_open)
+		nng_close(srv->sock);
 	for (int i = 0; i < srv->nworks; i++) {
 		nng_aio_stop(srv->works[i].aio);
 		nng_aio_free(srv->works[i].aio);
 	}
+	for (struct work *w = srv->head; w != NULL; w = w->next) {
+		nng_msg_free(w->request);
+		w->request = NULL;
+	}
+	srv->head = srv->tail = NULL;
 	for (size_t i = srv->started; i-- > 0;) {
 		if (srv->services[i]->stop)
 			srv->services[i]->stop(srv->states[i]);

@@ -870,7 +870,12 @@ int harness_server_stop(harness_server *s)
 		sleep_ms(10);
 	}
 	s->pid = 0;
-	return decode_status(status);
+	int rc = decode_status(status);
+	if (rc != 0) {
+		print_message("harness_server_stop: rpcqd (pid %ld) exited with status %d\n", (long)pid, rc);
+		print_log_tail(s->log_path);
+	}
+	return rc;
 }
 
 /* One admin connection per statement: tests call these rarely, and a fresh

@@ -215,18 +215,9 @@ static void test_request_over_the_size_limit_is_resource_exhausted(void **state)
 	assert_non_null(strstr(err.message, "exceeds the message size limit"));
 	free(big);
 
-	/* A frame far over the limit makes nng drop the connection (it never
-	 * reaches rpcqd): the call fails, within its deadline. */
-	rpcq_client_destroy(c);
-	c = client_for(srv.rpc_url, 1500, 64L << 20);
-	len = 8u << 20;
-	big = calloc(1, len);
-	assert_non_null(big);
-	rpcq_status st = echo(c, big, len, 0, &out, &err);
-	assert_true(st == RPCQ_UNAVAILABLE || st == RPCQ_DEADLINE_EXCEEDED);
-	free(big);
-
-	/* Nothing of it stays: a normal call right after succeeds. */
+	/* Nothing of it stays: a normal call right after succeeds. (A frame
+	 * over twice the limit is dropped by nng with its connection; the
+	 * client's own limit keeps librpcq from sending one.) */
 	assert_int_equal(echo(c, "after", 5, 0, &out, &err), RPCQ_OK);
 	protobuf_c_message_free_unpacked(&out->base, NULL);
 	rpcq_client_destroy(c);

@@ -143,8 +143,9 @@ int cli_list(int argc, char **argv, cli_globals *g)
 int cli_health(int argc, char **argv, cli_globals *g)
 {
 	if (cli_wants_help(argc, argv)) {
-		printf("usage: rpcq health\n\nPrints the server's serving status, version, uptime and database "
-		       "status.\nExit status 0 when it is serving with its database reachable, 1 otherwise.\n");
+		printf("usage: rpcq health\n\nPrints the server's serving status, version, uptime, database "
+		       "status and call counters.\nExit status 0 when it is serving with its database reachable, 1 "
+		       "otherwise.\n");
 		return 0;
 	}
 	if (argc != 1)
@@ -160,10 +161,13 @@ int cli_health(int argc, char **argv, cli_globals *g)
 		return cli_fail(&err);
 	const ProtobufCEnumValue *status =
 		protobuf_c_enum_descriptor_get_value(&rpcq__check_response__serving_status__descriptor, out->status);
-	printf("status: %s\nversion: %s\nuptime_ms: %llu\ndatabase: %s%s%s\npool: %u in use, %u idle\n",
+	printf("status: %s\nversion: %s\nuptime_ms: %llu\ndatabase: %s%s%s\npool: %u in use, %u idle\n"
+	       "calls: %llu answered, %llu failed, %u in flight, %llu replies to departed callers dropped\n",
 	       status ? status->name : "UNKNOWN", out->version, (unsigned long long)out->uptime_ms,
 	       out->database_ok ? "ok" : "unavailable", out->database_ok ? "" : ": ",
-	       out->database_ok ? "" : out->database_message, out->pool_in_use, out->pool_idle);
+	       out->database_ok ? "" : out->database_message, out->pool_in_use, out->pool_idle,
+	       (unsigned long long)out->calls, (unsigned long long)out->calls_failed, out->in_flight,
+	       (unsigned long long)out->replies_dropped);
 	int rc = out->status == RPCQ__CHECK_RESPONSE__SERVING_STATUS__SERVING && out->database_ok ? 0 : 1;
 	protobuf_c_message_free_unpacked(&out->base, NULL);
 	return rc;

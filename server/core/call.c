@@ -31,6 +31,7 @@ struct call {
 	nng_time deadline;
 	dbconn *db;
 	char *message;
+	rpcq_status status; /* of the reply */
 	const char *trailers[2 * MAX_TRAILERS + 1];
 	int ntrailers;
 };
@@ -183,6 +184,7 @@ static nng_msg *reply(call *c, rpcq_status st, const void *payload, size_t len)
 {
 	const char *msg = st == RPCQ_OK ? "" : (c->message ? c->message : rpcq_status_describe(st));
 	nng_msg *out = NULL;
+	c->status = st;
 	rpcq_error err;
 	if (envelope_pack_response(&out, st, msg, payload, len, c->ntrailers ? c->trailers : NULL, &err) != RPCQ_OK) {
 		log_error("cannot pack a reply: %s", err.message);
@@ -198,24 +200,27 @@ static nng_msg *reply(call *c, rpcq_status st, const void *payload, size_t len)
 }
 
 nng_msg *call_execute(server *srv, arena *ar, const void *data, size_t len, nng_time received,
-		      void *const *service_states)
+		      void *const *service_states, rpcq_status *status)
 {
-	call c = {.srv = srv, .arena = ar};
+	call c = {.srv = srv, .arena = ar, .status = RPCQ_INTERNAL};
 	static const Rpcq__Request empty = RPCQ__REQUEST__INIT;
 	c.req = &empty;
 	rpcq_error err;
 	Rpcq__Request *req;
+	nng_msg *out;
 	const rpcq_config *cfg = server_config(srv);
 	if ((long)len > cfg->max_message_bytes) {
 		snprintf(c.request_id, sizeof(c.request_id), "-");
 		c.message = arena_printf(ar, "request of %zu bytes exceeds the message size limit of %ld bytes", len,
 					 cfg->max_message_bytes);
-		return reply(&c, RPCQ_RESOURCE_EXHAUSTED, NULL, 0);
+		out = reply(&c, RPCQ_RESOURCE_EXHAUSTED, NULL, 0);
+		goto done;
 	}
 	if (envelope_parse_request(ar, data, len, &req, &err) != RPCQ_OK) {
 		snprintf(c.request_id, sizeof(c.request_id), "-");
 		c.message = arena_strdup(ar, err.message);
-		return reply(&c, RPCQ_INVALID_ARGUMENT, NULL, 0);
+		out = reply(&c, RPCQ_INVALID_ARGUMENT, NULL, 0);
+		goto done;
 	}
 	c.req = req;
 	set_request_id(&c);
@@ -224,7 +229,6 @@ nng_msg *call_execute(server *srv, arena *ar, const void *data, size_t len, nng_
 	c.deadline = received + budget;
 
 	char name[512];
-	nng_msg *out;
 	if (envelope_method_name(req->method, name, sizeof(name)) != 0) {
 		call_fail(&c, RPCQ_INVALID_ARGUMENT, "method \"%.200s\" is not of the form /package.Service/Method",
 			  req->method);
@@ -291,5 +295,6 @@ nng_msg *call_execute(server *srv, arena *ar, const void *data, size_t len, nng_
 	out = reply(&c, RPCQ_OK, packed, size);
 done:
 	log_set_request_id(NULL);
+	*status = c.status;
 	return out;
 }

@@ -13,9 +13,10 @@
 #include "server.h"
 
 /* Returns the reply message for the request bytes (never NULL unless out of
- * memory, in which case the caller drops the call). received: nng_clock()
- * when the request arrived. ar is reset by the caller between calls. */
+ * memory, in which case the caller drops the call) and sets *status to the
+ * status it carries. received: nng_clock() when the request arrived. ar is
+ * reset by the caller between calls. */
 nng_msg *call_execute(server *srv, arena *ar, const void *req, size_t len, nng_time received,
-		      void *const *service_states);
+		      void *const *service_states, rpcq_status *status);
 
 #endif

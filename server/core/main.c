@@ -76,8 +76,7 @@ static int cmd_serve(rpcq_config *cfg)
 	sigwait(&set, &sig);
 	log_info("received %s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	server_stats stats;
-	server_get_stats(srv, &stats);
-	server_destroy(srv);
+	server_destroy(srv, &stats);
 	log_info("stopped after %llu calls (%llu failed, %llu replies to departed callers dropped)",
 		 (unsigned long long)stats.calls, (unsigned long long)stats.failed,
 		 (unsigned long long)stats.replies_dropped);

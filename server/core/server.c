@@ -37,7 +37,8 @@ struct work {
 	enum work_state state;
 	nng_msg *request;
 	nng_time received;
-	struct work *next; /* in the queue */
+	unsigned pipes_closed; /* srv->pipes_closed when the request arrived */
+	struct work *next;     /* in the queue */
 };
 
 struct server {
@@ -69,6 +70,7 @@ struct server {
 	int nthreads;
 
 	atomic_uint in_flight;
+	atomic_uint pipes_closed; /* connections gone since start */
 	atomic_ullong calls, failed, dropped;
 	nng_time start_time;
 };
@@ -144,6 +146,7 @@ static void work_cb(void *arg)
 		atomic_fetch_add(&srv->in_flight, 1);
 		w->request = nng_aio_get_msg(w->aio);
 		w->received = nng_clock();
+		w->pipes_closed = atomic_load(&srv->pipes_closed);
 		w->state = W_QUEUED;
 		pthread_mutex_lock(&srv->lock);
 		w->next = NULL;
@@ -169,6 +172,25 @@ static void work_cb(void *arg)
 	case W_QUEUED:
 		break;
 	}
+}
+
+static void pipe_removed(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	(void)pipe;
+	(void)ev;
+	server *srv = arg;
+	atomic_fetch_add(&srv->pipes_closed, 1);
+}
+
+/* REP drops a reply whose caller has gone without telling us; we count it
+ * here, where we can still see the pipe is gone. Asking nng costs a system
+ * call, so we ask only when some connection closed while the call ran. */
+static int caller_gone(server *srv, const struct work *w, nng_pipe pipe)
+{
+	if (atomic_load(&srv->pipes_closed) == w->pipes_closed)
+		return 0;
+	nng_sockaddr sa;
+	return nng_pipe_get_addr(pipe, NNG_OPT_REMADDR, &sa) != 0;
 }
 
 /* Worker thread: runs queued calls until the server stops. */
@@ -197,22 +219,22 @@ static void *worker_main(void *arg)
 		nng_msg *req = w->request;
 		w->request = NULL;
 		nng_pipe pipe = nng_msg_get_pipe(req);
-		nng_msg *rep = call_execute(srv, ar, nng_msg_body(req), nng_msg_len(req), w->received, srv->states);
+		rpcq_status st;
+		nng_msg *rep =
+			call_execute(srv, ar, nng_msg_body(req), nng_msg_len(req), w->received, srv->states, &st);
 		nng_msg_free(req);
 		arena_reset(ar);
 		atomic_fetch_add(&srv->calls, 1);
+		if (st != RPCQ_OK || rep == NULL)
+			atomic_fetch_add(&srv->failed, 1);
 		if (rep == NULL) {
 			/* Out of memory even for the reply: the caller's deadline answers. */
-			atomic_fetch_add(&srv->failed, 1);
 			call_done(srv);
 			w->state = W_RECV;
 			nng_ctx_recv(w->ctx, w->aio);
 			continue;
 		}
-		/* REP drops a reply whose caller has gone without telling us:
-		 * count it here, where we can still see the pipe is gone. */
-		nng_sockaddr sa;
-		if (nng_pipe_get_addr(pipe, NNG_OPT_REMADDR, &sa) != 0)
+		if (caller_gone(srv, w, pipe))
 			atomic_fetch_add(&srv->dropped, 1);
 		w->state = W_SEND;
 		nng_aio_set_msg(w->aio, rep);
@@ -230,6 +252,7 @@ static rpcq_status open_listeners(server *srv, rpcq_error *err)
 	if (rv != 0)
 		return rpcq_error_set(err, RPCQ_INTERNAL, "cannot open the reply socket: %s", nng_strerror(rv));
 	srv->sock_open = 1;
+	nng_pipe_notify(srv->sock, NNG_PIPE_EV_REM_POST, pipe_removed, srv);
 	/* nng closes a pipe whose frame exceeds RECVMAXSZ without a word, so
 	 * accept up to twice the limit and answer RESOURCE_EXHAUSTED ourselves
 	 * for what lies between. */
@@ -348,7 +371,7 @@ rpcq_status server_create(server **out, rpcq_config *cfg, const service_def *con
 	return RPCQ_OK;
 fail:
 	srv->cfg->drain_timeout_ms = 0;
-	server_destroy(srv);
+	server_destroy(srv, NULL);
 	return st;
 }
 
@@ -373,7 +396,7 @@ static void drain(server *srv)
 		log_warn("drain timeout: %u call(s) still in flight are abandoned", left);
 }
 
-void server_destroy(server *srv)
+void server_destroy(server *srv, server_stats *final)
 {
 	if (srv == NULL)
 		return;
@@ -396,6 +419,8 @@ void server_destroy(server *srv)
 	pthread_mutex_unlock(&srv->lock);
 	for (int i = 0; i < srv->nthreads; i++)
 		pthread_join(srv->threads[i], NULL);
+	if (final)
+		server_get_stats(srv, final);
 	if (srv->sock_open)
 		nng_close(srv->sock);
 	for (int i = 0; i < srv->nworks; i++) {

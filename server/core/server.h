@@ -36,10 +36,12 @@ typedef struct server_stats {
 rpcq_status server_create(server **out, rpcq_config *cfg, const service_def *const *services,
 			  rpcq_error *err) RPCQ_NODISCARD;
 
-/* Graceful stop: closes the listeners, answers new calls UNAVAILABLE, waits
- * up to cfg->drain_timeout_ms for in-flight calls to finish, then stops
- * everything and frees the server. NULL is a no-op. Blocks. */
-void server_destroy(server *srv);
+/* Graceful stop: answers calls arriving from now on UNAVAILABLE (listeners
+ * stay open, so that replies still reach their callers), waits up to
+ * cfg->drain_timeout_ms for in-flight calls to finish, then stops
+ * everything and frees the server. final (may be NULL) gets the counters
+ * as they stand once the last call is answered. NULL srv is a no-op. Blocks. */
+void server_destroy(server *srv, server_stats *final);
 
 void server_get_stats(server *srv, server_stats *out);
 int server_draining(server *srv);

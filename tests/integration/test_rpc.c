@@ -107,18 +107,39 @@ static void test_echo_through_the_generated_stub_returns_the_payload(void **stat
 	rpcq_client_destroy(c);
 }
 
+static Rpcq__CheckResponse *health_check(rpcq_client *c)
+{
+	Rpcq__CheckRequest in = RPCQ__CHECK_REQUEST__INIT;
+	Rpcq__CheckResponse *out = NULL;
+	rpcq_error err;
+	if (rpcq_health_check(c, &in, &out, NULL, &err) != RPCQ_OK)
+		fail_msg("rpcq.Health/Check: %s", err.message);
+	return out;
+}
+
 static void test_health_check_reports_serving_and_the_database(void **state)
 {
 	(void)state;
 	rpcq_client *c = client_for(srv.rpc_url, 5000, 0);
-	Rpcq__CheckRequest in = RPCQ__CHECK_REQUEST__INIT;
-	Rpcq__CheckResponse *out = NULL;
+	Rpcq__CheckResponse *before = health_check(c);
+	assert_int_equal(before->status, RPCQ__CHECK_RESPONSE__SERVING_STATUS__SERVING);
+	assert_true(before->database_ok);
+	assert_true(strlen(before->version) > 0);
+	assert_int_equal(before->in_flight, 1); /* itself */
+
+	/* The counters follow the calls: one OK, one failed, and this Check. */
+	Rpcq__EchoMessage *echoed = NULL;
 	rpcq_error err;
-	assert_int_equal(rpcq_health_check(c, &in, &out, NULL, &err), RPCQ_OK);
-	assert_int_equal(out->status, RPCQ__CHECK_RESPONSE__SERVING_STATUS__SERVING);
-	assert_true(out->database_ok);
-	assert_true(strlen(out->version) > 0);
-	protobuf_c_message_free_unpacked(&out->base, NULL);
+	assert_int_equal(echo(c, "x", 1, 0, &echoed, &err), RPCQ_OK);
+	protobuf_c_message_free_unpacked(&echoed->base, NULL);
+	void *out = NULL;
+	size_t out_len = 0;
+	assert_int_equal(rpcq_call_raw(c, "/rpcq.Health/Nope", "", 0, &out, &out_len, NULL, &err), RPCQ_UNIMPLEMENTED);
+	Rpcq__CheckResponse *after = health_check(c);
+	assert_int_equal(after->calls, before->calls + 3);
+	assert_int_equal(after->calls_failed, before->calls_failed + 1);
+	protobuf_c_message_free_unpacked(&before->base, NULL);
+	protobuf_c_message_free_unpacked(&after->base, NULL);
 	rpcq_client_destroy(c);
 }
 
@@ -231,6 +252,85 @@ static void test_client_refuses_to_send_over_its_own_limit(void **state)
 	Rpcq__EchoMessage *out = NULL;
 	rpcq_error err;
 	assert_int_equal(echo(c, big, sizeof(big), 0, &out, &err), RPCQ_RESOURCE_EXHAUSTED);
+	rpcq_client_destroy(c);
+}
+
+/* A frame over twice the server's limit never reaches rpcqd: nng drops its
+ * connection unanswered. Only that connection: its sender sees the
+ * connection reset, and everyone else is served as before. */
+static void test_frame_over_twice_the_limit_costs_only_its_own_connection(void **state)
+{
+	(void)state;
+	rpcq_client *c = client_for(srv.rpc_url, 5000, 0);
+	Rpcq__CheckResponse *before = health_check(c);
+
+	nng_socket s;
+	assert_int_equal(nng_req0_open(&s), 0);
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, 5000);
+	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, 5000);
+	nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	assert_int_equal(nng_dial(s, srv.rpc_url, NULL, 0), 0);
+	size_t len = (2u << 20) + 4096; /* the server's limit is 1 MiB */
+	void *big = calloc(1, len);
+	assert_non_null(big);
+	assert_int_equal(nng_send(s, big, len, 0), 0);
+	void *buf;
+	size_t n;
+	assert_int_equal(nng_recv(s, &buf, &n, NNG_FLAG_ALLOC), NNG_ECONNRESET);
+	nng_close(s);
+	free(big);
+
+	Rpcq__EchoMessage *out = NULL;
+	rpcq_error err;
+	assert_int_equal(echo(c, "still here", 10, 0, &out, &err), RPCQ_OK);
+	assert_int_equal(out->payload.len, 10);
+	protobuf_c_message_free_unpacked(&out->base, NULL);
+	Rpcq__CheckResponse *after = health_check(c);
+	assert_int_equal(after->calls, before->calls + 2); /* the Echo and this Check: the frame was no call */
+	protobuf_c_message_free_unpacked(&before->base, NULL);
+	protobuf_c_message_free_unpacked(&after->base, NULL);
+	rpcq_client_destroy(c);
+}
+
+/* A caller that leaves before its answer is ready: REP drops the reply
+ * without a word, so rpcqd counts it where an operator can see it. */
+static void test_reply_to_a_departed_caller_is_dropped_and_counted(void **state)
+{
+	(void)state;
+	rpcq_client *c = client_for(srv.rpc_url, 5000, 0);
+	Rpcq__CheckResponse *before = health_check(c);
+
+	nng_socket s;
+	assert_int_equal(nng_req0_open(&s), 0);
+	nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+	assert_int_equal(nng_dial(s, srv.rpc_url, NULL, 0), 0);
+	Rpcq__EchoMessage in = RPCQ__ECHO_MESSAGE__INIT;
+	in.delay_ms = 300;
+	uint8_t payload[16];
+	size_t plen = rpcq__echo_message__pack(&in, payload);
+	Rpcq__Request req = RPCQ__REQUEST__INIT;
+	req.method = "/rpcq.Health/Echo";
+	req.payload.data = payload;
+	req.payload.len = plen;
+	uint8_t frame[128];
+	size_t flen = rpcq__request__pack(&req, frame);
+	assert_int_equal(nng_send(s, frame, flen, 0), 0);
+	nng_msleep(100); /* received, and sleeping in its handler */
+	nng_close(s);
+
+	Rpcq__CheckResponse *after = NULL;
+	for (int i = 0; i < 50; i++) { /* at most 5 s */
+		nng_msleep(100);
+		after = health_check(c);
+		if (after->replies_dropped > before->replies_dropped)
+			break;
+		protobuf_c_message_free_unpacked(&after->base, NULL);
+		after = NULL;
+	}
+	assert_non_null(after);
+	assert_int_equal(after->replies_dropped, before->replies_dropped + 1);
+	protobuf_c_message_free_unpacked(&before->base, NULL);
+	protobuf_c_message_free_unpacked(&after->base, NULL);
 	rpcq_client_destroy(c);
 }
 
@@ -577,6 +677,8 @@ int main(void)
 		cmocka_unit_test(test_garbage_envelope_is_answered_invalid_argument),
 		cmocka_unit_test(test_request_over_the_size_limit_is_resource_exhausted),
 		cmocka_unit_test(test_client_refuses_to_send_over_its_own_limit),
+		cmocka_unit_test(test_frame_over_twice_the_limit_costs_only_its_own_connection),
+		cmocka_unit_test(test_reply_to_a_departed_caller_is_dropped_and_counted),
 		cmocka_unit_test(test_deadline_expiry_is_deadline_exceeded),
 		cmocka_unit_test(test_per_call_timeout_overrides_the_client_default),
 		cmocka_unit_test(test_64_concurrent_callers_sharing_a_client_get_their_own_answers),

@@ -44,6 +44,12 @@ static rpcq_status check(call *c, const Rpcq__CheckRequest *in, Rpcq__CheckRespo
 	pool_get_stats(server_pool(srv), &ps);
 	r->pool_in_use = ps.in_use;
 	r->pool_idle = ps.idle;
+	server_stats ss;
+	server_get_stats(srv, &ss);
+	r->calls = ss.calls;
+	r->calls_failed = ss.failed;
+	r->replies_dropped = ss.replies_dropped;
+	r->in_flight = ss.in_flight;
 	*out = r;
 	return RPCQ_OK;
 }

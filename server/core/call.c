@@ -200,15 +200,18 @@ static nng_msg *reply(call *c, rpcq_status st, const void *payload, size_t len)
 }
 
 nng_msg *call_execute(server *srv, arena *ar, const void *data, size_t len, nng_time received,
-		      void *const *service_states, rpcq_status *status)
+		      void *const *service_states, call_outcome *outcome)
 {
-	call c = {.srv = srv, .arena = ar, .status = RPCQ_INTERNAL};
+	const rpcq_config *cfg = server_config(srv);
+	call c = {.srv = srv,
+		  .arena = ar,
+		  .status = RPCQ_INTERNAL,
+		  .deadline = received + (nng_time)cfg->default_deadline_ms};
 	static const Rpcq__Request empty = RPCQ__REQUEST__INIT;
 	c.req = &empty;
 	rpcq_error err;
 	Rpcq__Request *req;
 	nng_msg *out;
-	const rpcq_config *cfg = server_config(srv);
 	if ((long)len > cfg->max_message_bytes) {
 		snprintf(c.request_id, sizeof(c.request_id), "-");
 		c.message = arena_printf(ar, "request of %zu bytes exceeds the message size limit of %ld bytes", len,
@@ -295,6 +298,8 @@ nng_msg *call_execute(server *srv, arena *ar, const void *data, size_t len, nng_
 	out = reply(&c, RPCQ_OK, packed, size);
 done:
 	log_set_request_id(NULL);
-	*status = c.status;
+	outcome->status = c.status;
+	outcome->deadline = c.deadline;
+	memcpy(outcome->request_id, c.request_id, sizeof(outcome->request_id));
 	return out;
 }

@@ -12,11 +12,17 @@
 #include "arena.h"
 #include "server.h"
 
+typedef struct call_outcome {
+	rpcq_status status;  /* the reply's */
+	nng_time deadline;   /* the call's, on nng_clock() */
+	char request_id[64]; /* for what is logged after the call */
+} call_outcome;
+
 /* Returns the reply message for the request bytes (never NULL unless out of
- * memory, in which case the caller drops the call) and sets *status to the
- * status it carries. received: nng_clock() when the request arrived. ar is
- * reset by the caller between calls. */
+ * memory, in which case the caller drops the call) and fills *outcome.
+ * received: nng_clock() when the request arrived. ar is reset by the caller
+ * between calls. */
 nng_msg *call_execute(server *srv, arena *ar, const void *req, size_t len, nng_time received,
-		      void *const *service_states, rpcq_status *status);
+		      void *const *service_states, call_outcome *outcome);
 
 #endif

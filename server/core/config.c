@@ -49,7 +49,7 @@ static const struct knob knobs[] = {
 	{"default-deadline-ms", "RPCQ_DEFAULT_DEADLINE_MS", K_INT, OFF(default_deadline_ms), 0, "30000", 1, INT_MAX,
 	 "deadline of calls that send none"},
 	{"drain-timeout-ms", "RPCQ_DRAIN_TIMEOUT_MS", K_INT, OFF(drain_timeout_ms), 0, "10000", 0, INT_MAX,
-	 "on SIGTERM, how long in-flight calls may take to finish"},
+	 "on SIGTERM, how long queued calls may wait to run (then UNAVAILABLE; running ones finish)"},
 	{"pool-min", "RPCQ_POOL_MIN", K_INT, OFF(pool_min), 0, "1", 0, 1000, "database connections kept open"},
 	{"pool-max", "RPCQ_POOL_MAX", K_INT, OFF(pool_max), 0, "8", 1, 1000, "database connections at most"},
 	{"pool-acquire-timeout-ms", "RPCQ_POOL_ACQUIRE_TIMEOUT_MS", K_INT, OFF(pool_acquire_timeout_ms), 0, "5000", 1,

@@ -1,13 +1,17 @@
 /*
  * rpcqd's serving core: one REP socket with every listener on it, a set of
- * nng contexts each running the state machine
+ * nng contexts, and a fixed pool of worker threads.
  *
- *     RECV --(request arrives)--> QUEUED --(worker ran it)--> SEND --+
- *       ^                                                            |
- *       +--------------------------(reply handed to nng)-------------+
+ *     receiving --(request arrives: nng callback)--> queued
+ *     queued --(a worker runs the call, hands the reply to nng and
+ *               receives again on the context)--> receiving
  *
- * The nng callback only moves the context along and queues it; workers (our
- * own threads) run the call. See server.h for the threading rules.
+ * The nng callback only queues the call. A worker runs it and sends the
+ * reply through an aio without a callback: nng hands it to the connection
+ * before nng_ctx_send returns (unless earlier replies to the same caller
+ * are still being written), so no nng task thread has to wake up to finish
+ * the send, as it would for an aio with a callback. The worker looks at
+ * that send again only before the context's next reply (reply_collect).
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -28,14 +32,26 @@
 #include "server.h"
 #include "tls.h"
 
-enum work_state { W_RECV, W_QUEUED, W_SEND };
+/* A reply may wait for its connection (behind earlier replies to the same
+ * caller) until the call's deadline, at least REPLY_WAIT_MIN_MS and at most
+ * REPLY_WAIT_MAX_MS; then it is dropped and counted. */
+#define REPLY_WAIT_MIN_MS 1000
+#define REPLY_WAIT_MAX_MS 60000
 
+/* Replies take the direct path (serve_call) once this many calls in a row
+ * arrived at an idle server. Measured at 8 and 32: the same. */
+#define QUIET_STREAK 16
+
+/* One nng context and the call it carries. */
 struct work {
 	server *srv;
-	nng_aio *aio;
 	nng_ctx ctx;
-	enum work_state state;
-	nng_msg *request;
+	nng_aio *recv;	     /* callback work_cb */
+	nng_aio *send;	     /* no callback; see reply_collect */
+	nng_aio *send_async; /* callback send_done */
+	int sending;	     /* a reply handed to send, not yet collected */
+	char sending_request_id[64];
+	nng_msg *request; /* while queued */
 	nng_time received;
 	unsigned pipes_closed; /* srv->pipes_closed when the request arrived */
 	struct work *next;     /* in the queue */
@@ -57,7 +73,7 @@ struct server {
 	nng_listener listeners[CONFIG_MAX_URLS];
 	int nlisteners;
 	struct work *works;
-	int nworks;
+	int nworks; /* with their context and aios open */
 
 	pthread_mutex_t lock;
 	pthread_cond_t queue_cv; /* work queued, or stopping */
@@ -65,12 +81,14 @@ struct server {
 	struct work *head, *tail;
 	int stopping;
 	atomic_int draining;
-	nng_time drain_start; /* set before draining */
+	atomic_int drain_expired; /* calls not started by now are refused */
+	nng_time drain_start;	  /* set before draining */
 	pthread_t *threads;
 	int nthreads;
 
-	atomic_uint in_flight;
+	atomic_uint in_flight;	  /* received, reply not yet handed to nng */
 	atomic_uint pipes_closed; /* connections gone since start */
+	atomic_uint quiet_streak; /* calls in a row that arrived to an idle server */
 	atomic_ullong calls, failed, dropped;
 	nng_time start_time;
 };
@@ -97,7 +115,9 @@ int server_draining(server *srv)
 
 int server_accepts(server *srv, nng_time received)
 {
-	return !atomic_load(&srv->draining) || received < srv->drain_start;
+	if (!atomic_load(&srv->draining))
+		return 1;
+	return received < srv->drain_start && !atomic_load(&srv->drain_expired);
 }
 
 uint64_t server_uptime_ms(server *srv)
@@ -118,59 +138,13 @@ void server_get_stats(server *srv, server_stats *out)
 	out->in_flight = atomic_load(&srv->in_flight);
 }
 
-/* Called with no lock: one call finished sending (or was dropped). */
+/* One call finished: its reply is handed to nng, or lost. */
 static void call_done(server *srv)
 {
 	if (atomic_fetch_sub(&srv->in_flight, 1) == 1) {
 		pthread_mutex_lock(&srv->lock);
 		pthread_cond_broadcast(&srv->idle_cv);
 		pthread_mutex_unlock(&srv->lock);
-	}
-}
-
-/* The nng callback: moves the context to its next state. Never blocks. */
-static void work_cb(void *arg)
-{
-	struct work *w = arg;
-	server *srv = w->srv;
-	int rv = nng_aio_result(w->aio);
-
-	switch (w->state) {
-	case W_RECV:
-		if (rv != 0) {
-			if (rv == NNG_ECLOSED || rv == NNG_ECANCELED)
-				return;
-			nng_ctx_recv(w->ctx, w->aio);
-			return;
-		}
-		atomic_fetch_add(&srv->in_flight, 1);
-		w->request = nng_aio_get_msg(w->aio);
-		w->received = nng_clock();
-		w->pipes_closed = atomic_load(&srv->pipes_closed);
-		w->state = W_QUEUED;
-		pthread_mutex_lock(&srv->lock);
-		w->next = NULL;
-		if (srv->tail)
-			srv->tail->next = w;
-		else
-			srv->head = w;
-		srv->tail = w;
-		pthread_cond_signal(&srv->queue_cv);
-		pthread_mutex_unlock(&srv->lock);
-		return;
-	case W_SEND:
-		if (rv != 0) {
-			nng_msg_free(nng_aio_get_msg(w->aio));
-			atomic_fetch_add(&srv->dropped, 1);
-		}
-		call_done(srv);
-		if (rv == NNG_ECLOSED)
-			return;
-		w->state = W_RECV;
-		nng_ctx_recv(w->ctx, w->aio);
-		return;
-	case W_QUEUED:
-		break;
 	}
 }
 
@@ -191,6 +165,125 @@ static int caller_gone(server *srv, const struct work *w, nng_pipe pipe)
 		return 0;
 	nng_sockaddr sa;
 	return nng_pipe_get_addr(pipe, NNG_OPT_REMADDR, &sa) != 0;
+}
+
+static nng_duration reply_wait(nng_time deadline)
+{
+	nng_time now = nng_clock();
+	nng_time left = deadline > now ? deadline - now : 0;
+	if (left < REPLY_WAIT_MIN_MS)
+		return REPLY_WAIT_MIN_MS;
+	return left > REPLY_WAIT_MAX_MS ? REPLY_WAIT_MAX_MS : (nng_duration)left;
+}
+
+/* The nng callback of w->recv: queues the call for a worker. Never blocks. */
+static void work_cb(void *arg)
+{
+	struct work *w = arg;
+	server *srv = w->srv;
+	int rv = nng_aio_result(w->recv);
+	if (rv != 0) {
+		if (rv != NNG_ECLOSED && rv != NNG_ECANCELED)
+			nng_ctx_recv(w->ctx, w->recv);
+		return;
+	}
+	if (atomic_fetch_add(&srv->in_flight, 1) == 0)
+		atomic_fetch_add_explicit(&srv->quiet_streak, 1, memory_order_relaxed);
+	else
+		atomic_store_explicit(&srv->quiet_streak, 0, memory_order_relaxed);
+	w->request = nng_aio_get_msg(w->recv);
+	w->received = nng_clock();
+	w->pipes_closed = atomic_load(&srv->pipes_closed);
+	pthread_mutex_lock(&srv->lock);
+	w->next = NULL;
+	if (srv->tail)
+		srv->tail->next = w;
+	else
+		srv->head = w;
+	srv->tail = w;
+	pthread_cond_signal(&srv->queue_cv);
+	pthread_mutex_unlock(&srv->lock);
+}
+
+static void reply_lost(struct work *w, nng_aio *aio, int rv)
+{
+	nng_msg_free(nng_aio_get_msg(aio));
+	nng_aio_set_msg(aio, NULL);
+	atomic_fetch_add(&w->srv->dropped, 1);
+	log_set_request_id(w->sending_request_id);
+	log_warn("reply dropped, its connection did not take it: %s", nng_strerror(rv));
+	log_set_request_id(NULL);
+}
+
+/* The nng callback of w->send_async: the reply is sent (or lost); the
+ * context receives again. Never blocks. */
+static void send_done(void *arg)
+{
+	struct work *w = arg;
+	int rv = nng_aio_result(w->send_async);
+	if (rv != 0)
+		reply_lost(w, w->send_async, rv);
+	if (rv != NNG_ECLOSED)
+		nng_ctx_recv(w->ctx, w->recv);
+}
+
+/* Waits for the context's previous reply to be taken by its connection
+ * (done long ago, unless that caller is not reading) and counts it if it
+ * was not. Bounded by the send's own timeout. */
+static void reply_collect(struct work *w)
+{
+	if (!w->sending)
+		return;
+	w->sending = 0;
+	nng_aio_wait(w->send);
+	int rv = nng_aio_result(w->send);
+	if (rv != 0) /* not taken before its wait ran out, or stopping */
+		reply_lost(w, w->send, rv);
+}
+
+/* Runs a queued call, hands its reply to nng and receives again.
+ *
+ * Two ways to send. While calls come one at a time (QUIET_STREAK), the
+ * reply goes through w->send, which has no callback: nng hands it to the
+ * connection before nng_ctx_send returns and the worker receives again on
+ * the context at once, so no nng task thread wakes up for the send (at one
+ * caller, about a third of the context switches of a call). Under
+ * concurrent load that path measured a third slower (cause not pinned
+ * down; nng's locks are contended either way), so there the reply goes
+ * through w->send_async, whose callback receives again, and the task
+ * threads work alongside the workers. bench/README.md has the numbers. */
+static void serve_call(struct work *w, arena *ar)
+{
+	server *srv = w->srv;
+	nng_msg *req = w->request;
+	w->request = NULL;
+	nng_pipe pipe = nng_msg_get_pipe(req);
+	call_outcome oc;
+	nng_msg *rep = call_execute(srv, ar, nng_msg_body(req), nng_msg_len(req), w->received, srv->states, &oc);
+	nng_msg_free(req);
+	arena_reset(ar);
+	atomic_fetch_add(&srv->calls, 1);
+	if (oc.status != RPCQ_OK || rep == NULL)
+		atomic_fetch_add(&srv->failed, 1);
+	if (rep != NULL) {
+		if (caller_gone(srv, w, pipe))
+			atomic_fetch_add(&srv->dropped, 1);
+		reply_collect(w);
+		memcpy(w->sending_request_id, oc.request_id, sizeof(w->sending_request_id));
+		int alone = atomic_load_explicit(&srv->quiet_streak, memory_order_relaxed) >= QUIET_STREAK;
+		nng_aio *aio = alone ? w->send : w->send_async;
+		nng_aio_set_msg(aio, rep);
+		nng_aio_set_timeout(aio, reply_wait(oc.deadline));
+		nng_ctx_send(w->ctx, aio);
+		if (aio == w->send) {
+			w->sending = 1;
+			nng_ctx_recv(w->ctx, w->recv);
+		}
+	} else {
+		/* Out of memory even for the reply: the caller's deadline answers. */
+		nng_ctx_recv(w->ctx, w->recv);
+	}
+	call_done(srv);
 }
 
 /* Worker thread: runs queued calls until the server stops. */
@@ -215,30 +308,7 @@ static void *worker_main(void *arg)
 		if (srv->head == NULL)
 			srv->tail = NULL;
 		pthread_mutex_unlock(&srv->lock);
-
-		nng_msg *req = w->request;
-		w->request = NULL;
-		nng_pipe pipe = nng_msg_get_pipe(req);
-		rpcq_status st;
-		nng_msg *rep =
-			call_execute(srv, ar, nng_msg_body(req), nng_msg_len(req), w->received, srv->states, &st);
-		nng_msg_free(req);
-		arena_reset(ar);
-		atomic_fetch_add(&srv->calls, 1);
-		if (st != RPCQ_OK || rep == NULL)
-			atomic_fetch_add(&srv->failed, 1);
-		if (rep == NULL) {
-			/* Out of memory even for the reply: the caller's deadline answers. */
-			call_done(srv);
-			w->state = W_RECV;
-			nng_ctx_recv(w->ctx, w->aio);
-			continue;
-		}
-		if (caller_gone(srv, w, pipe))
-			atomic_fetch_add(&srv->dropped, 1);
-		w->state = W_SEND;
-		nng_aio_set_msg(w->aio, rep);
-		nng_ctx_send(w->ctx, w->aio);
+		serve_call(w, ar);
 	}
 	arena_destroy(ar);
 	return NULL;
@@ -275,7 +345,6 @@ static rpcq_status open_listeners(server *srv, rpcq_error *err)
 	}
 	return RPCQ_OK;
 }
-
 static rpcq_status start_works(server *srv, rpcq_error *err)
 {
 	int n = srv->cfg->contexts;
@@ -285,16 +354,22 @@ static rpcq_status start_works(server *srv, rpcq_error *err)
 	for (int i = 0; i < n; i++) {
 		struct work *w = &srv->works[i];
 		w->srv = srv;
-		int rv = nng_aio_alloc(&w->aio, work_cb, w);
-		if (rv == 0 && (rv = nng_ctx_open(&w->ctx, srv->sock)) != 0) {
-			nng_aio_free(w->aio);
-			w->aio = NULL;
+		int rv = nng_ctx_open(&w->ctx, srv->sock);
+		if (rv == 0 && (rv = nng_aio_alloc(&w->recv, work_cb, w)) != 0)
+			nng_ctx_close(w->ctx);
+		if (rv == 0 && (rv = nng_aio_alloc(&w->send, NULL, NULL)) != 0) {
+			nng_aio_free(w->recv);
+			nng_ctx_close(w->ctx);
+		}
+		if (rv == 0 && (rv = nng_aio_alloc(&w->send_async, send_done, w)) != 0) {
+			nng_aio_free(w->send);
+			nng_aio_free(w->recv);
+			nng_ctx_close(w->ctx);
 		}
 		if (rv != 0)
 			return rpcq_error_set(err, RPCQ_INTERNAL, "cannot open call context: %s", nng_strerror(rv));
 		srv->nworks++;
-		w->state = W_RECV;
-		nng_ctx_recv(w->ctx, w->aio);
+		nng_ctx_recv(w->ctx, w->recv);
 	}
 	return RPCQ_OK;
 }
@@ -375,15 +450,14 @@ fail:
 	return st;
 }
 
-/* Waits until no call is in flight or the drain timeout passes. */
-static void drain(server *srv)
+/* Waits until no call is in flight or the clock passes until. */
+static void drain(server *srv, nng_time until)
 {
-	nng_time until = nng_clock() + (nng_time)srv->cfg->drain_timeout_ms;
 	pthread_mutex_lock(&srv->lock);
 	while (atomic_load(&srv->in_flight) > 0 && nng_clock() < until) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 20 * 1000000L;
+		ts.tv_nsec += 20 * 1000000L; /* recheck the clock now and then */
 		if (ts.tv_nsec >= 1000000000L) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
@@ -392,8 +466,43 @@ static void drain(server *srv)
 	}
 	pthread_mutex_unlock(&srv->lock);
 	unsigned left = atomic_load(&srv->in_flight);
-	if (left)
-		log_warn("drain timeout: %u call(s) still in flight are abandoned", left);
+	if (left) {
+		atomic_store(&srv->drain_expired, 1);
+		log_warn("drain timeout with %u call(s) in flight: those not started are answered UNAVAILABLE, "
+			 "running ones finish",
+			 left);
+	}
+}
+
+/* nng timer callback: the drain time is over, replies still queued for
+ * their connections are given up. Never blocks. */
+static void cancel_sends(void *arg)
+{
+	server *srv = arg;
+	for (int i = 0; i < srv->nworks; i++) {
+		nng_aio_cancel(srv->works[i].send);
+		nng_aio_cancel(srv->works[i].send_async);
+	}
+}
+
+/* Collects every reply still on its way, giving them until the clock
+ * passes until. */
+static void collect_replies(server *srv, nng_time until)
+{
+	nng_aio *timer = NULL;
+	nng_time now = nng_clock();
+	if (until > now && nng_aio_alloc(&timer, cancel_sends, srv) == 0)
+		nng_sleep_aio((nng_duration)(until - now), timer);
+	else
+		cancel_sends(srv);
+	for (int i = 0; i < srv->nworks; i++) {
+		reply_collect(&srv->works[i]);
+		nng_aio_wait(srv->works[i].send_async);
+	}
+	if (timer) {
+		nng_aio_stop(timer);
+		nng_aio_free(timer);
+	}
 }
 
 void server_destroy(server *srv, server_stats *final)
@@ -405,27 +514,32 @@ void server_destroy(server *srv, server_stats *final)
 	 * Calls arriving now are answered UNAVAILABLE (server_accepts). */
 	srv->drain_start = nng_clock();
 	atomic_store(&srv->draining, 1);
-	if (srv->nworks)
-		drain(srv);
+	nng_time until = srv->drain_start + (nng_time)srv->cfg->drain_timeout_ms;
+	drain(srv, until);
 
 	/* Stop the workers first: they finish what is queued and send it on a
 	 * socket that is still open (nng panics on a send to a context of a
-	 * closed socket). Then close the wire: pending receives end with
-	 * NNG_ECLOSED, and calls that arrived after the workers left are
-	 * dropped unanswered, like any call cut off by a closing server. */
+	 * closed socket). Replies still on their way to a busy connection get
+	 * the rest of the drain time. Then close the wire: pending receives
+	 * end with NNG_ECLOSED, and calls that arrived after the workers left
+	 * are dropped unanswered, like any call cut off by a closing server. */
 	pthread_mutex_lock(&srv->lock);
 	srv->stopping = 1;
 	pthread_cond_broadcast(&srv->queue_cv);
 	pthread_mutex_unlock(&srv->lock);
 	for (int i = 0; i < srv->nthreads; i++)
 		pthread_join(srv->threads[i], NULL);
+	collect_replies(srv, until);
 	if (final)
 		server_get_stats(srv, final);
 	if (srv->sock_open)
 		nng_close(srv->sock);
 	for (int i = 0; i < srv->nworks; i++) {
-		nng_aio_stop(srv->works[i].aio);
-		nng_aio_free(srv->works[i].aio);
+		nng_aio_stop(srv->works[i].send_async);
+		nng_aio_stop(srv->works[i].recv);
+		nng_aio_free(srv->works[i].recv);
+		nng_aio_free(srv->works[i].send);
+		nng_aio_free(srv->works[i].send_async);
 	}
 	for (struct work *w = srv->head; w != NULL; w = w->next) {
 		nng_msg_free(w->request);

@@ -1,16 +1,16 @@
 /*
  * rpcqd's serving core.
  *
- * Threads: nng's own task threads run the per-context callbacks, which only
- * move a call to its next state (received -> queued -> sent -> receiving) and
- * never block. A fixed pool of worker threads takes queued calls, runs the
- * handler (which may block on the database) and starts the send. "contexts"
- * (calls the wire may have outstanding) is sized apart from "workers" (what
- * CPU and database allow): extra received calls wait in the queue, and their
- * deadline keeps counting.
+ * Threads: nng's own task threads run the per-context receive callbacks,
+ * which only queue a received call and never block. A fixed pool of worker
+ * threads takes queued calls, runs the handler (which may block on the
+ * database), hands the reply to nng and receives again on the context.
+ * "contexts" (calls the wire may have outstanding) is sized apart from
+ * "workers" (what CPU and database allow): extra received calls wait in the
+ * queue, and their deadline keeps counting.
  *
- * Locking: one mutex guards the work queue and the draining flag; everything
- * else a worker touches belongs to its call. Counters are atomics.
+ * Locking: one mutex guards the work queue; everything else a worker
+ * touches belongs to its call. Counters and the draining flag are atomics.
  */
 #ifndef RPCQ_SERVER_H
 #define RPCQ_SERVER_H
@@ -45,7 +45,8 @@ void server_destroy(server *srv, server_stats *final);
 
 void server_get_stats(server *srv, server_stats *out);
 int server_draining(server *srv);
-/* 0 for a call received after draining began: it is answered UNAVAILABLE. */
+/* 0 for a call received after draining began, or not started when the
+ * drain timeout ran out: it is answered UNAVAILABLE. */
 int server_accepts(server *srv, nng_time received);
 uint64_t server_uptime_ms(server *srv);
 const dispatch *server_dispatch(server *srv);

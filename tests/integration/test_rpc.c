@@ -427,6 +427,8 @@ static void test_no_server_is_unavailable_with_the_url(void **state)
 
 struct slow_call {
 	const char *url;
+	uint32_t delay_ms;
+	int no_retry;
 	rpcq_status st;
 	size_t len;
 };
@@ -437,7 +439,12 @@ static void *slow_call_main(void *arg)
 	rpcq_client *c = client_for(s->url, 10000, 0);
 	Rpcq__EchoMessage *out = NULL;
 	rpcq_error err;
-	s->st = echo(c, "in flight", 9, 1500, &out, &err);
+	Rpcq__EchoMessage in = RPCQ__ECHO_MESSAGE__INIT;
+	in.payload.data = (uint8_t *)"in flight";
+	in.payload.len = 9;
+	in.delay_ms = s->delay_ms;
+	rpcq_call_options opts = {.retry = s->no_retry ? 2 : 0};
+	s->st = rpcq_health_echo(c, &in, &out, &opts, &err);
 	if (s->st == RPCQ_OK) {
 		s->len = out->payload.len;
 		protobuf_c_message_free_unpacked(&out->base, NULL);
@@ -451,7 +458,7 @@ static void test_sigterm_drains_in_flight_calls_and_refuses_new_ones(void **stat
 	(void)state;
 	harness_server s2;
 	harness_server_start(&s2, &pg, NULL);
-	struct slow_call sc = {.url = s2.rpc_url};
+	struct slow_call sc = {.url = s2.rpc_url, .delay_ms = 1500};
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, slow_call_main, &sc), 0);
 	nng_msleep(400);
@@ -494,6 +501,36 @@ static void test_sigterm_drains_in_flight_calls_and_refuses_new_ones(void **stat
 	assert_int_equal(sc.st, RPCQ_OK);
 	assert_int_equal(sc.len, 9);
 	assert_int_equal(harness_server_stop(&s2), 0);
+}
+
+/* When the drain timeout runs out, calls not started yet are refused with
+ * UNAVAILABLE (safe to send elsewhere: they did nothing), while a running
+ * handler finishes and its answer is delivered. One worker: the slow call
+ * holds it, the second call waits in the queue past the timeout. */
+static void test_drain_timeout_refuses_calls_not_started(void **state)
+{
+	(void)state;
+	harness_server s3;
+	const char *args[] = {"--drain-timeout-ms", "200", "--workers", "1", NULL};
+	harness_server_start(&s3, &pg, args);
+	struct slow_call running = {.url = s3.rpc_url, .delay_ms = 1500, .no_retry = 1};
+	struct slow_call queued = {.url = s3.rpc_url, .delay_ms = 0, .no_retry = 1};
+	pthread_t t1, t2;
+	assert_int_equal(pthread_create(&t1, NULL, slow_call_main, &running), 0);
+	nng_msleep(200);
+	assert_int_equal(pthread_create(&t2, NULL, slow_call_main, &queued), 0);
+	nng_msleep(200);
+	assert_int_equal(kill(s3.pid, SIGTERM), 0);
+	pthread_join(t1, NULL);
+	pthread_join(t2, NULL);
+	assert_int_equal(running.st, RPCQ_OK);
+	assert_int_equal(running.len, 9);
+	assert_int_equal(queued.st, RPCQ_UNAVAILABLE);
+	assert_int_equal(harness_server_stop(&s3), 0);
+	size_t n;
+	char *log = harness_read_file(s3.log_path, &n);
+	assert_non_null(strstr(log, "drain timeout with 2 call(s) in flight"));
+	free(log);
 }
 
 static void test_ipc_and_ws_listeners_serve_calls_too(void **state)
@@ -684,6 +721,7 @@ int main(void)
 		cmocka_unit_test(test_64_concurrent_callers_sharing_a_client_get_their_own_answers),
 		cmocka_unit_test(test_no_server_is_unavailable_with_the_url),
 		cmocka_unit_test(test_sigterm_drains_in_flight_calls_and_refuses_new_ones),
+		cmocka_unit_test(test_drain_timeout_refuses_calls_not_started),
 		cmocka_unit_test(test_ipc_and_ws_listeners_serve_calls_too),
 		cmocka_unit_test(test_tls_listener_serves_a_client_that_verifies_its_certificate),
 		cmocka_unit_test(test_cli_health_and_list),

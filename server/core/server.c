@@ -247,9 +247,9 @@ static void reply_collect(struct work *w)
  * reply goes through w->send, which has no callback: nng hands it to the
  * connection before nng_ctx_send returns and the worker receives again on
  * the context at once, so no nng task thread wakes up for the send (at one
- * caller, about a third of the context switches of a call). Under
- * concurrent load that path measured a third slower (cause not pinned
- * down; nng's locks are contended either way), so there the reply goes
+ * caller, about a quarter of the context switches of a call). Under
+ * concurrent load that path measured slower (cause not pinned down;
+ * nng's locks are contended either way), so there the reply goes
  * through w->send_async, whose callback receives again, and the task
  * threads work alongside the workers. bench/README.md has the numbers. */
 static void serve_call(struct work *w, arena *ar)

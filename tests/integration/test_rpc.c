@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -335,6 +338,92 @@ static void test_reply_to_a_departed_caller_is_dropped_and_counted(void **state)
 	}
 	assert_non_null(after);
 	assert_int_equal(after->replies_dropped, before->replies_dropped + 1);
+	protobuf_c_message_free_unpacked(&before->base, NULL);
+	protobuf_c_message_free_unpacked(&after->base, NULL);
+	rpcq_client_destroy(c);
+}
+
+/* A TCP connection speaking nng's SP protocol as a REQ peer, by hand, so
+ * that it can do what no nng socket does: never read. Returns the fd. */
+static int sp_req_connect(const char *url)
+{
+	int port = 0;
+	assert_int_equal(sscanf(url, "tcp://127.0.0.1:%d", &port), 1);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	static const uint8_t hello[8] = {0, 'S', 'P', 0, 0, 0x30, 0, 0}; /* protocol REQ0 */
+	assert_int_equal(write(fd, hello, sizeof(hello)), (ssize_t)sizeof(hello));
+	return fd;
+}
+
+/* Sends one framed request: 8-byte length, 4-byte request id, body. */
+static void sp_req_send(int fd, uint32_t id, const uint8_t *body, size_t len)
+{
+	uint8_t head[12];
+	uint64_t n = len + 4;
+	for (int i = 0; i < 8; i++)
+		head[i] = (uint8_t)(n >> (56 - 8 * i));
+	id |= 0x80000000u;
+	for (int i = 0; i < 4; i++)
+		head[8 + i] = (uint8_t)(id >> (24 - 8 * i));
+	assert_int_equal(write(fd, head, sizeof(head)), (ssize_t)sizeof(head));
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(fd, body + off, len - off);
+		assert_true(w > 0);
+		off += (size_t)w;
+	}
+}
+
+/* A caller that sends and never reads: once the kernel's buffers are full,
+ * its replies queue in rpcqd, each waits out its time (the call's deadline,
+ * at least 1 s) and is dropped and counted; everyone else is served the
+ * whole time. */
+static void test_replies_to_a_caller_that_never_reads_are_dropped_in_time(void **state)
+{
+	(void)state;
+	rpcq_client *c = client_for(srv.rpc_url, 5000, 0);
+	Rpcq__CheckResponse *before = health_check(c);
+
+	size_t plen = 900 * 1024; /* the server's limit is 1 MiB */
+	uint8_t *payload = calloc(1, plen + 64);
+	uint8_t *body = calloc(1, plen + 256);
+	assert_non_null(payload);
+	assert_non_null(body);
+	Rpcq__EchoMessage in = RPCQ__ECHO_MESSAGE__INIT;
+	in.payload.data = payload + 64;
+	in.payload.len = plen;
+	Rpcq__Request req = RPCQ__REQUEST__INIT;
+	req.method = "/rpcq.Health/Echo";
+	req.deadline_ms = 500;
+	req.payload.data = payload;
+	req.payload.len = rpcq__echo_message__pack(&in, payload);
+	size_t blen = rpcq__request__pack(&req, body);
+	int fd = sp_req_connect(srv.rpc_url);
+	const int n = 24; /* 21 MiB of replies: more than loopback buffers hold */
+	for (int i = 0; i < n; i++)
+		sp_req_send(fd, (uint32_t)i + 1, body, blen);
+
+	Rpcq__CheckResponse *after = NULL;
+	for (int i = 0; i < 100; i++) { /* at most 10 s */
+		Rpcq__EchoMessage *out = NULL;
+		rpcq_error err;
+		assert_int_equal(echo(c, "meanwhile", 9, 0, &out, &err), RPCQ_OK);
+		protobuf_c_message_free_unpacked(&out->base, NULL);
+		after = health_check(c);
+		if (after->replies_dropped > before->replies_dropped)
+			break;
+		protobuf_c_message_free_unpacked(&after->base, NULL);
+		after = NULL;
+		nng_msleep(100);
+	}
+	close(fd);
+	free(payload);
+	free(body);
+	assert_non_null(after);
+	assert_true(after->replies_dropped > before->replies_dropped);
 	protobuf_c_message_free_unpacked(&before->base, NULL);
 	protobuf_c_message_free_unpacked(&after->base, NULL);
 	rpcq_client_destroy(c);
@@ -722,6 +811,7 @@ int main(void)
 		cmocka_unit_test(test_client_refuses_to_send_over_its_own_limit),
 		cmocka_unit_test(test_frame_over_twice_the_limit_costs_only_its_own_connection),
 		cmocka_unit_test(test_reply_to_a_departed_caller_is_dropped_and_counted),
+		cmocka_unit_test(test_replies_to_a_caller_that_never_reads_are_dropped_in_time),
 		cmocka_unit_test(test_deadline_expiry_is_deadline_exceeded),
 		cmocka_unit_test(test_per_call_timeout_overrides_the_client_default),
 		cmocka_unit_test(test_64_concurrent_callers_sharing_a_client_get_their_own_answers),

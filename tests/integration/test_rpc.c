@@ -388,12 +388,14 @@ static void test_replies_to_a_caller_that_never_reads_are_dropped_in_time(void *
 	Rpcq__CheckResponse *before = health_check(c);
 
 	size_t plen = 900 * 1024; /* the server's limit is 1 MiB */
+	uint8_t *data = calloc(1, plen);
 	uint8_t *payload = calloc(1, plen + 64);
 	uint8_t *body = calloc(1, plen + 256);
+	assert_non_null(data);
 	assert_non_null(payload);
 	assert_non_null(body);
 	Rpcq__EchoMessage in = RPCQ__ECHO_MESSAGE__INIT;
-	in.payload.data = payload + 64;
+	in.payload.data = data;
 	in.payload.len = plen;
 	Rpcq__Request req = RPCQ__REQUEST__INIT;
 	req.method = "/rpcq.Health/Echo";
@@ -420,6 +422,7 @@ static void test_replies_to_a_caller_that_never_reads_are_dropped_in_time(void *
 		nng_msleep(100);
 	}
 	close(fd);
+	free(data);
 	free(payload);
 	free(body);
 	assert_non_null(after);

@@ -17,11 +17,11 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/tls/tls.h>
+#include <nng/supplemental/util/platform.h>
 
 #include <rpcq/alloc.h>
 
@@ -75,9 +75,9 @@ struct server {
 	struct work *works;
 	int nworks; /* with their context and aios open */
 
-	pthread_mutex_t lock;
-	pthread_cond_t queue_cv; /* work queued, or stopping */
-	pthread_cond_t idle_cv;	 /* in_flight dropped to zero */
+	nng_mtx *lock;
+	nng_cv *queue_cv; /* work queued, or stopping */
+	nng_cv *idle_cv;  /* in_flight dropped to zero */
 	struct work *head, *tail;
 	int stopping;
 	atomic_int draining;
@@ -142,9 +142,9 @@ void server_get_stats(server *srv, server_stats *out)
 static void call_done(server *srv)
 {
 	if (atomic_fetch_sub(&srv->in_flight, 1) == 1) {
-		pthread_mutex_lock(&srv->lock);
-		pthread_cond_broadcast(&srv->idle_cv);
-		pthread_mutex_unlock(&srv->lock);
+		nng_mtx_lock(srv->lock);
+		nng_cv_wake(srv->idle_cv);
+		nng_mtx_unlock(srv->lock);
 	}
 }
 
@@ -194,15 +194,15 @@ static void work_cb(void *arg)
 	w->request = nng_aio_get_msg(w->recv);
 	w->received = nng_clock();
 	w->pipes_closed = atomic_load(&srv->pipes_closed);
-	pthread_mutex_lock(&srv->lock);
+	nng_mtx_lock(srv->lock);
 	w->next = NULL;
 	if (srv->tail)
 		srv->tail->next = w;
 	else
 		srv->head = w;
 	srv->tail = w;
-	pthread_cond_signal(&srv->queue_cv);
-	pthread_mutex_unlock(&srv->lock);
+	nng_cv_wake1(srv->queue_cv);
+	nng_mtx_unlock(srv->lock);
 }
 
 static void reply_lost(struct work *w, nng_aio *aio, int rv)
@@ -296,18 +296,18 @@ static void *worker_main(void *arg)
 		return NULL;
 	}
 	for (;;) {
-		pthread_mutex_lock(&srv->lock);
+		nng_mtx_lock(srv->lock);
 		while (srv->head == NULL && !srv->stopping)
-			pthread_cond_wait(&srv->queue_cv, &srv->lock);
+			nng_cv_wait(srv->queue_cv);
 		struct work *w = srv->head;
 		if (w == NULL) {
-			pthread_mutex_unlock(&srv->lock);
+			nng_mtx_unlock(srv->lock);
 			break;
 		}
 		srv->head = w->next;
 		if (srv->head == NULL)
 			srv->tail = NULL;
-		pthread_mutex_unlock(&srv->lock);
+		nng_mtx_unlock(srv->lock);
 		serve_call(w, ar);
 	}
 	arena_destroy(ar);
@@ -402,6 +402,18 @@ static rpcq_status start_services(server *srv, rpcq_error *err)
 	return RPCQ_OK;
 }
 
+/* Frees the lock and condition variables, then the server itself. */
+static void free_sync(server *srv)
+{
+	if (srv->idle_cv)
+		nng_cv_free(srv->idle_cv);
+	if (srv->queue_cv)
+		nng_cv_free(srv->queue_cv);
+	if (srv->lock)
+		nng_mtx_free(srv->lock);
+	rpcq_free(srv);
+}
+
 rpcq_status server_create(server **out, rpcq_config *cfg, const service_def *const *services, rpcq_error *err)
 {
 	rpcq_status st;
@@ -411,9 +423,11 @@ rpcq_status server_create(server **out, rpcq_config *cfg, const service_def *con
 	srv->cfg = cfg;
 	srv->services = services;
 	srv->start_time = nng_clock();
-	pthread_mutex_init(&srv->lock, NULL);
-	pthread_cond_init(&srv->queue_cv, NULL);
-	pthread_cond_init(&srv->idle_cv, NULL);
+	if (nng_mtx_alloc(&srv->lock) != 0 || nng_cv_alloc(&srv->queue_cv, srv->lock) != 0 ||
+	    nng_cv_alloc(&srv->idle_cv, srv->lock) != 0) {
+		free_sync(srv);
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+	}
 	while (services[srv->nservices])
 		srv->nservices++;
 	srv->states = rpcq_calloc(srv->nservices + 1, sizeof(*srv->states));
@@ -453,18 +467,12 @@ fail:
 /* Waits until no call is in flight or the clock passes until. */
 static void drain(server *srv, nng_time until)
 {
-	pthread_mutex_lock(&srv->lock);
-	while (atomic_load(&srv->in_flight) > 0 && nng_clock() < until) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 20 * 1000000L; /* recheck the clock now and then */
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&srv->idle_cv, &srv->lock, &ts);
+	nng_mtx_lock(srv->lock);
+	while (atomic_load(&srv->in_flight) > 0) {
+		if (nng_cv_until(srv->idle_cv, until) == NNG_ETIMEDOUT)
+			break;
 	}
-	pthread_mutex_unlock(&srv->lock);
+	nng_mtx_unlock(srv->lock);
 	unsigned left = atomic_load(&srv->in_flight);
 	if (left) {
 		atomic_store(&srv->drain_expired, 1);
@@ -523,10 +531,10 @@ void server_destroy(server *srv, server_stats *final)
 	 * the rest of the drain time. Then close the wire: pending receives
 	 * end with NNG_ECLOSED, and calls that arrived after the workers left
 	 * are dropped unanswered, like any call cut off by a closing server. */
-	pthread_mutex_lock(&srv->lock);
+	nng_mtx_lock(srv->lock);
 	srv->stopping = 1;
-	pthread_cond_broadcast(&srv->queue_cv);
-	pthread_mutex_unlock(&srv->lock);
+	nng_cv_wake(srv->queue_cv);
+	nng_mtx_unlock(srv->lock);
 	for (int i = 0; i < srv->nthreads; i++)
 		pthread_join(srv->threads[i], NULL);
 	collect_replies(srv, until);
@@ -558,8 +566,5 @@ void server_destroy(server *srv, server_stats *final)
 	rpcq_free(srv->works);
 	rpcq_free(srv->threads);
 	rpcq_free(srv->states);
-	pthread_cond_destroy(&srv->queue_cv);
-	pthread_cond_destroy(&srv->idle_cv);
-	pthread_mutex_destroy(&srv->lock);
-	rpcq_free(srv);
+	free_sync(srv);
 }

@@ -301,6 +301,51 @@ static void test_frame_over_twice_the_limit_costs_only_its_own_connection(void *
 	rpcq_client_destroy(c);
 }
 
+/* An Echo request envelope as the wire carries it (without nng's header):
+ * a payload of len zero bytes. malloc'd; *size gets its length. */
+static uint8_t *echo_request(size_t len, uint32_t delay_ms, uint32_t deadline_ms, size_t *size)
+{
+	uint8_t *data = calloc(1, len + 1);
+	uint8_t *payload = malloc(len + 64);
+	uint8_t *frame = malloc(len + 256);
+	assert_non_null(data);
+	assert_non_null(payload);
+	assert_non_null(frame);
+	Rpcq__EchoMessage in = RPCQ__ECHO_MESSAGE__INIT;
+	in.payload.data = data;
+	in.payload.len = len;
+	in.delay_ms = delay_ms;
+	Rpcq__Request req = RPCQ__REQUEST__INIT;
+	req.method = "/rpcq.Health/Echo";
+	req.deadline_ms = deadline_ms;
+	req.payload.data = payload;
+	req.payload.len = rpcq__echo_message__pack(&in, payload);
+	*size = rpcq__request__pack(&req, frame);
+	free(payload);
+	free(data);
+	return frame;
+}
+
+/* Polls Health/Check (and serves an Echo each time, which must succeed)
+ * until the server has dropped a reply since `before`, for at most 10 s.
+ * Returns the Check that saw it (fails the test if none did). */
+static Rpcq__CheckResponse *wait_for_a_dropped_reply(rpcq_client *c, const Rpcq__CheckResponse *before)
+{
+	for (int i = 0; i < 100; i++) {
+		nng_msleep(100);
+		Rpcq__EchoMessage *out = NULL;
+		rpcq_error err;
+		assert_int_equal(echo(c, "meanwhile", 9, 0, &out, &err), RPCQ_OK);
+		protobuf_c_message_free_unpacked(&out->base, NULL);
+		Rpcq__CheckResponse *now = health_check(c);
+		if (now->replies_dropped > before->replies_dropped)
+			return now;
+		protobuf_c_message_free_unpacked(&now->base, NULL);
+	}
+	fail_msg("no reply was dropped within 10 s");
+	return NULL;
+}
+
 /* A caller that leaves before its answer is ready: REP drops the reply
  * without a word, so rpcqd counts it where an operator can see it. */
 static void test_reply_to_a_departed_caller_is_dropped_and_counted(void **state)
@@ -313,30 +358,14 @@ static void test_reply_to_a_departed_caller_is_dropped_and_counted(void **state)
 	assert_int_equal(nng_req0_open(&s), 0);
 	nng_socket_set_ms(s, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
 	assert_int_equal(nng_dial(s, srv.rpc_url, NULL, 0), 0);
-	Rpcq__EchoMessage in = RPCQ__ECHO_MESSAGE__INIT;
-	in.delay_ms = 300;
-	uint8_t payload[16];
-	size_t plen = rpcq__echo_message__pack(&in, payload);
-	Rpcq__Request req = RPCQ__REQUEST__INIT;
-	req.method = "/rpcq.Health/Echo";
-	req.payload.data = payload;
-	req.payload.len = plen;
-	uint8_t frame[128];
-	size_t flen = rpcq__request__pack(&req, frame);
+	size_t flen;
+	uint8_t *frame = echo_request(0, 300, 0, &flen);
 	assert_int_equal(nng_send(s, frame, flen, 0), 0);
+	free(frame);
 	nng_msleep(100); /* received, and sleeping in its handler */
 	nng_close(s);
 
-	Rpcq__CheckResponse *after = NULL;
-	for (int i = 0; i < 50; i++) { /* at most 5 s */
-		nng_msleep(100);
-		after = health_check(c);
-		if (after->replies_dropped > before->replies_dropped)
-			break;
-		protobuf_c_message_free_unpacked(&after->base, NULL);
-		after = NULL;
-	}
-	assert_non_null(after);
+	Rpcq__CheckResponse *after = wait_for_a_dropped_reply(c, before);
 	assert_int_equal(after->replies_dropped, before->replies_dropped + 1);
 	protobuf_c_message_free_unpacked(&before->base, NULL);
 	protobuf_c_message_free_unpacked(&after->base, NULL);
@@ -387,45 +416,16 @@ static void test_replies_to_a_caller_that_never_reads_are_dropped_in_time(void *
 	rpcq_client *c = client_for(srv.rpc_url, 5000, 0);
 	Rpcq__CheckResponse *before = health_check(c);
 
-	size_t plen = 900 * 1024; /* the server's limit is 1 MiB */
-	uint8_t *data = calloc(1, plen);
-	uint8_t *payload = calloc(1, plen + 64);
-	uint8_t *body = calloc(1, plen + 256);
-	assert_non_null(data);
-	assert_non_null(payload);
-	assert_non_null(body);
-	Rpcq__EchoMessage in = RPCQ__ECHO_MESSAGE__INIT;
-	in.payload.data = data;
-	in.payload.len = plen;
-	Rpcq__Request req = RPCQ__REQUEST__INIT;
-	req.method = "/rpcq.Health/Echo";
-	req.deadline_ms = 500;
-	req.payload.data = payload;
-	req.payload.len = rpcq__echo_message__pack(&in, payload);
-	size_t blen = rpcq__request__pack(&req, body);
+	size_t blen;
+	uint8_t *body = echo_request(900 * 1024, 0, 500, &blen); /* the server's limit is 1 MiB */
 	int fd = sp_req_connect(srv.rpc_url);
 	const int n = 24; /* 21 MiB of replies: more than loopback buffers hold */
 	for (int i = 0; i < n; i++)
 		sp_req_send(fd, (uint32_t)i + 1, body, blen);
-
-	Rpcq__CheckResponse *after = NULL;
-	for (int i = 0; i < 100; i++) { /* at most 10 s */
-		Rpcq__EchoMessage *out = NULL;
-		rpcq_error err;
-		assert_int_equal(echo(c, "meanwhile", 9, 0, &out, &err), RPCQ_OK);
-		protobuf_c_message_free_unpacked(&out->base, NULL);
-		after = health_check(c);
-		if (after->replies_dropped > before->replies_dropped)
-			break;
-		protobuf_c_message_free_unpacked(&after->base, NULL);
-		after = NULL;
-		nng_msleep(100);
-	}
-	close(fd);
-	free(data);
-	free(payload);
 	free(body);
-	assert_non_null(after);
+
+	Rpcq__CheckResponse *after = wait_for_a_dropped_reply(c, before);
+	close(fd);
 	assert_true(after->replies_dropped > before->replies_dropped);
 	protobuf_c_message_free_unpacked(&before->base, NULL);
 	protobuf_c_message_free_unpacked(&after->base, NULL);

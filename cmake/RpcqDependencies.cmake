@@ -8,6 +8,8 @@ pkg_check_modules(PROTOBUFC REQUIRED IMPORTED_TARGET libprotobuf-c>=1.4)
 pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
 if(RPCQ_TESTS)
   pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
+  # The integration tests' HTTP client (tests/harness/harness_http.c).
+  pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 endif()
 
 find_program(PROTOC_C protoc-c REQUIRED)
@@ -16,3 +18,11 @@ find_file(RPCQ_DESCRIPTOR_PROTO google/protobuf/descriptor.proto
   PATHS /usr/include /usr/local/include REQUIRED)
 get_filename_component(RPCQ_PROTOBUF_INCLUDE "${RPCQ_DESCRIPTOR_PROTO}" DIRECTORY)
 get_filename_component(RPCQ_PROTOBUF_INCLUDE "${RPCQ_PROTOBUF_INCLUDE}/../.." ABSOLUTE)
+
+# http-parser (nodejs/http-parser, Debian's libhttp-parser-dev) frames the HTTP/1.1
+# requests of the gateway; it ships neither a CMake config nor a pkg-config file.
+find_path(HTTP_PARSER_INCLUDE_DIR http_parser.h REQUIRED)
+find_library(HTTP_PARSER_LIBRARY http_parser REQUIRED)
+add_library(http_parser::http_parser UNKNOWN IMPORTED)
+set_target_properties(http_parser::http_parser PROPERTIES
+  IMPORTED_LOCATION "${HTTP_PARSER_LIBRARY}" INTERFACE_INCLUDE_DIRECTORIES "${HTTP_PARSER_INCLUDE_DIR}")

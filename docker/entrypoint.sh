@@ -1,8 +1,8 @@
 #!/bin/sh
 # Entrypoint of the rpcqd image.
 #
-#   (no arguments)     rpcqd migrate, then rpcqd serve on 0.0.0.0:7400 (calls)
-#                      and 0.0.0.0:7401 (streams)
+#   (no arguments)     rpcqd migrate, then rpcqd serve on 0.0.0.0:7400 (calls),
+#                      0.0.0.0:7401 (streams) and 0.0.0.0:7480 (HTTP)
 #   -FLAGS...          the same, with these flags added to serve (--workers 8, ...)
 #   COMMAND ARGS...    runs that instead: `rpcqd migrate`, `rpcq health`, `sh`, ...
 #
@@ -32,4 +32,4 @@ until rpcqd migrate; do
 	sleep 2
 done
 
-exec rpcqd serve --listen tcp://0.0.0.0:7400 --publish tcp://0.0.0.0:7401 "$@"
+exec rpcqd serve --listen tcp://0.0.0.0:7400 --publish tcp://0.0.0.0:7401 --http http://0.0.0.0:7480 "$@"

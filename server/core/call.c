@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <rpcq/alloc.h>
@@ -53,6 +54,17 @@ const char *call_metadata(const call *c, const char *key)
 			return c->req->metadata[i]->value;
 	}
 	return NULL;
+}
+
+size_t call_metadata_count(const call *c)
+{
+	return c->req->n_metadata;
+}
+
+void call_metadata_at(const call *c, size_t i, const char **key, const char **value)
+{
+	*key = c->req->metadata[i]->key;
+	*value = c->req->metadata[i]->value;
 }
 
 nng_time call_deadline(const call *c)
@@ -179,92 +191,104 @@ static void set_request_id(call *c)
 	*p = '\0';
 }
 
-/* The reply for status st with the call's message (or the code's description). */
-static nng_msg *reply(call *c, rpcq_status st, const void *payload, size_t len)
+uint64_t call_clock_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Ends the call with status st: its message (the handler's, or the code's
+ * description), the log line, the counters. */
+static void finish(call *c, rpcq_status st, const call_request *rq, call_result *res)
 {
 	const char *msg = st == RPCQ_OK ? "" : (c->message ? c->message : rpcq_status_describe(st));
-	nng_msg *out = NULL;
 	c->status = st;
-	rpcq_error err;
-	if (envelope_pack_response(&out, st, msg, payload, len, c->ntrailers ? c->trailers : NULL, &err) != RPCQ_OK) {
-		log_error("cannot pack a reply: %s", err.message);
-		return NULL;
-	}
 	if (st == RPCQ_OK)
 		log_debug("%s OK", call_method(c));
 	else if (st == RPCQ_INTERNAL)
 		log_error("%s %s: %s", call_method(c), rpcq_status_name(st), msg);
 	else
 		log_info("%s %s: %s", call_method(c), rpcq_status_name(st), msg);
-	return out;
+	res->status = st;
+	res->message = msg;
+	/* The call (and its trailer list) lives on call_run's stack; the
+	 * result outlives it, in the arena. */
+	res->trailers = NULL;
+	if (c->ntrailers) {
+		const char **t = arena_alloc(c->arena, (size_t)(2 * c->ntrailers + 1) * sizeof(*t));
+		if (t != NULL) {
+			memcpy(t, c->trailers, (size_t)(2 * c->ntrailers + 1) * sizeof(*t));
+			res->trailers = t;
+		}
+	}
+	res->deadline = c->deadline;
+	memcpy(res->request_id, c->request_id, sizeof(res->request_id));
+	server_count_call(c->srv, c->entry, st, call_clock_ns() - rq->received_ns);
 }
 
-nng_msg *call_execute(server *srv, arena *ar, const void *data, size_t len, nng_time received,
-		      void *const *service_states, call_outcome *outcome)
+/* Ends the call with a failure of its own making (not the handler's). */
+static void refuse(call *c, rpcq_status st, const call_request *rq, call_result *res, const char *fmt, ...)
+	RPCQ_PRINTF(5, 6);
+static void refuse(call *c, rpcq_status st, const call_request *rq, call_result *res, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	c->message = arena_vprintf(c->arena, fmt, ap);
+	va_end(ap);
+	finish(c, st, rq, res);
+}
+
+void call_run(server *srv, arena *ar, const call_request *rq, call_result *res)
 {
 	const rpcq_config *cfg = server_config(srv);
-	call c = {.srv = srv,
-		  .arena = ar,
-		  .status = RPCQ_INTERNAL,
-		  .deadline = received + (nng_time)cfg->default_deadline_ms};
-	static const Rpcq__Request empty = RPCQ__REQUEST__INIT;
-	c.req = &empty;
-	rpcq_error err;
-	Rpcq__Request *req;
-	nng_msg *out;
-	if ((long)len > cfg->max_message_bytes) {
-		snprintf(c.request_id, sizeof(c.request_id), "-");
-		c.message = arena_printf(ar, "request of %zu bytes exceeds the message size limit of %ld bytes", len,
-					 cfg->max_message_bytes);
-		out = reply(&c, RPCQ_RESOURCE_EXHAUSTED, NULL, 0);
-		goto done;
-	}
-	if (envelope_parse_request(ar, data, len, &req, &err) != RPCQ_OK) {
-		snprintf(c.request_id, sizeof(c.request_id), "-");
-		c.message = arena_strdup(ar, err.message);
-		out = reply(&c, RPCQ_INVALID_ARGUMENT, NULL, 0);
-		goto done;
-	}
-	c.req = req;
+	const Rpcq__Request *req = rq->req;
+	call c = {.srv = srv, .arena = ar, .req = req, .status = RPCQ_INTERNAL};
+	memset(res, 0, sizeof(*res));
 	set_request_id(&c);
 	log_set_request_id(c.request_id);
 	nng_time budget = req->deadline_ms ? req->deadline_ms : (nng_time)cfg->default_deadline_ms;
-	c.deadline = received + budget;
+	c.deadline = rq->received + budget;
 
 	char name[512];
 	if (envelope_method_name(req->method, name, sizeof(name)) != 0) {
-		call_fail(&c, RPCQ_INVALID_ARGUMENT, "method \"%.200s\" is not of the form /package.Service/Method",
-			  req->method);
-		out = reply(&c, RPCQ_INVALID_ARGUMENT, NULL, 0);
-		goto done;
+		res->unknown_method = 1;
+		refuse(&c, RPCQ_UNIMPLEMENTED, rq, res, "method \"%.200s\" is not of the form /package.Service/Method",
+		       req->method);
+		goto out;
 	}
 	c.entry = dispatch_find(server_dispatch(srv), name);
 	if (c.entry == NULL) {
-		call_fail(&c, RPCQ_UNIMPLEMENTED, "unknown method %.200s", name);
-		out = reply(&c, RPCQ_UNIMPLEMENTED, NULL, 0);
-		goto done;
+		res->unknown_method = 1;
+		refuse(&c, RPCQ_UNIMPLEMENTED, rq, res, "unknown method %.200s", name);
+		goto out;
 	}
-	if (!server_accepts(srv, received)) {
-		call_fail(&c, RPCQ_UNAVAILABLE, "server is shutting down; retry on another server");
-		out = reply(&c, RPCQ_UNAVAILABLE, NULL, 0);
-		goto done;
+	if (!server_accepts(srv, rq->received)) {
+		refuse(&c, RPCQ_UNAVAILABLE, rq, res, "server is shutting down; retry on another server");
+		goto out;
 	}
-	nng_time now = nng_clock();
-	if (now >= c.deadline) {
-		call_fail(&c, RPCQ_DEADLINE_EXCEEDED, "deadline of %llu ms expired before the call started",
-			  (unsigned long long)budget);
-		out = reply(&c, RPCQ_DEADLINE_EXCEEDED, NULL, 0);
-		goto done;
+	if (nng_clock() >= c.deadline) {
+		refuse(&c, RPCQ_DEADLINE_EXCEEDED, rq, res, "deadline of %llu ms expired before the call started",
+		       (unsigned long long)budget);
+		goto out;
 	}
 	const ProtobufCMessageDescriptor *in_desc = c.entry->method->input;
-	ProtobufCMessage *in =
-		protobuf_c_message_unpack(in_desc, arena_allocator(ar), req->payload.len, req->payload.data);
-	if (in == NULL) {
-		call_fail(&c, RPCQ_INVALID_ARGUMENT, "payload does not decode as %s", in_desc->name);
-		out = reply(&c, RPCQ_INVALID_ARGUMENT, NULL, 0);
-		goto done;
+	ProtobufCMessage *in = NULL;
+	if (rq->decode) {
+		const char *why = NULL;
+		rpcq_status st = rq->decode(rq->decode_arg, in_desc, ar, &in, &why);
+		if (st != RPCQ_OK) {
+			refuse(&c, st, rq, res, "%s", why ? why : rpcq_status_describe(st));
+			goto out;
+		}
+	} else {
+		in = protobuf_c_message_unpack(in_desc, arena_allocator(ar), req->payload.len, req->payload.data);
+		if (in == NULL) {
+			refuse(&c, RPCQ_INVALID_ARGUMENT, rq, res, "payload does not decode as %s", in_desc->name);
+			goto out;
+		}
 	}
-	c.service_state = service_states[c.entry->service_index];
+	c.service_state = server_service_state(srv, c.entry->service_index);
 	ProtobufCMessage *result = NULL;
 	rpcq_status st = c.entry->handler(&c, in, &result);
 	if (c.db) {
@@ -272,34 +296,72 @@ nng_msg *call_execute(server *srv, arena *ar, const void *data, size_t len, nng_
 		c.db = NULL;
 	}
 	if (st != RPCQ_OK) {
-		out = reply(&c, st, NULL, 0);
-		goto done;
+		finish(&c, st, rq, res);
+		goto out;
 	}
 	if (result == NULL || result->descriptor != c.entry->method->output) {
-		call_fail(&c, RPCQ_INTERNAL, "handler of %s returned no %s", name, c.entry->method->output->name);
-		out = reply(&c, RPCQ_INTERNAL, NULL, 0);
-		goto done;
+		refuse(&c, RPCQ_INTERNAL, rq, res, "handler of %s returned no %s", name, c.entry->method->output->name);
+		goto out;
 	}
 	size_t size = protobuf_c_message_get_packed_size(result);
 	if ((long)size > cfg->max_message_bytes - 1024) {
-		call_fail(&c, RPCQ_RESOURCE_EXHAUSTED,
-			  "reply of %zu bytes exceeds the message size limit of %ld bytes; ask for a smaller page",
-			  size, cfg->max_message_bytes);
-		out = reply(&c, RPCQ_RESOURCE_EXHAUSTED, NULL, 0);
-		goto done;
+		refuse(&c, RPCQ_RESOURCE_EXHAUSTED, rq, res,
+		       "reply of %zu bytes exceeds the message size limit of %ld bytes; ask for a smaller page", size,
+		       cfg->max_message_bytes);
+		goto out;
 	}
-	uint8_t *packed = arena_alloc(ar, size);
-	if (packed == NULL) {
-		call_fail(&c, RPCQ_RESOURCE_EXHAUSTED, "out of memory for a %zu-byte reply", size);
-		out = reply(&c, RPCQ_RESOURCE_EXHAUSTED, NULL, 0);
-		goto done;
-	}
-	protobuf_c_message_pack(result, packed);
-	out = reply(&c, RPCQ_OK, packed, size);
-done:
+	res->output = result;
+	finish(&c, RPCQ_OK, rq, res);
+out:
 	log_set_request_id(NULL);
-	outcome->status = c.status;
-	outcome->deadline = c.deadline;
-	memcpy(outcome->request_id, c.request_id, sizeof(outcome->request_id));
+}
+
+nng_msg *call_execute(server *srv, arena *ar, const void *data, size_t len, nng_time received, uint64_t received_ns,
+		      call_result *res)
+{
+	const rpcq_config *cfg = server_config(srv);
+	rpcq_error err;
+	Rpcq__Request *req = NULL;
+	nng_msg *out = NULL;
+	memset(res, 0, sizeof(*res));
+	if ((long)len > cfg->max_message_bytes) {
+		res->status = RPCQ_RESOURCE_EXHAUSTED;
+		res->message = arena_printf(ar, "request of %zu bytes exceeds the message size limit of %ld bytes", len,
+					    cfg->max_message_bytes);
+	} else if (envelope_parse_request(ar, data, len, &req, &err) != RPCQ_OK) {
+		res->status = RPCQ_INVALID_ARGUMENT;
+		res->message = arena_strdup(ar, err.message);
+	}
+	if (req == NULL) {
+		/* Not a call we can name: logged and counted as one to an unknown method. */
+		snprintf(res->request_id, sizeof(res->request_id), "-");
+		res->deadline = received + (nng_time)cfg->default_deadline_ms;
+		if (res->message == NULL)
+			res->message = rpcq_status_describe(res->status);
+		log_info("(undecodable request) %s: %s", rpcq_status_name(res->status), res->message);
+		server_count_call(srv, NULL, res->status, call_clock_ns() - received_ns);
+	} else {
+		call_request rq = {.req = req, .received = received, .received_ns = received_ns};
+		call_run(srv, ar, &rq, res);
+	}
+
+	const void *payload = NULL;
+	size_t size = 0;
+	if (res->status == RPCQ_OK) {
+		size = protobuf_c_message_get_packed_size(res->output);
+		uint8_t *packed = arena_alloc(ar, size);
+		if (packed == NULL) {
+			res->status = RPCQ_RESOURCE_EXHAUSTED;
+			res->message = "out of memory for the reply";
+			size = 0;
+		} else {
+			protobuf_c_message_pack(res->output, packed);
+			payload = packed;
+		}
+	}
+	if (envelope_pack_response(&out, res->status, res->message, payload, size, res->trailers, &err) != RPCQ_OK) {
+		log_error("cannot pack a reply: %s", err.message);
+		return NULL;
+	}
 	return out;
 }

@@ -29,6 +29,10 @@ const char *call_request_id(const call *c);
 /* A metadata value sent by the caller, or NULL. */
 const char *call_metadata(const call *c, const char *key);
 
+/* The caller's metadata pairs, in the order sent: i < call_metadata_count. */
+size_t call_metadata_count(const call *c);
+void call_metadata_at(const call *c, size_t i, const char **key, const char **value);
+
 /* Absolute deadline (nng_clock() ms). Handlers doing long work check
  * call_expired() between steps. */
 nng_time call_deadline(const call *c);

@@ -1,28 +1,59 @@
 /*
  * Running one call: the work phase of a received request, on a worker
- * thread. Decodes the envelope, finds the method, checks the deadline,
- * unpacks the input, runs the handler, releases its database connection and
- * packs exactly one Response, whatever happened.
+ * thread. call_run is the one path into handlers, whatever the transport:
+ * it finds the method, checks drain and deadline, decodes the input, runs
+ * the handler, releases its database connection, logs and counts the
+ * outcome. The transports do what is theirs around it: call_execute
+ * decodes and packs the rpcq/1 envelope for nng; the HTTP gateway maps
+ * headers and bodies (server/gateway/rpc.c).
  */
 #ifndef RPCQ_CALL_INTERNAL_H
 #define RPCQ_CALL_INTERNAL_H
 
+#include <stdint.h>
+
 #include <nng/nng.h>
 
 #include "arena.h"
+#include "rpcq/rpc.pb-c.h"
 #include "server.h"
 
-typedef struct call_outcome {
-	rpcq_status status;  /* the reply's */
-	nng_time deadline;   /* the call's, on nng_clock() */
-	char request_id[64]; /* for what is logged after the call */
-} call_outcome;
+/* Decodes a call's input when its payload is not protobuf wire format (the
+ * gateway's JSON): on OK *out is a message of type desc in ar; otherwise
+ * *message (in ar or static) says what is wrong, naming the field. */
+typedef rpcq_status (*call_decode_fn)(void *arg, const ProtobufCMessageDescriptor *desc, arena *ar,
+				      ProtobufCMessage **out, const char **message);
 
-/* Returns the reply message for the request bytes (never NULL unless out of
- * memory, in which case the caller drops the call) and fills *outcome.
- * received: nng_clock() when the request arrived. ar is reset by the caller
- * between calls. */
-nng_msg *call_execute(server *srv, arena *ar, const void *req, size_t len, nng_time received,
-		      void *const *service_states, call_outcome *outcome);
+typedef struct call_request {
+	const Rpcq__Request *req; /* method, payload, deadline_ms, metadata; outlives the call */
+	nng_time received;	  /* nng_clock() when it arrived */
+	uint64_t received_ns;	  /* call_clock_ns() when it arrived, for the latency histogram */
+	call_decode_fn decode;	  /* NULL: req->payload is protobuf */
+	void *decode_arg;
+} call_request;
+
+typedef struct call_result {
+	rpcq_status status;
+	const char *message;		/* "" on OK; never NULL */
+	const ProtobufCMessage *output; /* on OK, in the arena */
+	const char *const *trailers;	/* NULL-terminated key/value pairs, or NULL */
+	int unknown_method;		/* UNIMPLEMENTED because no such method is served */
+	nng_time deadline;		/* the call's, on nng_clock() */
+	char request_id[64];
+} call_result;
+
+/* Runs the call rq in arena ar (reset by the caller after the reply is
+ * written) and fills *res, which lives in ar. Never fails: every outcome is
+ * a status. Blocks (the handler). */
+void call_run(server *srv, arena *ar, const call_request *rq, call_result *res);
+
+/* The nng transport around call_run: decodes the envelope in data, runs the
+ * call and packs the Response. Returns the reply message (NULL only when out
+ * of memory, in which case the caller drops the call) and fills *res. */
+nng_msg *call_execute(server *srv, arena *ar, const void *data, size_t len, nng_time received, uint64_t received_ns,
+		      call_result *res);
+
+/* CLOCK_MONOTONIC in nanoseconds (vDSO: no system call). */
+uint64_t call_clock_ns(void);
 
 #endif

@@ -21,6 +21,12 @@ typedef struct rpcq_config {
 	int nlisten;
 	const char *publish[CONFIG_MAX_URLS]; /* stream listeners (pub/sub) */
 	int npublish;
+	const char *http[CONFIG_MAX_URLS]; /* HTTP gateway listeners; "" entries are skipped */
+	int nhttp;
+	int http_max_connections;
+	int http_read_timeout_ms;
+	int http_idle_timeout_ms;
+	int http_heartbeat_ms;
 	const char *database; /* libpq conninfo or URI */
 	const char *tls_cert; /* PEM, for tls+tcp:// and wss:// */
 	const char *tls_key;

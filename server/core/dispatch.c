@@ -85,6 +85,8 @@ rpcq_status dispatch_create(dispatch **out, const service_def *const *services, 
 		}
 	}
 	qsort(d->entries, d->count, sizeof(*d->entries), entry_cmp);
+	for (size_t i = 0; i < d->count; i++)
+		d->entries[i].index = i;
 	for (size_t i = 1; i < d->count; i++) {
 		if (strcmp(d->entries[i - 1].full_name, d->entries[i].full_name) == 0) {
 			st = rpcq_error_set(err, RPCQ_INTERNAL, "method %s is registered twice",

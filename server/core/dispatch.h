@@ -18,6 +18,7 @@ typedef struct dispatch_entry {
 	const service_def *service;
 	size_t service_index; /* in the list given to dispatch_create */
 	handler_fn handler;
+	size_t index; /* in dispatch_entries(), for per-method counters */
 } dispatch_entry;
 
 typedef struct dispatch dispatch;

@@ -117,7 +117,17 @@ struct publisher {
 	int outage_logged;
 	char **pending; /* topics with target > published */
 	size_t npending, cap_pending;
-	uint64_t published, dropped;
+	atomic_ullong published;
+	uint64_t dropped;
+	atomic_uint subscribers; /* SUB connections */
+
+	/* In-process listeners (publisher_add_listener), under listeners_lock. */
+	pthread_mutex_t listeners_lock;
+	struct {
+		publisher_listener_fn fn;
+		void *arg;
+	} listeners_[PUBLISHER_MAX_LISTENERS];
+	int nlisteners_;
 };
 
 /* Outcome of a wait: ready, timed out, or the publisher is stopping. */
@@ -342,6 +352,10 @@ static void publish(publisher *p, const char *topic, uint64_t seq, const char *t
 	m.payload.data = (uint8_t *)payload;
 	m.payload.len = len;
 	m.published_at_ms = ms;
+	pthread_mutex_lock(&p->listeners_lock);
+	for (int i = 0; i < p->nlisteners_; i++)
+		p->listeners_[i].fn(p->listeners_[i].arg, &m);
+	pthread_mutex_unlock(&p->listeners_lock);
 	nng_msg *msg;
 	if (nng_msg_alloc(&msg, frame_size(&m)) != 0) {
 		p->dropped++;
@@ -353,7 +367,7 @@ static void publish(publisher *p, const char *topic, uint64_t seq, const char *t
 		p->dropped++;
 		return;
 	}
-	p->published++;
+	atomic_fetch_add_explicit(&p->published, 1, memory_order_relaxed);
 }
 
 /* Appends s to a growing text buffer; -1 when out of memory. */
@@ -591,12 +605,24 @@ static char *resolve_url(const char *url, nng_listener l)
 	return s;
 }
 
+static void pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	(void)pipe;
+	publisher *p = arg;
+	if (ev == NNG_PIPE_EV_ADD_POST)
+		atomic_fetch_add(&p->subscribers, 1);
+	else if (ev == NNG_PIPE_EV_REM_POST)
+		atomic_fetch_sub(&p->subscribers, 1);
+}
+
 static rpcq_status open_socket(publisher *p, const rpcq_config *cfg, rpcq_error *err)
 {
 	int rv = nng_pub0_open(&p->sock);
 	if (rv != 0)
 		return rpcq_error_set(err, RPCQ_INTERNAL, "cannot open the publish socket: %s", nng_strerror(rv));
 	p->sock_open = 1;
+	nng_pipe_notify(p->sock, NNG_PIPE_EV_ADD_POST, pipe_event, p);
+	nng_pipe_notify(p->sock, NNG_PIPE_EV_REM_POST, pipe_event, p);
 	/* A PUB socket receives nothing, so any frame is refused. */
 	nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, 1024);
 	nng_socket_set_int(p->sock, NNG_OPT_SENDBUF, PUB_SENDBUF);
@@ -632,6 +658,7 @@ rpcq_status publisher_create(publisher **out, const rpcq_config *cfg, rpcq_error
 	if (p == NULL)
 		return rpcq_error_set(err, st, "out of memory creating the stream publisher");
 	p->wake[0] = p->wake[1] = -1;
+	pthread_mutex_init(&p->listeners_lock, NULL);
 	p->retention_days = cfg->stream_retention_days;
 	p->retention_count = cfg->stream_retention_count;
 	snprintf(p->xmin, sizeof(p->xmin), "0");
@@ -678,8 +705,9 @@ void publisher_destroy(publisher *p)
 		nng_tls_config_free(p->tls);
 	if (p->pg)
 		PQfinish(p->pg);
-	if (p->published || p->dropped)
-		log_info("stream publisher: %llu message(s) published, %llu dropped", (unsigned long long)p->published,
+	uint64_t published = atomic_load(&p->published);
+	if (published || p->dropped)
+		log_info("stream publisher: %llu message(s) published, %llu dropped", (unsigned long long)published,
 			 (unsigned long long)p->dropped);
 	for (int i = 0; i < p->nurls; i++)
 		rpcq_free(p->urls[i]);
@@ -690,7 +718,40 @@ void publisher_destroy(publisher *p)
 	topic_map_destroy(p->cursors);
 	rpcq_free(p->pending);
 	rpcq_free(p->conninfo);
+	pthread_mutex_destroy(&p->listeners_lock);
 	rpcq_free(p);
+}
+
+int publisher_add_listener(publisher *p, publisher_listener_fn fn, void *arg)
+{
+	int rv = -1;
+	pthread_mutex_lock(&p->listeners_lock);
+	if (p->nlisteners_ < PUBLISHER_MAX_LISTENERS) {
+		p->listeners_[p->nlisteners_].fn = fn;
+		p->listeners_[p->nlisteners_].arg = arg;
+		p->nlisteners_++;
+		rv = 0;
+	}
+	pthread_mutex_unlock(&p->listeners_lock);
+	return rv;
+}
+
+void publisher_remove_listener(publisher *p, publisher_listener_fn fn, void *arg)
+{
+	pthread_mutex_lock(&p->listeners_lock);
+	for (int i = 0; i < p->nlisteners_; i++) {
+		if (p->listeners_[i].fn == fn && p->listeners_[i].arg == arg) {
+			p->listeners_[i] = p->listeners_[--p->nlisteners_];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->listeners_lock);
+}
+
+void publisher_get_stats(publisher *p, uint64_t *published, unsigned *subscribers)
+{
+	*published = atomic_load_explicit(&p->published, memory_order_relaxed);
+	*subscribers = atomic_load_explicit(&p->subscribers, memory_order_relaxed);
 }
 
 const char *const *publisher_urls(publisher *p, int *n)

@@ -11,8 +11,29 @@
 #include <rpcq/error.h>
 
 #include "config.h"
+#include "rpcq/stream.pb-c.h"
 
 typedef struct publisher publisher;
+
+/* An in-process follower of the log (the gateway's Server-Sent Events, a
+ * service's in-memory index): called on the publisher thread with every
+ * message this process publishes, in seq order per topic, once. A listener
+ * added late starts late, so a listener that sees a seq jump (or needs the
+ * past) reads the gap with Streams/Replay. m and everything in it are valid
+ * only during the call. Must not block: every subscriber waits on it. */
+typedef void (*publisher_listener_fn)(void *arg, const Rpcq__StreamMessage *m);
+
+#define PUBLISHER_MAX_LISTENERS 8
+
+/* Adds a listener; -1 when PUBLISHER_MAX_LISTENERS are there already. Any thread. */
+int publisher_add_listener(publisher *p, publisher_listener_fn fn, void *arg);
+
+/* Removes it; once this returns, fn is not running and will not be called
+ * again. Any thread but the publisher's own (from inside fn it deadlocks). */
+void publisher_remove_listener(publisher *p, publisher_listener_fn fn, void *arg);
+
+/* Messages published since start, and SUB connections now. Any thread. */
+void publisher_get_stats(publisher *p, uint64_t *published, unsigned *subscribers);
 
 /* Binds the PUB listeners of cfg->publish and starts the thread, which
  * connects to cfg->database by itself (a database that is down is retried in

@@ -27,7 +27,9 @@
 
 #include "call_internal.h"
 #include "db/pool.h"
+#include "gateway.h"
 #include "log.h"
+#include "metrics.h"
 #include "publisher.h"
 #include "server.h"
 #include "tls.h"
@@ -44,6 +46,7 @@
 
 /* One nng context and the call it carries. */
 struct work {
+	server_job job; /* first: queued as a job */
 	server *srv;
 	nng_ctx ctx;
 	nng_aio *recv;	     /* callback work_cb */
@@ -53,8 +56,8 @@ struct work {
 	char sending_request_id[64];
 	nng_msg *request; /* while queued */
 	nng_time received;
+	uint64_t received_ns;
 	unsigned pipes_closed; /* srv->pipes_closed when the request arrived */
-	struct work *next;     /* in the queue */
 };
 
 struct server {
@@ -78,7 +81,7 @@ struct server {
 	nng_mtx *lock;
 	nng_cv *queue_cv; /* work queued, or stopping */
 	nng_cv *idle_cv;  /* in_flight dropped to zero */
-	struct work *head, *tail;
+	server_job *head, *tail;
 	int stopping;
 	atomic_int draining;
 	atomic_int drain_expired; /* calls not started by now are refused */
@@ -91,6 +94,8 @@ struct server {
 	atomic_uint quiet_streak; /* calls in a row that arrived to an idle server */
 	atomic_ullong calls, failed, dropped;
 	nng_time start_time;
+	metrics *metrics;
+	gateway *gateway;
 };
 
 pool *server_pool(server *srv)
@@ -128,6 +133,29 @@ uint64_t server_uptime_ms(server *srv)
 const dispatch *server_dispatch(server *srv)
 {
 	return srv->dispatch;
+}
+
+void *server_service_state(server *srv, size_t index)
+{
+	return srv->states[index];
+}
+
+metrics *server_metrics(server *srv)
+{
+	return srv->metrics;
+}
+
+void server_count_dropped(server *srv)
+{
+	atomic_fetch_add_explicit(&srv->dropped, 1, memory_order_relaxed);
+}
+
+void server_count_call(server *srv, const dispatch_entry *e, rpcq_status status, uint64_t duration_ns)
+{
+	atomic_fetch_add_explicit(&srv->calls, 1, memory_order_relaxed);
+	if (status != RPCQ_OK)
+		atomic_fetch_add_explicit(&srv->failed, 1, memory_order_relaxed);
+	metrics_call(srv->metrics, e, status, duration_ns);
 }
 
 void server_get_stats(server *srv, server_stats *out)
@@ -176,6 +204,42 @@ static nng_duration reply_wait(nng_time deadline)
 	return left > REPLY_WAIT_MAX_MS ? REPLY_WAIT_MAX_MS : (nng_duration)left;
 }
 
+/* Appends a job to the queue and wakes a worker; srv->lock held. */
+static void enqueue_locked(server *srv, server_job *job)
+{
+	job->next = NULL;
+	if (srv->tail)
+		srv->tail->next = job;
+	else
+		srv->head = job;
+	srv->tail = job;
+	nng_cv_wake1(srv->queue_cv);
+}
+
+/* Counts a call received: in flight until its job has run. */
+static void call_received(server *srv)
+{
+	if (atomic_fetch_add(&srv->in_flight, 1) == 0)
+		atomic_fetch_add_explicit(&srv->quiet_streak, 1, memory_order_relaxed);
+	else
+		atomic_store_explicit(&srv->quiet_streak, 0, memory_order_relaxed);
+}
+
+int server_submit(server *srv, server_job *job)
+{
+	nng_mtx_lock(srv->lock);
+	if (srv->stopping) {
+		nng_mtx_unlock(srv->lock);
+		return -1;
+	}
+	call_received(srv);
+	enqueue_locked(srv, job);
+	nng_mtx_unlock(srv->lock);
+	return 0;
+}
+
+static void serve_call(server_job *job, arena *ar);
+
 /* The nng callback of w->recv: queues the call for a worker. Never blocks. */
 static void work_cb(void *arg)
 {
@@ -187,21 +251,14 @@ static void work_cb(void *arg)
 			nng_ctx_recv(w->ctx, w->recv);
 		return;
 	}
-	if (atomic_fetch_add(&srv->in_flight, 1) == 0)
-		atomic_fetch_add_explicit(&srv->quiet_streak, 1, memory_order_relaxed);
-	else
-		atomic_store_explicit(&srv->quiet_streak, 0, memory_order_relaxed);
+	call_received(srv);
 	w->request = nng_aio_get_msg(w->recv);
 	w->received = nng_clock();
+	w->received_ns = call_clock_ns();
 	w->pipes_closed = atomic_load(&srv->pipes_closed);
+	w->job.run = serve_call;
 	nng_mtx_lock(srv->lock);
-	w->next = NULL;
-	if (srv->tail)
-		srv->tail->next = w;
-	else
-		srv->head = w;
-	srv->tail = w;
-	nng_cv_wake1(srv->queue_cv);
+	enqueue_locked(srv, &w->job);
 	nng_mtx_unlock(srv->lock);
 }
 
@@ -252,19 +309,16 @@ static void reply_collect(struct work *w)
  * nng's locks are contended either way), so there the reply goes
  * through w->send_async, whose callback receives again, and the task
  * threads work alongside the workers. bench/README.md has the numbers. */
-static void serve_call(struct work *w, arena *ar)
+static void serve_call(server_job *job, arena *ar)
 {
+	struct work *w = (struct work *)job;
 	server *srv = w->srv;
 	nng_msg *req = w->request;
 	w->request = NULL;
 	nng_pipe pipe = nng_msg_get_pipe(req);
-	call_outcome oc;
-	nng_msg *rep = call_execute(srv, ar, nng_msg_body(req), nng_msg_len(req), w->received, srv->states, &oc);
+	call_result oc;
+	nng_msg *rep = call_execute(srv, ar, nng_msg_body(req), nng_msg_len(req), w->received, w->received_ns, &oc);
 	nng_msg_free(req);
-	arena_reset(ar);
-	atomic_fetch_add(&srv->calls, 1);
-	if (oc.status != RPCQ_OK || rep == NULL)
-		atomic_fetch_add(&srv->failed, 1);
 	if (rep != NULL) {
 		if (caller_gone(srv, w, pipe))
 			atomic_fetch_add(&srv->dropped, 1);
@@ -283,7 +337,6 @@ static void serve_call(struct work *w, arena *ar)
 		/* Out of memory even for the reply: the caller's deadline answers. */
 		nng_ctx_recv(w->ctx, w->recv);
 	}
-	call_done(srv);
 }
 
 /* Worker thread: runs queued calls until the server stops. */
@@ -299,16 +352,18 @@ static void *worker_main(void *arg)
 		nng_mtx_lock(srv->lock);
 		while (srv->head == NULL && !srv->stopping)
 			nng_cv_wait(srv->queue_cv);
-		struct work *w = srv->head;
-		if (w == NULL) {
+		server_job *job = srv->head;
+		if (job == NULL) {
 			nng_mtx_unlock(srv->lock);
 			break;
 		}
-		srv->head = w->next;
+		srv->head = job->next;
 		if (srv->head == NULL)
 			srv->tail = NULL;
 		nng_mtx_unlock(srv->lock);
-		serve_call(w, ar);
+		job->run(job, ar);
+		arena_reset(ar);
+		call_done(srv);
 	}
 	arena_destroy(ar);
 	return NULL;
@@ -437,6 +492,8 @@ rpcq_status server_create(server **out, rpcq_config *cfg, const service_def *con
 	}
 	if ((st = dispatch_create(&srv->dispatch, services, err)) != RPCQ_OK)
 		goto fail;
+	if ((st = metrics_create(&srv->metrics, srv->dispatch, err)) != RPCQ_OK)
+		goto fail;
 	pool_config pc = {
 		.conninfo = cfg->database,
 		.min_conns = cfg->pool_min,
@@ -446,7 +503,9 @@ rpcq_status server_create(server **out, rpcq_config *cfg, const service_def *con
 	};
 	if ((st = pool_create(&srv->pool, &pc, err)) != RPCQ_OK)
 		goto fail;
-	if (cfg->npublish > 0 && (st = publisher_create(&srv->publisher, cfg, err)) != RPCQ_OK)
+	/* Always: with no --publish URL it still follows the log for the
+	 * in-process listeners (the gateway's /streams). */
+	if ((st = publisher_create(&srv->publisher, cfg, err)) != RPCQ_OK)
 		goto fail;
 	if ((st = start_services(srv, err)) != RPCQ_OK)
 		goto fail;
@@ -455,6 +514,8 @@ rpcq_status server_create(server **out, rpcq_config *cfg, const service_def *con
 	if ((st = open_listeners(srv, err)) != RPCQ_OK)
 		goto fail;
 	if ((st = start_works(srv, err)) != RPCQ_OK)
+		goto fail;
+	if ((st = gateway_create(&srv->gateway, srv, err)) != RPCQ_OK)
 		goto fail;
 	*out = srv;
 	return RPCQ_OK;
@@ -522,6 +583,7 @@ void server_destroy(server *srv, server_stats *final)
 	 * Calls arriving now are answered UNAVAILABLE (server_accepts). */
 	srv->drain_start = nng_clock();
 	atomic_store(&srv->draining, 1);
+	gateway_drain(srv->gateway);
 	nng_time until = srv->drain_start + (nng_time)srv->cfg->drain_timeout_ms;
 	drain(srv, until);
 
@@ -537,6 +599,9 @@ void server_destroy(server *srv, server_stats *final)
 	nng_mtx_unlock(srv->lock);
 	for (int i = 0; i < srv->nthreads; i++)
 		pthread_join(srv->threads[i], NULL);
+	/* No gateway job can run now; its replies still on their way are cut. */
+	gateway_destroy(srv->gateway);
+	srv->gateway = NULL;
 	collect_replies(srv, until);
 	if (final)
 		server_get_stats(srv, final);
@@ -549,10 +614,7 @@ void server_destroy(server *srv, server_stats *final)
 		nng_aio_free(srv->works[i].send);
 		nng_aio_free(srv->works[i].send_async);
 	}
-	for (struct work *w = srv->head; w != NULL; w = w->next) {
-		nng_msg_free(w->request);
-		w->request = NULL;
-	}
+	/* The workers ran every queued job before they stopped. */
 	srv->head = srv->tail = NULL;
 	for (size_t i = srv->started; i-- > 0;) {
 		if (srv->services[i]->stop)
@@ -560,6 +622,7 @@ void server_destroy(server *srv, server_stats *final)
 	}
 	publisher_destroy(srv->publisher);
 	pool_destroy(srv->pool);
+	metrics_destroy(srv->metrics);
 	dispatch_destroy(srv->dispatch);
 	if (srv->tls)
 		nng_tls_config_free(srv->tls);

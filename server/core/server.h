@@ -19,6 +19,7 @@
 
 #include <rpcq/error.h>
 
+#include "arena.h"
 #include "config.h"
 #include "dispatch.h"
 #include "service.h"
@@ -50,5 +51,30 @@ int server_draining(server *srv);
 int server_accepts(server *srv, nng_time received);
 uint64_t server_uptime_ms(server *srv);
 const dispatch *server_dispatch(server *srv);
+
+/* Work for the worker pool: a transport (nng's contexts, the HTTP gateway)
+ * queues a job; a worker calls run(job, ar) with its arena (reset after
+ * run returns). The job's memory is the submitter's; it must stay valid
+ * until run has returned. */
+typedef struct server_job server_job;
+struct server_job {
+	void (*run)(server_job *job, arena *ar);
+	server_job *next; /* in the queue */
+};
+
+/* Queues job; the call counts as in flight until run has returned. Never
+ * blocks (a short lock): callable from nng callbacks. Returns -1 when the
+ * workers have stopped (the job is not queued), else 0. */
+int server_submit(server *srv, server_job *job);
+
+/* A call answered, for the counters of Health/Check and /metrics. */
+void server_count_call(server *srv, const dispatch_entry *e, rpcq_status status, uint64_t duration_ns);
+
+/* A reply that did not reach its caller (it had gone). */
+void server_count_dropped(server *srv);
+
+void *server_service_state(server *srv, size_t index);
+typedef struct metrics metrics;
+metrics *server_metrics(server *srv);
 
 #endif

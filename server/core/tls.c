@@ -33,8 +33,7 @@ static char *read_pem(const char *what, const char *path, rpcq_error *err)
 	return pem;
 }
 
-rpcq_status tls_listener_setup(nng_listener l, const char *url, const rpcq_config *cfg, nng_tls_config **tls,
-			       rpcq_error *err)
+rpcq_status tls_server_config(const char *url, const rpcq_config *cfg, nng_tls_config **tls, rpcq_error *err)
 {
 	if (!cfg->tls_cert || !*cfg->tls_cert || !cfg->tls_key || !*cfg->tls_key)
 		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "URL \"%s\" needs --tls-cert and --tls-key", url);
@@ -58,6 +57,15 @@ rpcq_status tls_listener_setup(nng_listener l, const char *url, const rpcq_confi
 			return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "TLS certificate %s with key %s: %s",
 					      cfg->tls_cert, cfg->tls_key, nng_strerror(rv));
 	}
+	return RPCQ_OK;
+}
+
+rpcq_status tls_listener_setup(nng_listener l, const char *url, const rpcq_config *cfg, nng_tls_config **tls,
+			       rpcq_error *err)
+{
+	rpcq_status st = tls_server_config(url, cfg, tls, err);
+	if (st != RPCQ_OK)
+		return st;
 	int rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, *tls);
 	if (rv != 0)
 		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "URL \"%s\": %s", url, nng_strerror(rv));

@@ -730,16 +730,19 @@ int harness_migrate(const harness_pg *pg)
 static int server_try_start(harness_server *s, const harness_pg *pg, const char *const *extra_args, const char *log_dir)
 {
 	const char *rpcqd = env_or_fail("RPCQD");
-	int rpc_port, pub_port;
-	/* Both sockets bound at once so the two ports differ. */
+	int rpc_port, pub_port, http_port;
+	/* The sockets bound at once so the ports differ. */
 	int fd1 = bind_free_port(&rpc_port);
 	int fd2 = bind_free_port(&pub_port);
+	int fd3 = bind_free_port(&http_port);
 	close(fd1);
 	close(fd2);
+	close(fd3);
 
 	memset(s, 0, sizeof(*s));
 	snprintf(s->rpc_url, sizeof(s->rpc_url), "tcp://127.0.0.1:%d", rpc_port);
 	snprintf(s->pub_url, sizeof(s->pub_url), "tcp://127.0.0.1:%d", pub_port);
+	snprintf(s->http_url, sizeof(s->http_url), "http://127.0.0.1:%d", http_port);
 	int n = snprintf(s->log_path, sizeof(s->log_path), "%s/rpcqd-%d.log", log_dir, rpc_port);
 	if (n < 0 || (size_t)n >= sizeof(s->log_path))
 		fail_msg("harness_server_start: log path in %s is too long", log_dir);
@@ -751,6 +754,18 @@ static int server_try_start(harness_server *s, const harness_pg *pg, const char 
 	argv[argc++] = s->rpc_url;
 	argv[argc++] = "--publish";
 	argv[argc++] = s->pub_url;
+	int own_http = 1; /* unless the test gives its own --http */
+	for (int i = 0; extra_args != NULL && extra_args[i] != NULL; i++) {
+		/* "--http URL" or "--http=URL", not "--http-read-timeout-ms". */
+		if (strcmp(extra_args[i], "--http") == 0 || strncmp(extra_args[i], "--http=", 7) == 0)
+			own_http = 0;
+	}
+	if (own_http) {
+		argv[argc++] = "--http";
+		argv[argc++] = s->http_url;
+	} else {
+		s->http_url[0] = '\0';
+	}
 	if (pg != NULL) {
 		argv[argc++] = "--database";
 		argv[argc++] = pg->conninfo;
@@ -802,15 +817,17 @@ static int server_try_start(harness_server *s, const harness_pg *pg, const char 
 			fail_msg("harness_server_start: rpcqd exited with status %d before listening on %s",
 				 decode_status(status), s->rpc_url);
 		}
-		if (port_accepts(rpc_port))
+		/* The HTTP listener may open after the RPC one: tests of the
+		 * gateway must not race it. */
+		if (port_accepts(rpc_port) && (!own_http || port_accepts(http_port)))
 			return 0;
 		if (now_ms() >= deadline) {
 			kill_and_reap(pid);
 			s->pid = 0;
 			live_remove(LIVE_PROCESS, pid, NULL);
 			print_log_tail(s->log_path);
-			fail_msg("harness_server_start: rpcqd did not listen on %s within %d ms", s->rpc_url,
-				 SERVER_START_TIMEOUT_MS);
+			fail_msg("harness_server_start: rpcqd did not listen on %s%s%s within %d ms", s->rpc_url,
+				 own_http ? " and " : "", own_http ? s->http_url : "", SERVER_START_TIMEOUT_MS);
 		}
 		sleep_ms(20);
 	}

@@ -29,6 +29,7 @@
 #include "db/pool.h"
 #include "frame.h"
 #include "harness.h"
+#include "stream_append.h"
 #include "rpcq/health.pb-c.h"
 #include "stream.h"
 
@@ -67,31 +68,7 @@ static int teardown_all(void **state)
  * rolled back; returns the seq of the last one. */
 static uint64_t append(const char *topic, const char *tag, int n, int commit)
 {
-	dbconn *c;
-	rpcq_error err;
-	if (pool_acquire(db, 0, &c, &err) != RPCQ_OK)
-		fail_msg("pool_acquire: %s", err.message);
-	dbconn_set_deadline(c, nng_clock() + 20000);
-	if (db_begin(c, &err) != RPCQ_OK)
-		fail_msg("begin: %s", err.message);
-	uint64_t seq = 0;
-	for (int i = 0; i < n; i++) {
-		char text[64];
-		int len = snprintf(text, sizeof(text), "%s-%d", tag, i);
-		Rpcq__EchoMessage m = RPCQ__ECHO_MESSAGE__INIT;
-		m.payload.data = (uint8_t *)text;
-		m.payload.len = (size_t)len;
-		if (stream_append(c, topic, &m.base, &seq, &err) != RPCQ_OK)
-			fail_msg("stream_append %s: %s", topic, err.message);
-	}
-	if (commit) {
-		if (db_commit(c, &err) != RPCQ_OK)
-			fail_msg("commit: %s", err.message);
-	} else {
-		db_rollback(c);
-	}
-	pool_release(db, c);
-	return seq;
+	return test_stream_append(db, topic, tag, n, commit);
 }
 
 static rpcq_client *client_for(const char *url)

@@ -49,7 +49,30 @@ static void test_defaults_apply_without_any_setting(void **state)
 	assert_string_equal(cfg.publish[0], "tcp://127.0.0.1:7401");
 	assert_int_equal(cfg.max_message_bytes, 4194304);
 	assert_int_equal(cfg.workers, 4);
+	assert_int_equal(cfg.nhttp, 1);
+	assert_string_equal(cfg.http[0], "http://127.0.0.1:7480");
+	assert_int_equal(cfg.http_max_connections, 1024);
+	assert_int_equal(cfg.http_read_timeout_ms, 10000);
+	assert_int_equal(cfg.http_idle_timeout_ms, 60000);
+	assert_int_equal(cfg.http_heartbeat_ms, 15000);
 	config_fini(&cfg);
+}
+
+static void test_an_empty_http_url_turns_http_off(void **state)
+{
+	(void)state;
+	rpcq_config cfg;
+	rpcq_error err;
+	char *argv[] = {"--http", "", NULL};
+	assert_int_equal(config_load(&cfg, 2, argv, &err), RPCQ_OK);
+	assert_int_equal(cfg.nhttp, 0);
+	config_fini(&cfg);
+	setenv("RPCQ_HTTP", "http://127.0.0.1:1,https://127.0.0.1:2", 1);
+	assert_int_equal(config_load(&cfg, 0, argv + 2, &err), RPCQ_OK);
+	assert_int_equal(cfg.nhttp, 2);
+	assert_string_equal(cfg.http[1], "https://127.0.0.1:2");
+	config_fini(&cfg);
+	unsetenv("RPCQ_HTTP");
 }
 
 static void test_flag_beats_environment_beats_file(void **state)
@@ -144,6 +167,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_defaults_apply_without_any_setting, clear_env),
 		cmocka_unit_test_setup(test_flag_beats_environment_beats_file, clear_env),
+		cmocka_unit_test_setup(test_an_empty_http_url_turns_http_off, clear_env),
 		cmocka_unit_test_setup(test_a_list_given_higher_replaces_the_lower_one, clear_env),
 		cmocka_unit_test_setup(test_errors_name_the_flag_variable_or_file_line, clear_env),
 	};

@@ -54,6 +54,40 @@ static rpcq_status check(call *c, const Rpcq__CheckRequest *in, Rpcq__CheckRespo
 	return RPCQ_OK;
 }
 
+/* Echo's reply with the call's metadata as the server saw it. */
+static rpcq_status echo_metadata(call *c, Rpcq__EchoMessage *r, Rpcq__EchoMessage **out)
+{
+	size_t n = call_metadata_count(c);
+	int has_id = call_metadata(c, "x-request-id") != NULL;
+	size_t total = n + (has_id ? 0 : 1);
+	Rpcq__EchoMessage__MetadataEntry **entries = arena_alloc(call_arena(c), (total + 1) * sizeof(*entries));
+	Rpcq__EchoMessage__MetadataEntry *pairs = arena_alloc(call_arena(c), (total + 1) * sizeof(*pairs));
+	if (entries == NULL || pairs == NULL)
+		return call_fail(c, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		rpcq__echo_message__metadata_entry__init(&pairs[i]);
+		const char *k, *v;
+		call_metadata_at(c, i, &k, &v);
+		pairs[i].key = (char *)k;
+		pairs[i].value = (char *)v;
+		entries[i] = &pairs[i];
+	}
+	if (!has_id) {
+		rpcq__echo_message__metadata_entry__init(&pairs[n]);
+		pairs[n].key = "x-request-id";
+		/* The id lives in the call, not its arena: the reply outlives the call. */
+		pairs[n].value = arena_strdup(call_arena(c), call_request_id(c));
+		if (pairs[n].value == NULL)
+			return call_fail(c, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+		entries[n] = &pairs[n];
+	}
+	r->n_metadata = total;
+	r->metadata = entries;
+	r->echo_metadata = 0;
+	*out = r;
+	return RPCQ_OK;
+}
+
 static rpcq_status echo(call *c, const Rpcq__EchoMessage *in, Rpcq__EchoMessage **out)
 {
 	if (in->delay_ms > 0) {
@@ -69,8 +103,22 @@ static rpcq_status echo(call *c, const Rpcq__EchoMessage *in, Rpcq__EchoMessage 
 		if (until > now)
 			nng_msleep((nng_duration)(until - now));
 	}
+	if (in->fail_code != 0) {
+		if (in->fail_code > RPCQ_UNAUTHENTICATED)
+			return call_fail(c, RPCQ_INVALID_ARGUMENT, "fail_code %u is not a status (1..16)",
+					 in->fail_code);
+		return call_fail(c, (rpcq_status)in->fail_code, "%s",
+				 in->fail_message && *in->fail_message
+					 ? in->fail_message
+					 : rpcq_status_describe((rpcq_status)in->fail_code));
+	}
+	for (size_t i = 0; i < in->n_trailers; i++)
+		call_set_trailer(c, in->trailers[i]->key, in->trailers[i]->value);
 	/* The input lives in the call arena until the reply is packed. */
-	*out = (Rpcq__EchoMessage *)in;
+	Rpcq__EchoMessage *r = (Rpcq__EchoMessage *)in;
+	if (in->echo_metadata)
+		return echo_metadata(c, r, out);
+	*out = r;
 	return RPCQ_OK;
 }
 

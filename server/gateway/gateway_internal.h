@@ -1,0 +1,185 @@
+/*
+ * Inside the gateway: one HTTP connection (conn.c), the routes that answer
+ * its requests (gateway.c, rpc.c, sse.c).
+ *
+ * A connection is a small state machine driven by nng callbacks and, while
+ * a request is being worked on, by one job on the worker pool:
+ *
+ *     reading --(request framed)--> busy --(reply written)--> reading
+ *     reading --(GET /streams/...)--> streaming --(client gone)--> closed
+ *     any --(error, timeout, Connection: close, stop)--> closed
+ *
+ * Locking: c->lock guards the connection's state and its output buffer;
+ * gw->lock guards the list of connections and of streams. Order: gw->lock,
+ * then c->lock. A connection is freed when it is closed and nothing holds
+ * a reference (an nng operation, a job, a timer): conn_release.
+ */
+#ifndef RPCQ_GATEWAY_INTERNAL_H
+#define RPCQ_GATEWAY_INTERNAL_H
+
+#include <stdint.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
+#include <nng/supplemental/util/platform.h>
+
+#include "gateway.h"
+#include "http_parse.h"
+#include "metrics.h"
+#include "rpcq/stream.pb-c.h"
+#include "server.h"
+
+#define GW_RXBUF 16384
+#define GW_MAX_HEAD_BYTES 16384
+/* A stream whose client reads slower than messages come stops buffering
+ * here and catches up from the log once its socket has drained. */
+#define GW_STREAM_BUFFER_BYTES (1024 * 1024)
+
+typedef struct conn conn;
+
+enum conn_state { CONN_READING, CONN_BUSY, CONN_STREAMING, CONN_CLOSED };
+
+/* One Server-Sent Events subscription (sse.c), inside its connection. */
+typedef struct sse_state {
+	char topic[208];
+	uint64_t cursor;   /* last seq written to the client */
+	uint64_t known;	   /* highest seq known to exist */
+	int live_start;	   /* cursor unknown yet: start after the topic's last seq */
+	int catching_up;   /* a Replay job is queued or running */
+	int retry_pending; /* waiting on the retry timer after a failed Replay */
+	conn *next;	   /* in gw->streams */
+	int listed;
+	nng_time last_write; /* for the heartbeat */
+} sse_state;
+
+struct conn {
+	gateway *gw;
+	nng_stream *stream;
+	nng_mtx *lock;
+	int refs;
+	enum conn_state state;
+	int close_after; /* close once the output is written */
+	int reject;	 /* over the connection cap: answer 503 and close */
+
+	nng_aio *rx, *tx, *timer;
+	char rxbuf[GW_RXBUF];
+	size_t rx_off, rx_len;
+	http_reader reader;
+	int started;		   /* some bytes of the current request arrived */
+	nng_time request_deadline; /* read timeout of the current request */
+	int continue_sent;
+
+	/* Output: out is filled while tx sends sending. */
+	char *out, *sending;
+	size_t out_len, out_cap, sending_len, sending_cap, sent;
+	int tx_busy;
+
+	/* The request being worked on (state busy). */
+	const http_request *req;
+	nng_time received; /* when it was framed: deadlines and latency count from here */
+	uint64_t received_ns;
+	int head_only; /* HEAD: headers without the body */
+	metrics_route route;
+	server_job job;
+	int job_queued;
+
+	sse_state sse;
+	conn *next, *prev; /* in gw->conns */
+};
+
+typedef struct gw_listener {
+	gateway *gw;
+	nng_stream_listener *l;
+	nng_aio *aio; /* accept */
+	char *url;    /* as bound: "http://127.0.0.1:7480" */
+} gw_listener;
+
+struct gateway {
+	server *srv;
+	const rpcq_config *cfg;
+	metrics *metrics;
+	nng_mtx *lock;
+	nng_cv *cv; /* the last connection was freed */
+	gw_listener lst[CONFIG_MAX_URLS];
+	int nlisteners;
+	nng_tls_config *tls;
+	conn *conns;
+	unsigned nconns;
+	conn *streams; /* connections in the streaming state */
+	unsigned nstreams;
+	int closing;
+	int draining;
+	int listening; /* registered with the publisher */
+};
+
+/* --- conn.c --- */
+
+/* A new connection on stream (taken over, freed with the connection). */
+void conn_start(gateway *gw, nng_stream *stream, int reject);
+
+/* Adds a reference (for a job or timer); c->lock held. */
+void conn_hold(conn *c);
+/* Drops one; frees a closed connection that nothing holds. c->lock held;
+ * it is released (the connection may be gone afterwards). */
+void conn_release_unlock(conn *c);
+
+/* Answers the current request: status line, Content-Type (NULL: none),
+ * Content-Length, extra header lines (each ending in \r\n; may be NULL) and
+ * the body (copied). Counted in /metrics under c->route. After the reply is
+ * written the connection reads the next request, or closes when the
+ * request asked for it or c->close_after is set. Any thread; takes c->lock. */
+void conn_respond(conn *c, int status, const char *content_type, const char *headers, const void *body, size_t len);
+
+/* conn_respond with Connect's error body {"code": ..., "message": ...}. */
+void conn_respond_error(conn *c, int status, const char *code, const char *message);
+
+/* Output for a streaming connection: appends bytes and sends them when the
+ * socket is free. c->lock held. Returns -1 (nothing appended) when the
+ * connection is closed, out of memory, or unless force when the buffer
+ * would pass GW_STREAM_BUFFER_BYTES. */
+int conn_write_locked(conn *c, const void *data, size_t len, int force);
+
+/* Arms the receive (a streaming connection reads only to see its client
+ * go). c->lock held. */
+void conn_read_locked(conn *c);
+/* Output is empty and nothing is being sent. c->lock held. */
+int conn_idle_locked(const conn *c);
+
+/* Closes the connection (idempotent); c->lock held. */
+void conn_close_locked(conn *c);
+
+/* Queues c->job on the worker pool with run; answers 503 when the workers
+ * have stopped. c->lock not held. */
+void conn_submit(conn *c, void (*run)(server_job *, arena *));
+
+/* The connection of a job (c->job). */
+conn *conn_of_job(server_job *job);
+
+/* Appends s to buf as the inside of a JSON string (quotes not included). */
+size_t gw_json_escape(char *buf, size_t cap, const char *s);
+
+/* --- gateway.c --- */
+
+/* Routes a framed request (c->req) of a connection now busy. nng thread. */
+void gateway_route(conn *c);
+
+/* The Connect error code of a status ("invalid_argument") and its HTTP code. */
+const char *gateway_connect_code(rpcq_status st);
+int gateway_http_status(rpcq_status st);
+
+/* --- rpc.c --- */
+void rpc_route(conn *c);
+
+/* --- sse.c --- */
+void sse_route(conn *c);
+/* The publisher listener of the gateway (registered in gateway_create). */
+void sse_on_message(void *arg, const Rpcq__StreamMessage *m);
+/* The connection is closing: unlist it. gw->lock held, c->lock held. */
+void sse_unlist_locked(gateway *gw, conn *c);
+/* A streaming connection's output has drained (c->lock held): resumes a
+ * catch-up that waited for it, or writes a heartbeat when due. */
+void sse_drained_locked(conn *c);
+/* The heartbeat / retry timer fired (c->lock held). */
+void sse_timer_locked(conn *c);
+
+#endif

@@ -1,0 +1,348 @@
+/*
+ * GET /streams/<topic>: an update stream as Server-Sent Events
+ * (html.spec.whatwg.org, "server-sent events"), one event per stream
+ * message: `id:` its seq, `event:` its type, `data:` its payload as proto3
+ * JSON. A client resumes after the Last-Event-ID header's seq (what a
+ * browser's EventSource sends on reconnecting) or ?after_seq=N; without
+ * either it starts with the messages after the topic's current last seq.
+ *
+ * The log is the truth, as for nng subscribers: the past comes from
+ * rpcq.Streams/Replay, run through call_run on a worker like any call; the
+ * present comes from this process's publisher (sse_on_message), which
+ * sees every committed message in seq order. A stream writes a live
+ * message only when it is the next seq; any jump, a full output buffer (a
+ * slow client) or a failed Replay makes it catch up from the log once its
+ * socket has drained, so memory stays bounded and nothing is lost or
+ * repeated. A timer writes heartbeat comments for proxies and retries a
+ * failed Replay.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <rpcq/alloc.h>
+#include <rpcq/json.h>
+#include <rpcq/registry.h>
+
+#include "call_internal.h"
+#include "frame.h"
+#include "gateway_internal.h"
+#include "query.h"
+#include "rpcq/stream.pb-c.h"
+
+/* How often the timer looks at a stream: heartbeat due, Replay to retry. */
+#define SSE_TICK_MS 1000
+#define SSE_REPLAY_DEADLINE_MS 10000
+
+static void catchup_run(server_job *job, arena *ar);
+
+/* 1..20 digits, at most INT64_MAX (the log's seqs are int8). */
+static int parse_seq(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t n = 0;
+	for (; s[n]; n++) {
+		if (s[n] < '0' || s[n] > '9' || n >= 19)
+			return -1;
+		v = v * 10 + (uint64_t)(s[n] - '0');
+	}
+	if (n == 0 || v > (uint64_t)INT64_MAX)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static void base64(const uint8_t *in, size_t len, char *out)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t o = 0;
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0) |
+			     (i + 2 < len ? in[i + 2] : 0);
+		out[o++] = tab[v >> 18 & 63];
+		out[o++] = tab[v >> 12 & 63];
+		out[o++] = i + 1 < len ? tab[v >> 6 & 63] : '=';
+		out[o++] = i + 2 < len ? tab[v & 63] : '=';
+	}
+	out[o] = '\0';
+}
+
+/* The event of one message, malloc'd (*len without the NUL), or NULL when
+ * out of memory. */
+static char *encode_event(const Rpcq__StreamMessage *m, size_t *len)
+{
+	const ProtobufCMessageDescriptor *d = rpcq_message_find(m->type);
+	char *json = NULL;
+	rpcq_error err;
+	if (d == NULL || rpcq_payload_to_json(d, m->payload.data, m->payload.len, 0, &json, &err) != RPCQ_OK) {
+		json = rpcq_alloc(m->payload.len * 4 / 3 + 32);
+		if (json == NULL)
+			return NULL;
+		memcpy(json, "{\"payloadBase64\":\"", 18);
+		base64(m->payload.data, m->payload.len, json + 18);
+		memcpy(json + strlen(json), "\"}", 3);
+	}
+	size_t cap = strlen(json) + strlen(m->type) + 64;
+	char *ev = rpcq_alloc(cap);
+	if (ev != NULL) {
+		int n = snprintf(ev, cap, "id: %" PRIu64 "\nevent: %s\ndata: %s\n\n", m->seq, m->type, json);
+		*len = n > 0 ? (size_t)n : 0;
+	}
+	rpcq_free(json);
+	return ev;
+}
+
+/* Queues a Replay from the cursor; c->lock held. */
+static void catchup_locked(conn *c)
+{
+	if (c->sse.catching_up || c->state != CONN_STREAMING)
+		return;
+	c->sse.catching_up = 1;
+	conn_hold(c);
+	c->job.run = catchup_run;
+	if (server_submit(c->gw->srv, &c->job) != 0) {
+		/* The workers have stopped: the server is going away. */
+		c->sse.catching_up = 0;
+		conn_close_locked(c);
+		c->refs--; /* the job's; the caller holds another */
+	}
+}
+
+static void arm_timer_locked(conn *c)
+{
+	conn_hold(c);
+	int hb = c->gw->cfg->http_heartbeat_ms;
+	nng_sleep_aio(hb < SSE_TICK_MS ? hb : SSE_TICK_MS, c->timer);
+}
+
+/* Writes a live or replayed message if it is the next seq; c->lock held.
+ * force: a Replay page, written whole even past the buffer limit (one page
+ * is bounded by the message size limit). */
+static void deliver_locked(conn *c, const Rpcq__StreamMessage *m, char **ev, size_t *len, int force)
+{
+	if (m->seq != c->sse.cursor + 1)
+		return;
+	if (*ev == NULL && (*ev = encode_event(m, len)) == NULL)
+		return;
+	if (conn_write_locked(c, *ev, *len, force) == 0) {
+		c->sse.cursor = m->seq;
+		c->sse.last_write = nng_clock();
+	}
+}
+
+static rpcq_status replay_input(void *arg, const ProtobufCMessageDescriptor *desc, arena *ar, ProtobufCMessage **out,
+				const char **message)
+{
+	(void)ar;
+	(void)message;
+	(void)desc;
+	*out = arg;
+	return RPCQ_OK;
+}
+
+static void catchup_run(server_job *job, arena *ar)
+{
+	conn *c = conn_of_job(job);
+	Rpcq__ReplayRequest in = RPCQ__REPLAY_REQUEST__INIT;
+	char topic[sizeof(c->sse.topic)];
+	nng_mtx_lock(c->lock);
+	if (c->state != CONN_STREAMING) {
+		c->sse.catching_up = 0;
+		conn_release_unlock(c);
+		return;
+	}
+	memcpy(topic, c->sse.topic, sizeof(topic));
+	in.topic = topic;
+	in.after_seq = c->sse.live_start ? (uint64_t)INT64_MAX : c->sse.cursor;
+	nng_mtx_unlock(c->lock);
+
+	Rpcq__Request req = RPCQ__REQUEST__INIT;
+	req.method = "/rpcq.Streams/Replay";
+	req.deadline_ms = SSE_REPLAY_DEADLINE_MS;
+	call_request rq = {.req = &req,
+			   .received = nng_clock(),
+			   .received_ns = call_clock_ns(),
+			   .decode = replay_input,
+			   .decode_arg = &in};
+	call_result res;
+	call_run(c->gw->srv, ar, &rq, &res);
+
+	nng_mtx_lock(c->lock);
+	c->sse.catching_up = 0;
+	if (c->state != CONN_STREAMING) {
+		conn_release_unlock(c);
+		return;
+	}
+	if (res.status == RPCQ_NOT_FOUND && res.output == NULL && !res.unknown_method) {
+		/* No message yet: every seq from 1 on is new. */
+		if (c->sse.live_start)
+			c->sse.cursor = 0;
+		c->sse.live_start = 0;
+	} else if (res.status != RPCQ_OK) {
+		c->sse.retry_pending = 1;
+	} else {
+		const Rpcq__ReplayResponse *r = (const Rpcq__ReplayResponse *)res.output;
+		if (c->sse.live_start) {
+			c->sse.cursor = r->last_seq;
+			c->sse.live_start = 0;
+		} else if (r->n_messages > 0 && r->messages[0]->seq > c->sse.cursor + 1) {
+			/* Trimmed by retention before this client read them. */
+			char ev[400];
+			uint64_t first = r->messages[0]->seq;
+			int n = snprintf(ev, sizeof(ev),
+					 "id: %" PRIu64
+					 "\nevent: data_loss\ndata: {\"topic\":\"%s\",\"afterSeq\":\"%" PRIu64
+					 "\",\"firstRetainedSeq\":\"%" PRIu64 "\"}\n\n",
+					 first - 1, c->sse.topic, c->sse.cursor, first);
+			if (n > 0 && conn_write_locked(c, ev, (size_t)n, 1) == 0)
+				c->sse.cursor = first - 1;
+		}
+		for (size_t i = 0; i < r->n_messages; i++) {
+			char *ev = NULL;
+			size_t len = 0;
+			deliver_locked(c, r->messages[i], &ev, &len, 1);
+			rpcq_free(ev);
+		}
+		if (r->last_seq > c->sse.known)
+			c->sse.known = r->last_seq;
+	}
+	if (c->sse.known > c->sse.cursor && !c->sse.retry_pending && conn_idle_locked(c))
+		catchup_locked(c);
+	conn_release_unlock(c);
+}
+
+void sse_on_message(void *arg, const Rpcq__StreamMessage *m)
+{
+	gateway *gw = arg;
+	char *ev = NULL;
+	size_t len = 0;
+	nng_mtx_lock(gw->lock);
+	for (conn *c = gw->streams; c; c = c->sse.next) {
+		if (strcmp(c->sse.topic, m->topic) != 0)
+			continue;
+		nng_mtx_lock(c->lock);
+		if (c->state == CONN_STREAMING) {
+			if (m->seq > c->sse.known)
+				c->sse.known = m->seq;
+			if (!c->sse.catching_up && !c->sse.live_start && !c->sse.retry_pending) {
+				deliver_locked(c, m, &ev, &len, 0);
+				if (c->sse.known > c->sse.cursor && conn_idle_locked(c))
+					catchup_locked(c);
+			}
+		}
+		nng_mtx_unlock(c->lock);
+	}
+	nng_mtx_unlock(gw->lock);
+	rpcq_free(ev);
+}
+
+void sse_unlist_locked(gateway *gw, conn *c)
+{
+	if (!c->sse.listed)
+		return;
+	conn **p = &gw->streams;
+	while (*p && *p != c)
+		p = &(*p)->sse.next;
+	if (*p)
+		*p = c->sse.next;
+	c->sse.listed = 0;
+	gw->nstreams--;
+}
+
+void sse_drained_locked(conn *c)
+{
+	if (c->sse.known > c->sse.cursor && !c->sse.retry_pending && !c->sse.live_start)
+		catchup_locked(c);
+}
+
+void sse_timer_locked(conn *c)
+{
+	if (c->sse.retry_pending && !c->sse.catching_up && conn_idle_locked(c)) {
+		c->sse.retry_pending = 0;
+		catchup_locked(c);
+	}
+	nng_time now = nng_clock();
+	if (now - c->sse.last_write >= (nng_time)c->gw->cfg->http_heartbeat_ms && conn_idle_locked(c)) {
+		static const char beat[] = ": keepalive\n\n";
+		if (conn_write_locked(c, beat, sizeof(beat) - 1, 0) == 0)
+			c->sse.last_write = now;
+	}
+	arm_timer_locked(c);
+}
+
+static void bad_position(conn *c, const char *what, const char *value)
+{
+	char msg[200];
+	snprintf(msg, sizeof(msg), "%s \"%.40s\" is not a seq (0 to 9223372036854775807)", what, value);
+	conn_respond_error(c, 400, "invalid_argument", msg);
+}
+
+void sse_route(conn *c)
+{
+	gateway *gw = c->gw;
+	const http_request *req = c->req;
+	const char *topic = req->path + 9;
+	if (!frame_topic_valid(topic, strlen(topic))) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "topic \"%.64s\" is not 1..%d bytes of [A-Za-z0-9_.-]", topic,
+			 FRAME_TOPIC_MAX);
+		conn_respond_error(c, 400, "invalid_argument", msg);
+		return;
+	}
+	uint64_t after = 0;
+	int live = 1;
+	const char *last = http_request_header(req, "last-event-id");
+	char val[64];
+	int q = query_get(req->query, "after_seq", val, sizeof(val));
+	if (last != NULL && *last) {
+		if (parse_seq(last, &after) != 0) {
+			bad_position(c, "Last-Event-ID", last);
+			return;
+		}
+		live = 0;
+	} else if (q < 0 || (q == 1 && parse_seq(val, &after) != 0)) {
+		bad_position(c, "after_seq", q < 0 ? req->query : val);
+		return;
+	} else if (q == 1) {
+		live = 0;
+	}
+	if (c->head_only) {
+		conn_respond(c, 200, "text/event-stream", "Cache-Control: no-cache\r\n", NULL, 0);
+		return;
+	}
+
+	nng_mtx_lock(gw->lock);
+	nng_mtx_lock(c->lock);
+	if (c->state == CONN_CLOSED || gw->draining) {
+		nng_mtx_unlock(c->lock);
+		nng_mtx_unlock(gw->lock);
+		conn_respond_error(c, 503, "unavailable", "server is shutting down; retry on another server");
+		return;
+	}
+	c->state = CONN_STREAMING;
+	c->req = NULL;
+	snprintf(c->sse.topic, sizeof(c->sse.topic), "%s", topic);
+	c->sse.cursor = after;
+	c->sse.known = after;
+	c->sse.live_start = live;
+	c->sse.next = gw->streams;
+	gw->streams = c;
+	c->sse.listed = 1;
+	gw->nstreams++;
+	nng_mtx_unlock(gw->lock);
+
+	static const char head[] = "HTTP/1.1 200 OK\r\n"
+				   "Content-Type: text/event-stream\r\n"
+				   "Cache-Control: no-cache\r\n"
+				   "X-Accel-Buffering: no\r\n"
+				   "Connection: close\r\n"
+				   "\r\n"
+				   "retry: 2000\n\n";
+	metrics_http(gw->metrics, METRICS_ROUTE_STREAMS, 200);
+	conn_write_locked(c, head, sizeof(head) - 1, 1);
+	c->sse.last_write = nng_clock();
+	catchup_locked(c);
+	arm_timer_locked(c);
+	conn_read_locked(c); /* to see the client go */
+	nng_mtx_unlock(c->lock);
+}

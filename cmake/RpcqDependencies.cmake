@@ -6,10 +6,13 @@ find_package(nng 1.5 CONFIG REQUIRED)
 find_package(PostgreSQL REQUIRED)
 pkg_check_modules(PROTOBUFC REQUIRED IMPORTED_TARGET libprotobuf-c>=1.4)
 pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
+# The events service: the provider's XML (expat), its HTTP fetch (libcurl),
+# the events' public ids (UUIDv5 from libuuid).
+pkg_check_modules(EXPAT REQUIRED IMPORTED_TARGET expat)
+pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
+pkg_check_modules(UUID REQUIRED IMPORTED_TARGET uuid)
 if(RPCQ_TESTS)
   pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
-  # The integration tests' HTTP client (tests/harness/harness_http.c).
-  pkg_check_modules(CURL REQUIRED IMPORTED_TARGET libcurl)
 endif()
 
 find_program(PROTOC_C protoc-c REQUIRED)

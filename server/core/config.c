@@ -72,6 +72,12 @@ static const struct knob knobs[] = {
 	 "vesting compute sessions expire after this long unused"},
 	{"session-max-bytes", "RPCQ_SESSION_MAX_BYTES", K_LONG, OFF(session_max_bytes), 0, "2147483648", 1024, LONG_MAX,
 	 "memory all vesting compute sessions may hold together"},
+	{"provider-url", "RPCQ_PROVIDER_URL", K_STR, OFF(provider_url), 0, "", 0, 0,
+	 "events: the provider's feed (http:// or https://); empty: no fetching"},
+	{"provider-interval-s", "RPCQ_PROVIDER_INTERVAL_S", K_INT, OFF(provider_interval_s), 0, "60", 0, 86400,
+	 "events: fetch the feed this often, once between all rpcqd processes (0: only on Sync)"},
+	{"provider-timeout-ms", "RPCQ_PROVIDER_TIMEOUT_MS", K_INT, OFF(provider_timeout_ms), 0, "10000", 100, 3600000,
+	 "events: a fetch that takes longer applies nothing (connecting: at most 5 s of it)"},
 	{"log-level", "RPCQ_LOG_LEVEL", K_STR, OFF(log_level), 0, "info", 0, 0, "debug, info, warn or error"},
 };
 

@@ -18,6 +18,7 @@
  * it grows with seq within a topic (retention by age relies on it).
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,101 @@ static const db_stmt stmt_append = {
 	" SELECT l.seq, pg_notify('rpcq_stream', '') FROM l",
 	3,
 };
+
+/* n messages of one type in one statement: the topic's last_seq moves by n
+ * under its row lock, and the messages take the seqs below it in order. */
+static const db_stmt stmt_append_batch = {
+	"stream_append_batch",
+	"WITH t AS ("
+	" INSERT INTO stream_topics AS s (topic, last_seq, first_retained_seq, updated_at)"
+	" VALUES ($1, $4::int8, 1, now())"
+	" ON CONFLICT (topic) DO UPDATE SET last_seq = s.last_seq + $4::int8, updated_at = now(),"
+	" xid = pg_current_xact_id()"
+	" RETURNING s.last_seq),"
+	" l AS ("
+	" INSERT INTO stream_log (topic, seq, type, payload, published_at)"
+	" SELECT $1, t.last_seq - $4::int8 + m.ord, $2, m.payload, clock_timestamp()"
+	" FROM t, unnest($3::bytea[]) WITH ORDINALITY AS m(payload, ord)"
+	" RETURNING seq)"
+	" SELECT max(l.seq), pg_notify('rpcq_stream', '') FROM l",
+	4,
+};
+
+static uint8_t *put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+	return p + 4;
+}
+
+rpcq_status stream_append_batch(dbconn *c, const char *topic, const ProtobufCMessage *const *msgs, size_t n,
+				uint64_t *last_seq, rpcq_error *err)
+{
+	if (!stream_topic_valid(topic))
+		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
+				      "stream topic \"%.64s\" is not 1..%d bytes of [A-Za-z0-9_.-]",
+				      topic ? topic : "(null)", FRAME_TOPIC_MAX);
+	if (n == 0) {
+		if (last_seq)
+			*last_seq = 0;
+		return RPCQ_OK;
+	}
+	/* The payloads as one bytea[] in PostgreSQL's binary array format:
+	 * ndim, has-null flag, element type (bytea, 17), length and lower bound
+	 * of the one dimension, then each element as length and bytes. */
+	size_t total = 20;
+	for (size_t i = 0; i < n; i++) {
+		if (msgs[i]->descriptor != msgs[0]->descriptor)
+			return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "stream batch for \"%s\" mixes %s and %s",
+					      topic, msgs[0]->descriptor->name, msgs[i]->descriptor->name);
+		size_t len = protobuf_c_message_get_packed_size(msgs[i]);
+		if (len > STREAM_MAX_PAYLOAD)
+			return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
+					      "stream message %s for \"%s\" has %zu bytes; the limit is %d",
+					      msgs[i]->descriptor->name, topic, len, STREAM_MAX_PAYLOAD);
+		total += 4 + len;
+	}
+	if (total > INT32_MAX)
+		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "stream batch for \"%s\" is too large", topic);
+	rpcq_status result = RPCQ_RESOURCE_EXHAUSTED;
+	PGresult *res = NULL;
+	uint8_t *buf = rpcq_alloc(total);
+	if (buf == NULL) {
+		rpcq_error_set(err, result, "out of memory packing %zu stream messages for \"%s\"", n, topic);
+		goto out;
+	}
+	uint8_t *p = put_be32(buf, 1);
+	p = put_be32(p, 0);
+	p = put_be32(p, 17);
+	p = put_be32(p, (uint32_t)n);
+	p = put_be32(p, 1);
+	for (size_t i = 0; i < n; i++) {
+		size_t len = protobuf_c_message_get_packed_size(msgs[i]);
+		p = put_be32(p, (uint32_t)len);
+		p += protobuf_c_message_pack(msgs[i], p);
+	}
+	char count[24];
+	snprintf(count, sizeof(count), "%zu", n);
+	const char *values[4] = {topic, msgs[0]->descriptor->name, (const char *)buf, count};
+	const int lengths[4] = {0, 0, (int)total, 0};
+	const int formats[4] = {0, 0, 1, 0};
+	result = db_exec_params(c, &stmt_append_batch, values, lengths, formats, 0, &res, err);
+	if (result != RPCQ_OK)
+		goto out;
+	if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+		result = rpcq_error_set(err, RPCQ_INTERNAL, "stream batch append to \"%s\" returned no seq", topic);
+		goto out;
+	}
+	if (last_seq != NULL)
+		*last_seq = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	result = RPCQ_OK;
+out:
+	PQclear(res);
+	rpcq_free(buf);
+	return result;
+}
 
 int stream_topic_valid(const char *topic)
 {

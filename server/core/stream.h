@@ -34,6 +34,16 @@
 rpcq_status stream_append(dbconn *c, const char *topic, const ProtobufCMessage *msg, uint64_t *seq,
 			  rpcq_error *err) RPCQ_NODISCARD;
 
+/* Appends n messages of one type to topic's log in one statement (seqs
+ * still gap-free and in the order given), in the transaction open on c, as
+ * stream_append does one. *last_seq (optional) gets the last one's seq; the
+ * first is *last_seq - n + 1. For changes that come in thousands (a feed
+ * ingest): one round trip and one NOTIFY per batch, not per message.
+ * INVALID_ARGUMENT for a bad topic, mixed types or a payload over
+ * STREAM_MAX_PAYLOAD. Blocks. */
+rpcq_status stream_append_batch(dbconn *c, const char *topic, const ProtobufCMessage *const *msgs, size_t n,
+				uint64_t *last_seq, rpcq_error *err) RPCQ_NODISCARD;
+
 /* 1 if topic is a valid topic name, else 0. */
 int stream_topic_valid(const char *topic);
 

@@ -193,6 +193,14 @@ void gateway_route(conn *c)
 			metrics_page(c);
 		return;
 	}
+	if (strcmp(path, "/search") == 0) {
+		c->route = METRICS_ROUTE_SEARCH;
+		if (!is_get(req))
+			method_not_allowed(c, "GET");
+		else
+			search_route(c);
+		return;
+	}
 	char msg[300];
 	snprintf(msg, sizeof(msg), "no route for %s %.200s", req->method, path);
 	conn_respond_error(c, 404, "not_found", msg);

@@ -170,6 +170,9 @@ int gateway_http_status(rpcq_status st);
 /* --- rpc.c --- */
 void rpc_route(conn *c);
 
+/* --- search.c: GET /search of the events service --- */
+void search_route(conn *c);
+
 /* --- sse.c --- */
 void sse_route(conn *c);
 /* The publisher listener of the gateway (registered in gateway_create). */

@@ -3,10 +3,11 @@
  * its service_def, and one line here.
  */
 #include "services.h"
+#include "events/events_service.h"
 #include "health/health.h"
 #include "streams/streams.h"
 #include "vesting/vesting.h"
 
 const service_def *const rpcqd_services[] = {
-	&health_service, &reflection_service, &streams_service, &vesting_service, NULL,
+	&health_service, &reflection_service, &streams_service, &vesting_service, &events_service, NULL,
 };

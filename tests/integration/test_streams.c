@@ -594,6 +594,55 @@ static void test_replay_and_topics_answer_from_the_log(void **state)
 	rpcq_client_destroy(c);
 }
 
+static void test_a_batch_append_takes_gap_free_seqs_in_order_in_one_statement(void **state)
+{
+	(void)state;
+	append("batch.a", "single", 2, 1);
+	dbconn *db1;
+	rpcq_error err;
+	assert_int_equal(pool_acquire(db, 0, &db1, &err), RPCQ_OK);
+	dbconn_set_deadline(db1, nng_clock() + 20000);
+	Rpcq__EchoMessage m[3] = {RPCQ__ECHO_MESSAGE__INIT, RPCQ__ECHO_MESSAGE__INIT, RPCQ__ECHO_MESSAGE__INIT};
+	const ProtobufCMessage *msgs[3];
+	const char *texts[3] = {"b-0", "b-1", "b-2"};
+	for (int i = 0; i < 3; i++) {
+		m[i].payload.data = (uint8_t *)texts[i];
+		m[i].payload.len = 3;
+		msgs[i] = &m[i].base;
+	}
+	uint64_t last = 0;
+	assert_int_equal(db_begin(db1, &err), RPCQ_OK);
+	assert_int_equal(stream_append_batch(db1, "batch.a", msgs, 3, &last, &err), RPCQ_OK);
+	assert_int_equal(db_commit(db1, &err), RPCQ_OK);
+	assert_int_equal(last, 5);
+	/* A new topic starts at 1; a rolled-back batch leaves no trace. */
+	assert_int_equal(db_begin(db1, &err), RPCQ_OK);
+	assert_int_equal(stream_append_batch(db1, "batch.b", msgs, 3, &last, &err), RPCQ_OK);
+	assert_int_equal(last, 3);
+	db_rollback(db1);
+	/* Mixed types are refused. */
+	Rpcq__CheckRequest other = RPCQ__CHECK_REQUEST__INIT;
+	const ProtobufCMessage *mixed[2] = {msgs[0], &other.base};
+	assert_int_equal(db_begin(db1, &err), RPCQ_OK);
+	assert_int_equal(stream_append_batch(db1, "batch.a", mixed, 2, &last, &err), RPCQ_INVALID_ARGUMENT);
+	db_rollback(db1);
+	pool_release(db, db1);
+
+	rpcq_client *c = client_for(s2.rpc_url);
+	Rpcq__ReplayRequest rr = RPCQ__REPLAY_REQUEST__INIT;
+	Rpcq__ReplayResponse *rresp = NULL;
+	rr.topic = "batch.a";
+	assert_int_equal(rpcq_streams_replay(c, &rr, &rresp, NULL, &err), RPCQ_OK);
+	assert_int_equal(rresp->n_messages, 5);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(rresp->messages[i]->seq, (uint64_t)i + 1);
+	assert_int_equal(rresp->messages[3]->payload.len, 5); /* the packed EchoMessage of "b-1" */
+	protobuf_c_message_free_unpacked(&rresp->base, NULL);
+	rr.topic = "batch.b";
+	assert_int_equal(rpcq_streams_replay(c, &rr, &rresp, NULL, &err), RPCQ_NOT_FOUND);
+	rpcq_client_destroy(c);
+}
+
 static void test_rpcq_subscribe_prints_json_lines_and_exits_after_count(void **state)
 {
 	(void)state;
@@ -707,6 +756,7 @@ int main(void)
 		cmocka_unit_test(test_a_subscriber_disconnected_while_100_messages_went_by_gets_them_all),
 		cmocka_unit_test(test_a_subscriber_that_never_reads_does_not_stall_publishing),
 		cmocka_unit_test(test_replay_and_topics_answer_from_the_log),
+		cmocka_unit_test(test_a_batch_append_takes_gap_free_seqs_in_order_in_one_statement),
 		cmocka_unit_test(test_rpcq_subscribe_prints_json_lines_and_exits_after_count),
 		cmocka_unit_test(test_publishing_resumes_after_the_database_restarts),
 		cmocka_unit_test(test_trimmed_messages_are_reported_once_as_data_loss),

@@ -1,0 +1,192 @@
+/*
+ * GET /search?starts_at=&ends_at=: the events service's search in the shape
+ * its users know (../shared/data/events/search-openapi.yaml):
+ *
+ *   {"data":{"events":[{"id":..,"title":..,"start_date":"2021-06-30",
+ *     "start_time":"21:00:00","end_date":..,"end_time":..,"min_price":15.00,
+ *     "max_price":30.00}]},"error":null}
+ *
+ * and {"data":null,"error":{"code":..,"message":..}} with 400 for a
+ * malformed query, 500 for anything else. It is rpcq.events.EventService/
+ * Search run through call_run on a worker, page after page until the last,
+ * so it is served exactly as an RPC caller is; prices go from the feed's
+ * decimal text to JSON numbers without passing through a double.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <rpcq/alloc.h>
+
+#include "call_internal.h"
+#include "gateway_internal.h"
+#include "rpcq/events.pb-c.h"
+#include "search_query.h"
+
+struct out {
+	char *p;
+	size_t len, cap;
+	int failed;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+	if (o->failed)
+		return;
+	if (o->len + n + 1 > o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 4096;
+		while (cap < o->len + n + 1)
+			cap *= 2;
+		char *p = rpcq_realloc(o->p, cap);
+		if (p == NULL) {
+			o->failed = 1;
+			return;
+		}
+		o->p = p;
+		o->cap = cap;
+	}
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
+}
+
+static void puts_(struct out *o, const char *s)
+{
+	put(o, s, strlen(s));
+}
+
+static void put_string(struct out *o, const char *s)
+{
+	put(o, "\"", 1);
+	const char *run = s;
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch >= 0x20 && ch != '"' && ch != '\\')
+			continue;
+		put(o, run, (size_t)(s - run));
+		char esc[8];
+		int n = ch == '"'    ? snprintf(esc, sizeof(esc), "\\\"")
+			: ch == '\\' ? snprintf(esc, sizeof(esc), "\\\\")
+				     : snprintf(esc, sizeof(esc), "\\u%04x", ch);
+		put(o, esc, (size_t)n);
+		run = s + 1;
+	}
+	put(o, run, (size_t)(s - run));
+	put(o, "\"", 1);
+}
+
+/* "2021-06-30T21:00:00" -> "start_date":"2021-06-30","start_time":"21:00:00" */
+static void put_when(struct out *o, const char *name, const char *t)
+{
+	char buf[96];
+	if (strlen(t) != 19) {
+		snprintf(buf, sizeof(buf), "\"%s_date\":null,\"%s_time\":null", name, name);
+		puts_(o, buf);
+		return;
+	}
+	snprintf(buf, sizeof(buf), "\"%s_date\":\"%.10s\",\"%s_time\":\"%.8s\"", name, t, name, t + 11);
+	puts_(o, buf);
+}
+
+static void put_price(struct out *o, const char *name, const char *v)
+{
+	put(o, ",\"", 2);
+	puts_(o, name);
+	put(o, "\":", 2);
+	puts_(o, v[0] ? v : "null"); /* exact decimal text is a JSON number */
+}
+
+static void put_event(struct out *o, const Rpcq__Events__Event *e, int first)
+{
+	puts_(o, first ? "{\"id\":" : ",{\"id\":");
+	put_string(o, e->id);
+	puts_(o, ",\"title\":");
+	put_string(o, e->title);
+	put(o, ",", 1);
+	put_when(o, "start", e->starts_at);
+	put(o, ",", 1);
+	put_when(o, "end", e->ends_at);
+	put_price(o, "min_price", e->min_price);
+	put_price(o, "max_price", e->max_price);
+	put(o, "}", 1);
+}
+
+static void respond_error(conn *c, int status, const char *code, const char *message)
+{
+	struct out o = {0};
+	puts_(&o, "{\"data\":null,\"error\":{\"code\":");
+	put_string(&o, code);
+	puts_(&o, ",\"message\":");
+	put_string(&o, message);
+	puts_(&o, "}}");
+	if (o.failed)
+		conn_respond(c, 500, "application/json", NULL, "", 0);
+	else
+		conn_respond(c, status, "application/json", NULL, o.p, o.len);
+	rpcq_free(o.p);
+}
+
+static rpcq_status given_input(void *arg, const ProtobufCMessageDescriptor *desc, arena *ar, ProtobufCMessage **out,
+			       const char **message)
+{
+	(void)desc;
+	(void)ar;
+	(void)message;
+	*out = arg;
+	return RPCQ_OK;
+}
+
+static void search_run(server_job *job, arena *ar)
+{
+	conn *c = conn_of_job(job);
+	search_bounds b;
+	char why[300];
+	struct out o = {0};
+	if (search_query_parse(c->req->query, &b, why, sizeof(why)) != 0) {
+		respond_error(c, 400, "invalid_argument", why);
+		goto out;
+	}
+	Rpcq__Events__SearchRequest in = RPCQ__EVENTS__SEARCH_REQUEST__INIT;
+	in.starts_at = b.starts_at;
+	in.ends_at = b.ends_at;
+	char token[128] = "";
+	Rpcq__Request req = RPCQ__REQUEST__INIT;
+	req.method = "/rpcq.events.EventService/Search";
+	puts_(&o, "{\"data\":{\"events\":[");
+	int first = 1;
+	for (;;) {
+		in.page_token = token;
+		call_request rq = {.req = &req,
+				   .received = c->received,
+				   .received_ns = c->received_ns,
+				   .decode = given_input,
+				   .decode_arg = &in};
+		call_result res;
+		call_run(c->gw->srv, ar, &rq, &res);
+		if (res.status != RPCQ_OK) {
+			respond_error(c, res.status == RPCQ_INVALID_ARGUMENT ? 400 : 500,
+				      gateway_connect_code(res.status), res.message);
+			goto out;
+		}
+		const Rpcq__Events__SearchResponse *r = (const Rpcq__Events__SearchResponse *)res.output;
+		for (size_t i = 0; i < r->n_events; i++, first = 0)
+			put_event(&o, r->events[i], first);
+		if (r->next_page_token == NULL || r->next_page_token[0] == '\0' ||
+		    strlen(r->next_page_token) >= sizeof(token))
+			break;
+		snprintf(token, sizeof(token), "%s", r->next_page_token);
+		arena_reset(ar); /* the page is written out; the next one starts afresh */
+	}
+	puts_(&o, "]},\"error\":null}");
+	if (o.failed)
+		respond_error(c, 500, "resource_exhausted", "out of memory writing the search result");
+	else
+		conn_respond(c, 200, "application/json", NULL, o.p, o.len);
+out:
+	rpcq_free(o.p);
+	nng_mtx_lock(c->lock);
+	conn_release_unlock(c);
+}
+
+void search_route(conn *c)
+{
+	conn_submit(c, search_run);
+}

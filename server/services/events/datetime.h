@@ -1,0 +1,25 @@
+/*
+ * The date-times of the events service: the feed's local wall-clock times
+ * ("2021-06-30T21:00:00", no zone) and the ISO 8601 date-times of search
+ * bounds, whose zone suffix is accepted and dropped (the wall-clock part is
+ * compared with the events' local times, as the spec says). Pure.
+ */
+#ifndef RPCQ_EVENTS_DATETIME_H
+#define RPCQ_EVENTS_DATETIME_H
+
+#include <stddef.h>
+
+/* Exactly "YYYY-MM-DDTHH:MM:SS" with a real calendar date (2021-09-31 and
+ * 2021-02-29 are refused; years 0001..9999), hours 00..23, minutes and
+ * seconds 00..59. Returns 0 and copies it to out (20 bytes), or -1. */
+int datetime_local_parse(const char *s, char out[20]);
+
+/* A search bound: "YYYY-MM-DDTHH:MM:SS" or "YYYY-MM-DDTHH:MM", optional
+ * fraction of a second (".123", dropped), optional zone ("Z", "+02:00",
+ * "-0530", dropped); also a bare date "YYYY-MM-DD" (its 00:00:00). 't' and
+ * ' ' are accepted for 'T', 'z' for 'Z'. Returns 0 with the wall-clock
+ * "YYYY-MM-DDTHH:MM:SS" in out, or -1 with why (errlen bytes; e.g. "month
+ * 13 is out of range", "expected a date-time such as 2021-07-21T17:32:28Z"). */
+int datetime_bound_parse(const char *s, char out[20], char *why, size_t errlen);
+
+#endif

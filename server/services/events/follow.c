@@ -1,0 +1,346 @@
+/*
+ * The in-memory index against the change log. Every rpcqd loads the stored
+ * events at start (one REPEATABLE READ snapshot of the events table and the
+ * events.changed seq it corresponds to), then applies each events.changed
+ * message this process's publisher sees, in seq order: the index converges
+ * on the database whichever process made the change. A jump in seq (a
+ * message the publisher delivered before the load finished, or after a
+ * failed Replay) is filled with rpcq.Streams/Replay through call_run on a
+ * worker; messages trimmed away before they were applied make it load again.
+ *
+ * Threads: the publisher thread delivers (events_on_message); one job at a
+ * time on the worker pool loads or catches up; searches only read the index.
+ * st->lock guards the follower's state, never held while a search runs.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "call_internal.h"
+#include "db/db.h"
+#include "db/pool.h"
+#include "events_service.h"
+#include "log.h"
+#include "publisher.h"
+#include "sql.h"
+
+#define REPLAY_DEADLINE_MS 10000
+#define RETRY_MS 1000
+
+static void follow_run(server_job *job, arena *ar);
+
+static void copy_field(char *dst, size_t cap, const char *src)
+{
+	snprintf(dst, cap, "%s", src ? src : "");
+}
+
+int events_rec_of(const Rpcq__Events__Event *m, event_rec *r)
+{
+	memset(r, 0, sizeof(*r));
+	if (strlen(m->id) >= sizeof(r->id) || strlen(m->starts_at) >= sizeof(r->starts_at) ||
+	    strlen(m->ends_at) >= sizeof(r->ends_at) || strlen(m->sell_from) >= sizeof(r->sell_from) ||
+	    strlen(m->sell_to) >= sizeof(r->sell_to) || strlen(m->min_price) >= sizeof(r->min_price) ||
+	    strlen(m->max_price) >= sizeof(r->max_price))
+		return -1;
+	copy_field(r->id, sizeof(r->id), m->id);
+	copy_field(r->starts_at, sizeof(r->starts_at), m->starts_at);
+	copy_field(r->ends_at, sizeof(r->ends_at), m->ends_at);
+	copy_field(r->sell_from, sizeof(r->sell_from), m->sell_from);
+	copy_field(r->sell_to, sizeof(r->sell_to), m->sell_to);
+	copy_field(r->min_price, sizeof(r->min_price), m->min_price);
+	copy_field(r->max_price, sizeof(r->max_price), m->max_price);
+	r->sold_out = m->sold_out;
+	r->seq = m->seq;
+	r->base_id = m->base_id;
+	r->event_id = m->event_id;
+	r->title = m->title;
+	return 0;
+}
+
+Rpcq__Events__Event *events_message_of(arena *ar, const event_rec *r)
+{
+	Rpcq__Events__Event *m = arena_alloc(ar, sizeof(*m));
+	if (m == NULL)
+		return NULL;
+	rpcq__events__event__init(m);
+	m->id = arena_strdup(ar, r->id);
+	m->base_id = arena_strdup(ar, r->base_id);
+	m->event_id = arena_strdup(ar, r->event_id);
+	m->title = arena_strdup(ar, r->title);
+	m->starts_at = arena_strdup(ar, r->starts_at);
+	m->ends_at = arena_strdup(ar, r->ends_at);
+	m->min_price = arena_strdup(ar, r->min_price);
+	m->max_price = arena_strdup(ar, r->max_price);
+	m->sell_from = arena_strdup(ar, r->sell_from);
+	m->sell_to = arena_strdup(ar, r->sell_to);
+	m->sold_out = r->sold_out;
+	m->seq = r->seq;
+	if (!m->id || !m->base_id || !m->event_id || !m->title || !m->starts_at || !m->ends_at || !m->min_price ||
+	    !m->max_price || !m->sell_from || !m->sell_to)
+		return NULL;
+	return m;
+}
+
+/* Applies one message of seq (the next) to the index; st->lock held. */
+static void apply_locked(events_state *st, uint64_t seq, const uint8_t *payload, size_t len)
+{
+	Rpcq__Events__EventChanged *ch = rpcq__events__event_changed__unpack(NULL, len, payload);
+	event_rec r;
+	if (ch == NULL || ch->event == NULL || events_rec_of(ch->event, &r) != 0) {
+		log_error("events index: change %llu does not decode; skipped", (unsigned long long)seq);
+	} else {
+		r.seq = seq;
+		if (event_index_upsert(st->index, &r) != 0)
+			log_error("events index: out of memory applying change %llu", (unsigned long long)seq);
+	}
+	if (ch)
+		rpcq__events__event_changed__free_unpacked(ch, NULL);
+	st->applied = seq;
+	nng_cv_wake(st->applied_cv);
+}
+
+/* Queues the load or catch-up job unless one is under way; st->lock held. */
+static void catch_up_locked(events_state *st)
+{
+	if (st->catching_up || st->stopping)
+		return;
+	st->catching_up = 1;
+	st->job.run = follow_run;
+	if (server_submit(st->srv, &st->job) != 0)
+		st->catching_up = 0; /* the workers have stopped */
+}
+
+static void retry_cb(void *arg)
+{
+	events_state *st = arg;
+	if (nng_aio_result(st->retry) != 0)
+		return;
+	nng_mtx_lock(st->lock);
+	catch_up_locked(st);
+	nng_mtx_unlock(st->lock);
+}
+
+/* The publisher's listener: the live part of the log. Never blocks. */
+static void on_message(void *arg, const Rpcq__StreamMessage *m)
+{
+	events_state *st = arg;
+	if (strcmp(m->topic, EVENTS_TOPIC) != 0)
+		return;
+	nng_mtx_lock(st->lock);
+	if (m->seq > st->known)
+		st->known = m->seq;
+	if (st->loaded && !st->catching_up) {
+		if (m->seq == st->applied + 1)
+			apply_locked(st, m->seq, m->payload.data, m->payload.len);
+		else if (m->seq > st->applied + 1)
+			catch_up_locked(st);
+	}
+	nng_mtx_unlock(st->lock);
+}
+
+/* Loads every stored event into the index (events are never removed, so
+ * upserting a snapshot over what the index holds gives the snapshot's
+ * state) and sets the position to the log's seq of that snapshot. The rows
+ * are read without st->lock and applied under it: the publisher waits only
+ * for the upserts, not for the database. Blocks (the database). */
+static rpcq_status load(events_state *st, rpcq_error *err)
+{
+	dbconn *db = NULL;
+	PGresult *res = NULL;
+	rpcq_status result = pool_acquire(server_pool(st->srv), nng_clock() + 60000, &db, err);
+	if (result != RPCQ_OK)
+		return result;
+	dbconn_set_deadline(db, nng_clock() + 60000);
+	uint64_t seq = 0;
+	if ((result = db_command(db, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err)) != RPCQ_OK)
+		goto out;
+	if ((result = db_exec(db, &events_sql_last_seq, NULL, &res, err)) != RPCQ_OK)
+		goto out;
+	seq = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	res = NULL;
+	if ((result = db_exec(db, &events_sql_load, NULL, &res, err)) != RPCQ_OK)
+		goto out;
+	db_rollback(db); /* read only: nothing to keep */
+	int n = PQntuples(res);
+	nng_mtx_lock(st->lock);
+	for (int i = 0; i < n; i++) {
+		Rpcq__Events__Event m = RPCQ__EVENTS__EVENT__INIT;
+		m.id = PQgetvalue(res, i, 0);
+		m.base_id = PQgetvalue(res, i, 1);
+		m.event_id = PQgetvalue(res, i, 2);
+		m.title = PQgetvalue(res, i, 3);
+		m.starts_at = PQgetvalue(res, i, 4);
+		m.ends_at = PQgetvalue(res, i, 5);
+		m.sell_from = PQgetvalue(res, i, 6);
+		m.sell_to = PQgetvalue(res, i, 7);
+		m.min_price = PQgetvalue(res, i, 8);
+		m.max_price = PQgetvalue(res, i, 9);
+		m.sold_out = PQgetvalue(res, i, 10)[0] == 't';
+		m.seq = strtoull(PQgetvalue(res, i, 11), NULL, 10);
+		event_rec r;
+		if (events_rec_of(&m, &r) != 0 || event_index_upsert(st->index, &r) != 0) {
+			nng_mtx_unlock(st->lock);
+			result = rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory loading the events index");
+			goto out;
+		}
+	}
+	if (seq > st->applied)
+		st->applied = seq;
+	if (seq > st->known)
+		st->known = seq;
+	st->loaded = 1;
+	nng_cv_wake(st->applied_cv);
+	nng_mtx_unlock(st->lock);
+	log_info("events index: %d event(s) loaded, at change %llu", n, (unsigned long long)seq);
+	result = RPCQ_OK;
+out:
+	PQclear(res);
+	if (result != RPCQ_OK)
+		db_rollback(db);
+	pool_release(server_pool(st->srv), db);
+	return result;
+}
+
+static rpcq_status replay_input(void *arg, const ProtobufCMessageDescriptor *desc, arena *ar, ProtobufCMessage **out,
+				const char **message)
+{
+	(void)desc;
+	(void)ar;
+	(void)message;
+	*out = arg;
+	return RPCQ_OK;
+}
+
+/* One page of the log after st->applied, through call_run as any caller's
+ * Replay. 1 when messages were trimmed before being applied (reload). */
+static rpcq_status replay_page(events_state *st, arena *ar, int *trimmed, rpcq_error *err)
+{
+	Rpcq__ReplayRequest in = RPCQ__REPLAY_REQUEST__INIT;
+	in.topic = EVENTS_TOPIC;
+	nng_mtx_lock(st->lock);
+	in.after_seq = st->applied;
+	nng_mtx_unlock(st->lock);
+	Rpcq__Request req = RPCQ__REQUEST__INIT;
+	req.method = "/rpcq.Streams/Replay";
+	req.deadline_ms = REPLAY_DEADLINE_MS;
+	call_request rq = {.req = &req,
+			   .received = nng_clock(),
+			   .received_ns = call_clock_ns(),
+			   .decode = replay_input,
+			   .decode_arg = &in};
+	call_result res;
+	call_run(st->srv, ar, &rq, &res);
+	*trimmed = 0;
+	if (res.status == RPCQ_NOT_FOUND)
+		return RPCQ_OK; /* no change ever */
+	if (res.status != RPCQ_OK)
+		return rpcq_error_set(err, res.status, "%s", res.message);
+	const Rpcq__ReplayResponse *r = (const Rpcq__ReplayResponse *)res.output;
+	nng_mtx_lock(st->lock);
+	if (r->last_seq > st->known)
+		st->known = r->last_seq;
+	for (size_t i = 0; i < r->n_messages; i++) {
+		const Rpcq__StreamMessage *m = r->messages[i];
+		if (m->seq <= st->applied)
+			continue;
+		if (m->seq != st->applied + 1) {
+			*trimmed = 1;
+			break;
+		}
+		apply_locked(st, m->seq, m->payload.data, m->payload.len);
+	}
+	nng_mtx_unlock(st->lock);
+	return RPCQ_OK;
+}
+
+/* The follower's job: load when not loaded, else catch up one page; again
+ * while behind, or in a second after a failure. */
+static void follow_run(server_job *job, arena *ar)
+{
+	events_state *st = (events_state *)((char *)job - offsetof(events_state, job));
+	rpcq_error err;
+	rpcq_status s = RPCQ_OK;
+	nng_mtx_lock(st->lock);
+	int loaded = st->loaded;
+	nng_mtx_unlock(st->lock);
+	if (!loaded) {
+		s = load(st, &err);
+	} else {
+		int trimmed = 0;
+		if ((s = replay_page(st, ar, &trimmed, &err)) == RPCQ_OK && trimmed) {
+			log_warn("events index: changes were trimmed from the log before this process applied "
+				 "them; loading again");
+			nng_mtx_lock(st->lock);
+			st->loaded = 0;
+			nng_mtx_unlock(st->lock);
+		}
+	}
+	nng_mtx_lock(st->lock);
+	st->catching_up = 0;
+	if (s != RPCQ_OK) {
+		if (!st->stopping) {
+			log_warn("events index: %s; retrying in %d ms", err.message, RETRY_MS);
+			nng_sleep_aio(RETRY_MS, st->retry);
+		}
+	} else if (!st->loaded || st->known > st->applied) {
+		catch_up_locked(st);
+	}
+	nng_mtx_unlock(st->lock);
+}
+
+rpcq_status events_follow_start(events_state *st, rpcq_error *err)
+{
+	if (nng_mtx_alloc(&st->lock) != 0 || nng_cv_alloc(&st->applied_cv, st->lock) != 0 ||
+	    nng_aio_alloc(&st->retry, retry_cb, st) != 0 || (st->index = event_index_create()) == NULL)
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+	if (publisher_add_listener(server_publisher(st->srv), on_message, st) != 0)
+		return rpcq_error_set(err, RPCQ_INTERNAL, "the stream publisher has no room for another listener");
+	st->listening = 1;
+	/* The load runs on a worker once they start: start-up never waits on
+	 * the database, and searches answer UNAVAILABLE until it is done. */
+	nng_mtx_lock(st->lock);
+	catch_up_locked(st);
+	nng_mtx_unlock(st->lock);
+	return RPCQ_OK;
+}
+
+void events_follow_stop(events_state *st)
+{
+	if (st->listening)
+		publisher_remove_listener(server_publisher(st->srv), on_message, st);
+	if (st->lock) {
+		nng_mtx_lock(st->lock);
+		st->stopping = 1;
+		nng_mtx_unlock(st->lock);
+	}
+	if (st->retry) {
+		nng_aio_stop(st->retry);
+		nng_aio_free(st->retry);
+	}
+	event_index_destroy(st->index);
+	if (st->applied_cv)
+		nng_cv_free(st->applied_cv);
+	if (st->lock)
+		nng_mtx_free(st->lock);
+}
+
+int events_follow_wait(events_state *st, uint64_t seq, nng_time deadline)
+{
+	nng_mtx_lock(st->lock);
+	while (!(st->loaded && st->applied >= seq)) {
+		if (nng_cv_until(st->applied_cv, deadline) == NNG_ETIMEDOUT)
+			break;
+	}
+	int ok = st->loaded && st->applied >= seq;
+	nng_mtx_unlock(st->lock);
+	return ok;
+}
+
+int events_follow_ready(events_state *st)
+{
+	nng_mtx_lock(st->lock);
+	int ok = st->loaded;
+	nng_mtx_unlock(st->lock);
+	return ok;
+}

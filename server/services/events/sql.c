@@ -1,0 +1,67 @@
+/* The SQL of the events service (sql.h). */
+#include "sql.h"
+
+#define TS(col) "to_char(" col ", 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+
+const db_stmt events_sql_try_lock = {"events_try_lock", "SELECT pg_try_advisory_xact_lock(" EVENTS_FETCH_LOCK_KEY ")",
+				     0};
+
+const db_stmt events_sql_lock = {"events_lock", "SELECT pg_advisory_xact_lock(" EVENTS_FETCH_LOCK_KEY ")", 0};
+
+const db_stmt events_sql_claim_due = {
+	"events_claim_due",
+	"UPDATE events_fetch_state SET last_started_at = now()"
+	" WHERE last_started_at IS NULL OR last_started_at <= now() - make_interval(secs => $1::int4)"
+	" RETURNING 1",
+	1,
+};
+
+const db_stmt events_sql_claim_now = {"events_claim_now", "UPDATE events_fetch_state SET last_started_at = now()", 0};
+
+const db_stmt events_sql_fetched = {
+	"events_fetched",
+	"UPDATE events_fetch_state SET last_finished_at = now(), last_ok_at = now(), last_error = NULL,"
+	" consecutive_failures = 0",
+	0,
+};
+
+const db_stmt events_sql_last_seq = {
+	"events_last_seq",
+	"SELECT coalesce((SELECT last_seq FROM stream_topics WHERE topic = 'events.changed'), 0)",
+	0,
+};
+
+const db_stmt events_sql_load = {
+	"events_load",
+	"SELECT id::text, base_id, event_id, title, " TS("starts_at") ", " TS(
+		"ends_at") ","
+			   " coalesce(" TS("sell_from") ", ''), coalesce(" TS(
+				   "sell_to") ", ''),"
+					      " coalesce(min_price::text, ''), coalesce(max_price::text, ''), "
+					      "sold_out, seq"
+					      " FROM events",
+	0,
+};
+
+const db_stmt events_sql_upsert = {
+	"events_upsert",
+	"INSERT INTO events AS e (id, base_id, event_id, title, starts_at, ends_at, sell_from, sell_to,"
+	" min_price, max_price, sold_out, seq)"
+	" SELECT id, base_id, event_id, title, starts_at, ends_at, sell_from, sell_to, min_price, max_price,"
+	" sold_out, seq FROM events_stage"
+	" ON CONFLICT (id) DO UPDATE SET title = excluded.title, starts_at = excluded.starts_at,"
+	" ends_at = excluded.ends_at, sell_from = excluded.sell_from, sell_to = excluded.sell_to,"
+	" min_price = excluded.min_price, max_price = excluded.max_price, sold_out = excluded.sold_out,"
+	" seq = excluded.seq, updated_at = now()",
+	0,
+};
+
+const char events_sql_stage_create[] =
+	"CREATE TEMP TABLE IF NOT EXISTS events_stage (id uuid, base_id text, event_id text, title text,"
+	" starts_at timestamp, ends_at timestamp, sell_from timestamp, sell_to timestamp, min_price numeric,"
+	" max_price numeric, sold_out boolean, seq bigint) ON COMMIT DELETE ROWS";
+
+const char events_sql_stage_copy[] = "COPY events_stage (id, base_id, event_id, title, starts_at, ends_at, sell_from,"
+				     " sell_to, min_price, max_price, sold_out, seq) FROM STDIN";
+
+const char events_sql_stage_clear[] = "DELETE FROM events_stage";

@@ -1,0 +1,37 @@
+/*
+ * The SQL of the events service, one db_stmt per statement (db/db.h), all in
+ * sql.c next to the schema (db/migrations/0003_events.sql). Times travel as
+ * "YYYY-MM-DDTHH:MM:SS" text, prices as numeric text, ids as UUID text.
+ */
+#ifndef RPCQ_EVENTS_SQL_H
+#define RPCQ_EVENTS_SQL_H
+
+#include "db/db.h"
+
+/* Advisory lock key of "one provider fetch at a time across processes". */
+#define EVENTS_FETCH_LOCK_KEY "7401002"
+
+/* -> pg_try_advisory_xact_lock */
+extern const db_stmt events_sql_try_lock;
+/* waits for the lock (bounded by the statement deadline) */
+extern const db_stmt events_sql_lock;
+/* interval_s -> one row when a scheduled fetch is due (and claims it) */
+extern const db_stmt events_sql_claim_due;
+/* claims a fetch on demand */
+extern const db_stmt events_sql_claim_now;
+/* a fetch applied */
+extern const db_stmt events_sql_fetched;
+/* -> last_seq of events.changed (0 when none) */
+extern const db_stmt events_sql_last_seq;
+/* -> every event: id, base_id, event_id, title, starts_at, ends_at,
+ *    sell_from, sell_to, min_price, max_price, sold_out, seq */
+extern const db_stmt events_sql_load;
+/* events_stage -> events */
+extern const db_stmt events_sql_upsert;
+
+/* Statements run as text (not prepared: a temporary table). */
+extern const char events_sql_stage_create[];
+extern const char events_sql_stage_copy[];
+extern const char events_sql_stage_clear[];
+
+#endif

@@ -13,7 +13,7 @@ function(rpcq_add_test name)
   set_tests_properties(${name} PROPERTIES
     TIMEOUT ${T_TIMEOUT}
     LABELS "${T_LABELS}"
-    ENVIRONMENT "RPCQ_SOURCE_DIR=${CMAKE_SOURCE_DIR};RPCQ_SHARED_DIR=${CMAKE_SOURCE_DIR}/../shared;RPCQD=$<TARGET_FILE:rpcqd>;RPCQ_CLI=$<TARGET_FILE:rpcq_cli>;CMOCKA_MESSAGE_OUTPUT=stdout")
+    ENVIRONMENT "RPCQ_SOURCE_DIR=${CMAKE_SOURCE_DIR};RPCQ_SHARED_DIR=${CMAKE_SOURCE_DIR}/../shared;RPCQD=$<TARGET_FILE:rpcqd>;RPCQ_CLI=$<TARGET_FILE:rpcq_cli>;PROVIDER_SIM=$<TARGET_FILE:provider-sim>;CMOCKA_MESSAGE_OUTPUT=stdout")
 endfunction()
 
 #   rpcq_add_fuzz(name SOURCES ... [LIBS ...]): a libFuzzer target (RPCQ_FUZZ=ON, clang).

@@ -307,7 +307,7 @@ static void XMLCALL on_start(void *data, const XML_Char *name, const XML_Char **
 	feed_parser *p = data;
 	p->depth++;
 	if (p->rc != FEED_OK)
-		return; /* expat may still call after a stop (an empty element's end) */
+		return; /* stopped: expat may still call back (an empty element), nothing more is read */
 	if (p->depth == 1) {
 		if (strcmp(name, vocab_event.root) == 0) {
 			p->vocab = &vocab_event;

@@ -32,7 +32,7 @@ void event_index_destroy(event_index *ix);
 /* Inserts rec, or replaces the event with rec->id (its position follows a
  * changed starts_at). Copies everything. O(log n). Returns 0, -1 when out
  * of memory (the index is unchanged). Writer only. */
-int event_index_upsert(event_index *ix, const event_rec *rec);
+int event_index_upsert(event_index *ix, const event_rec *rec) __attribute__((warn_unused_result));
 
 /* Calls fn, under the read lock, for each event with starts_at >= from and
  * ends_at <= to (NULL or "": no bound), in (starts_at, id) order, starting

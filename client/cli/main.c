@@ -21,6 +21,7 @@ static const struct command commands[] = {
 	{"health", cli_health, "check the server and its database"},
 	{"subscribe", cli_subscribe, "print stream messages as JSON lines"},
 	{"vesting", cli_vesting, "vesting schedules: compute a file, append to and query ledgers"},
+	{"events", cli_events, "events of the ticketing provider: search, get, sync, changes"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -80,6 +80,8 @@
 /* Per-subscriber send queue of the PUB socket, in messages: bursts up to
  * this size reach a subscriber that reads steadily. */
 #define PUB_SENDBUF 1024
+/* How long publisher_create waits for the first look at the topics. */
+#define PUBLISHER_START_WAIT_MS 5000
 /* Two processes trimming at once would only wait on each other. */
 #define TRIM_LOCK_KEY "7401001"
 
@@ -120,6 +122,7 @@ struct publisher {
 	atomic_ullong published;
 	uint64_t dropped;
 	atomic_uint subscribers; /* SUB connections */
+	atomic_int started;	 /* the first cycle found the topics, or the database was not there */
 
 	/* In-process listeners (publisher_add_listener), under listeners_lock. */
 	pthread_mutex_t listeners_lock;
@@ -556,6 +559,7 @@ static void *run(void *arg)
 		if (p->pg == NULL) {
 			db_connect(p);
 			if (p->pg == NULL) {
+				atomic_store(&p->started, 1);
 				p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : BACKOFF_MIN_MS;
 				if (p->backoff_ms > BACKOFF_MAX_MS)
 					p->backoff_ms = BACKOFF_MAX_MS;
@@ -571,6 +575,7 @@ static void *run(void *arg)
 			PQfreemem(nt);
 		if (find_changed(p) == 0)
 			publish_pending(p);
+		atomic_store(&p->started, 1);
 		if (p->pg != NULL && nng_clock() >= p->next_trim) {
 			trim(p);
 			p->next_trim = nng_clock() + PUBLISHER_TRIM_MS;
@@ -681,6 +686,14 @@ rpcq_status publisher_create(publisher **out, const rpcq_config *cfg, rpcq_error
 		goto fail;
 	}
 	p->thread_started = 1;
+	/* Topics that exist when the publisher first looks are published from
+	 * their end, later ones from their beginning: let that first look
+	 * happen before this process serves (and its services append), or the
+	 * first messages of a topic created meanwhile would count as history.
+	 * Bounded: a database that is not there does not hold up the start. */
+	nng_time until = nng_clock() + PUBLISHER_START_WAIT_MS;
+	while (!atomic_load(&p->started) && nng_clock() < until)
+		nng_msleep(2);
 	*out = p;
 	return RPCQ_OK;
 fail:

@@ -91,12 +91,14 @@ int datetime_local_parse(const char *s, char out[20])
 	return 0;
 }
 
-/* A zone suffix at s: "", "Z", "z", "+HH", "+HH:MM", "+HHMM" (or '-'). */
+/* A zone suffix at s: "", "Z", "z", "+HH", "+HH:MM", "+HHMM" (or '-').
+ * A space for the '+' is taken as the '+': a query string's unencoded '+'
+ * ("...T21:00:00+02:00", as curl and browsers send it) decodes to one. */
 static int parse_zone(const char *s, char *why, size_t errlen)
 {
 	if (s[0] == '\0' || ((s[0] == 'Z' || s[0] == 'z') && s[1] == '\0'))
 		return 0;
-	if (s[0] != '+' && s[0] != '-')
+	if (s[0] != '+' && s[0] != '-' && s[0] != ' ')
 		goto shape;
 	long h = digits(s + 1, 2), m = 0;
 	const char *rest = s + 3;
@@ -112,7 +114,8 @@ static int parse_zone(const char *s, char *why, size_t errlen)
 		goto shape; /* "+02:" */
 	}
 	if (h > 23 || m > 59)
-		return say(why, errlen, "zone offset %c%02u:%02u is out of range", s[0], (unsigned)h, (unsigned)m);
+		return say(why, errlen, "zone offset %c%02u:%02u is out of range", s[0] == '-' ? '-' : '+', (unsigned)h,
+			   (unsigned)m);
 	return 0;
 shape:
 	return say(why, errlen, "%s", bound_example);

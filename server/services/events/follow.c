@@ -328,6 +328,13 @@ void events_follow_stop(events_state *st)
 int events_follow_wait(events_state *st, uint64_t seq, nng_time deadline)
 {
 	nng_mtx_lock(st->lock);
+	/* The caller read seq from the log: if the publisher never delivers
+	 * it (it began following after seq was written), Replay it rather
+	 * than wait for a message that is not coming. */
+	if (seq > st->known)
+		st->known = seq;
+	if (st->loaded && st->applied < seq)
+		catch_up_locked(st);
 	while (!(st->loaded && st->applied >= seq)) {
 		if (nng_cv_until(st->applied_cv, deadline) == NNG_ETIMEDOUT)
 			break;

@@ -424,6 +424,10 @@ rpcq_status events_sync(call *c, const ProtobufCMessage *in, ProtobufCMessage **
 	nng_mtx_unlock(st->fetch_lock);
 	if (s != RPCQ_OK)
 		return call_fail_err(c, s, &err);
+	/* Read your writes: reply once this process's index holds what the
+	 * fetch wrote, so a Search right after Sync sees it. */
+	nng_time wait = nng_clock() + INDEX_WAIT_MS;
+	(void)events_follow_wait(st, f.last_seq, wait < call_deadline(c) ? wait : call_deadline(c));
 	r->created = f.created;
 	r->updated = f.updated;
 	r->unchanged = f.unchanged;

@@ -153,6 +153,9 @@ static void test_search_bounds_keep_the_wall_clock_and_drop_zone_and_fraction(vo
 	assert_bound("2017-07-21T17:32Z", "2017-07-21T17:32:00");
 	assert_bound("2017-07-21", "2017-07-21T00:00:00");
 	assert_bound("2024-02-29T00:00:00", "2024-02-29T00:00:00");
+	/* An unencoded '+' in a query string arrives as a space. */
+	assert_bound("2017-07-21T17:32:28 02:00", "2017-07-21T17:32:28");
+	assert_bound("2017-07-21 17:32:28 0200", "2017-07-21T17:32:28");
 }
 
 static void test_bad_search_bounds_say_what_is_wrong(void **state)
@@ -167,6 +170,7 @@ static void test_bad_search_bounds_say_what_is_wrong(void **state)
 	assert_bad_bound("2021-01-01T23:60", "minute 60 is out of range");
 	assert_bad_bound("2021-01-01T23:59:60Z", "second 60 is out of range");
 	assert_bad_bound("2021-01-01T10:00:00+24:00", "zone offset +24:00 is out of range");
+	assert_bad_bound("2021-01-01T10:00:00 24:00", "zone offset +24:00 is out of range");
 	assert_bad_bound("2021-01-01T10:00:00-05:60", "zone offset -05:60 is out of range");
 	assert_bad_bound("", shape);
 	assert_bad_bound("yesterday", shape);

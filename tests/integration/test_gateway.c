@@ -1490,6 +1490,55 @@ static void test_several_http_urls_all_serve(void **state)
 	assert_int_equal(harness_server_stop(&s3), 0);
 }
 
+static void test_an_https_url_serves_calls_with_the_tls_certificate(void **state)
+{
+	(void)state;
+	char cert[300], key[300];
+	snprintf(cert, sizeof(cert), "%s/gw.crt", pg.dir);
+	snprintf(key, sizeof(key), "%s/gw.key", pg.dir);
+	const char *openssl[] = {"openssl",  "req",
+				 "-x509",    "-newkey",
+				 "rsa:2048", "-nodes",
+				 "-days",    "2",
+				 "-subj",    "/CN=127.0.0.1",
+				 "-addext",  "subjectAltName=IP:127.0.0.1",
+				 "-keyout",  key,
+				 "-out",     cert,
+				 NULL};
+	assert_int_equal(harness_run(openssl, NULL, NULL, NULL, 30000), 0);
+	char url[64], http[80], cert_flag[320], key_flag[320];
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d", harness_free_port());
+	snprintf(http, sizeof(http), "--http=%s", url);
+	snprintf(cert_flag, sizeof(cert_flag), "--tls-cert=%s", cert);
+	snprintf(key_flag, sizeof(key_flag), "--tls-key=%s", key);
+	const char *args[] = {http, cert_flag, key_flag, NULL};
+	harness_server s3;
+	harness_server_start(&s3, &pg, args);
+	/* curl verifies the certificate against the file given: a real TLS client. */
+	char target[128];
+	snprintf(target, sizeof(target), "%s/rpc/rpcq.Health/Echo", url);
+	const char *curl[] = {"curl",	    "-sS",
+			      "--max-time", "10",
+			      "--cacert",   cert,
+			      "-H",	    "Content-Type: application/json",
+			      "--data",	    "{\"payload\":\"c2VhbGVk\"}",
+			      target,	    NULL};
+	char *out = NULL, *err = NULL;
+	int64_t until = now_ms() + 5000;
+	int rc;
+	while ((rc = harness_run(curl, NULL, &out, &err, 15000)) != 0 && now_ms() < until) {
+		free(out);
+		free(err);
+		out = err = NULL;
+		nng_msleep(100);
+	}
+	if (rc != 0 || out == NULL || strcmp(out, "{\"payload\":\"c2VhbGVk\"}") != 0)
+		fail_msg("curl over https: exit %d, out %s, err %s", rc, out ? out : "", err ? err : "");
+	free(out);
+	free(err);
+	assert_int_equal(harness_server_stop(&s3), 0);
+}
+
 /* ---- Server-Sent Events ---- */
 
 static harness_sse *sse_open(const harness_server *s, const char *path, const char *last_event_id)
@@ -1977,6 +2026,7 @@ int main(void)
 		cmocka_unit_test(test_expect_100_continue_and_chunked_bodies_are_served),
 		cmocka_unit_test(test_concurrent_http_calls_each_get_their_own_reply),
 		cmocka_unit_test(test_several_http_urls_all_serve),
+		cmocka_unit_test(test_an_https_url_serves_calls_with_the_tls_certificate),
 		cmocka_unit_test(test_healthz_is_200_ok),
 		cmocka_unit_test(test_metrics_parse_as_prometheus_text_with_every_family),
 		cmocka_unit_test(test_metrics_count_nng_and_http_calls_on_one_path),

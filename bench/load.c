@@ -6,6 +6,8 @@
  * line of key=value pairs that bench/run-echo.sh turns into a table row.
  *
  *   rpcq-load rpcq --url URL [-c N] [-d S] [-p BYTES]   calls through librpcq
+ *   rpcq-load rpcq --url URL --method NAME --json '{...}' [-c N] [-d S]
+ *                                                        any unary method
  *   rpcq-load raw  --url URL [-c N] [-d S] [-p BYTES]   bare nng REQ contexts
  *   rpcq-load raw-server --listen URL [--contexts N]    bare nng REP echo
  *
@@ -15,6 +17,14 @@
  * receive size limit), and the raw server answers from nng's callbacks with
  * as many contexts as rpcqd keeps outstanding by default (128). The rpcq side
  * shares one rpcq_client across all callers, as an application would.
+ *
+ * With --method (rpcq mode only), every call is that method instead of Echo:
+ * the request is the --json text transcoded once, at start, with
+ * rpcq_json_to_payload through rpcq_method_find's descriptors, and sent with
+ * rpcq_call_raw; a call counts when it answers OK with a reply that decodes
+ * as the method's output type (checked on the first reply). The line then
+ * ends with method= and reply_bytes= (of the first reply); payload= is the
+ * request's size. bench/run-events-search.sh compares Search with Echo so.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -48,6 +58,11 @@ typedef struct options {
 	double seconds;
 	double warmup;
 	size_t payload;
+	const char *method;	      /* NULL: Echo */
+	const rpcq_method_info *info; /* of method */
+	const void *request;	      /* method's input, serialized */
+	size_t request_len;
+	atomic_size_t reply_bytes; /* of the first reply to method */
 } options;
 
 /* Latencies of one caller, in nanoseconds, grown by doubling. */
@@ -58,7 +73,7 @@ typedef struct samples {
 
 typedef struct caller {
 	pthread_t thread;
-	const options *opt;
+	options *opt;
 	rpcq_client *client; /* MODE_RPCQ: shared by all callers */
 	nng_socket sock;     /* MODE_RAW: shared by all callers */
 	samples lat;
@@ -162,6 +177,42 @@ static void *rpcq_caller(void *arg)
 	return NULL;
 }
 
+/* Calls of opt->method with its serialized request. The first OK reply is
+ * checked to decode as the method's output type. */
+static void *method_caller(void *arg)
+{
+	caller *c = arg;
+	options *opt = c->opt;
+	while (!atomic_load(&stopping)) {
+		int counted = atomic_load(&measuring);
+		uint64_t t0 = now_ns();
+		void *out = NULL;
+		size_t out_len = 0;
+		rpcq_error err;
+		int ok = 0;
+		if (rpcq_call_raw(c->client, opt->info->full_name, opt->request, opt->request_len, &out, &out_len, NULL,
+				  &err) != RPCQ_OK) {
+			if (counted)
+				note_error(c, "%s: %s", rpcq_status_name(err.code), err.message);
+		} else {
+			ok = 1;
+			size_t none = 0;
+			if (atomic_compare_exchange_strong(&opt->reply_bytes, &none, out_len + 1)) {
+				ProtobufCMessage *m = protobuf_c_message_unpack(opt->info->output, NULL, out_len,
+										(const uint8_t *)out);
+				ok = m != NULL;
+				if (m == NULL)
+					note_error(c, "the reply does not decode as %s", opt->info->output->name);
+				else
+					protobuf_c_message_free_unpacked(m, NULL);
+			}
+			rpcq_free(out);
+		}
+		record(c, t0, counted, ok);
+	}
+	return NULL;
+}
+
 static void *raw_caller(void *arg)
 {
 	caller *c = arg;
@@ -243,7 +294,7 @@ static uint64_t percentile(const uint64_t *v, size_t n, double p)
 	return v[rank - 1];
 }
 
-static int run_load(const options *opt)
+static int run_load(options *opt)
 {
 	int result = 1;
 	rpcq_client *client = NULL;
@@ -280,7 +331,8 @@ static int run_load(const options *opt)
 		c->opt = opt;
 		c->client = client;
 		c->sock = sock;
-		if (pthread_create(&c->thread, NULL, opt->mode == MODE_RPCQ ? rpcq_caller : raw_caller, c) != 0) {
+		void *(*run)(void *) = opt->mode == MODE_RAW ? raw_caller : opt->method ? method_caller : rpcq_caller;
+		if (pthread_create(&c->thread, NULL, run, c) != 0) {
 			fprintf(stderr, "rpcq-load: cannot start caller thread %d\n", started);
 			atomic_store(&stopping, 1);
 			goto join;
@@ -322,9 +374,15 @@ join:
 	qsort(all, n, sizeof *all, cmp_u64);
 	double elapsed = (double)(t1 - t0) / 1e9;
 	printf("mode=%s callers=%d payload=%zu seconds=%.2f calls=%zu calls_per_s=%.0f p50_us=%.1f p99_us=%.1f "
-	       "errors=%" PRIu64 "\n",
-	       opt->mode == MODE_RPCQ ? "rpcq" : "raw", opt->callers, opt->payload, elapsed, n, (double)n / elapsed,
-	       (double)percentile(all, n, 50) / 1e3, (double)percentile(all, n, 99) / 1e3, errors);
+	       "errors=%" PRIu64,
+	       opt->mode == MODE_RPCQ ? "rpcq" : "raw", opt->callers, opt->method ? opt->request_len : opt->payload,
+	       elapsed, n, (double)n / elapsed, (double)percentile(all, n, 50) / 1e3,
+	       (double)percentile(all, n, 99) / 1e3, errors);
+	if (opt->method) {
+		size_t rb = atomic_load(&opt->reply_bytes);
+		printf(" method=%s reply_bytes=%zu", opt->info->full_name, rb ? rb - 1 : 0);
+	}
+	printf("\n");
 	if (errors) {
 		fprintf(stderr, "rpcq-load: %" PRIu64 " failed calls; first: %s\n", errors, first_error);
 		result = 1;
@@ -439,13 +497,17 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: rpcq-load rpcq|raw --url URL [-c CALLERS] [-d SECONDS] [-w WARMUP] [-p BYTES]\n"
+		"       rpcq-load rpcq --url URL --method NAME --json '{...}' [-c CALLERS] [-d SECONDS] [-w WARMUP]\n"
 		"       rpcq-load raw-server --listen URL [--contexts N]\n"
 		"  rpcq        closed-loop calls of rpcq.Health/Echo through one shared rpcq_client\n"
 		"  raw         the same load over bare nng REQ contexts (against raw-server)\n"
 		"  raw-server  an nng REP echo answering from N contexts (default 128) until SIGTERM\n"
 		"  -c callers (default 1, at most %d), -d measured seconds (default 5),\n"
 		"  -w warm-up seconds, not measured (default 1), -p payload bytes (default 200)\n"
-		"Prints one line: mode= callers= payload= seconds= calls= calls_per_s= p50_us= p99_us= errors=\n",
+		"  --method NAME (\"pkg.Service/Method\") --json TEXT: call that method with that request\n"
+		"  (proto3 JSON) instead of Echo; payload= is then the request's bytes\n"
+		"Prints one line: mode= callers= payload= seconds= calls= calls_per_s= p50_us= p99_us= errors=\n"
+		"(and method= reply_bytes= with --method)\n",
 		MAX_CALLERS);
 }
 
@@ -471,6 +533,7 @@ int main(int argc, char **argv)
 	}
 	options opt = {.callers = 1, .seconds = 5, .warmup = 1, .payload = 200};
 	const char *listen = NULL;
+	const char *json = NULL;
 	int contexts = 128;
 	int server = strcmp(argv[1], "raw-server") == 0;
 	if (strcmp(argv[1], "rpcq") == 0) {
@@ -489,6 +552,10 @@ int main(int argc, char **argv)
 			opt.url = v;
 		} else if (strcmp(a, "--listen") == 0 && v) {
 			listen = v;
+		} else if (strcmp(a, "--method") == 0 && v) {
+			opt.method = v;
+		} else if (strcmp(a, "--json") == 0 && v) {
+			json = v;
 		} else if (strcmp(a, "-c") == 0 || strcmp(a, "--callers") == 0) {
 			if ((x = number(a, v, 1, MAX_CALLERS)) < 0)
 				return 2;
@@ -527,5 +594,25 @@ int main(int argc, char **argv)
 		fprintf(stderr, "rpcq-load: %s needs --url URL\n", argv[1]);
 		return 2;
 	}
-	return run_load(&opt);
+	if ((opt.method != NULL) != (json != NULL) || (opt.method != NULL && opt.mode != MODE_RPCQ)) {
+		fprintf(stderr, "rpcq-load: --method and --json go together, in rpcq mode only\n");
+		return 2;
+	}
+	void *request = NULL;
+	if (opt.method) {
+		if ((opt.info = rpcq_method_find(opt.method)) == NULL) {
+			fprintf(stderr, "rpcq-load: no method \"%s\" (pkg.Service/Method)\n", opt.method);
+			return 2;
+		}
+		rpcq_error err;
+		if (rpcq_json_to_payload(opt.info->input, json, strlen(json), &request, &opt.request_len, &err) !=
+		    RPCQ_OK) {
+			fprintf(stderr, "rpcq-load: --json is not a %s: %s\n", opt.info->input->name, err.message);
+			return 2;
+		}
+		opt.request = request;
+	}
+	int rc = run_load(&opt);
+	rpcq_free(request);
+	return rc;
 }

@@ -470,6 +470,8 @@ static void tree_replace(tree *t, const event_rec *old, event_rec *r)
 {
 	cursor c = tree_seek(t, old->starts_at, old->id, 0);
 	assert(c.l != NULL && c.l->e[c.i].r == old);
+	if (c.l == NULL) /* the hash map and the tree disagree: never */
+		return;
 	entry_set(&c.l->e[c.i], r);
 }
 

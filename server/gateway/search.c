@@ -48,6 +48,9 @@ static void put(struct out *o, const char *s, size_t n)
 	o->len += n;
 }
 
+/* A string literal, its length known at compile time. */
+#define PUT_LIT(o, lit) put(o, lit, sizeof(lit) - 1)
+
 static void puts_(struct out *o, const char *s)
 {
 	put(o, s, strlen(s));
@@ -73,17 +76,26 @@ static void put_string(struct out *o, const char *s)
 	put(o, "\"", 1);
 }
 
-/* "2021-06-30T21:00:00" -> "start_date":"2021-06-30","start_time":"21:00:00" */
+/* "2021-06-30T21:00:00" -> "start_date":"2021-06-30","start_time":"21:00:00"
+ * (by hand: snprintf was an eighth of a request's CPU). */
 static void put_when(struct out *o, const char *name, const char *t)
 {
-	char buf[96];
+	size_t n = strlen(name);
+	put(o, "\"", 1);
+	put(o, name, n);
 	if (strlen(t) != 19) {
-		snprintf(buf, sizeof(buf), "\"%s_date\":null,\"%s_time\":null", name, name);
-		puts_(o, buf);
+		PUT_LIT(o, "_date\":null,\"");
+		put(o, name, n);
+		PUT_LIT(o, "_time\":null");
 		return;
 	}
-	snprintf(buf, sizeof(buf), "\"%s_date\":\"%.10s\",\"%s_time\":\"%.8s\"", name, t, name, t + 11);
-	puts_(o, buf);
+	PUT_LIT(o, "_date\":\"");
+	put(o, t, 10);
+	PUT_LIT(o, "\",\"");
+	put(o, name, n);
+	PUT_LIT(o, "_time\":\"");
+	put(o, t + 11, 8);
+	put(o, "\"", 1);
 }
 
 static void put_price(struct out *o, const char *name, const char *v)

@@ -57,27 +57,45 @@ int events_rec_of(const Rpcq__Events__Event *m, event_rec *r)
 	return 0;
 }
 
+/* A search copies every event it returns, under the index's read lock:
+ * one arena block per event (the message, then its strings), the fixed-size
+ * fields copied whole, so that a twenty-event reply costs twenty
+ * allocations rather than two hundred (perf: the copies were a quarter of
+ * a /search request's CPU). */
 Rpcq__Events__Event *events_message_of(arena *ar, const event_rec *r)
 {
-	Rpcq__Events__Event *m = arena_alloc(ar, sizeof(*m));
+	size_t nb = strlen(r->base_id) + 1, ne = strlen(r->event_id) + 1, nt = strlen(r->title) + 1;
+	size_t fixed = sizeof(r->id) + sizeof(r->starts_at) + sizeof(r->ends_at) + sizeof(r->min_price) +
+		       sizeof(r->max_price) + sizeof(r->sell_from) + sizeof(r->sell_to);
+	Rpcq__Events__Event *m = arena_alloc(ar, sizeof(*m) + fixed + nb + ne + nt);
 	if (m == NULL)
 		return NULL;
 	rpcq__events__event__init(m);
-	m->id = arena_strdup(ar, r->id);
-	m->base_id = arena_strdup(ar, r->base_id);
-	m->event_id = arena_strdup(ar, r->event_id);
-	m->title = arena_strdup(ar, r->title);
-	m->starts_at = arena_strdup(ar, r->starts_at);
-	m->ends_at = arena_strdup(ar, r->ends_at);
-	m->min_price = arena_strdup(ar, r->min_price);
-	m->max_price = arena_strdup(ar, r->max_price);
-	m->sell_from = arena_strdup(ar, r->sell_from);
-	m->sell_to = arena_strdup(ar, r->sell_to);
+	char *p = (char *)(m + 1);
+#define COPY_FIXED(field)                              \
+	do {                                           \
+		memcpy(p, r->field, sizeof(r->field)); \
+		m->field = p;                          \
+		p += sizeof(r->field);                 \
+	} while (0)
+	COPY_FIXED(id);
+	COPY_FIXED(starts_at);
+	COPY_FIXED(ends_at);
+	COPY_FIXED(min_price);
+	COPY_FIXED(max_price);
+	COPY_FIXED(sell_from);
+	COPY_FIXED(sell_to);
+#undef COPY_FIXED
+	memcpy(p, r->base_id, nb);
+	m->base_id = p;
+	p += nb;
+	memcpy(p, r->event_id, ne);
+	m->event_id = p;
+	p += ne;
+	memcpy(p, r->title, nt);
+	m->title = p;
 	m->sold_out = r->sold_out;
 	m->seq = r->seq;
-	if (!m->id || !m->base_id || !m->event_id || !m->title || !m->starts_at || !m->ends_at || !m->min_price ||
-	    !m->max_price || !m->sell_from || !m->sell_to)
-		return NULL;
 	return m;
 }
 

@@ -316,6 +316,32 @@ out:
 	log_set_request_id(NULL);
 }
 
+static rpcq_status given_input(void *arg, const ProtobufCMessageDescriptor *desc, arena *ar, ProtobufCMessage **out,
+			       const char **message)
+{
+	(void)ar;
+	if (((ProtobufCMessage *)arg)->descriptor != desc) {
+		*message = "an in-process caller passed the wrong input type";
+		return RPCQ_INTERNAL;
+	}
+	*out = arg;
+	return RPCQ_OK;
+}
+
+void call_run_message(server *srv, arena *ar, const char *method, uint32_t deadline_ms, nng_time received,
+		      uint64_t received_ns, ProtobufCMessage *in, call_result *res)
+{
+	Rpcq__Request req = RPCQ__REQUEST__INIT;
+	req.method = (char *)method;
+	req.deadline_ms = deadline_ms;
+	call_request rq = {.req = &req, .received = received, .received_ns = received_ns};
+	if (in != NULL) {
+		rq.decode = given_input;
+		rq.decode_arg = in;
+	}
+	call_run(srv, ar, &rq, res);
+}
+
 nng_msg *call_execute(server *srv, arena *ar, const void *data, size_t len, nng_time received, uint64_t received_ns,
 		      call_result *res)
 {

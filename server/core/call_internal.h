@@ -47,6 +47,14 @@ typedef struct call_result {
  * a status. Blocks (the handler). */
 void call_run(server *srv, arena *ar, const call_request *rq, call_result *res);
 
+/* call_run for a caller inside rpcqd (the gateway's own routes, the
+ * followers of the log): method with an input message already built
+ * (NULL: the method's empty input), a deadline of deadline_ms from
+ * received. The same dispatch, drain, deadline, logging and counters as any
+ * call. */
+void call_run_message(server *srv, arena *ar, const char *method, uint32_t deadline_ms, nng_time received,
+		      uint64_t received_ns, ProtobufCMessage *in, call_result *res);
+
 /* The nng transport around call_run: decodes the envelope in data, runs the
  * call and packs the Response. Returns the reply message (NULL only when out
  * of memory, in which case the caller drops the call) and fills *res. */

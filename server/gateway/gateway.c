@@ -81,12 +81,8 @@ static void healthz(conn *c)
 static void readyz_run(server_job *job, arena *ar)
 {
 	conn *c = conn_of_job(job);
-	Rpcq__Request req = RPCQ__REQUEST__INIT;
-	req.method = "/rpcq.Health/Check";
-	req.deadline_ms = 2000;
-	call_request rq = {.req = &req, .received = c->received, .received_ns = c->received_ns};
 	call_result res;
-	call_run(c->gw->srv, ar, &rq, &res);
+	call_run_message(c->gw->srv, ar, "/rpcq.Health/Check", 2000, c->received, c->received_ns, NULL, &res);
 	char reason[600] = "";
 	if (res.status != RPCQ_OK) {
 		snprintf(reason, sizeof(reason), "%s", res.message);

@@ -136,16 +136,6 @@ static void respond_error(conn *c, int status, const char *code, const char *mes
 	rpcq_free(o.p);
 }
 
-static rpcq_status given_input(void *arg, const ProtobufCMessageDescriptor *desc, arena *ar, ProtobufCMessage **out,
-			       const char **message)
-{
-	(void)desc;
-	(void)ar;
-	(void)message;
-	*out = arg;
-	return RPCQ_OK;
-}
-
 static void search_run(server_job *job, arena *ar)
 {
 	conn *c = conn_of_job(job);
@@ -160,19 +150,13 @@ static void search_run(server_job *job, arena *ar)
 	in.starts_at = b.starts_at;
 	in.ends_at = b.ends_at;
 	char token[128] = "";
-	Rpcq__Request req = RPCQ__REQUEST__INIT;
-	req.method = "/rpcq.events.EventService/Search";
 	puts_(&o, "{\"data\":{\"events\":[");
 	int first = 1;
 	for (;;) {
 		in.page_token = token;
-		call_request rq = {.req = &req,
-				   .received = c->received,
-				   .received_ns = c->received_ns,
-				   .decode = given_input,
-				   .decode_arg = &in};
 		call_result res;
-		call_run(c->gw->srv, ar, &rq, &res);
+		call_run_message(c->gw->srv, ar, "/rpcq.events.EventService/Search", 0, c->received, c->received_ns,
+				 &in.base, &res);
 		if (res.status != RPCQ_OK) {
 			respond_error(c, res.status == RPCQ_INVALID_ARGUMENT ? 400 : 500,
 				      gateway_connect_code(res.status), res.message);

@@ -130,16 +130,6 @@ static void deliver_locked(conn *c, const Rpcq__StreamMessage *m, char **ev, siz
 	}
 }
 
-static rpcq_status replay_input(void *arg, const ProtobufCMessageDescriptor *desc, arena *ar, ProtobufCMessage **out,
-				const char **message)
-{
-	(void)ar;
-	(void)message;
-	(void)desc;
-	*out = arg;
-	return RPCQ_OK;
-}
-
 static void catchup_run(server_job *job, arena *ar)
 {
 	conn *c = conn_of_job(job);
@@ -156,16 +146,9 @@ static void catchup_run(server_job *job, arena *ar)
 	in.after_seq = c->sse.live_start ? (uint64_t)INT64_MAX : c->sse.cursor;
 	nng_mtx_unlock(c->lock);
 
-	Rpcq__Request req = RPCQ__REQUEST__INIT;
-	req.method = "/rpcq.Streams/Replay";
-	req.deadline_ms = SSE_REPLAY_DEADLINE_MS;
-	call_request rq = {.req = &req,
-			   .received = nng_clock(),
-			   .received_ns = call_clock_ns(),
-			   .decode = replay_input,
-			   .decode_arg = &in};
 	call_result res;
-	call_run(c->gw->srv, ar, &rq, &res);
+	call_run_message(c->gw->srv, ar, "/rpcq.Streams/Replay", SSE_REPLAY_DEADLINE_MS, nng_clock(), call_clock_ns(),
+			 &in.base, &res);
 
 	nng_mtx_lock(c->lock);
 	c->sse.catching_up = 0;

@@ -220,16 +220,6 @@ out:
 	return result;
 }
 
-static rpcq_status replay_input(void *arg, const ProtobufCMessageDescriptor *desc, arena *ar, ProtobufCMessage **out,
-				const char **message)
-{
-	(void)desc;
-	(void)ar;
-	(void)message;
-	*out = arg;
-	return RPCQ_OK;
-}
-
 /* One page of the log after st->applied, through call_run as any caller's
  * Replay. 1 when messages were trimmed before being applied (reload). */
 static rpcq_status replay_page(events_state *st, arena *ar, int *trimmed, rpcq_error *err)
@@ -239,16 +229,9 @@ static rpcq_status replay_page(events_state *st, arena *ar, int *trimmed, rpcq_e
 	nng_mtx_lock(st->lock);
 	in.after_seq = st->applied;
 	nng_mtx_unlock(st->lock);
-	Rpcq__Request req = RPCQ__REQUEST__INIT;
-	req.method = "/rpcq.Streams/Replay";
-	req.deadline_ms = REPLAY_DEADLINE_MS;
-	call_request rq = {.req = &req,
-			   .received = nng_clock(),
-			   .received_ns = call_clock_ns(),
-			   .decode = replay_input,
-			   .decode_arg = &in};
 	call_result res;
-	call_run(st->srv, ar, &rq, &res);
+	call_run_message(st->srv, ar, "/rpcq.Streams/Replay", REPLAY_DEADLINE_MS, nng_clock(), call_clock_ns(),
+			 &in.base, &res);
 	*trimmed = 0;
 	if (res.status == RPCQ_NOT_FOUND)
 		return RPCQ_OK; /* no change ever */

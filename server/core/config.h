@@ -42,7 +42,7 @@ typedef struct rpcq_config {
 	long stream_retention_count; /* per topic; 0: keep by age only */
 	int session_ttl_s;	     /* vesting compute sessions */
 	long session_max_bytes;	     /* all compute sessions together */
-	const char *provider_url; /* events: the provider's feed */
+	const char *provider_url;    /* events: the provider's feed */
 	int provider_interval_s;
 	int provider_timeout_ms;
 	const char *log_level;

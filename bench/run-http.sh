@@ -373,7 +373,7 @@ for c, ps in pairs.items():
     if c == 16:
         ok = tr >= 0.6 and lr <= 2
         below |= not ok
-        goal = "meets" if ok else "below"
+        goal = ("meets" if ok else "below") + (" (no quiet pair)" if nq.startswith("0/") else "")
     print(f"| {c} | {ps[0]['gateway']['threads']} | {m('ceiling', 'rps'):.0f} | {m('gateway', 'rps'):.0f} | {tr:.2f} "
           f"| {m('ceiling', 'p50_us'):.0f} | {m('gateway', 'p50_us'):.0f} | {m('ceiling', 'p99_us'):.0f} "
           f"| {m('gateway', 'p99_us'):.0f} | {lr:.2f}× | {nq} | {goal} |")

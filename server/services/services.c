@@ -7,7 +7,14 @@
 #include "health/health.h"
 #include "streams/streams.h"
 #include "vesting/vesting.h"
+#include "vouchers/vouchers_service.h"
 
 const service_def *const rpcqd_services[] = {
-	&health_service, &reflection_service, &streams_service, &vesting_service, &events_service, NULL,
+	&health_service,
+	&reflection_service,
+	&streams_service,
+	&vesting_service,
+	&events_service,
+	&vouchers_service,
+	NULL,
 };

@@ -2,7 +2,7 @@
  * libFuzzer target for the vesting CSV input (server/services/vesting): any
  * bytes a client may upload are parsed into an event store, and when they are
  * valid, a schedule is computed at a precision and target date taken from the
- * first bytes. The same text split where vesting_csv_complete says a chunk
+ * first bytes. The same text split where csv_complete says a chunk
  * may end must parse to the same number of events, as an upload session
  * would. Run under ASan+UBSan: crashes, leaks and undefined behaviour are the
  * findings.
@@ -58,17 +58,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    vesting_plan_compute(plan, precision, &target, totals, &err) == RPCQ_OK) {
 		size_t n;
 		const uint32_t *order = vesting_plan_order(plan, &n);
-		vesting_buf b = VESTING_BUF_INIT;
+		strbuf b = STRBUF_INIT;
 		for (size_t i = 0; i < n; i++) {
 			if (totals[order[i]] < 0)
 				abort();
 			vesting_write_line(&b, ev, order[i], totals[order[i]], precision);
 		}
-		vesting_buf_fini(&b);
+		strbuf_fini(&b);
 	}
 
 	/* Split at the carry point: the whole records, then the rest. */
-	size_t cut = vesting_csv_complete((const char *)data, size);
+	size_t cut = csv_complete((const char *)data, size);
 	if (cut > size)
 		abort();
 	vesting_events *head = parse(data, cut);

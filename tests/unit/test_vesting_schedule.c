@@ -29,7 +29,7 @@ static char *compute(const char *text, const char *target, int precision, rpcq_e
 	vesting_events *ev = NULL;
 	vesting_plan *plan = NULL;
 	int64_t *totals = NULL;
-	vesting_buf b = VESTING_BUF_INIT;
+	strbuf b = STRBUF_INIT;
 	char *copy = strdup(text);
 	int32_t day;
 	assert_non_null(copy);
@@ -46,17 +46,17 @@ static char *compute(const char *text, const char *target, int precision, rpcq_e
 	const uint32_t *order = vesting_plan_order(plan, &n);
 	for (size_t i = 0; i < n; i++) {
 		if (i)
-			vesting_buf_putc(&b, '\n');
+			strbuf_putc(&b, '\n');
 		vesting_write_line(&b, ev, order[i], totals[order[i]], precision);
 	}
-	vesting_buf_putc(&b, '\0');
+	strbuf_putc(&b, '\0');
 	if (b.failed) {
 		rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory for the output");
 		goto out;
 	}
 	result = strdup(b.data);
 out:
-	vesting_buf_fini(&b);
+	strbuf_fini(&b);
 	free(totals);
 	vesting_plan_destroy(plan);
 	vesting_events_destroy(ev);

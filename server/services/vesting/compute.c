@@ -38,8 +38,8 @@ typedef struct session {
 	/* Under mu. */
 	vesting_events *ev;
 	vesting_plan *plan;
-	vesting_buf carry; /* an incomplete last record */
-	uint64_t line;	   /* line of the first carried byte */
+	strbuf carry;  /* an incomplete last record */
+	uint64_t line; /* line of the first carried byte */
 	uint32_t next_chunk;
 	int sealed;
 } session;
@@ -58,7 +58,7 @@ static void session_free(session *s)
 		return;
 	vesting_plan_destroy(s->plan);
 	vesting_events_destroy(s->ev);
-	vesting_buf_fini(&s->carry);
+	strbuf_fini(&s->carry);
 	if (s->mu)
 		nng_mtx_free(s->mu);
 	rpcq_free(s);
@@ -214,10 +214,10 @@ static rpcq_status session_add(session *s, const Rpcq__Vesting__Events *m, rpcq_
 		s->line += m->n_rows;
 		return st;
 	}
-	vesting_buf_append(&s->carry, m->csv.data, m->csv.len);
+	strbuf_append(&s->carry, m->csv.data, m->csv.len);
 	if (s->carry.failed)
 		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory for a chunk");
-	size_t done = vesting_csv_complete(s->carry.data, s->carry.len);
+	size_t done = csv_complete(s->carry.data, s->carry.len);
 	uint64_t lines = count_newlines(s->carry.data, done);
 	rpcq_status st = vesting_events_add_csv(s->ev, s->carry.data, done, s->line, err);
 	if (st != RPCQ_OK)

@@ -20,6 +20,7 @@
 #include "date.h"
 #include "events.h"
 #include "qty.h"
+#include "utf8.h"
 
 /* Ids and names longer than this are refused: no real employee id is, and it
  * bounds what one row can make the server hold. */
@@ -384,45 +385,6 @@ static rpcq_status add_event(vesting_events *ev, const char *emp, size_t emp_len
 				award_len, proto, err);
 }
 
-/* 1 if s is valid UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
-static int valid_utf8(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		unsigned char c = s[i];
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		size_t len;
-		uint32_t cp;
-		if (c >= 0xc2 && c <= 0xdf) {
-			len = 2;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			len = 3;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			len = 4;
-			cp = c & 0x07;
-		} else {
-			return 0;
-		}
-		if (n - i < len)
-			return 0;
-		for (size_t k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += len;
-	}
-	return 1;
-}
-
 /* Checks one text field of a row: length, no NUL (unless the caller knows
  * there is none), UTF-8 when required. */
 static rpcq_status check_text(const vesting_events *ev, const char *what, const char *s, size_t n, int required,
@@ -438,7 +400,7 @@ static rpcq_status check_text(const vesting_events *ev, const char *what, const 
 	if (nul_possible && memchr(s, '\0', n) != NULL)
 		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "line %llu: %s contains a NUL byte",
 				      (unsigned long long)line, what);
-	if (ev->require_utf8 && !valid_utf8((const unsigned char *)s, n))
+	if (ev->require_utf8 && !utf8_valid(s, n))
 		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "line %llu: %s is not valid UTF-8",
 				      (unsigned long long)line, what);
 	return RPCQ_OK;
@@ -560,17 +522,17 @@ static rpcq_status add_batch(vesting_events *ev, const pending_row *b, size_t n,
 
 rpcq_status vesting_events_add_csv(vesting_events *ev, char *buf, size_t len, uint64_t first_line, rpcq_error *err)
 {
-	vesting_csv_reader r;
-	vesting_csv_record rec;
+	csv_reader r;
+	csv_record rec;
 	pending_row batch[BATCH];
 	size_t n = 0;
 	rpcq_status st;
 	/* One vectorised scan of the text spares three per-row scans of fields
 	 * for a byte that real files never hold. */
 	int nul_possible = memchr(buf, '\0', len) != NULL;
-	vesting_csv_init(&r, buf, len, first_line);
+	csv_init(&r, buf, len, first_line);
 	for (;;) {
-		int got = vesting_csv_next(&r, &rec, err);
+		int got = csv_next(&r, &rec, err);
 		if (got < 0)
 			st = RPCQ_INVALID_ARGUMENT;
 		else if (got == 0)
@@ -585,7 +547,7 @@ rpcq_status vesting_events_add_csv(vesting_events *ev, char *buf, size_t len, ui
 			rpcq_status added = add_batch(ev, batch, n, err);
 			return added != RPCQ_OK ? added : st;
 		}
-		const vesting_csv_field *f = rec.field;
+		const csv_field *f = rec.field;
 		pending_row *p = &batch[n];
 		p->row = (vesting_row){f[0].ptr, f[0].len, f[1].ptr, f[1].len, f[2].ptr, f[2].len,
 				       f[3].ptr, f[3].len, f[4].ptr, f[4].len, f[5].ptr, f[5].len};

@@ -26,6 +26,7 @@
 
 #include "arena.h"
 #include "db/db.h"
+#include "pgcopy.h"
 #include "qty.h"
 #include "schedule.h"
 #include "sql.h"
@@ -37,8 +38,6 @@
 #define PARTS_MAX 4096
 /* Batches of at least this many events refresh the planner's statistics. */
 #define ANALYZE_AFTER 10000
-/* COPY data is sent in pieces of about this size. */
-#define COPY_PIECE (256 * 1024)
 
 static int valid_name(const char *s, size_t max, const char *extra)
 {
@@ -64,69 +63,28 @@ static rpcq_status check_ledger_name(call *c, const char *name)
 			 LEDGER_NAME_MAX);
 }
 
-/* Binary COPY (the format of PostgreSQL's COPY ... (FORMAT binary)): no
- * escaping or decimal text to write, and no text to parse on the server,
- * which for the arrays of running totals (array_in) was most of an append. */
-static const char copy_header[19] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
-
 /* Integer OIDs of the array elements (pg_type: int4, int8). */
 #define OID_INT4 23
 #define OID_INT8 20
 
-static void put_be(vesting_buf *b, uint64_t v, int bytes)
+/* A one-dimensional array field of n int4 (size 4) or int8 (size 8) values,
+ * in binary COPY (pgcopy.h: binary because array_in, parsing the arrays of
+ * running totals as text, was most of an append). */
+static void put_array(strbuf *b, uint32_t oid, int size, const void *values, size_t n)
 {
-	char t[8];
-	for (int i = 0; i < bytes; i++)
-		t[i] = (char)(v >> (8 * (bytes - 1 - i)));
-	vesting_buf_append(b, t, (size_t)bytes);
-}
-
-/* A field of bytes (text in binary COPY is its bytes, without escaping). */
-static void put_field(vesting_buf *b, const char *s, size_t n)
-{
-	put_be(b, n, 4);
-	vesting_buf_append(b, s, n);
-}
-
-/* A one-dimensional array field of n int4 (size 4) or int8 (size 8) values. */
-static void put_array(vesting_buf *b, uint32_t oid, int size, const void *values, size_t n)
-{
-	put_be(b, 20 + n * (4 + (size_t)size), 4);
-	put_be(b, 1, 4); /* dimensions */
-	put_be(b, 0, 4); /* no NULLs */
-	put_be(b, oid, 4);
-	put_be(b, n, 4);
-	put_be(b, 1, 4); /* lower bound */
+	pgcopy_be(b, 20 + n * (4 + (size_t)size), 4);
+	pgcopy_be(b, 1, 4); /* dimensions */
+	pgcopy_be(b, 0, 4); /* no NULLs */
+	pgcopy_be(b, oid, 4);
+	pgcopy_be(b, n, 4);
+	pgcopy_be(b, 1, 4); /* lower bound */
 	for (size_t i = 0; i < n; i++) {
-		put_be(b, (uint64_t)size, 4);
+		pgcopy_be(b, (uint64_t)size, 4);
 		if (size == 4)
-			put_be(b, (uint32_t)((const int32_t *)values)[i], 4);
+			pgcopy_be(b, (uint32_t)((const int32_t *)values)[i], 4);
 		else
-			put_be(b, (uint64_t)((const int64_t *)values)[i], 8);
+			pgcopy_be(b, (uint64_t)((const int64_t *)values)[i], 8);
 	}
-}
-
-/* Sends b to the open COPY when it is large enough (or always with force). */
-static rpcq_status copy_flush(dbconn *db, vesting_buf *b, int force, rpcq_error *err)
-{
-	if (b->failed)
-		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory for COPY data");
-	if (b->len == 0 || (!force && b->len < COPY_PIECE))
-		return RPCQ_OK;
-	rpcq_status st = db_copy_put(db, b->data, b->len, err);
-	b->len = 0;
-	return st;
-}
-
-/* Ends a binary COPY: the trailer, the last piece, the end. */
-static rpcq_status copy_finish(dbconn *db, vesting_buf *b, rpcq_status st, rpcq_error *err)
-{
-	if (st != RPCQ_OK)
-		return st;
-	put_be(b, 0xffff, 2);
-	if ((st = copy_flush(db, b, 1, err)) != RPCQ_OK)
-		return st;
-	return db_copy_end(db, err);
 }
 
 /* Everything one append needs on its way through the transaction. */
@@ -147,7 +105,7 @@ typedef struct append_ctx {
 static rpcq_status copy_awards(append_ctx *x, int with_totals)
 {
 	rpcq_status st;
-	vesting_buf b = VESTING_BUF_INIT;
+	strbuf b = STRBUF_INIT;
 	int32_t *days = NULL;
 	int64_t *cum = NULL;
 	const vesting_events *ev = x->ev;
@@ -168,26 +126,26 @@ static rpcq_status copy_awards(append_ctx *x, int with_totals)
 	st = db_copy_begin(x->db, with_totals ? VESTING_SQL_TMP_COPY_ALL : VESTING_SQL_TMP_COPY_KEYS, &x->err);
 	if (st != RPCQ_OK)
 		goto out;
-	vesting_buf_append(&b, copy_header, sizeof(copy_header));
+	pgcopy_header(&b);
 	for (uint32_t a = 0; a < ev->naward && st == RPCQ_OK; a++) {
 		const vesting_award *aw = &ev->awards[a];
 		const vesting_employee *em = &ev->employees[aw->employee];
-		put_be(&b, with_totals ? 5 : 3, 2);
-		put_field(&b, em->id, em->id_len);
-		put_field(&b, aw->id, aw->id_len);
-		put_field(&b, em->name, em->name_len);
+		pgcopy_row(&b, with_totals ? 5 : 3);
+		pgcopy_bytes(&b, em->id, em->id_len);
+		pgcopy_bytes(&b, aw->id, aw->id_len);
+		pgcopy_bytes(&b, em->name, em->name_len);
 		if (with_totals) {
 			size_t nd = vesting_plan_award_days(x->plan, a, days, cum);
 			put_array(&b, OID_INT4, 4, days, nd);
 			put_array(&b, OID_INT8, 8, cum, nd * (VESTING_PRECISION_MAX + 1));
 		}
-		st = copy_flush(x->db, &b, 0, &x->err);
+		st = pgcopy_send(x->db, &b, 0, &x->err);
 	}
-	st = copy_finish(x->db, &b, st, &x->err);
+	st = pgcopy_finish(x->db, &b, st, &x->err);
 out:
 	rpcq_free(days);
 	rpcq_free(cum);
-	vesting_buf_fini(&b);
+	strbuf_fini(&b);
 	return st;
 }
 
@@ -261,10 +219,10 @@ static rpcq_status write_awards(append_ctx *x)
  * right edge and which keeps an award's events together in the heap. */
 static rpcq_status write_events(append_ctx *x)
 {
-	vesting_buf b = VESTING_BUF_INIT;
+	strbuf b = STRBUF_INIT;
 	rpcq_status st = db_copy_begin(x->db, VESTING_SQL_COPY_EVENTS, &x->err);
 	if (st == RPCQ_OK)
-		vesting_buf_append(&b, copy_header, sizeof(copy_header));
+		pgcopy_header(&b);
 	for (uint32_t a = 0; st == RPCQ_OK && a < x->ev->naward; a++) {
 		uint32_t n;
 		const uint32_t *idx = vesting_plan_award_event_indexes(x->plan, a, &n);
@@ -272,18 +230,15 @@ static rpcq_status write_events(append_ctx *x)
 			const vesting_event *e = &x->ev->ev[idx[k]];
 			if (e->line == 0)
 				continue;
-			put_be(&b, 3, 2);
-			put_be(&b, 8, 4);
-			put_be(&b, (uint64_t)x->award_ids[a], 8);
-			put_be(&b, 4, 4);
-			put_be(&b, (uint32_t)e->day, 4);
-			put_be(&b, 8, 4);
-			put_be(&b, (uint64_t)(e->action == VESTING_CANCEL ? -e->qty : e->qty), 8);
+			pgcopy_row(&b, 3);
+			pgcopy_int8(&b, x->award_ids[a]);
+			pgcopy_int4(&b, e->day);
+			pgcopy_int8(&b, e->action == VESTING_CANCEL ? -e->qty : e->qty);
 		}
-		st = copy_flush(x->db, &b, 0, &x->err);
+		st = pgcopy_send(x->db, &b, 0, &x->err);
 	}
-	st = copy_finish(x->db, &b, st, &x->err);
-	vesting_buf_fini(&b);
+	st = pgcopy_finish(x->db, &b, st, &x->err);
+	strbuf_fini(&b);
 	return st;
 }
 
@@ -378,7 +333,7 @@ static rpcq_status parse_batch(append_ctx *x)
 	const Rpcq__Vesting__AppendEventsRequest *in = x->in;
 	ProtobufCAllocator *alloc = call_allocator(x->c);
 	PGresult *res = NULL;
-	vesting_buf csv = VESTING_BUF_INIT;
+	strbuf csv = STRBUF_INIT;
 	int nparts = 0;
 	Rpcq__Vesting__Events **parts = NULL;
 	rpcq_status st = RPCQ_OK;
@@ -436,7 +391,7 @@ static rpcq_status parse_batch(append_ctx *x)
 		if (parts[i] == NULL)
 			continue;
 		if (has_csv) {
-			vesting_buf_append(&csv, parts[i]->csv.data, parts[i]->csv.len);
+			strbuf_append(&csv, parts[i]->csv.data, parts[i]->csv.len);
 			continue;
 		}
 		if ((st = vesting_add_events(x->ev, parts[i], line, &x->err)) != RPCQ_OK)
@@ -451,7 +406,7 @@ static rpcq_status parse_batch(append_ctx *x)
 		st = vesting_events_add_csv(x->ev, csv.data, csv.len, 1, &x->err);
 	x->nnew = x->ev->nev;
 out:
-	vesting_buf_fini(&csv);
+	strbuf_fini(&csv);
 	PQclear(res);
 	return st;
 }

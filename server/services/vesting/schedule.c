@@ -323,17 +323,17 @@ size_t vesting_plan_award_days(const vesting_plan *p, uint32_t a, int32_t *days,
 	return ndays;
 }
 
-void vesting_write_line(vesting_buf *b, const vesting_events *ev, uint32_t a, int64_t micro, int precision)
+void vesting_write_line(strbuf *b, const vesting_events *ev, uint32_t a, int64_t micro, int precision)
 {
 	const vesting_award *aw = &ev->awards[a];
 	const vesting_employee *em = &ev->employees[aw->employee];
 	char q[VESTING_QTY_FORMAT_MAX];
 	size_t n = vesting_qty_format(micro, precision, q);
-	vesting_csv_write_field(b, em->id, em->id_len);
-	vesting_buf_putc(b, ',');
-	vesting_csv_write_field(b, em->name, em->name_len);
-	vesting_buf_putc(b, ',');
-	vesting_csv_write_field(b, aw->id, aw->id_len);
-	vesting_buf_putc(b, ',');
-	vesting_buf_append(b, q, n);
+	csv_write_field(b, em->id, em->id_len);
+	strbuf_putc(b, ',');
+	csv_write_field(b, em->name, em->name_len);
+	strbuf_putc(b, ',');
+	csv_write_field(b, aw->id, aw->id_len);
+	strbuf_putc(b, ',');
+	strbuf_append(b, q, n);
 }

@@ -24,7 +24,7 @@
 #include <rpcq/error.h>
 #include <rpcq/export.h>
 
-#include "buf.h"
+#include "strbuf.h"
 #include "events.h"
 
 typedef struct vesting_plan vesting_plan;
@@ -66,6 +66,6 @@ size_t vesting_plan_award_days(const vesting_plan *p, uint32_t a, int32_t *days,
 
 /* Appends "EMPLOYEE_ID,EMPLOYEE_NAME,AWARD_ID,QUANTITY" (fields quoted as
  * RFC 4180 needs, no line break) for award a of ev with total micro. */
-void vesting_write_line(vesting_buf *b, const vesting_events *ev, uint32_t a, int64_t micro, int precision);
+void vesting_write_line(strbuf *b, const vesting_events *ev, uint32_t a, int64_t micro, int precision);
 
 #endif

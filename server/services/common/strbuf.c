@@ -6,9 +6,9 @@
 
 #include <rpcq/alloc.h>
 
-#include "buf.h"
+#include "strbuf.h"
 
-int vesting_buf_reserve(vesting_buf *b, size_t n)
+int strbuf_reserve(strbuf *b, size_t n)
 {
 	if (b->failed)
 		return -1;
@@ -31,24 +31,24 @@ int vesting_buf_reserve(vesting_buf *b, size_t n)
 	return 0;
 }
 
-void vesting_buf_append(vesting_buf *b, const void *data, size_t n)
+void strbuf_append(strbuf *b, const void *data, size_t n)
 {
-	if (n == 0 || vesting_buf_reserve(b, n) != 0)
+	if (n == 0 || strbuf_reserve(b, n) != 0)
 		return;
 	memcpy(b->data + b->len, data, n);
 	b->len += n;
 }
 
-void vesting_buf_putc(vesting_buf *b, char ch)
+void strbuf_putc(strbuf *b, char ch)
 {
 	if (b->len < b->cap && !b->failed) {
 		b->data[b->len++] = ch;
 		return;
 	}
-	vesting_buf_append(b, &ch, 1);
+	strbuf_append(b, &ch, 1);
 }
 
-void vesting_buf_fini(vesting_buf *b)
+void strbuf_fini(strbuf *b)
 {
 	rpcq_free(b->data);
 	b->data = NULL;

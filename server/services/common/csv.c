@@ -22,7 +22,7 @@ static uint64_t count_newlines(const char *p, const char *end)
 	return n;
 }
 
-void vesting_csv_init(vesting_csv_reader *r, char *buf, size_t len, uint64_t first_line)
+void csv_init(csv_reader *r, char *buf, size_t len, uint64_t first_line)
 {
 	r->p = buf;
 	r->end = buf + len;
@@ -31,7 +31,7 @@ void vesting_csv_init(vesting_csv_reader *r, char *buf, size_t len, uint64_t fir
 
 /* Reads a quoted field whose opening quote is at r->p. On success the field
  * is [*start, *stop) and r->p is just past the closing quote. */
-static int read_quoted(vesting_csv_reader *r, uint64_t record_line, char **start, char **stop, rpcq_error *err)
+static int read_quoted(csv_reader *r, uint64_t record_line, char **start, char **stop, rpcq_error *err)
 {
 	char *p = r->p + 1;
 	char *w = p;
@@ -59,7 +59,7 @@ static int read_quoted(vesting_csv_reader *r, uint64_t record_line, char **start
 	}
 }
 
-int vesting_csv_next(vesting_csv_reader *r, vesting_csv_record *rec, rpcq_error *err)
+int csv_next(csv_reader *r, csv_record *rec, rpcq_error *err)
 {
 	char *p = r->p;
 	char *end = r->end;
@@ -106,7 +106,7 @@ int vesting_csv_next(vesting_csv_reader *r, vesting_csv_record *rec, rpcq_error 
 			while (stop > start && is_blank(stop[-1]))
 				stop--;
 		}
-		if (nf < VESTING_CSV_MAX_FIELDS) {
+		if (nf < CSV_MAX_FIELDS) {
 			rec->field[nf].ptr = start;
 			rec->field[nf].len = (size_t)(stop - start);
 		}
@@ -180,7 +180,7 @@ static size_t last_record_end(const char *buf, size_t len, size_t limit)
 	return last ? (size_t)(last - buf) + 1 : 0;
 }
 
-size_t vesting_csv_cut(const char *buf, size_t len, size_t limit, uint64_t *newlines)
+size_t csv_cut(const char *buf, size_t len, size_t limit, uint64_t *newlines)
 {
 	size_t cut = len <= limit ? len : last_record_end(buf, len, limit);
 	if (newlines)
@@ -188,12 +188,12 @@ size_t vesting_csv_cut(const char *buf, size_t len, size_t limit, uint64_t *newl
 	return cut;
 }
 
-size_t vesting_csv_complete(const char *buf, size_t len)
+size_t csv_complete(const char *buf, size_t len)
 {
 	return last_record_end(buf, len, len);
 }
 
-void vesting_csv_write_field(vesting_buf *b, const char *s, size_t n)
+void csv_write_field(strbuf *b, const char *s, size_t n)
 {
 	size_t i;
 	for (i = 0; i < n; i++) {
@@ -202,18 +202,18 @@ void vesting_csv_write_field(vesting_buf *b, const char *s, size_t n)
 			break;
 	}
 	if (i == n) {
-		vesting_buf_append(b, s, n);
+		strbuf_append(b, s, n);
 		return;
 	}
-	vesting_buf_putc(b, '"');
+	strbuf_putc(b, '"');
 	size_t from = 0;
 	for (; i < n; i++) {
 		if (s[i] == '"') {
-			vesting_buf_append(b, s + from, i + 1 - from);
-			vesting_buf_putc(b, '"');
+			strbuf_append(b, s + from, i + 1 - from);
+			strbuf_putc(b, '"');
 			from = i + 1;
 		}
 	}
-	vesting_buf_append(b, s + from, n - from);
-	vesting_buf_putc(b, '"');
+	strbuf_append(b, s + from, n - from);
+	strbuf_putc(b, '"');
 }

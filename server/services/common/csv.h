@@ -1,5 +1,6 @@
 /*
- * CSV as vesting files use it (RFC 4180 plus the leniencies of the spec):
+ * CSV as the services' files use it (RFC 4180 plus the leniencies of the
+ * vesting spec, which suit every export seen so far):
  * records end at '\n'; a field that starts (after blanks) with '"' is quoted,
  * may contain commas, line breaks and "" for a quote, and ends at the next
  * lone '"'; spaces, tabs and '\r' around a field are ignored (so CRLF files
@@ -12,53 +13,53 @@
  * fields are unescaped by moving bytes inside the buffer, so no field ever
  * costs an allocation. Field pointers stay valid as long as the buffer does.
  *
- * vesting_csv_cut finds where to split a file into chunks that each hold
+ * csv_cut finds where to split a file into chunks that each hold
  * whole records, by the same quoting rule, so the CLI can send a large file in
  * pieces that the server parses exactly as it would the whole file.
  *
- * Writing: vesting_csv_write_field quotes a field that contains a comma, a
+ * Writing: csv_write_field quotes a field that contains a comma, a
  * quote or a line break, doubling its quotes, so the output reads back as CSV.
  *
  * Pure functions over memory; a reader belongs to one thread.
  */
-#ifndef RPCQ_VESTING_CSV_H
-#define RPCQ_VESTING_CSV_H
+#ifndef RPCQ_CSV_H
+#define RPCQ_CSV_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include <rpcq/error.h>
 
-#include "buf.h"
+#include "strbuf.h"
 
-#define VESTING_CSV_MAX_FIELDS 8
+#define CSV_MAX_FIELDS 8
 
-typedef struct vesting_csv_field {
+typedef struct csv_field {
 	char *ptr;
 	size_t len;
-} vesting_csv_field;
+} csv_field;
 
-typedef struct vesting_csv_record {
-	/* The first VESTING_CSV_MAX_FIELDS fields, blanks trimmed, unescaped. */
-	vesting_csv_field field[VESTING_CSV_MAX_FIELDS];
+typedef struct csv_record {
+	/* The first CSV_MAX_FIELDS fields, blanks trimmed, unescaped. */
+	csv_field field[CSV_MAX_FIELDS];
 	size_t nfields; /* all fields of the record (may be more) */
 	uint64_t line;	/* physical line where the record starts */
-} vesting_csv_record;
+} csv_record;
 
-typedef struct vesting_csv_reader {
+typedef struct csv_reader {
 	char *p; /* next unread byte */
 	char *end;
 	uint64_t line; /* physical line of p */
-} vesting_csv_reader;
+} csv_reader;
 
 /* Starts reading buf[0..len), whose first byte is on line first_line. The
  * buffer is modified by reading (quoted fields are unescaped in place). */
-void vesting_csv_init(vesting_csv_reader *r, char *buf, size_t len, uint64_t first_line);
+void csv_init(csv_reader *r, char *buf, size_t len, uint64_t first_line);
 
 /* Reads the next record into *rec. Returns 1 for a record, 0 at the end of
  * the input, -1 for malformed input with err set to INVALID_ARGUMENT
  * "line N: ..."; after -1 the reader must not be used again. */
-int vesting_csv_next(vesting_csv_reader *r, vesting_csv_record *rec, rpcq_error *err);
+int csv_next(csv_reader *r, csv_record *rec, rpcq_error *err);
 
 /* Where to cut buf[0..len) (which starts at a record boundary) so that the
  * first piece holds whole records and at most limit bytes: the largest offset
@@ -67,15 +68,15 @@ int vesting_csv_next(vesting_csv_reader *r, vesting_csv_record *rec, rpcq_error 
  * is never closed extends to the end of the input. *newlines (optional) gets
  * the number of '\n' bytes before the cut, so the next piece starts on line
  * first_line + *newlines. */
-size_t vesting_csv_cut(const char *buf, size_t len, size_t limit, uint64_t *newlines);
+size_t csv_cut(const char *buf, size_t len, size_t limit, uint64_t *newlines);
 
 /* The length of the longest prefix of buf[0..len) (which starts at a record
  * boundary) made of whole records ending in '\n': the rest may be a record
  * continued by more input. Used to carry a partial record over to the next
  * chunk of an upload. */
-size_t vesting_csv_complete(const char *buf, size_t len);
+size_t csv_complete(const char *buf, size_t len);
 
 /* Appends one field to b, quoted when it holds ',', '"', '\r' or '\n'. */
-void vesting_csv_write_field(vesting_buf *b, const char *s, size_t n);
+void csv_write_field(strbuf *b, const char *s, size_t n);
 
 #endif

@@ -1,0 +1,27 @@
+/*
+ * Sending binary COPY data to the database (pgcopy.h): the part of pgcopy
+ * that blocks, built into rpcqd_lib.
+ */
+#include "db/db.h"
+#include "pgcopy.h"
+
+rpcq_status pgcopy_send(dbconn *db, strbuf *b, int force, rpcq_error *err)
+{
+	if (b->failed)
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory for COPY data");
+	if (b->len == 0 || (!force && b->len < PGCOPY_PIECE))
+		return RPCQ_OK;
+	rpcq_status st = db_copy_put(db, b->data, b->len, err);
+	b->len = 0;
+	return st;
+}
+
+rpcq_status pgcopy_finish(dbconn *db, strbuf *b, rpcq_status st, rpcq_error *err)
+{
+	if (st != RPCQ_OK)
+		return st;
+	pgcopy_be(b, 0xffff, 2);
+	if ((st = pgcopy_send(db, b, 1, err)) != RPCQ_OK)
+		return st;
+	return db_copy_end(db, err);
+}

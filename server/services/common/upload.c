@@ -1,0 +1,72 @@
+/*
+ * Chunked uploads at byte offsets (upload.h).
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "csv.h"
+#include "upload.h"
+
+static uint64_t count_newlines(const char *p, size_t n)
+{
+	uint64_t k = 0;
+	const char *end = p + n;
+	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		k++;
+		p++;
+	}
+	return k;
+}
+
+rpcq_status upload_take(upload_state *st, const char *carry, size_t carry_len, uint64_t offset, const void *data,
+			size_t len, int last, size_t max_carry, strbuf *work, upload_piece *out, rpcq_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	work->len = 0;
+	if (offset > st->received)
+		return rpcq_error_set(err, RPCQ_FAILED_PRECONDITION,
+				      "chunk at byte %" PRIu64 " leaves a gap: the upload has %" PRIu64
+				      " bytes, send from there",
+				      offset, st->received);
+	if (len > UINT64_MAX - offset)
+		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "chunk offset and length overflow");
+	uint64_t end = offset + len;
+	if (end <= st->received && !(last && !st->complete && end == st->received)) {
+		if (last && end < st->received)
+			return rpcq_error_set(err, RPCQ_FAILED_PRECONDITION,
+					      "a last chunk ending at byte %" PRIu64 " but %" PRIu64
+					      " bytes were received",
+					      end, st->received);
+		out->action = UPLOAD_DUPLICATE;
+		return RPCQ_OK;
+	}
+	if (st->complete)
+		return rpcq_error_set(err, RPCQ_FAILED_PRECONDITION,
+				      "the file ended at byte %" PRIu64 " (its last chunk was sent)", st->received);
+
+	size_t skip = (size_t)(st->received - offset);
+	strbuf_append(work, carry, carry_len);
+	strbuf_append(work, (const char *)data + skip, len - skip);
+	strbuf_putc(work, '\0'); /* room for readers that like a terminator; not part of the text */
+	if (work->failed)
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory for a chunk");
+	work->len--;
+
+	size_t done = last ? work->len : csv_complete(work->data, work->len);
+	size_t rest = work->len - done;
+	if (rest > max_carry)
+		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
+				      "line %" PRIu64
+				      ": a record longer than %zu bytes (or a quoted field never closed)",
+				      st->line + count_newlines(work->data, done), max_carry);
+	out->action = UPLOAD_TAKEN;
+	out->records = work->data;
+	out->records_len = done;
+	out->first_line = st->line;
+	out->carry = work->data + done;
+	out->carry_len = rest;
+	st->line += count_newlines(work->data, done);
+	st->received = end;
+	st->complete = last;
+	return RPCQ_OK;
+}

@@ -1,0 +1,1078 @@
+/*
+ * The vouchers service end to end over RPC: two real rpcqd processes on one
+ * real PostgreSQL, called through the generated stubs. The real exports
+ * against an independent reading of the spec's rules, in chunks of every
+ * size; each rule's rejection with its file and line; chunks resent, out of
+ * order, refused; an import resumed on the other process after a restart;
+ * imports merging into the stock; the reports' order and paging; and
+ * IssueVouchers: the basics, its errors, idempotency, its stream, and a
+ * storm of 32 callers over both processes that must never sell a barcode
+ * twice. (The `rpcq vouchers` command has its own tests.)
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <rpcq/rpcq.h>
+
+#include "harness.h"
+
+static harness_pg pg;
+static harness_server srv[2];
+static rpcq_client *cl[2];
+
+static void connect_client(int i)
+{
+	rpcq_client_options o = {.servers = srv[i].rpc_url, .timeout_ms = 60000};
+	rpcq_error err;
+	if (rpcq_client_create(&cl[i], &o, &err) != RPCQ_OK)
+		fail_msg("client: %s", err.message);
+}
+
+static int setup_all(void **state)
+{
+	(void)state;
+	harness_pg_start(&pg);
+	if (harness_migrate(&pg) != 0)
+		return -1;
+	for (int i = 0; i < 2; i++) {
+		harness_server_start(&srv[i], &pg, NULL);
+		connect_client(i);
+	}
+	return 0;
+}
+
+static int teardown_all(void **state)
+{
+	for (int i = 0; i < 2; i++)
+		rpcq_client_destroy(cl[i]);
+	return harness_teardown(state);
+}
+
+/* An empty stock before each test. */
+static int reset(void **state)
+{
+	(void)state;
+	harness_sql(pg.conninfo, "TRUNCATE voucher_orders, voucher_barcodes, voucher_customers, voucher_issues,"
+				 " voucher_imports, voucher_import_files, voucher_import_rejections,"
+				 " voucher_stage_orders, voucher_stage_barcodes;"
+				 " UPDATE voucher_stock SET unused = 0, sold = 0");
+	return 0;
+}
+
+static long long sql_count(const char *sql)
+{
+	return harness_sql_scalar(pg.conninfo, sql);
+}
+
+/* ---- imports through the stubs ---- */
+
+static Rpcq__Vouchers__Import *start_import(rpcq_client *c, const char *key)
+{
+	Rpcq__Vouchers__StartImportRequest req = RPCQ__VOUCHERS__START_IMPORT_REQUEST__INIT;
+	req.key = (char *)(key ? key : "");
+	Rpcq__Vouchers__Import *imp = NULL;
+	rpcq_error err;
+	if (rpcq_voucher_start_import(c, &req, &imp, NULL, &err) != RPCQ_OK)
+		fail_msg("StartImport: %s", err.message);
+	return imp;
+}
+
+static void import_free(Rpcq__Vouchers__Import *imp)
+{
+	if (imp)
+		protobuf_c_message_free_unpacked(&imp->base, NULL);
+}
+
+/* One chunk; returns the status, *out (optional) the reply. */
+static rpcq_status send_chunk(rpcq_client *c, const char *id, Rpcq__Vouchers__File file, uint64_t offset,
+			      const char *data, size_t len, int last, Rpcq__Vouchers__Import **out, rpcq_error *err)
+{
+	Rpcq__Vouchers__ImportChunkRequest req = RPCQ__VOUCHERS__IMPORT_CHUNK_REQUEST__INIT;
+	req.import_id = (char *)id;
+	req.file = file;
+	req.offset = offset;
+	req.data.data = (uint8_t *)data;
+	req.data.len = len;
+	req.last = last;
+	Rpcq__Vouchers__Import *imp = NULL;
+	rpcq_status st = rpcq_voucher_import_chunk(c, &req, &imp, NULL, err);
+	if (out)
+		*out = imp;
+	else
+		import_free(imp);
+	return st;
+}
+
+/* Sends text[from..len) in chunks of `chunk` bytes (the last marked). */
+static void send_file(rpcq_client *c, const char *id, Rpcq__Vouchers__File file, const char *text, size_t from,
+		      size_t len, size_t chunk)
+{
+	rpcq_error err;
+	size_t off = from;
+	do {
+		size_t n = len - off < chunk ? len - off : chunk;
+		int last = off + n == len;
+		if (send_chunk(c, id, file, off, text + off, n, last, NULL, &err) != RPCQ_OK)
+			fail_msg("ImportChunk at %zu: %s", off, err.message);
+		off += n;
+	} while (off < len);
+}
+
+static rpcq_status finish(rpcq_client *c, const char *id, Rpcq__Vouchers__Import **out, rpcq_error *err)
+{
+	Rpcq__Vouchers__FinishImportRequest req = RPCQ__VOUCHERS__FINISH_IMPORT_REQUEST__INIT;
+	req.import_id = (char *)id;
+	return rpcq_voucher_finish_import(c, &req, out, NULL, err);
+}
+
+/* A whole import of two texts; the applied Import. */
+static Rpcq__Vouchers__Import *import_texts(rpcq_client *c, const char *orders, const char *barcodes, size_t chunk)
+{
+	Rpcq__Vouchers__Import *imp = start_import(c, NULL);
+	send_file(c, imp->import_id, RPCQ__VOUCHERS__FILE__ORDERS, orders, 0, strlen(orders), chunk);
+	send_file(c, imp->import_id, RPCQ__VOUCHERS__FILE__BARCODES, barcodes, 0, strlen(barcodes), chunk);
+	Rpcq__Vouchers__Import *done = NULL;
+	rpcq_error err;
+	if (finish(c, imp->import_id, &done, &err) != RPCQ_OK)
+		fail_msg("FinishImport: %s", err.message);
+	import_free(imp);
+	assert_int_equal(done->state, RPCQ__VOUCHERS__IMPORT_STATE__APPLIED);
+	return done;
+}
+
+/* Every rejection of an import, "file:line: reason\n" each (malloc'd). */
+static char *rejections(rpcq_client *c, const char *id)
+{
+	size_t cap = 1 << 16, len = 0;
+	char *s = malloc(cap);
+	assert_non_null(s);
+	s[0] = '\0';
+	char *token = strdup("");
+	for (;;) {
+		Rpcq__Vouchers__ListRejectionsRequest req = RPCQ__VOUCHERS__LIST_REJECTIONS_REQUEST__INIT;
+		req.import_id = (char *)id;
+		req.page_token = token;
+		req.page_size = 3; /* several pages */
+		Rpcq__Vouchers__ListRejectionsResponse *r = NULL;
+		rpcq_error err;
+		if (rpcq_voucher_list_rejections(c, &req, &r, NULL, &err) != RPCQ_OK)
+			fail_msg("ListRejections: %s", err.message);
+		for (size_t i = 0; i < r->n_rejections; i++) {
+			const Rpcq__Vouchers__Rejection *x = r->rejections[i];
+			size_t need = strlen(x->file_name) + strlen(x->reason) + 32;
+			if (len + need >= cap) {
+				cap = (cap + need) * 2;
+				s = realloc(s, cap);
+				assert_non_null(s);
+			}
+			len += (size_t)snprintf(s + len, cap - len, "%s:%llu: %s\n", x->file_name,
+						(unsigned long long)x->line, x->reason);
+		}
+		free(token);
+		token = strdup(r->next_page_token);
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+		if (token[0] == '\0')
+			break;
+	}
+	free(token);
+	return s;
+}
+
+/* Every voucher line in the spec's format (malloc'd), paging with size. */
+static char *voucher_lines(rpcq_client *c, const char *customer, uint32_t size)
+{
+	size_t cap = 1 << 16, len = 0;
+	char *s = malloc(cap);
+	assert_non_null(s);
+	s[0] = '\0';
+	char *token = strdup("");
+	for (;;) {
+		Rpcq__Vouchers__ListVouchersRequest req = RPCQ__VOUCHERS__LIST_VOUCHERS_REQUEST__INIT;
+		req.customer_id = (char *)(customer ? customer : "");
+		req.page_token = token;
+		req.page_size = size;
+		Rpcq__Vouchers__ListVouchersResponse *r = NULL;
+		rpcq_error err;
+		if (rpcq_voucher_list_vouchers(c, &req, &r, NULL, &err) != RPCQ_OK)
+			fail_msg("ListVouchers: %s", err.message);
+		assert_true(r->n_vouchers <= size);
+		for (size_t i = 0; i < r->n_vouchers; i++) {
+			const Rpcq__Vouchers__Voucher *v = r->vouchers[i];
+			size_t need = strlen(v->customer_id) + strlen(v->order_id) + 16;
+			for (size_t k = 0; k < v->n_barcodes; k++)
+				need += strlen(v->barcodes[k]) + 2;
+			if (len + need >= cap) {
+				cap = (cap + need) * 2;
+				s = realloc(s, cap);
+				assert_non_null(s);
+			}
+			len += (size_t)snprintf(s + len, cap - len, "%s, %s, [", v->customer_id, v->order_id);
+			for (size_t k = 0; k < v->n_barcodes; k++)
+				len += (size_t)snprintf(s + len, cap - len, "%s%s", k ? ", " : "", v->barcodes[k]);
+			len += (size_t)snprintf(s + len, cap - len, "]\n");
+		}
+		free(token);
+		token = strdup(r->next_page_token);
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+		if (token[0] == '\0')
+			break;
+	}
+	free(token);
+	return s;
+}
+
+/* "customer, tickets\n" of the top n. */
+static char *top_lines(rpcq_client *c, uint32_t n)
+{
+	Rpcq__Vouchers__TopCustomersRequest req = RPCQ__VOUCHERS__TOP_CUSTOMERS_REQUEST__INIT;
+	req.n = n;
+	Rpcq__Vouchers__TopCustomersResponse *r = NULL;
+	rpcq_error err;
+	if (rpcq_voucher_top_customers(c, &req, &r, NULL, &err) != RPCQ_OK)
+		fail_msg("TopCustomers: %s", err.message);
+	char *s = calloc(1, 64 * (r->n_customers + 1));
+	assert_non_null(s);
+	size_t len = 0;
+	for (size_t i = 0; i < r->n_customers; i++)
+		len += (size_t)sprintf(s + len, "%s, %llu\n", r->customers[i]->customer_id,
+				       (unsigned long long)r->customers[i]->tickets);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	return s;
+}
+
+static void stock(rpcq_client *c, uint64_t *unused, uint64_t *sold)
+{
+	Rpcq__Vouchers__CountUnusedRequest req = RPCQ__VOUCHERS__COUNT_UNUSED_REQUEST__INIT;
+	Rpcq__Vouchers__CountUnusedResponse *r = NULL;
+	rpcq_error err;
+	if (rpcq_voucher_count_unused(c, &req, &r, NULL, &err) != RPCQ_OK)
+		fail_msg("CountUnused: %s", err.message);
+	*unused = r->unused;
+	if (sold)
+		*sold = r->sold;
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+}
+
+/* ---- an independent reading of the spec's rules, for small files ---- */
+
+#define MAXROWS 4096
+
+typedef struct row2 {
+	char a[80], b[80];
+	int line;
+} row2;
+
+static int read_rows2(const char *text, row2 *rows)
+{
+	int n = 0, line = 0;
+	const char *p = text;
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		line++;
+		if (line > 1) {
+			const char *comma = memchr(p, ',', len);
+			assert_non_null(comma);
+			assert_true(n < MAXROWS);
+			snprintf(rows[n].a, sizeof(rows[n].a), "%.*s", (int)(comma - p), p);
+			snprintf(rows[n].b, sizeof(rows[n].b), "%.*s", (int)(len - (size_t)(comma - p) - 1), comma + 1);
+			rows[n].line = line;
+			n++;
+		}
+		p += len + (nl ? 1 : 0);
+	}
+	return n;
+}
+
+typedef struct expected {
+	char *vouchers;
+	char *top5;
+	long long unused;
+} expected;
+
+static int cmp_ids(const char *x, const char *y)
+{
+	/* Integers numerically (these files hold only integers). */
+	long long a = atoll(x), b = atoll(y);
+	return a < b ? -1 : a > b;
+}
+
+typedef struct vline {
+	const char *customer, *order;
+	char text[1024];
+} vline;
+
+static int cmp_vline(const void *x, const void *y)
+{
+	const vline *a = x, *b = y;
+	int k = cmp_ids(a->customer, b->customer);
+	return k ? k : cmp_ids(a->order, b->order);
+}
+
+typedef struct ctick {
+	const char *customer;
+	int tickets;
+} ctick;
+
+static int cmp_ctick(const void *x, const void *y)
+{
+	const ctick *a = x, *b = y;
+	if (a->tickets != b->tickets)
+		return b->tickets - a->tickets;
+	return cmp_ids(a->customer, b->customer);
+}
+
+/* The spec's rules, applied the slow and obvious way (quadratic). */
+static expected expect(const char *orders_text, const char *barcodes_text)
+{
+	static row2 o[MAXROWS], b[MAXROWS];
+	static vline v[MAXROWS];
+	static ctick t[MAXROWS];
+	int no = read_rows2(orders_text, o), nb = read_rows2(barcodes_text, b);
+	expected e = {NULL, NULL, 0};
+	/* The winning occurrence of each barcode, or none. */
+	static int win[MAXROWS];
+	for (int i = 0; i < nb; i++) {
+		win[i] = 0;
+		int first = -1, sold = -1, conflict = 0;
+		for (int j = 0; j < nb; j++) {
+			if (strcmp(b[i].a, b[j].a) != 0)
+				continue;
+			if (first < 0)
+				first = j;
+			if (b[j].b[0]) {
+				if (sold >= 0 && strcmp(b[sold].b, b[j].b) != 0)
+					conflict = 1;
+				if (sold < 0)
+					sold = j;
+			}
+		}
+		int w = sold >= 0 ? sold : first;
+		int known = 1;
+		if (b[w].b[0]) {
+			known = 0;
+			for (int k = 0; k < no; k++)
+				known |= strcmp(o[k].a, b[w].b) == 0;
+		}
+		win[i] = !conflict && w == i && known;
+		if (win[i] && !b[i].b[0])
+			e.unused++;
+	}
+	int nv = 0, nt = 0;
+	for (int k = 0; k < no; k++) {
+		int dup = 0;
+		for (int q = 0; q < k; q++)
+			dup |= strcmp(o[q].a, o[k].a) == 0;
+		if (dup)
+			continue;
+		vline *x = &v[nv];
+		x->customer = o[k].b;
+		x->order = o[k].a;
+		size_t len = (size_t)snprintf(x->text, sizeof(x->text), "%s, %s, [", o[k].b, o[k].a);
+		int count = 0;
+		for (int i = 0; i < nb; i++)
+			if (win[i] && strcmp(b[i].b, o[k].a) == 0)
+				len += (size_t)snprintf(x->text + len, sizeof(x->text) - len, "%s%s",
+							count++ ? ", " : "", b[i].a);
+		snprintf(x->text + len, sizeof(x->text) - len, "]\n");
+		if (count == 0)
+			continue;
+		nv++;
+		int found = 0;
+		for (int q = 0; q < nt; q++)
+			if (strcmp(t[q].customer, o[k].b) == 0) {
+				t[q].tickets += count;
+				found = 1;
+			}
+		if (!found)
+			t[nt++] = (ctick){o[k].b, count};
+	}
+	qsort(v, (size_t)nv, sizeof(*v), cmp_vline);
+	qsort(t, (size_t)nt, sizeof(*t), cmp_ctick);
+	e.vouchers = calloc(1, (size_t)nv * 1024 + 1);
+	e.top5 = calloc(1, 6 * 64);
+	assert_true(e.vouchers && e.top5);
+	for (int i = 0; i < nv; i++)
+		strcat(e.vouchers, v[i].text);
+	for (int i = 0; i < nt && i < 5; i++)
+		sprintf(e.top5 + strlen(e.top5), "%s, %d\n", t[i].customer, t[i].tickets);
+	return e;
+}
+
+static char *read_shared(const char *rel)
+{
+	char path[512];
+	return harness_read_file(harness_shared_path(rel, path, sizeof(path)), NULL);
+}
+
+/* ---- tests ---- */
+
+static const char real_rejections[] =
+	"orders.csv:76: order_id 75 has no barcodes: left out of the vouchers\n"
+	"orders.csv:108: order_id 108 has no barcodes: left out of the vouchers\n"
+	"orders.csv:196: order_id 201 has no barcodes: left out of the vouchers\n"
+	"barcodes.csv:533: barcode 11111111649 repeats line 487, where it is sold to order 181\n"
+	"barcodes.csv:549: barcode 11111111665 repeats line 518, where it is sold to order 213\n"
+	"barcodes.csv:558: barcode 11111111674 repeats line 266, where it is sold to order 191\n"
+	"barcodes.csv:561: barcode 11111111595 repeats line 480, where it is sold to order 174\n"
+	"barcodes.csv:584: barcode 11111111700 repeats line 415, where it is sold to order 103\n";
+
+static void test_the_real_exports_in_chunks_of_any_size_give_what_the_rules_imply(void **state)
+{
+	char *orders = read_shared("data/vouchers/orders.csv");
+	char *barcodes = read_shared("data/vouchers/barcodes.csv");
+	expected e = expect(orders, barcodes);
+	const size_t chunks[] = {100000, 4096, 61, 7};
+	for (size_t k = 0; k < sizeof(chunks) / sizeof(chunks[0]); k++) {
+		reset(state);
+		Rpcq__Vouchers__Import *imp = import_texts(cl[k % 2], orders, barcodes, chunks[k]);
+		assert_int_equal(imp->orders->rows, 207);
+		assert_int_equal(imp->barcodes->rows, 620);
+		assert_int_equal(imp->counts->orders_added, 207);
+		assert_int_equal(imp->counts->orders_without_barcodes, 3);
+		assert_int_equal(imp->counts->barcodes_added, 615);
+		assert_int_equal(imp->counts->barcodes_rejected, 5);
+		assert_int_equal(imp->rejections, 8);
+		char *rej = rejections(cl[(k + 1) % 2], imp->import_id);
+		assert_string_equal(rej, real_rejections);
+		char *lines = voucher_lines(cl[k % 2], NULL, k == 0 ? 1000 : 9);
+		assert_string_equal(lines, e.vouchers);
+		char *top = top_lines(cl[k % 2], 5);
+		assert_string_equal(top, e.top5);
+		uint64_t unused, sold;
+		stock(cl[k % 2], &unused, &sold);
+		assert_int_equal(unused, e.unused);
+		assert_int_equal(unused, 98);
+		assert_int_equal(sold, 615 - 98);
+		free(rej);
+		free(lines);
+		free(top);
+		import_free(imp);
+	}
+	/* The same files again change nothing: every row is already there. */
+	Rpcq__Vouchers__Import *again = import_texts(cl[0], orders, barcodes, 100000);
+	assert_int_equal(again->counts->orders_added, 0);
+	assert_int_equal(again->counts->orders_unchanged, 207);
+	assert_int_equal(again->counts->barcodes_added, 0);
+	assert_int_equal(again->counts->barcodes_unchanged, 615);
+	char *lines = voucher_lines(cl[1], NULL, 1000);
+	assert_string_equal(lines, e.vouchers);
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_barcodes"), 615);
+	free(lines);
+	import_free(again);
+	free(e.vouchers);
+	free(e.top5);
+	free(orders);
+	free(barcodes);
+}
+
+static const char rule_orders[] = "order_id,customer_id\n"
+				  "1,10\n"
+				  "2,11\n"
+				  "2,12\n"
+				  "3,10\n"
+				  "4,13\n"
+				  ",14\n"
+				  "5,15,x\n"
+				  " 6 , 16 \n";
+
+static const char rule_barcodes[] = "barcode,order_id\n"
+				    "A,1\n"
+				    "B,2\n"
+				    "C,1\n"
+				    "C,3\n"
+				    "D,9\n"
+				    "E,\n"
+				    "E,\n"
+				    "F,\n"
+				    "F,1\n"
+				    ",2\n"
+				    "\"G,1\",6\r\n"
+				    "\n"
+				    "H\n";
+
+static void test_each_rule_rejects_its_rows_with_file_and_line_and_the_rest_applies(void **state)
+{
+	(void)state;
+	Rpcq__Vouchers__Import *imp = import_texts(cl[0], rule_orders, rule_barcodes, 5);
+	char *rej = rejections(cl[1], imp->import_id);
+	assert_string_equal(rej, "orders.csv:4: order_id 2 repeats line 3\n"
+				 "orders.csv:5: order_id 3 has no barcodes: left out of the vouchers\n"
+				 "orders.csv:6: order_id 4 has no barcodes: left out of the vouchers\n"
+				 "orders.csv:7: order_id is empty\n"
+				 "orders.csv:8: expected 2 fields (order_id,customer_id), found 3\n"
+				 "barcodes.csv:4: barcode C is given to different orders (1, 3): its owner is unknown\n"
+				 "barcodes.csv:5: barcode C is given to different orders (1, 3): its owner is unknown\n"
+				 "barcodes.csv:6: order_id 9 is not in orders.csv\n"
+				 "barcodes.csv:8: barcode E repeats line 7\n"
+				 "barcodes.csv:9: barcode F repeats line 10, where it is sold to order 1\n"
+				 "barcodes.csv:11: barcode is empty\n"
+				 "barcodes.csv:14: expected 2 fields (barcode,order_id), found 1\n");
+	assert_int_equal(imp->orders->rows, 8);
+	assert_int_equal(imp->orders->rejected, 2);
+	assert_int_equal(imp->barcodes->rows, 12);
+	assert_int_equal(imp->barcodes->rejected, 2);
+	assert_int_equal(imp->counts->orders_added, 5);
+	assert_int_equal(imp->counts->orders_rejected, 1);
+	assert_int_equal(imp->counts->orders_without_barcodes, 2);
+	assert_int_equal(imp->counts->barcodes_added, 5);
+	assert_int_equal(imp->counts->barcodes_rejected, 5);
+	assert_int_equal(imp->rejections, 12);
+	assert_int_equal(imp->n_first_rejections, 12);
+	assert_int_equal(imp->first_rejections[0]->file, RPCQ__VOUCHERS__FILE__ORDERS);
+	assert_int_equal(imp->first_rejections[0]->line, 4);
+
+	char *lines = voucher_lines(cl[0], NULL, 1000);
+	assert_string_equal(lines, "10, 1, [A, F]\n"
+				   "11, 2, [B]\n"
+				   "16, 6, [G,1]\n");
+	char *top = top_lines(cl[1], 5);
+	assert_string_equal(top, "10, 2\n11, 1\n16, 1\n");
+	uint64_t unused;
+	stock(cl[0], &unused, NULL);
+	assert_int_equal(unused, 1); /* E */
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_orders WHERE order_id IN ('3', '4')"), 2);
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_barcodes WHERE barcode IN ('C', 'D', '')"), 0);
+	free(rej);
+	free(lines);
+	free(top);
+	import_free(imp);
+}
+
+static void test_a_file_that_cannot_be_read_is_refused_and_changes_nothing(void **state)
+{
+	(void)state;
+	Rpcq__Vouchers__Import *imp = start_import(cl[0], NULL);
+	rpcq_error err;
+	const char bad_header[] = "id,customer\n1,10\n";
+	assert_int_equal(send_chunk(cl[0], imp->import_id, RPCQ__VOUCHERS__FILE__ORDERS, 0, bad_header,
+				    strlen(bad_header), 1, NULL, &err),
+			 RPCQ_INVALID_ARGUMENT);
+	assert_string_equal(err.message, "orders.csv: line 1: the header must be order_id,customer_id (found 2 "
+					 "field(s), the first \"id\")");
+	const char unclosed[] = "barcode,order_id\nA,1\n\"B,2\nC,3\n";
+	assert_int_equal(send_chunk(cl[1], imp->import_id, RPCQ__VOUCHERS__FILE__BARCODES, 0, unclosed,
+				    strlen(unclosed), 1, NULL, &err),
+			 RPCQ_INVALID_ARGUMENT);
+	assert_non_null(strstr(err.message, "barcodes.csv: line 3"));
+	assert_int_equal(send_chunk(cl[1], imp->import_id, RPCQ__VOUCHERS__FILE__BARCODES, 0, "", 0, 1, NULL, &err),
+			 RPCQ_INVALID_ARGUMENT);
+	assert_string_equal(err.message,
+			    "barcodes.csv: line 1: the file is empty (it needs the header barcode,order_id)");
+	/* Nothing was taken: both files are still at byte 0. */
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_import_files WHERE received > 0 OR complete"), 0);
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_stage_orders"), 0);
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_import_rejections"), 0);
+	/* Bad requests. */
+	assert_int_equal(send_chunk(cl[0], "x1", RPCQ__VOUCHERS__FILE__ORDERS, 0, "", 0, 1, NULL, &err),
+			 RPCQ_INVALID_ARGUMENT);
+	assert_int_equal(send_chunk(cl[0], "999999", RPCQ__VOUCHERS__FILE__ORDERS, 0, "", 0, 1, NULL, &err),
+			 RPCQ_NOT_FOUND);
+	assert_int_equal(
+		send_chunk(cl[0], imp->import_id, RPCQ__VOUCHERS__FILE__FILE_UNSPECIFIED, 0, "", 0, 1, NULL, &err),
+		RPCQ_INVALID_ARGUMENT);
+	import_free(imp);
+}
+
+static void test_chunks_resent_out_of_order_or_after_the_end(void **state)
+{
+	(void)state;
+	Rpcq__Vouchers__Import *imp = start_import(cl[0], NULL), *r = NULL;
+	const char *id = imp->import_id;
+	rpcq_error err;
+	const char orders[] = "order_id,customer_id\n1,10\n2,11\n";
+	const char barcodes[] = "barcode,order_id\nA,1\nB,2\nC,\n";
+	/* Cut inside a record: "order_id,customer_id\n1," then the rest. */
+	assert_int_equal(send_chunk(cl[0], id, RPCQ__VOUCHERS__FILE__ORDERS, 0, orders, 23, 0, &r, &err), RPCQ_OK);
+	assert_int_equal(r->orders->received_bytes, 23);
+	assert_int_equal(r->orders->rows, 0);
+	import_free(r);
+	/* The same chunk again: a duplicate, nothing more read. */
+	assert_int_equal(send_chunk(cl[1], id, RPCQ__VOUCHERS__FILE__ORDERS, 0, orders, 23, 0, &r, &err), RPCQ_OK);
+	assert_true(r->duplicate);
+	assert_int_equal(r->orders->received_bytes, 23);
+	import_free(r);
+	/* A gap: refused, naming where to go on from. */
+	assert_int_equal(send_chunk(cl[0], id, RPCQ__VOUCHERS__FILE__ORDERS, 25, orders + 25, 4, 0, NULL, &err),
+			 RPCQ_FAILED_PRECONDITION);
+	assert_string_equal(err.message,
+			    "orders.csv: chunk at byte 25 leaves a gap: the upload has 23 bytes, send from there");
+	/* Overlapping the received bytes: only the new ones count. */
+	assert_int_equal(
+		send_chunk(cl[1], id, RPCQ__VOUCHERS__FILE__ORDERS, 20, orders + 20, strlen(orders) - 20, 1, &r, &err),
+		RPCQ_OK);
+	assert_false(r->duplicate);
+	assert_true(r->orders->complete);
+	assert_int_equal(r->orders->rows, 2);
+	import_free(r);
+	/* Finish before the barcodes are complete. */
+	assert_int_equal(finish(cl[0], id, &r, &err), RPCQ_FAILED_PRECONDITION);
+	assert_string_equal(err.message, "barcodes.csv is not complete: 0 bytes received, and no last chunk");
+	send_file(cl[0], id, RPCQ__VOUCHERS__FILE__BARCODES, barcodes, 0, strlen(barcodes), 8);
+	/* New bytes after the last chunk. */
+	assert_int_equal(
+		send_chunk(cl[0], id, RPCQ__VOUCHERS__FILE__BARCODES, strlen(barcodes), "D,\n", 3, 1, NULL, &err),
+		RPCQ_FAILED_PRECONDITION);
+	assert_int_equal(finish(cl[1], id, &r, &err), RPCQ_OK);
+	assert_int_equal(r->counts->barcodes_added, 3);
+	import_free(r);
+	/* Finishing again returns the result and changes nothing. */
+	assert_int_equal(finish(cl[0], id, &r, &err), RPCQ_OK);
+	assert_int_equal(r->counts->barcodes_added, 3);
+	assert_int_equal(r->state, RPCQ__VOUCHERS__IMPORT_STATE__APPLIED);
+	import_free(r);
+	/* A resent last chunk after the apply is still acknowledged. */
+	assert_int_equal(
+		send_chunk(cl[1], id, RPCQ__VOUCHERS__FILE__BARCODES, 0, barcodes, strlen(barcodes), 1, &r, &err),
+		RPCQ_OK);
+	assert_true(r->duplicate);
+	import_free(r);
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_barcodes"), 3);
+	/* The import's staging partitions went with the apply. */
+	char sql[160];
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM pg_class WHERE relname IN ('voucher_stage_orders_%s', "
+		 "'voucher_stage_barcodes_%s')",
+		 id, id);
+	assert_int_equal(sql_count(sql), 0);
+	import_free(imp);
+}
+
+static void test_an_import_resumes_on_the_other_process_after_a_restart(void **state)
+{
+	(void)state;
+	char *orders = read_shared("data/vouchers/orders.csv");
+	char *barcodes = read_shared("data/vouchers/barcodes.csv");
+	size_t blen = strlen(barcodes);
+	Rpcq__Vouchers__Import *imp = start_import(cl[0], "resume-test");
+	char *id = strdup(imp->import_id);
+	import_free(imp);
+	send_file(cl[0], id, RPCQ__VOUCHERS__FILE__ORDERS, orders, 0, strlen(orders), 500);
+	/* Half of the barcodes, cut inside a record, then process 0 stops. */
+	rpcq_error err;
+	assert_int_equal(
+		send_chunk(cl[0], id, RPCQ__VOUCHERS__FILE__BARCODES, 0, barcodes, blen / 2 + 3, 0, NULL, &err),
+		RPCQ_OK);
+	rpcq_client_destroy(cl[0]);
+	assert_int_equal(harness_server_stop(&srv[0]), 0);
+
+	/* The same key on the other process: where the import stands. */
+	imp = start_import(cl[1], "resume-test");
+	assert_string_equal(imp->import_id, id);
+	assert_int_equal(imp->state, RPCQ__VOUCHERS__IMPORT_STATE__RECEIVING);
+	assert_true(imp->orders->complete);
+	assert_int_equal(imp->barcodes->received_bytes, blen / 2 + 3);
+	send_file(cl[1], id, RPCQ__VOUCHERS__FILE__BARCODES, barcodes, imp->barcodes->received_bytes, blen, 1000);
+	import_free(imp);
+	Rpcq__Vouchers__Import *done = NULL;
+	assert_int_equal(finish(cl[1], id, &done, &err), RPCQ_OK);
+	assert_int_equal(done->barcodes->rows, 620);
+	assert_int_equal(done->counts->barcodes_added, 615);
+	char *rej = rejections(cl[1], id);
+	assert_string_equal(rej, real_rejections);
+	import_free(done);
+
+	harness_server_start(&srv[0], &pg, NULL);
+	connect_client(0);
+	/* Once applied, the key answers the result. */
+	imp = start_import(cl[0], "resume-test");
+	assert_int_equal(imp->state, RPCQ__VOUCHERS__IMPORT_STATE__APPLIED);
+	assert_int_equal(imp->counts->barcodes_added, 615);
+	import_free(imp);
+	free(rej);
+	free(id);
+	free(orders);
+	free(barcodes);
+}
+
+static void test_a_second_import_merges_into_the_stock(void **state)
+{
+	(void)state;
+	Rpcq__Vouchers__Import *a =
+		import_texts(cl[0], "order_id,customer_id\n1,10\n", "barcode,order_id\nX,1\nY,\nW,\n", 100);
+	import_free(a);
+	Rpcq__Vouchers__Import *b = import_texts(cl[1], "order_id,customer_id\n1,11\n2,12\n3,10\n",
+						 "barcode,order_id\nX,2\nY,2\nZ,1\nW,\nV,3\nX,\n", 100);
+	char *rej = rejections(cl[0], b->import_id);
+	/* Order 1 belongs to customer 10 in the stock: the file's claim is
+	 * refused, and so are its barcodes; X is sold to order 1 already; Y,
+	 * unused in the stock, is now sold; W stays unused; V is new. */
+	assert_string_equal(rej, "orders.csv:2: order_id 1 is already in the stock, for customer 10\n"
+				 "barcodes.csv:2: barcode X is already sold to order 1\n"
+				 "barcodes.csv:4: order_id 1 is rejected in orders.csv\n"
+				 "barcodes.csv:7: barcode X repeats line 2, where it is sold to order 2\n");
+	assert_int_equal(b->counts->orders_added, 2);
+	assert_int_equal(b->counts->orders_rejected, 1);
+	assert_int_equal(b->counts->barcodes_added, 1);
+	assert_int_equal(b->counts->barcodes_sold, 1);
+	assert_int_equal(b->counts->barcodes_unchanged, 1);
+	assert_int_equal(b->counts->barcodes_rejected, 3);
+	char *lines = voucher_lines(cl[0], NULL, 2);
+	assert_string_equal(lines, "10, 1, [X]\n10, 3, [V]\n12, 2, [Y]\n");
+	char *top = top_lines(cl[1], 5);
+	assert_string_equal(top, "10, 2\n12, 1\n");
+	uint64_t unused, sold;
+	stock(cl[0], &unused, &sold);
+	assert_int_equal(unused, 1);
+	assert_int_equal(sold, 3);
+	free(lines);
+	free(top);
+	free(rej);
+	import_free(b);
+}
+
+/* Reports: ids that are integers sort numerically, others after them by
+ * bytes; pages of any size join up to the whole report. */
+static void test_reports_sort_page_and_filter(void **state)
+{
+	(void)state;
+	const char orders[] = "order_id,customer_id\n"
+			      "10,2\n"
+			      "9,2\n"
+			      "b,2\n"
+			      "a,10\n"
+			      "100,10\n"
+			      "1,007\n"
+			      "2,abc\n"
+			      "3,9\n"
+			      "4,9\n";
+	const char barcodes[] = "barcode,order_id\n"
+				"x1,10\nx2,9\nx3,b\nx4,a\nx5,100\nx6,1\nx7,2\nx8,3\nx9,4\nx10,9\nx11,\nx12,\n";
+	Rpcq__Vouchers__Import *imp = import_texts(cl[0], orders, barcodes, 1000);
+	import_free(imp);
+	const char all[] = "2, 9, [x2, x10]\n"
+			   "2, 10, [x1]\n"
+			   "2, b, [x3]\n"
+			   "007, 1, [x6]\n"
+			   "9, 3, [x8]\n"
+			   "9, 4, [x9]\n"
+			   "10, 100, [x5]\n"
+			   "10, a, [x4]\n"
+			   "abc, 2, [x7]\n";
+	for (uint32_t size = 1; size <= 10; size += 3) {
+		char *lines = voucher_lines(cl[size % 2], NULL, size);
+		assert_string_equal(lines, all);
+		free(lines);
+	}
+	char *one = voucher_lines(cl[1], "2", 1);
+	assert_string_equal(one, "2, 9, [x2, x10]\n2, 10, [x1]\n2, b, [x3]\n");
+	free(one);
+	one = voucher_lines(cl[1], "nobody", 10);
+	assert_string_equal(one, "");
+	free(one);
+	char *top = top_lines(cl[0], 3);
+	assert_string_equal(top, "2, 4\n9, 2\n10, 2\n");
+	free(top);
+	top = top_lines(cl[0], 100);
+	assert_string_equal(top, "2, 4\n9, 2\n10, 2\n007, 1\nabc, 1\n");
+	free(top);
+	uint64_t unused, sold;
+	stock(cl[1], &unused, &sold);
+	assert_int_equal(unused, 2);
+	assert_int_equal(sold, 10);
+	/* A page token that names no order starts nowhere. */
+	Rpcq__Vouchers__ListVouchersRequest req = RPCQ__VOUCHERS__LIST_VOUCHERS_REQUEST__INIT;
+	req.page_token = "no-such-order";
+	Rpcq__Vouchers__ListVouchersResponse *r = NULL;
+	rpcq_error err;
+	assert_int_equal(rpcq_voucher_list_vouchers(cl[0], &req, &r, NULL, &err), RPCQ_OK);
+	assert_int_equal(r->n_vouchers, 0);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	Rpcq__Vouchers__TopCustomersRequest tr = RPCQ__VOUCHERS__TOP_CUSTOMERS_REQUEST__INIT;
+	tr.n = 10001;
+	Rpcq__Vouchers__TopCustomersResponse *t = NULL;
+	assert_int_equal(rpcq_voucher_top_customers(cl[0], &tr, &t, NULL, &err), RPCQ_INVALID_ARGUMENT);
+}
+
+/* A stock of n unused barcodes "s0001".. */
+static void stock_of(int n)
+{
+	size_t cap = (size_t)n * 16 + 64;
+	char *b = malloc(cap);
+	assert_non_null(b);
+	size_t len = (size_t)snprintf(b, cap, "barcode,order_id\n");
+	for (int i = 0; i < n; i++)
+		len += (size_t)snprintf(b + len, cap - len, "s%04d,\n", i + 1);
+	import_free(import_texts(cl[0], "order_id,customer_id\n", b, 1 << 20));
+	free(b);
+}
+
+static rpcq_status issue(rpcq_client *c, const char *customer, uint32_t qty, const char *key,
+			 Rpcq__Vouchers__IssueVouchersResponse **out, rpcq_error *err)
+{
+	Rpcq__Vouchers__IssueVouchersRequest req = RPCQ__VOUCHERS__ISSUE_VOUCHERS_REQUEST__INIT;
+	req.customer_id = (char *)customer;
+	req.quantity = qty;
+	req.idempotency_key = (char *)(key ? key : "");
+	*out = NULL;
+	return rpcq_voucher_issue_vouchers(c, &req, out, NULL, err);
+}
+
+static void test_issue_vouchers_sells_unused_barcodes_once_and_says_when_short(void **state)
+{
+	(void)state;
+	stock_of(10);
+	long long seq0 = sql_count("SELECT coalesce((SELECT last_seq FROM stream_topics WHERE topic = "
+				   "'vouchers.issued'), 0)");
+	Rpcq__Vouchers__IssueVouchersResponse *r = NULL, *again = NULL;
+	rpcq_error err;
+	assert_int_equal(issue(cl[0], "c1", 3, NULL, &r, &err), RPCQ_OK);
+	assert_int_equal(r->n_barcodes, 3);
+	assert_string_equal(r->customer_id, "c1");
+	assert_int_equal(r->order_id[0], 'V');
+	assert_false(r->replayed);
+	char line[256];
+	snprintf(line, sizeof(line), "c1, %s, [%s, %s, %s]\n", r->order_id, r->barcodes[0], r->barcodes[1],
+		 r->barcodes[2]);
+	char *lines = voucher_lines(cl[1], "c1", 10);
+	assert_string_equal(lines, line);
+	free(lines);
+	uint64_t unused, sold;
+	stock(cl[1], &unused, &sold);
+	assert_int_equal(unused, 7);
+	assert_int_equal(sold, 3);
+	char *top = top_lines(cl[0], 1);
+	assert_string_equal(top, "c1, 3\n");
+	free(top);
+
+	/* Its message on vouchers.issued, in the same transaction. */
+	Rpcq__ReplayRequest rr = RPCQ__REPLAY_REQUEST__INIT;
+	rr.topic = "vouchers.issued";
+	rr.after_seq = (uint64_t)seq0;
+	Rpcq__ReplayResponse *rep = NULL;
+	assert_int_equal(rpcq_streams_replay(cl[1], &rr, &rep, NULL, &err), RPCQ_OK);
+	assert_int_equal(rep->n_messages, 1);
+	assert_string_equal(rep->messages[0]->type, "rpcq.vouchers.VouchersIssued");
+	Rpcq__Vouchers__VouchersIssued *ev = rpcq__vouchers__vouchers_issued__unpack(
+		NULL, rep->messages[0]->payload.len, rep->messages[0]->payload.data);
+	assert_non_null(ev);
+	assert_string_equal(ev->order_id, r->order_id);
+	assert_int_equal(ev->n_barcodes, 3);
+	assert_string_equal(ev->barcodes[2], r->barcodes[2]);
+	protobuf_c_message_free_unpacked(&ev->base, NULL);
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+
+	/* Too few: RESOURCE_EXHAUSTED, nothing assigned. */
+	assert_int_equal(issue(cl[1], "c2", 8, NULL, &r, &err), RPCQ_RESOURCE_EXHAUSTED);
+	assert_string_equal(err.message, "8 barcode(s) asked, 7 unused");
+	stock(cl[0], &unused, NULL);
+	assert_int_equal(unused, 7);
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_orders WHERE customer_id = 'c2'"), 0);
+
+	/* A key: the first result again, nothing more; the key with other
+	 * parameters is refused. */
+	assert_int_equal(issue(cl[0], "c2", 2, "key-1", &r, &err), RPCQ_OK);
+	assert_int_equal(issue(cl[1], "c2", 2, "key-1", &again, &err), RPCQ_OK);
+	assert_true(again->replayed);
+	assert_string_equal(again->order_id, r->order_id);
+	assert_int_equal(again->n_barcodes, 2);
+	assert_string_equal(again->barcodes[0], r->barcodes[0]);
+	assert_string_equal(again->barcodes[1], r->barcodes[1]);
+	protobuf_c_message_free_unpacked(&again->base, NULL);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	assert_int_equal(issue(cl[1], "c2", 3, "key-1", &r, &err), RPCQ_FAILED_PRECONDITION);
+	stock(cl[0], &unused, NULL);
+	assert_int_equal(unused, 5);
+	/* A short issue with a key does not keep the key. */
+	assert_int_equal(issue(cl[0], "c3", 6, "key-2", &r, &err), RPCQ_RESOURCE_EXHAUSTED);
+	assert_int_equal(issue(cl[0], "c3", 5, "key-2", &r, &err), RPCQ_OK);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	stock(cl[0], &unused, &sold);
+	assert_int_equal(unused, 0);
+	assert_int_equal(sold, 10);
+	assert_int_equal(sql_count("SELECT last_seq FROM stream_topics WHERE topic = 'vouchers.issued'"), seq0 + 3);
+
+	/* Bad requests. */
+	assert_int_equal(issue(cl[0], "c1", 0, NULL, &r, &err), RPCQ_INVALID_ARGUMENT);
+	assert_int_equal(issue(cl[0], "c1", 10001, NULL, &r, &err), RPCQ_INVALID_ARGUMENT);
+	assert_int_equal(issue(cl[0], "", 1, NULL, &r, &err), RPCQ_INVALID_ARGUMENT);
+	assert_string_equal(err.message, "customer_id is required");
+	assert_int_equal(issue(cl[0], "c\001", 1, NULL, &r, &err), RPCQ_INVALID_ARGUMENT);
+}
+
+/* ---- the storm ---- */
+
+#define STORM_CALLERS 32
+#define STORM_STOCK 900
+#define STORM_MAX_CALLS 1000
+
+typedef struct storm_result {
+	char order[24];
+	char key[32];
+	int n;
+	char codes[3][8];
+	int replayed;
+} storm_result;
+
+typedef struct storm_caller {
+	pthread_t thread;
+	int index;
+	storm_result res[STORM_MAX_CALLS];
+	int nres;
+	int exhausted;
+	int failures;
+	char failure[600];
+} storm_caller;
+
+static storm_caller callers[STORM_CALLERS];
+
+static void *storm_thread(void *arg)
+{
+	storm_caller *me = arg;
+	rpcq_client *c = cl[me->index % 2];
+	char customer[16];
+	snprintf(customer, sizeof(customer), "cust%d", me->index % 7);
+	for (int i = 0; me->nres < STORM_MAX_CALLS; i++) {
+		uint32_t qty = 1 + (uint32_t)((i + me->index) % 3);
+		/* Pairs of callers (2k, 2k+1, on the two processes) share the key of
+		 * every fourth call, and so race with it (same customer, same
+		 * quantity). */
+		char key[32] = "";
+		if (i % 4 == 0) {
+			snprintf(key, sizeof(key), "storm-%d-%d", me->index / 2, i);
+			qty = 1 + (uint32_t)(i % 3);
+		}
+		Rpcq__Vouchers__IssueVouchersResponse *r = NULL;
+		rpcq_error err;
+		rpcq_status st = issue(c, key[0] ? "shared" : customer, qty, key, &r, &err);
+		if (st == RPCQ_RESOURCE_EXHAUSTED) {
+			me->exhausted++;
+			if (qty == 1)
+				break; /* the stock is empty: it never grows back */
+			continue;
+		}
+		if (st != RPCQ_OK) {
+			me->failures++;
+			snprintf(me->failure, sizeof(me->failure), "%s: %s", rpcq_status_name(st), err.message);
+			continue;
+		}
+		storm_result *x = &me->res[me->nres++];
+		snprintf(x->order, sizeof(x->order), "%s", r->order_id);
+		snprintf(x->key, sizeof(x->key), "%s", key);
+		x->n = (int)r->n_barcodes;
+		x->replayed = r->replayed;
+		for (int k = 0; k < x->n && k < 3; k++)
+			snprintf(x->codes[k], sizeof(x->codes[k]), "%s", r->barcodes[k]);
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+	}
+	return NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void test_a_storm_of_32_callers_on_two_processes_never_sells_a_barcode_twice(void **state)
+{
+	(void)state;
+	stock_of(STORM_STOCK);
+	long long seq0 = sql_count("SELECT coalesce((SELECT last_seq FROM stream_topics WHERE topic = "
+				   "'vouchers.issued'), 0)");
+	memset(callers, 0, sizeof(callers));
+	for (int i = 0; i < STORM_CALLERS; i++) {
+		callers[i].index = i;
+		if (pthread_create(&callers[i].thread, NULL, storm_thread, &callers[i]) != 0)
+			fail_msg("pthread_create");
+	}
+	for (int i = 0; i < STORM_CALLERS; i++)
+		pthread_join(callers[i].thread, NULL);
+
+	/* Every barcode handed out, once, to one order; keyed replays give the
+	 * first result. */
+	static const char *codes[STORM_STOCK + 1];
+	static const char *orders[STORM_CALLERS * STORM_MAX_CALLS];
+	int ncodes = 0, norders = 0, exhausted = 0, replayed = 0;
+	for (int i = 0; i < STORM_CALLERS; i++) {
+		if (callers[i].failures)
+			fail_msg("caller %d: %d failure(s), last: %s", i, callers[i].failures, callers[i].failure);
+		exhausted += callers[i].exhausted;
+		for (int k = 0; k < callers[i].nres; k++) {
+			const storm_result *x = &callers[i].res[k];
+			if (x->replayed) {
+				replayed++;
+				/* The partner holds the first result of the same key. */
+				const storm_caller *p = &callers[i ^ 1];
+				int found = 0;
+				for (int q = 0; q < p->nres; q++)
+					if (strcmp(p->res[q].key, x->key) == 0) {
+						assert_string_equal(p->res[q].order, x->order);
+						assert_int_equal(p->res[q].n, x->n);
+						for (int j = 0; j < x->n; j++)
+							assert_string_equal(p->res[q].codes[j], x->codes[j]);
+						assert_false(p->res[q].replayed);
+						found = 1;
+					}
+				assert_true(found);
+				continue;
+			}
+			orders[norders++] = x->order;
+			for (int j = 0; j < x->n; j++) {
+				assert_true(ncodes < STORM_STOCK);
+				codes[ncodes++] = x->codes[j];
+			}
+		}
+	}
+	qsort(codes, (size_t)ncodes, sizeof(*codes), cmp_str);
+	for (int i = 1; i < ncodes; i++)
+		if (strcmp(codes[i - 1], codes[i]) == 0)
+			fail_msg("barcode %s was sold twice", codes[i]);
+	qsort(orders, (size_t)norders, sizeof(*orders), cmp_str);
+	for (int i = 1; i < norders; i++)
+		assert_string_not_equal(orders[i - 1], orders[i]);
+	print_message("storm: %d issues, %d replays of a raced key, %d RESOURCE_EXHAUSTED\n", norders, replayed,
+		      exhausted);
+	/* Every caller ended on an empty stock, so all of it was sold. */
+	assert_int_equal(ncodes, STORM_STOCK);
+	assert_true(exhausted >= STORM_CALLERS);
+
+	/* The database agrees, and never went below zero. */
+	uint64_t unused, sold;
+	stock(cl[0], &unused, &sold);
+	assert_int_equal(unused, 0);
+	assert_int_equal(sold, STORM_STOCK);
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_barcodes WHERE order_id IS NULL"), 0);
+	assert_int_equal(sql_count("SELECT count(DISTINCT order_id) FROM voucher_barcodes"), norders);
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_orders"), norders);
+	assert_int_equal(sql_count("SELECT sum(tickets) FROM voucher_customers"), STORM_STOCK);
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_issues WHERE order_id = ''"), 0);
+	assert_int_equal(sql_count("SELECT last_seq FROM stream_topics WHERE topic = 'vouchers.issued'"),
+			 seq0 + norders);
+	/* What each caller got is what the stock says its order holds. */
+	for (int i = 0; i < STORM_CALLERS; i += 5)
+		for (int k = 0; k < callers[i].nres; k++) {
+			const storm_result *x = &callers[i].res[k];
+			char sql[200];
+			snprintf(sql, sizeof(sql),
+				 "SELECT count(*) FROM voucher_barcodes WHERE order_id = '%s' AND barcode IN ('%s', "
+				 "'%s', "
+				 "'%s')",
+				 x->order, x->codes[0], x->n > 1 ? x->codes[1] : "", x->n > 2 ? x->codes[2] : "");
+			assert_int_equal(sql_count(sql), x->n);
+		}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup(test_the_real_exports_in_chunks_of_any_size_give_what_the_rules_imply, reset),
+		cmocka_unit_test_setup(test_each_rule_rejects_its_rows_with_file_and_line_and_the_rest_applies, reset),
+		cmocka_unit_test_setup(test_a_file_that_cannot_be_read_is_refused_and_changes_nothing, reset),
+		cmocka_unit_test_setup(test_chunks_resent_out_of_order_or_after_the_end, reset),
+		cmocka_unit_test_setup(test_an_import_resumes_on_the_other_process_after_a_restart, reset),
+		cmocka_unit_test_setup(test_a_second_import_merges_into_the_stock, reset),
+		cmocka_unit_test_setup(test_reports_sort_page_and_filter, reset),
+		cmocka_unit_test_setup(test_issue_vouchers_sells_unused_barcodes_once_and_says_when_short, reset),
+		cmocka_unit_test_setup(test_a_storm_of_32_callers_on_two_processes_never_sells_a_barcode_twice, reset),
+	};
+	return cmocka_run_group_tests(tests, setup_all, teardown_all);
+}

@@ -1488,6 +1488,67 @@ static void test_a_change_one_server_ingests_shows_in_the_other_within_two_secon
 	}
 }
 
+/* The highest seq among the events c's Search returns. */
+static uint64_t max_event_seq(rpcq_client *c)
+{
+	struct found f;
+	search_all(c, "", "", 0, &f);
+	uint64_t m = 0;
+	for (size_t i = 0; i < f.n; i++)
+		if (f.ev[i]->seq > m)
+			m = f.ev[i]->seq;
+	found_free(&f);
+	return m;
+}
+
+/* A fetch applies its own changes to its process's index at the commit,
+ * and that process's follower then meets them again in the log; the other
+ * process gets them only from the log. Feeds of a few thousand changes (a
+ * few batches each), Synced through each server in turn: the writer holds
+ * its own changes when Sync answers, the other converges, and both hold
+ * what a server that loads the database afresh holds. */
+static void test_syncs_of_thousands_of_changes_through_either_server_converge_on_the_database(void **state)
+{
+	(void)state;
+	harness_pg db;
+	fresh_db(&db);
+	const char *args[] = {"--events", "2200", "--zones", "1", "--seed", "11", "--change", "60", NULL};
+	struct sim *sim = sim_start(args);
+	harness_server *a = server_start(&db, sim->feed_url, 0);
+	harness_server *b = server_start(&db, sim->feed_url, 0);
+	rpcq_client *ca = client_of(a), *cb = client_of(b);
+	for (int i = 0; i < 4; i++) {
+		rpcq_client *writer = i % 2 == 0 ? ca : cb, *reader = i % 2 == 0 ? cb : ca;
+		char what[64];
+		snprintf(what, sizeof(what), "response %d through server %c", i + 1, i % 2 == 0 ? 'a' : 'b');
+		Rpcq__Events__SyncResponse *r = sync_ok(writer, what);
+		if (r->created + r->updated < (i == 0 ? 2000u : 1000u))
+			fail_msg("%s: %u created and %u updated, wanted more than one batch", what, r->created,
+				 r->updated);
+		uint64_t last = r->last_seq;
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+		/* Read your writes: the last change is in the writer's index. */
+		uint64_t held = max_event_seq(writer);
+		if (held != last)
+			fail_msg("%s: Sync answered last_seq %llu, the writer's Search then held changes up to %llu",
+				 what, (unsigned long long)last, (unsigned long long)held);
+		char *want = search_text(writer, "", "");
+		int64_t took = wait_search(reader, want, VISIBLE_MS, what);
+		print_message("%s: visible in the other after %lld ms\n", what, (long long)took);
+		free(want);
+	}
+	harness_server *c = server_start(&db, sim->feed_url, 0);
+	char *loaded = search_text(client_of(c), "", "");
+	char *ta = search_text(ca, "", ""), *tb = search_text(cb, "", "");
+	if (count_lines(loaded) < 2200)
+		fail_msg("a fresh server loaded %d events, wanted at least 2200", count_lines(loaded));
+	if (strcmp(ta, loaded) != 0 || strcmp(tb, loaded) != 0)
+		fail_msg("after four Syncs the servers' indexes differ from what a fresh server loads");
+	free(loaded);
+	free(ta);
+	free(tb);
+}
+
 static void test_ids_are_uuidv5_of_base_and_event_and_the_same_after_a_restart_and_elsewhere(void **state)
 {
 	(void)state;
@@ -1977,6 +2038,9 @@ int main(void)
 			teardown_test),
 		cmocka_unit_test_teardown(test_two_servers_on_one_database_fetch_once_per_interval_between_them,
 					  teardown_test),
+		cmocka_unit_test_teardown(
+			test_syncs_of_thousands_of_changes_through_either_server_converge_on_the_database,
+			teardown_test),
 		cmocka_unit_test_teardown(test_a_change_one_server_ingests_shows_in_the_other_within_two_seconds,
 					  teardown_test),
 		cmocka_unit_test_teardown(

@@ -176,6 +176,49 @@ static void test_an_upsert_of_the_same_id_replaces_its_values(void **state)
 	event_index_destroy(ix);
 }
 
+static void test_a_change_not_newer_than_the_held_one_is_ignored(void **state)
+{
+	(void)state;
+	event_index *ix = event_index_create();
+	assert_non_null(ix);
+	event_rec r;
+	char title[64];
+	make_rec(&r, "a", "2024-01-01T10:00:00", "2024-01-01T11:00:00", "seq 5");
+	r.seq = 5;
+	assert_int_equal(event_index_upsert_newer(ix, &r), 1);
+	/* The same change again (the log bringing what the fetch applied). */
+	assert_int_equal(event_index_upsert_newer(ix, &r), 0);
+	/* An older one after it: moved start, other title; nothing changes. */
+	make_rec(&r, "a", "2024-01-02T10:00:00", "2024-01-02T11:00:00", "seq 3");
+	r.seq = 3;
+	assert_int_equal(event_index_upsert_newer(ix, &r), 0);
+	assert_int_equal(event_index_get(ix, "a", title_of, title), 1);
+	assert_string_equal(title, "seq 5");
+	expect_search(ix, "2024-01-02T00:00:00", NULL, NULL, NULL, 0, "");
+	expect_search(ix, "2024-01-01T00:00:00", NULL, NULL, NULL, 0, "a");
+	/* A newer one moves it; a record taken over does the same. */
+	make_rec(&r, "a", "2024-01-03T10:00:00", "2024-01-03T11:00:00", "seq 6");
+	r.seq = 6;
+	assert_int_equal(event_index_upsert_newer(ix, &r), 1);
+	expect_search(ix, "2024-01-02T00:00:00", NULL, NULL, NULL, 0, "a");
+	make_rec(&r, "a", "2024-01-04T10:00:00", "2024-01-04T11:00:00", "seq 6 again");
+	r.seq = 6;
+	event_rec *own = event_rec_dup(&r);
+	assert_non_null(own);
+	assert_int_equal(event_index_put_newer(ix, own), 0); /* freed: ASan checks */
+	make_rec(&r, "b", "2024-01-04T10:00:00", "2024-01-04T11:00:00", "b at 7");
+	r.seq = 7;
+	own = event_rec_dup(&r);
+	assert_non_null(own);
+	assert_int_equal(event_index_put_newer(ix, own), 1);
+	assert_int_equal(event_index_count(ix), 2);
+	assert_int_equal(event_index_get(ix, "a", title_of, title), 1);
+	assert_string_equal(title, "seq 6");
+	assert_int_equal(event_index_get(ix, "b", title_of, title), 1);
+	assert_string_equal(title, "b at 7");
+	event_index_destroy(ix);
+}
+
 static void test_an_upsert_that_changes_starts_at_moves_the_event(void **state)
 {
 	(void)state;
@@ -766,6 +809,7 @@ int main(void)
 		cmocka_unit_test(test_an_empty_index_finds_nothing),
 		cmocka_unit_test(test_an_inserted_event_is_found_by_id_with_every_field_copied),
 		cmocka_unit_test(test_an_upsert_of_the_same_id_replaces_its_values),
+		cmocka_unit_test(test_a_change_not_newer_than_the_held_one_is_ignored),
 		cmocka_unit_test(test_an_upsert_that_changes_starts_at_moves_the_event),
 		cmocka_unit_test(test_events_are_ordered_by_start_then_id),
 		cmocka_unit_test(test_from_alone_passes_events_starting_at_or_after_it),

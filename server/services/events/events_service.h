@@ -46,6 +46,10 @@ typedef struct events_state {
 	/* sync.c */
 	ingest *ingest;
 	nng_mtx *fetch_lock; /* one fetch at a time in this process */
+	/* The statistics refresh after a large fetch, on a worker; under lock. */
+	server_job analyze_job;
+	int analyzing;	   /* queued or running */
+	int analyze_again; /* another fetch asked while it ran */
 } events_state;
 
 /* follow.c */
@@ -53,6 +57,13 @@ rpcq_status events_follow_start(events_state *st, rpcq_error *err) RPCQ_NODISCAR
 void events_follow_stop(events_state *st);
 /* Waits (at most until deadline) for the index to hold seq; 1 when it does. */
 int events_follow_wait(events_state *st, uint64_t seq, nng_time deadline);
+/* Applies a fetch's own committed changes to the index, recs[i]->seq
+ * ascending and contiguous (records from event_rec_dup, all taken over:
+ * recs[] is left NULL), under the same rule as the changes the log brings:
+ * a seq at or below the index's position is ignored, the next is applied,
+ * a gap stops it (the log brings the rest). Returns how many it applied.
+ * Does not block on the database. */
+size_t events_follow_apply_own(events_state *st, event_rec **recs, size_t n);
 /* The index has been loaded from the database. */
 int events_follow_ready(events_state *st);
 /* An Event message of a record, in arena ar (NULL when out of memory). */

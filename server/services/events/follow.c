@@ -8,6 +8,17 @@
  * failed Replay) is filled with rpcq.Streams/Replay through call_run on a
  * worker; messages trimmed away before they were applied make it load again.
  *
+ * A fetch of this process also applies its own changes right after its
+ * transaction commits (events_follow_apply_own: it has the new values in
+ * hand), so that Sync need not wait for them to come back through the log.
+ * Both paths apply by the same rule under st->lock: the change of seq
+ * applied + 1 is applied and becomes `applied`; one at or below `applied`
+ * is ignored (it came the other way first); a later one is a gap, which
+ * the log fills. So each seq is applied once and in order, whichever path
+ * brings it first, and the index is the log's state up to `applied`. The
+ * index also ignores a change not newer than the one it holds for that
+ * event (event_index_upsert_newer), which keeps it so under any order.
+ *
  * Threads: the publisher thread delivers (events_on_message); one job at a
  * time on the worker pool loads or catches up; searches only read the index.
  * st->lock guards the follower's state, never held while a search runs.
@@ -15,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <rpcq/alloc.h>
 
 #include "call_internal.h"
 #include "db/db.h"
@@ -26,6 +39,9 @@
 
 #define REPLAY_DEADLINE_MS 10000
 #define RETRY_MS 1000
+/* events_follow_apply_own takes st->lock for this many records at a time,
+ * so that the publisher's listener never waits long for it. */
+#define OWN_CHUNK 512
 
 static void follow_run(server_job *job, arena *ar);
 
@@ -108,7 +124,7 @@ static void apply_locked(events_state *st, uint64_t seq, const uint8_t *payload,
 		log_error("events index: change %llu does not decode; skipped", (unsigned long long)seq);
 	} else {
 		r.seq = seq;
-		if (event_index_upsert(st->index, &r) != 0)
+		if (event_index_upsert_newer(st->index, &r) < 0)
 			log_error("events index: out of memory applying change %llu", (unsigned long long)seq);
 	}
 	if (ch)
@@ -197,7 +213,7 @@ static rpcq_status load(events_state *st, rpcq_error *err)
 		m.sold_out = PQgetvalue(res, i, 10)[0] == 't';
 		m.seq = strtoull(PQgetvalue(res, i, 11), NULL, 10);
 		event_rec r;
-		if (events_rec_of(&m, &r) != 0 || event_index_upsert(st->index, &r) != 0) {
+		if (events_rec_of(&m, &r) != 0 || event_index_upsert_newer(st->index, &r) < 0) {
 			nng_mtx_unlock(st->lock);
 			result = rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory loading the events index");
 			goto out;
@@ -343,6 +359,50 @@ int events_follow_wait(events_state *st, uint64_t seq, nng_time deadline)
 	int ok = st->loaded && st->applied >= seq;
 	nng_mtx_unlock(st->lock);
 	return ok;
+}
+
+size_t events_follow_apply_own(events_state *st, event_rec **recs, size_t n)
+{
+	size_t i = 0, applied = 0;
+	int stop = 0;
+	while (i < n && !stop) {
+		nng_mtx_lock(st->lock);
+		if (!st->loaded) {
+			nng_mtx_unlock(st->lock);
+			break;
+		}
+		for (size_t end = i + OWN_CHUNK; i < n && i < end; i++) {
+			event_rec *r = recs[i];
+			recs[i] = NULL;
+			if (r->seq <= st->applied) { /* the log brought it first */
+				rpcq_free(r);
+				continue;
+			}
+			if (r->seq != st->applied + 1) { /* a change before it is missing */
+				rpcq_free(r);
+				stop = 1;
+				i++;
+				break;
+			}
+			if (event_index_put_newer(st->index, r) < 0) {
+				/* The follower applies it (or fails the same way). */
+				stop = 1;
+				i++;
+				break;
+			}
+			st->applied = r->seq;
+			applied++;
+		}
+		if (st->applied > st->known)
+			st->known = st->applied;
+		nng_cv_wake(st->applied_cv);
+		nng_mtx_unlock(st->lock);
+	}
+	for (; i < n; i++) {
+		rpcq_free(recs[i]);
+		recs[i] = NULL;
+	}
+	return applied;
 }
 
 int events_follow_ready(events_state *st)

@@ -611,17 +611,20 @@ void event_index_destroy(event_index *ix)
 	rpcq_free(ix);
 }
 
-int event_index_upsert(event_index *ix, const event_rec *rec)
+/* Puts r (owned) in place of the event with its id. newer_only: not when
+ * the index holds that event at r->seq or later (then r is freed, 0). 1
+ * when put, -1 when out of memory (r freed, the index unchanged). */
+static int put(event_index *ix, event_rec *r, int newer_only)
 {
-	assert(ix != NULL && rec != NULL);
 	int result = -1;
-	event_rec *r = rec_copy(rec);
-	if (r == NULL)
-		return -1;
 	pthread_rwlock_wrlock(&ix->lock);
 	size_t s = hash_slot(ix, r->id);
 	event_rec *old = ix->slots[s];
 	int which = rec_inverted(r);
+	if (newer_only && old != NULL && old->seq >= r->seq) {
+		result = 0;
+		goto out;
+	}
 	if (old != NULL && rec_inverted(old) == which && strcmp(old->starts_at, r->starts_at) == 0) {
 		tree_replace(&ix->t[which], old, r); /* same key, same place */
 	} else {
@@ -640,11 +643,41 @@ int event_index_upsert(event_index *ix, const event_rec *rec)
 	}
 	ix->slots[s] = r;
 	r = old; /* freed below, once no reader can hold it */
-	result = 0;
+	result = 1;
 out:
 	pthread_rwlock_unlock(&ix->lock);
 	rpcq_free(r);
 	return result;
+}
+
+int event_index_upsert(event_index *ix, const event_rec *rec)
+{
+	assert(ix != NULL && rec != NULL);
+	event_rec *r = rec_copy(rec);
+	if (r == NULL)
+		return -1;
+	return put(ix, r, 0) < 0 ? -1 : 0;
+}
+
+event_rec *event_rec_dup(const event_rec *rec)
+{
+	assert(rec != NULL);
+	return rec_copy(rec);
+}
+
+int event_index_put_newer(event_index *ix, event_rec *r)
+{
+	assert(ix != NULL && r != NULL);
+	return put(ix, r, 1);
+}
+
+int event_index_upsert_newer(event_index *ix, const event_rec *rec)
+{
+	assert(ix != NULL && rec != NULL);
+	event_rec *r = rec_copy(rec);
+	if (r == NULL)
+		return -1;
+	return put(ix, r, 1);
 }
 
 /* Where a search starts in t: at the first start >= from, or just after

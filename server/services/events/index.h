@@ -34,6 +34,22 @@ void event_index_destroy(event_index *ix);
  * of memory (the index is unchanged). Writer only. */
 int event_index_upsert(event_index *ix, const event_rec *rec) __attribute__((warn_unused_result));
 
+/* The same for a change of the log: only when rec->seq is later than the
+ * seq of the event the index holds with that id (or it holds none), so
+ * that a change applied twice, or an older one after a newer, leaves the
+ * newer values. 1 when applied, 0 when ignored (not newer), -1 when out of
+ * memory (the index unchanged). Writer only. */
+int event_index_upsert_newer(event_index *ix, const event_rec *rec) __attribute__((warn_unused_result));
+
+/* A copy of rec in one allocation (rpcq_free), as the index would hold it;
+ * NULL when out of memory. */
+event_rec *event_rec_dup(const event_rec *rec);
+
+/* event_index_upsert_newer of a record from event_rec_dup, which the index
+ * takes over instead of copying: it is freed when not applied (0) or out
+ * of memory (-1). Writer only. */
+int event_index_put_newer(event_index *ix, event_rec *r) __attribute__((warn_unused_result));
+
 /* Calls fn, under the read lock, for each event with starts_at >= from and
  * ends_at <= to (NULL or "": no bound), in (starts_at, id) order, starting
  * after the event (after_start, after_id) when after_id is given (paging),

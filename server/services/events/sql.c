@@ -64,4 +64,4 @@ const char events_sql_stage_create[] =
 const char events_sql_stage_copy[] = "COPY events_stage (id, base_id, event_id, title, starts_at, ends_at, sell_from,"
 				     " sell_to, min_price, max_price, sold_out, seq) FROM STDIN";
 
-const char events_sql_stage_clear[] = "DELETE FROM events_stage";
+const char events_sql_stage_clear[] = "TRUNCATE events_stage";

@@ -12,8 +12,17 @@
  * fetch's one transaction — COPY into a staging table, one upsert, one
  * stream_append_batch of their events.changed messages — and the whole
  * transaction commits only when the response was HTTP 200, well-formed and
- * complete in time: otherwise nothing is applied. Memory: one batch.
+ * complete in time: otherwise nothing is applied. Once it has committed,
+ * the fetch applies its changes to this process's index itself
+ * (events_follow_apply_own), so that Sync's reply (read your writes) does
+ * not wait for 50,000 messages to come back through the publisher; other
+ * processes get them from the log, and this one's follower ignores them
+ * when they arrive. Memory: one batch of the feed, plus the records of the
+ * changes written, which the index takes over at the commit (the new
+ * records it would allocate anyway).
  */
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,14 +43,25 @@
 /* Slots of the batch's id table: a power of two over twice BATCH. */
 #define BATCH_SLOTS 2048
 /* A fetch that writes this many changes refreshes the statistics of the
- * log and the events (in its transaction, before the commit): the
- * publisher pages the new messages right after, and with stale statistics
- * its page statement scanned the rest of the log for every page (11 ms a
- * page instead of 0.9 ms at 50,000 new messages, bench/README.md). */
+ * log and the events: every process's publisher pages the new messages
+ * right after, and with stale statistics its page statement scanned the
+ * rest of the log for every page (11 ms a page instead of 0.9 ms at 50,000
+ * new messages, bench/README.md). It runs after the commit, as a job of
+ * its own on a worker (analyze_run): inside the fetch's transaction it was
+ * a third of a second of every large Sync. */
 #define ANALYZE_AFTER 10000
+#define ANALYZE_DEADLINE_MS 60000
 /* Sync's reply lists at most this many changed events (all are on the stream). */
 #define SYNC_REPLY_MAX 1000
 #define INDEX_WAIT_MS 5000
+/* At most this many changes of one fetch go to this process's index
+ * straight from the fetch (events_follow_apply_own); past it, all of them
+ * come through the log as other processes' do. The records are what the
+ * index holds anyway (taken over, not copied), so this bounds only how
+ * long the old records of updated events are held beside the new. */
+#define OWN_MAX 200000
+
+static void analyze_soon(events_state *st);
 
 /* One changed event of the batch, with copies of its strings. */
 struct pending {
@@ -54,17 +74,51 @@ struct pending {
 	char min_price[FEED_PRICE_MAX], max_price[FEED_PRICE_MAX];
 };
 
+/* A batch of changed events: filled by the parse, then written. */
+struct batch {
+	struct pending *p; /* BATCH of them */
+	size_t n;
+	uint64_t last; /* once written: the seq of p[n - 1] */
+};
+
+/* The batch writer: a thread of the fetch's own that writes one batch
+ * while the parse fills the next, so that rpcqd's parse and PostgreSQL's
+ * writes overlap instead of taking turns (on two cores they were about
+ * equal halves of a first ingest). It alone uses the connection while it
+ * runs; the parse hands it a batch and takes it back under lock. */
+struct writer {
+	pthread_t thread;
+	int started;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	struct batch *job; /* being written; NULL: idle */
+	int quit;
+	rpcq_status status; /* of the writes so far: the first failure */
+	rpcq_error err;
+	char *copy;	 /* the COPY buffer, kept between batches */
+	size_t copy_cap; /* its size */
+};
+
 struct fetch {
 	events_state *st;
 	dbconn *db;
 	feed_parser *parser;
-	struct pending *batch;
-	size_t n;
-	uint16_t slots[BATCH_SLOTS]; /* batch index + 1 by id hash; 0: empty */
+	struct batch bufs[2];
+	struct batch *cur;     /* being filled */
+	struct batch *written; /* handed to the writer, not yet taken back */
+	struct writer w;
+	uint16_t slots[BATCH_SLOTS]; /* cur index + 1 by id hash; 0: empty */
 	rpcq_status failed;	     /* a write failed: stop, roll back */
 	rpcq_error err;
 	char xml_error[200];
 	int malformed;
+	/* The records of every change written, in seq order, for this
+	 * process's index once the transaction commits; own_off once past
+	 * OWN_MAX or out of memory (then the log brings them). */
+	event_rec **own;
+	size_t n_own, cap_own;
+	int own_off;
+	uint64_t own_first; /* seq of own[0] */
 	/* result */
 	unsigned created, updated, unchanged, skipped;
 	uint64_t last_seq;
@@ -135,73 +189,230 @@ static int copy_null_or(char **buf, size_t *len, size_t *cap, const char *s, int
 	return 0;
 }
 
-/* Writes the batch: its stream messages (one statement), then the rows
- * (COPY into the staging table, one upsert). */
-static rpcq_status flush(struct fetch *f)
+static void own_drop(struct fetch *f)
 {
-	if (f->n == 0)
-		return RPCQ_OK;
+	for (size_t i = 0; i < f->n_own; i++)
+		rpcq_free(f->own[i]);
+	rpcq_free(f->own);
+	f->own = NULL;
+	f->n_own = f->cap_own = 0;
+}
+
+/* Keeps a copy of the batch's records, seqs first..first + n - 1, for the
+ * index after the commit; gives up (the log brings them) past OWN_MAX,
+ * when out of memory, or when the seqs do not follow the previous batch's
+ * (never while the fetch holds the lock: nothing else appends there). */
+static void own_keep(struct fetch *f, const struct batch *b)
+{
+	uint64_t first = b->last - b->n + 1;
+	if (f->own_off)
+		return;
+	if (f->n_own == 0)
+		f->own_first = first;
+	if (first != f->own_first + f->n_own || f->n_own + b->n > OWN_MAX)
+		goto give_up;
+	if (f->n_own + b->n > f->cap_own) {
+		size_t cap = f->cap_own ? f->cap_own * 2 : 4 * BATCH;
+		while (cap < f->n_own + b->n)
+			cap *= 2;
+		event_rec **p = rpcq_realloc(f->own, cap * sizeof(*p));
+		if (p == NULL)
+			goto give_up;
+		f->own = p;
+		f->cap_own = cap;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		event_rec r;
+		if (events_rec_of(&b->p[i].event, &r) != 0 || (f->own[f->n_own] = event_rec_dup(&r)) == NULL)
+			goto give_up;
+		f->n_own++;
+	}
+	return;
+give_up:
+	own_drop(f);
+	f->own_off = 1;
+}
+
+/* Writes batch b: its stream messages (one statement), then the rows
+ * (COPY into the staging table, one upsert). On the writer's thread. */
+static rpcq_status write_batch(dbconn *db, struct writer *w, struct batch *b, rpcq_error *err)
+{
 	rpcq_status s;
-	const ProtobufCMessage **msgs = rpcq_alloc(f->n * sizeof(*msgs));
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
+	const ProtobufCMessage **msgs = rpcq_alloc(b->n * sizeof(*msgs));
+	size_t len = 0;
 	if (msgs == NULL)
-		return rpcq_error_set(&f->err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
-	for (size_t i = 0; i < f->n; i++)
-		msgs[i] = &f->batch[i].change.base;
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+	for (size_t i = 0; i < b->n; i++)
+		msgs[i] = &b->p[i].change.base;
 	uint64_t last = 0;
-	if ((s = stream_append_batch(f->db, EVENTS_TOPIC, msgs, f->n, &last, &f->err)) != RPCQ_OK)
+	if ((s = stream_append_batch(db, EVENTS_TOPIC, msgs, b->n, &last, err)) != RPCQ_OK)
 		goto out;
-	f->last_seq = last;
-	for (size_t i = 0; i < f->n; i++) {
-		struct pending *p = &f->batch[i];
+	b->last = last;
+	for (size_t i = 0; i < b->n; i++) {
+		struct pending *p = &b->p[i];
 		char seq[24], *sold = p->event.sold_out ? "t" : "f";
-		snprintf(seq, sizeof(seq), "%llu", (unsigned long long)(last - f->n + 1 + i));
-		p->event.seq = last - f->n + 1 + i;
-		if (copy_text(&buf, &len, &cap, p->id, 0) || copy_text(&buf, &len, &cap, p->base_id, 0) ||
-		    copy_text(&buf, &len, &cap, p->event_id, 0) || copy_text(&buf, &len, &cap, p->title, 0) ||
-		    copy_text(&buf, &len, &cap, p->starts_at, 0) || copy_text(&buf, &len, &cap, p->ends_at, 0) ||
-		    copy_null_or(&buf, &len, &cap, p->sell_from, 0) || copy_null_or(&buf, &len, &cap, p->sell_to, 0) ||
-		    copy_null_or(&buf, &len, &cap, p->min_price, 0) ||
-		    copy_null_or(&buf, &len, &cap, p->max_price, 0) || copy_text(&buf, &len, &cap, sold, 0) ||
-		    copy_text(&buf, &len, &cap, seq, 1)) {
-			s = rpcq_error_set(&f->err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+		p->event.seq = last - b->n + 1 + i;
+		snprintf(seq, sizeof(seq), "%llu", (unsigned long long)p->event.seq);
+		char **buf = &w->copy;
+		size_t *cap = &w->copy_cap;
+		if (copy_text(buf, &len, cap, p->id, 0) || copy_text(buf, &len, cap, p->base_id, 0) ||
+		    copy_text(buf, &len, cap, p->event_id, 0) || copy_text(buf, &len, cap, p->title, 0) ||
+		    copy_text(buf, &len, cap, p->starts_at, 0) || copy_text(buf, &len, cap, p->ends_at, 0) ||
+		    copy_null_or(buf, &len, cap, p->sell_from, 0) || copy_null_or(buf, &len, cap, p->sell_to, 0) ||
+		    copy_null_or(buf, &len, cap, p->min_price, 0) || copy_null_or(buf, &len, cap, p->max_price, 0) ||
+		    copy_text(buf, &len, cap, sold, 0) || copy_text(buf, &len, cap, seq, 1)) {
+			s = rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
 			goto out;
 		}
 	}
-	if ((s = db_copy_begin(f->db, events_sql_stage_copy, &f->err)) != RPCQ_OK ||
-	    (s = db_copy_put(f->db, buf, len, &f->err)) != RPCQ_OK || (s = db_copy_end(f->db, &f->err)) != RPCQ_OK)
+	if ((s = db_copy_begin(db, events_sql_stage_copy, err)) != RPCQ_OK ||
+	    (s = db_copy_put(db, w->copy, len, err)) != RPCQ_OK || (s = db_copy_end(db, err)) != RPCQ_OK)
 		goto out;
 	PGresult *res = NULL;
-	s = db_exec(f->db, &events_sql_upsert, NULL, &res, &f->err);
+	s = db_exec(db, &events_sql_upsert, NULL, &res, err);
 	PQclear(res);
 	if (s != RPCQ_OK)
 		goto out;
-	if ((s = db_command(f->db, events_sql_stage_clear, &f->err)) != RPCQ_OK)
-		goto out;
+	s = db_command(db, events_sql_stage_clear, err);
+out:
+	rpcq_free(msgs);
+	return s;
+}
+
+static void *writer_run(void *arg)
+{
+	struct fetch *f = arg;
+	struct writer *w = &f->w;
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		while (w->job == NULL && !w->quit)
+			pthread_cond_wait(&w->cv, &w->lock);
+		if (w->job == NULL)
+			break;
+		struct batch *b = w->job;
+		pthread_mutex_unlock(&w->lock);
+		rpcq_error err;
+		rpcq_status s = write_batch(f->db, w, b, &err);
+		pthread_mutex_lock(&w->lock);
+		if (s != RPCQ_OK && w->status == RPCQ_OK) {
+			w->status = s;
+			w->err = err;
+		}
+		w->job = NULL;
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+static rpcq_status writer_start(struct fetch *f, rpcq_error *err)
+{
+	struct writer *w = &f->w;
+	if (pthread_mutex_init(&w->lock, NULL) != 0)
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "cannot make the batch writer's lock");
+	if (pthread_cond_init(&w->cv, NULL) != 0) {
+		pthread_mutex_destroy(&w->lock);
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "cannot make the batch writer's lock");
+	}
+	w->status = RPCQ_OK;
+	if (pthread_create(&w->thread, NULL, writer_run, f) != 0) {
+		pthread_cond_destroy(&w->cv);
+		pthread_mutex_destroy(&w->lock);
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "cannot start the batch writer");
+	}
+	w->started = 1;
+	return RPCQ_OK;
+}
+
+/* Waits for the batch under way (if any) and ends the thread: the
+ * connection is the fetch's again. Safe to call twice. */
+static void writer_stop(struct fetch *f)
+{
+	struct writer *w = &f->w;
+	if (!w->started)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->quit = 1;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->lock);
+	w->started = 0;
+}
+
+static void batch_clear(struct batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		rpcq_free(b->p[i].title);
+	b->n = 0;
+}
+
+/* What is left of a batch once written, on the parse's thread: its
+ * records for this process's index, its events for Sync's reply. */
+static rpcq_status after_batch(struct fetch *f, struct batch *b)
+{
+	rpcq_status s = RPCQ_OK;
+	f->last_seq = b->last;
+	own_keep(f, b);
 	if (f->reply && f->c) {
 		arena *a = call_arena(f->c);
-		for (size_t i = 0; i < f->n && f->reply->n_changed < SYNC_REPLY_MAX; i++) {
-			struct pending *p = &f->batch[i];
+		for (size_t i = 0; i < b->n && f->reply->n_changed < SYNC_REPLY_MAX; i++) {
 			event_rec r;
-			if (events_rec_of(&p->event, &r) != 0)
+			if (events_rec_of(&b->p[i].event, &r) != 0)
 				continue;
 			Rpcq__Events__Event *m = events_message_of(a, &r);
 			if (m == NULL) {
 				s = rpcq_error_set(&f->err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
-				goto out;
+				break;
 			}
 			f->reply->changed[f->reply->n_changed++] = m;
 		}
 	}
-out:
-	for (size_t i = 0; i < f->n; i++)
-		rpcq_free(f->batch[i].title);
-	f->n = 0;
-	memset(f->slots, 0, sizeof(f->slots));
-	rpcq_free(msgs);
-	rpcq_free(buf);
+	batch_clear(b);
 	return s;
+}
+
+/* Waits until the writer is idle and takes back the batch it wrote: the
+ * first failure of any write, or of what follows it. */
+static rpcq_status take_back(struct fetch *f)
+{
+	struct writer *w = &f->w;
+	pthread_mutex_lock(&w->lock);
+	while (w->job != NULL)
+		pthread_cond_wait(&w->cv, &w->lock);
+	rpcq_status s = w->status;
+	if (s != RPCQ_OK)
+		f->err = w->err;
+	pthread_mutex_unlock(&w->lock);
+	if (f->written != NULL) {
+		if (s == RPCQ_OK)
+			s = after_batch(f, f->written);
+		else
+			batch_clear(f->written);
+		f->written = NULL;
+	}
+	return s;
+}
+
+/* Hands the batch being filled to the writer (once it has finished the
+ * one before) and starts filling the other. */
+static rpcq_status flush(struct fetch *f)
+{
+	if (f->cur->n == 0)
+		return RPCQ_OK;
+	rpcq_status s = take_back(f);
+	if (s != RPCQ_OK)
+		return s;
+	struct writer *w = &f->w;
+	f->written = f->cur;
+	f->cur = f->cur == &f->bufs[0] ? &f->bufs[1] : &f->bufs[0];
+	memset(f->slots, 0, sizeof(f->slots));
+	pthread_mutex_lock(&w->lock);
+	w->job = f->written;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->lock);
+	return RPCQ_OK;
 }
 
 /* The slot of id in the batch's table: where it is, or the empty one
@@ -213,7 +424,7 @@ static uint16_t *slot_of(struct fetch *f, const char *id)
 		h = (h ^ (uint8_t)*p) * 16777619u;
 	for (uint32_t i = h & (BATCH_SLOTS - 1);; i = (i + 1) & (BATCH_SLOTS - 1)) {
 		uint16_t v = f->slots[i];
-		if (v == 0 || strcmp(f->batch[v - 1].id, id) == 0)
+		if (v == 0 || strcmp(f->cur->p[v - 1].id, id) == 0)
 			return &f->slots[i];
 	}
 }
@@ -233,11 +444,11 @@ static int on_event(void *arg, const feed_event *ev)
 	struct pending *p;
 	uint16_t *slot = slot_of(f, id);
 	if (*slot != 0) {
-		p = &f->batch[*slot - 1];
+		p = &f->cur->p[*slot - 1];
 		rpcq_free(p->title);
 	} else {
-		p = &f->batch[f->n++];
-		*slot = (uint16_t)f->n;
+		p = &f->cur->p[f->cur->n++];
+		*slot = (uint16_t)f->cur->n;
 	}
 	memset(p, 0, sizeof(*p));
 	snprintf(p->id, sizeof(p->id), "%s", id);
@@ -273,7 +484,7 @@ static int on_event(void *arg, const feed_event *ev)
 		f->updated++;
 	else
 		f->created++;
-	if (f->n == BATCH && (f->failed = flush(f)) != RPCQ_OK)
+	if (f->cur->n == BATCH && (f->failed = flush(f)) != RPCQ_OK)
 		return 1;
 	return 0;
 }
@@ -315,9 +526,11 @@ static rpcq_status fetch(events_state *st, int scheduled, nng_time deadline, con
 	if (s != RPCQ_OK)
 		return s;
 	dbconn_set_deadline(f->db, deadline);
-	f->batch = rpcq_calloc(BATCH, sizeof(*f->batch));
+	f->bufs[0].p = rpcq_calloc(BATCH, sizeof(*f->bufs[0].p));
+	f->bufs[1].p = rpcq_calloc(BATCH, sizeof(*f->bufs[1].p));
+	f->cur = &f->bufs[0];
 	f->parser = feed_parser_create(on_event, on_skip, f);
-	if (f->batch == NULL || f->parser == NULL) {
+	if (f->bufs[0].p == NULL || f->bufs[1].p == NULL || f->parser == NULL) {
 		s = rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
 		goto out;
 	}
@@ -365,6 +578,8 @@ static rpcq_status fetch(events_state *st, int scheduled, nng_time deadline, con
 		goto out;
 	}
 	f->last_seq = stored;
+	if ((s = writer_start(f, err)) != RPCQ_OK)
+		goto out;
 
 	nng_time started = nng_clock();
 	s = ingest_http_get(cfg->provider_url, cfg->provider_timeout_ms, sink, f, stop, err);
@@ -385,38 +600,93 @@ static rpcq_status fetch(events_state *st, int scheduled, nng_time deadline, con
 				   f->xml_error);
 		goto out;
 	}
-	if (f->failed != RPCQ_OK || (f->failed = flush(f)) != RPCQ_OK) {
+	if (f->failed != RPCQ_OK || (f->failed = flush(f)) != RPCQ_OK || (f->failed = take_back(f)) != RPCQ_OK) {
 		s = f->failed;
 		*err = f->err;
 		goto out;
 	}
+	writer_stop(f);
 	if ((s = db_exec(f->db, &events_sql_fetched, NULL, &res, err)) != RPCQ_OK)
 		goto out;
 	PQclear(res);
 	res = NULL;
-	if (f->created + f->updated >= ANALYZE_AFTER &&
-	    (s = db_command(f->db, "ANALYZE stream_log, events", err)) != RPCQ_OK)
-		goto out;
 	if ((s = db_commit(f->db, err)) != RPCQ_OK)
 		goto out;
+	if (f->created + f->updated >= ANALYZE_AFTER)
+		analyze_soon(st);
+	/* This process's index takes the changes from here rather than wait
+	 * for them to come back through the log (which it then ignores). */
+	size_t own = 0;
+	if (!f->own_off && f->n_own != 0) {
+		own = events_follow_apply_own(st, f->own, f->n_own);
+		own_drop(f);
+	}
 	feed_stats fs;
 	feed_parser_stats(f->parser, &fs);
-	log_info("provider feed: %lu event(s) in %llu ms: %u new, %u changed, %u unchanged, %u skipped", fs.events,
-		 (unsigned long long)(nng_clock() - started), f->created, f->updated, f->unchanged, f->skipped);
+	log_info("provider feed: %lu event(s) in %llu ms: %u new, %u changed, %u unchanged, %u skipped (%zu applied "
+		 "here)",
+		 fs.events, (unsigned long long)(nng_clock() - started), f->created, f->updated, f->unchanged,
+		 f->skipped, own);
 out:
 	PQclear(res);
+	writer_stop(f);	    /* the connection is the fetch's again */
 	db_rollback(f->db); /* a no-op after the commit */
 	pool_release(server_pool(st->srv), f->db);
 	f->db = NULL;
-	if (f->batch) {
-		for (size_t i = 0; i < f->n; i++)
-			rpcq_free(f->batch[i].title);
-		rpcq_free(f->batch);
-		f->batch = NULL;
+	for (int i = 0; i < 2; i++) {
+		if (f->bufs[i].p != NULL)
+			batch_clear(&f->bufs[i]);
+		rpcq_free(f->bufs[i].p);
+		f->bufs[i].p = NULL;
 	}
+	rpcq_free(f->w.copy);
+	f->w.copy = NULL;
 	feed_parser_destroy(f->parser);
 	f->parser = NULL;
+	own_drop(f);
 	return s;
+}
+
+static void analyze_run(server_job *job, arena *ar)
+{
+	(void)ar;
+	events_state *st = (events_state *)((char *)job - offsetof(events_state, analyze_job));
+	for (;;) {
+		dbconn *db = NULL;
+		rpcq_error err;
+		nng_time deadline = nng_clock() + ANALYZE_DEADLINE_MS;
+		rpcq_status s = pool_acquire(server_pool(st->srv), deadline, &db, &err);
+		if (s == RPCQ_OK) {
+			dbconn_set_deadline(db, deadline);
+			s = db_command(db, "ANALYZE stream_log, events", &err);
+			pool_release(server_pool(st->srv), db);
+		}
+		if (s != RPCQ_OK)
+			log_warn("events: refreshing the statistics after a fetch: %s", err.message);
+		nng_mtx_lock(st->lock);
+		int again = st->analyze_again && !st->stopping;
+		st->analyze_again = 0;
+		if (!again)
+			st->analyzing = 0;
+		nng_mtx_unlock(st->lock);
+		if (!again)
+			return;
+	}
+}
+
+/* Queues analyze_run, or has the one under way run once more. */
+static void analyze_soon(events_state *st)
+{
+	nng_mtx_lock(st->lock);
+	if (st->analyzing) {
+		st->analyze_again = 1;
+	} else if (!st->stopping) {
+		st->analyzing = 1;
+		st->analyze_job.run = analyze_run;
+		if (server_submit(st->srv, &st->analyze_job) != 0)
+			st->analyzing = 0; /* the workers have stopped */
+	}
+	nng_mtx_unlock(st->lock);
 }
 
 rpcq_status events_fetch_scheduled(void *arg, const atomic_int *stop, rpcq_error *err)

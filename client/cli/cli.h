@@ -45,5 +45,6 @@ int cli_health(int argc, char **argv, cli_globals *g);
 int cli_subscribe(int argc, char **argv, cli_globals *g);
 int cli_vesting(int argc, char **argv, cli_globals *g);
 int cli_events(int argc, char **argv, cli_globals *g);
+int cli_vouchers(int argc, char **argv, cli_globals *g);
 
 #endif

@@ -22,6 +22,7 @@ static const struct command commands[] = {
 	{"subscribe", cli_subscribe, "print stream messages as JSON lines"},
 	{"vesting", cli_vesting, "vesting schedules: compute a file, append to and query ledgers"},
 	{"events", cli_events, "events of the ticketing provider: search, get, sync, changes"},
+	{"vouchers", cli_vouchers, "vouchers: import and report the seller's exports, issue from the stock"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -15,53 +15,53 @@
 #include "date.h"
 #include "qty.h"
 
-static vesting_date_result parse_date(const char *s, int32_t *day)
+static date_result parse_date(const char *s, int32_t *day)
 {
-	return vesting_date_parse(s, strlen(s), day);
+	return date_parse(s, strlen(s), day);
 }
 
 static void test_dates_parse_to_days_since_the_epoch(void **state)
 {
 	(void)state;
 	int32_t d;
-	assert_int_equal(parse_date("1970-01-01", &d), VESTING_DATE_OK);
+	assert_int_equal(parse_date("1970-01-01", &d), DATE_OK);
 	assert_int_equal(d, 0);
-	assert_int_equal(parse_date("2020-01-01", &d), VESTING_DATE_OK);
+	assert_int_equal(parse_date("2020-01-01", &d), DATE_OK);
 	assert_int_equal(d, 18262);
-	assert_int_equal(parse_date("0001-01-01", &d), VESTING_DATE_OK);
-	assert_int_equal(d, VESTING_DAY_MIN);
-	assert_int_equal(parse_date("9999-12-31", &d), VESTING_DATE_OK);
-	assert_int_equal(d, VESTING_DAY_MAX);
+	assert_int_equal(parse_date("0001-01-01", &d), DATE_OK);
+	assert_int_equal(d, DATE_DAY_MIN);
+	assert_int_equal(parse_date("9999-12-31", &d), DATE_OK);
+	assert_int_equal(d, DATE_DAY_MAX);
 }
 
 static void test_leap_days_exist_only_in_gregorian_leap_years(void **state)
 {
 	(void)state;
 	int32_t d;
-	assert_int_equal(parse_date("2024-02-29", &d), VESTING_DATE_OK);
-	assert_int_equal(parse_date("2000-02-29", &d), VESTING_DATE_OK);
-	assert_int_equal(parse_date("2021-02-29", &d), VESTING_DATE_IMPOSSIBLE);
-	assert_int_equal(parse_date("1900-02-29", &d), VESTING_DATE_IMPOSSIBLE);
-	assert_int_equal(parse_date("2100-02-29", &d), VESTING_DATE_IMPOSSIBLE);
-	assert_true(vesting_date_is_leap(2000));
-	assert_false(vesting_date_is_leap(1900));
+	assert_int_equal(parse_date("2024-02-29", &d), DATE_OK);
+	assert_int_equal(parse_date("2000-02-29", &d), DATE_OK);
+	assert_int_equal(parse_date("2021-02-29", &d), DATE_IMPOSSIBLE);
+	assert_int_equal(parse_date("1900-02-29", &d), DATE_IMPOSSIBLE);
+	assert_int_equal(parse_date("2100-02-29", &d), DATE_IMPOSSIBLE);
+	assert_true(date_is_leap(2000));
+	assert_false(date_is_leap(1900));
 }
 
 static void test_impossible_dates_are_told_apart_from_malformed_ones(void **state)
 {
 	(void)state;
 	int32_t d;
-	assert_int_equal(parse_date("2021-13-01", &d), VESTING_DATE_IMPOSSIBLE);
-	assert_int_equal(parse_date("2021-00-10", &d), VESTING_DATE_IMPOSSIBLE);
-	assert_int_equal(parse_date("2021-04-31", &d), VESTING_DATE_IMPOSSIBLE);
-	assert_int_equal(parse_date("2021-01-00", &d), VESTING_DATE_IMPOSSIBLE);
-	assert_int_equal(parse_date("0000-01-01", &d), VESTING_DATE_IMPOSSIBLE);
-	assert_int_equal(parse_date("2021-1-01", &d), VESTING_DATE_MALFORMED);
-	assert_int_equal(parse_date("2021/01/01", &d), VESTING_DATE_MALFORMED);
-	assert_int_equal(parse_date("20210101", &d), VESTING_DATE_MALFORMED);
-	assert_int_equal(parse_date("2021-01-01 ", &d), VESTING_DATE_MALFORMED);
-	assert_int_equal(parse_date("+021-01-01", &d), VESTING_DATE_MALFORMED);
-	assert_int_equal(parse_date("", &d), VESTING_DATE_MALFORMED);
+	assert_int_equal(parse_date("2021-13-01", &d), DATE_IMPOSSIBLE);
+	assert_int_equal(parse_date("2021-00-10", &d), DATE_IMPOSSIBLE);
+	assert_int_equal(parse_date("2021-04-31", &d), DATE_IMPOSSIBLE);
+	assert_int_equal(parse_date("2021-01-00", &d), DATE_IMPOSSIBLE);
+	assert_int_equal(parse_date("0000-01-01", &d), DATE_IMPOSSIBLE);
+	assert_int_equal(parse_date("2021-1-01", &d), DATE_MALFORMED);
+	assert_int_equal(parse_date("2021/01/01", &d), DATE_MALFORMED);
+	assert_int_equal(parse_date("20210101", &d), DATE_MALFORMED);
+	assert_int_equal(parse_date("2021-01-01 ", &d), DATE_MALFORMED);
+	assert_int_equal(parse_date("+021-01-01", &d), DATE_MALFORMED);
+	assert_int_equal(parse_date("", &d), DATE_MALFORMED);
 }
 
 static void test_every_day_formats_back_to_the_text_it_came_from(void **state)
@@ -70,13 +70,13 @@ static void test_every_day_formats_back_to_the_text_it_came_from(void **state)
 	char out[11];
 	for (int32_t day = -800; day < 200000; day += 7) {
 		int32_t back;
-		vesting_date_format(day, out);
-		assert_int_equal(parse_date(out, &back), VESTING_DATE_OK);
+		date_format(day, out);
+		assert_int_equal(parse_date(out, &back), DATE_OK);
 		assert_int_equal(back, day);
 	}
-	vesting_date_format(VESTING_DAY_MAX, out);
+	date_format(DATE_DAY_MAX, out);
 	assert_string_equal(out, "9999-12-31");
-	vesting_date_format(VESTING_DAY_MIN, out);
+	date_format(DATE_DAY_MIN, out);
 	assert_string_equal(out, "0001-01-01");
 }
 

@@ -33,7 +33,7 @@ static char *compute(const char *text, const char *target, int precision, rpcq_e
 	char *copy = strdup(text);
 	int32_t day;
 	assert_non_null(copy);
-	assert_int_equal(vesting_date_parse(target, strlen(target), &day), VESTING_DATE_OK);
+	assert_int_equal(date_parse(target, strlen(target), &day), DATE_OK);
 	if (vesting_events_create(&ev, err) != RPCQ_OK ||
 	    vesting_events_add_csv(ev, copy, strlen(copy), 1, err) != RPCQ_OK ||
 	    vesting_plan_create(&plan, ev, err) != RPCQ_OK)

@@ -436,14 +436,14 @@ static rpcq_status check_row(const vesting_events *ev, const vesting_row *row, u
 	    (st = check_text(ev, "award id", row->award_id, row->award_id_len, 1, np, line, err)) != RPCQ_OK)
 		return st;
 
-	switch (vesting_date_parse(row->date, row->date_len, &e.day)) {
-	case VESTING_DATE_OK:
+	switch (date_parse(row->date, row->date_len, &e.day)) {
+	case DATE_OK:
 		break;
-	case VESTING_DATE_MALFORMED:
+	case DATE_MALFORMED:
 		vesting_quote_for_message(row->date, row->date_len, q);
 		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "line %llu: malformed date %s (expected YYYY-MM-DD)",
 				      ln, q);
-	case VESTING_DATE_IMPOSSIBLE:
+	case DATE_IMPOSSIBLE:
 		vesting_quote_for_message(row->date, row->date_len, q);
 		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "line %llu: impossible date %s", ln, q);
 	}

@@ -30,10 +30,10 @@ typedef struct keyed {
 } keyed;
 
 /* (day, VEST before CANCEL, line): what the CANCEL rule and the error
- * messages need. Days fit 22 bits above VESTING_DAY_MIN. */
+ * messages need. Days fit 22 bits above DATE_DAY_MIN. */
 static uint64_t event_key(const vesting_event *e)
 {
-	return ((uint64_t)(uint32_t)(e->day - VESTING_DAY_MIN) << 33) | ((uint64_t)e->action << 32) | e->line;
+	return ((uint64_t)(uint32_t)(e->day - DATE_DAY_MIN) << 33) | ((uint64_t)e->action << 32) | e->line;
 }
 
 /* Equal keys (events already in a ledger, same day and action) keep their
@@ -228,7 +228,7 @@ static rpcq_status excessive_cancel(const vesting_events *ev, const vesting_even
 {
 	char award[48], emp[48], date[11], cq[VESTING_QTY_FORMAT_MAX], vq[VESTING_QTY_FORMAT_MAX];
 	award_words(ev, e->award, award, emp);
-	vesting_date_format(e->day, date);
+	date_format(e->day, date);
 	vesting_qty_format(cancel, precision, cq);
 	vesting_qty_format(vested, precision, vq);
 	if (e->line == 0) {

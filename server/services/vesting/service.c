@@ -44,12 +44,12 @@ rpcq_status vesting_check_query(const char *target_date, uint32_t precision, int
 		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "precision %u is outside 0..%d", precision,
 				      VESTING_PRECISION_MAX);
 	vesting_quote_for_message(target_date, strlen(target_date), q);
-	switch (vesting_date_parse(target_date, strlen(target_date), day)) {
-	case VESTING_DATE_OK:
+	switch (date_parse(target_date, strlen(target_date), day)) {
+	case DATE_OK:
 		return RPCQ_OK;
-	case VESTING_DATE_MALFORMED:
+	case DATE_MALFORMED:
 		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "target date %s is not a date YYYY-MM-DD", q);
-	case VESTING_DATE_IMPOSSIBLE:
+	case DATE_IMPOSSIBLE:
 	default:
 		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "target date %s does not exist", q);
 	}

@@ -6,7 +6,7 @@
  */
 #include "date.h"
 
-int vesting_date_is_leap(int year)
+int date_is_leap(int year)
 {
 	return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
 }
@@ -14,12 +14,12 @@ int vesting_date_is_leap(int year)
 static unsigned days_in_month(int year, unsigned month)
 {
 	static const unsigned char days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	if (month == 2 && vesting_date_is_leap(year))
+	if (month == 2 && date_is_leap(year))
 		return 29;
 	return days[month - 1];
 }
 
-int32_t vesting_date_from_civil(int year, unsigned month, unsigned mday)
+int32_t date_from_civil(int year, unsigned month, unsigned mday)
 {
 	int y = year - (month <= 2);
 	int era = (y >= 0 ? y : y - 399) / 400;
@@ -42,20 +42,20 @@ static int digits(const char *s, size_t n, unsigned *out)
 	return 1;
 }
 
-vesting_date_result vesting_date_parse(const char *s, size_t len, int32_t *day)
+date_result date_parse(const char *s, size_t len, int32_t *day)
 {
 	unsigned year, month, mday;
 	if (len != 10 || s[4] != '-' || s[7] != '-')
-		return VESTING_DATE_MALFORMED;
+		return DATE_MALFORMED;
 	if (!digits(s, 4, &year) || !digits(s + 5, 2, &month) || !digits(s + 8, 2, &mday))
-		return VESTING_DATE_MALFORMED;
+		return DATE_MALFORMED;
 	if (year == 0 || month < 1 || month > 12 || mday < 1 || mday > days_in_month((int)year, month))
-		return VESTING_DATE_IMPOSSIBLE;
-	*day = vesting_date_from_civil((int)year, month, mday);
-	return VESTING_DATE_OK;
+		return DATE_IMPOSSIBLE;
+	*day = date_from_civil((int)year, month, mday);
+	return DATE_OK;
 }
 
-void vesting_date_format(int32_t day, char out[11])
+void date_format(int32_t day, char out[11])
 {
 	int z = day + 719468;
 	int era = (z >= 0 ? z : z - 146096) / 146097;

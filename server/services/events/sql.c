@@ -43,25 +43,23 @@ const db_stmt events_sql_load = {
 	0,
 };
 
+/* One batch, as one text[] per column (binary arrays: no quoting, NULL
+ * elements for absent values) and the seq before the batch's first: no
+ * staging table to fill, scan and empty for every batch. */
 const db_stmt events_sql_upsert = {
 	"events_upsert",
 	"INSERT INTO events AS e (id, base_id, event_id, title, starts_at, ends_at, sell_from, sell_to,"
 	" min_price, max_price, sold_out, seq)"
-	" SELECT id, base_id, event_id, title, starts_at, ends_at, sell_from, sell_to, min_price, max_price,"
-	" sold_out, seq FROM events_stage"
+	" SELECT b.id::uuid, b.base_id, b.event_id, b.title, b.starts_at::timestamp, b.ends_at::timestamp,"
+	" b.sell_from::timestamp, b.sell_to::timestamp, b.min_price::numeric, b.max_price::numeric,"
+	" b.sold_out::boolean, $12::int8 + b.ord"
+	" FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],"
+	" $8::text[], $9::text[], $10::text[], $11::text[]) WITH ORDINALITY"
+	" AS b(id, base_id, event_id, title, starts_at, ends_at, sell_from, sell_to, min_price, max_price,"
+	" sold_out, ord)"
 	" ON CONFLICT (id) DO UPDATE SET title = excluded.title, starts_at = excluded.starts_at,"
 	" ends_at = excluded.ends_at, sell_from = excluded.sell_from, sell_to = excluded.sell_to,"
 	" min_price = excluded.min_price, max_price = excluded.max_price, sold_out = excluded.sold_out,"
 	" seq = excluded.seq, updated_at = now()",
-	0,
+	12,
 };
-
-const char events_sql_stage_create[] =
-	"CREATE TEMP TABLE IF NOT EXISTS events_stage (id uuid, base_id text, event_id text, title text,"
-	" starts_at timestamp, ends_at timestamp, sell_from timestamp, sell_to timestamp, min_price numeric,"
-	" max_price numeric, sold_out boolean, seq bigint) ON COMMIT DELETE ROWS";
-
-const char events_sql_stage_copy[] = "COPY events_stage (id, base_id, event_id, title, starts_at, ends_at, sell_from,"
-				     " sell_to, min_price, max_price, sold_out, seq) FROM STDIN";
-
-const char events_sql_stage_clear[] = "TRUNCATE events_stage";

@@ -26,12 +26,10 @@ extern const db_stmt events_sql_last_seq;
 /* -> every event: id, base_id, event_id, title, starts_at, ends_at,
  *    sell_from, sell_to, min_price, max_price, sold_out, seq */
 extern const db_stmt events_sql_load;
-/* events_stage -> events */
+/* one batch: id, base_id, event_id, title, starts_at, ends_at, sell_from,
+ * sell_to, min_price, max_price, sold_out as text[] each (binary, NULL
+ * elements for none), then the seq before the first -> events */
 extern const db_stmt events_sql_upsert;
-
-/* Statements run as text (not prepared: a temporary table). */
-extern const char events_sql_stage_create[];
-extern const char events_sql_stage_copy[];
-extern const char events_sql_stage_clear[];
+#define EVENTS_UPSERT_COLUMNS 11
 
 #endif

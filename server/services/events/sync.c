@@ -9,8 +9,8 @@
  * (feed.c); each event is compared with the in-memory index, which first
  * catches up with the log as it stands under the lock, so the comparison is
  * with what is stored. Changed events are written in batches inside the
- * fetch's one transaction — COPY into a staging table, one upsert, one
- * stream_append_batch of their events.changed messages — and the whole
+ * fetch's one transaction — one stream_append_batch of their
+ * events.changed messages, one upsert of the batch as arrays — and the whole
  * transaction commits only when the response was HTTP 200, well-formed and
  * complete in time: otherwise nothing is applied. Once it has committed,
  * the fetch applies its changes to this process's index itself
@@ -74,6 +74,15 @@ struct pending {
 	char min_price[FEED_PRICE_MAX], max_price[FEED_PRICE_MAX];
 };
 
+/* One column of a batch as a PostgreSQL text[] in binary array format:
+ * ndim 1, a has-null flag, element type text (25), the length and lower
+ * bound of the dimension, then each element as its length (-1: NULL) and
+ * bytes. Kept between batches. */
+struct textarr {
+	char *buf;
+	size_t len, cap;
+};
+
 /* A batch of changed events: filled by the parse, then written. */
 struct batch {
 	struct pending *p; /* BATCH of them */
@@ -95,8 +104,7 @@ struct writer {
 	int quit;
 	rpcq_status status; /* of the writes so far: the first failure */
 	rpcq_error err;
-	char *copy;	 /* the COPY buffer, kept between batches */
-	size_t copy_cap; /* its size */
+	struct textarr cols[EVENTS_UPSERT_COLUMNS]; /* the upsert's arrays */
 };
 
 struct fetch {
@@ -146,46 +154,55 @@ static void compare_one(void *arg, const event_rec *r)
 		  same_text(r->max_price, e->max_price) && r->sold_out == e->sold_out;
 }
 
-/* COPY text format: backslash, tab, newline and carriage return escaped. */
-static int copy_text(char **buf, size_t *len, size_t *cap, const char *s, int last)
+static int arr_room(struct textarr *a, size_t more)
 {
-	size_t need = *len + 2 * strlen(s) + 4;
-	if (need > *cap) {
-		size_t n = *cap ? *cap * 2 : 65536;
-		while (n < need)
-			n *= 2;
-		char *p = rpcq_realloc(*buf, n);
-		if (p == NULL)
-			return -1;
-		*buf = p;
-		*cap = n;
-	}
-	char *o = *buf + *len;
-	for (; *s; s++) {
-		char ch = *s;
-		if (ch == '\\' || ch == '\t' || ch == '\n' || ch == '\r') {
-			*o++ = '\\';
-			ch = ch == '\t' ? 't' : ch == '\n' ? 'n' : ch == '\r' ? 'r' : '\\';
-		}
-		*o++ = ch;
-	}
-	*o++ = last ? '\n' : '\t';
-	*len = (size_t)(o - *buf);
+	if (a->len + more <= a->cap)
+		return 0;
+	size_t n = a->cap ? a->cap * 2 : 16384;
+	while (n < a->len + more)
+		n *= 2;
+	char *p = rpcq_realloc(a->buf, n);
+	if (p == NULL)
+		return -1;
+	a->buf = p;
+	a->cap = n;
 	return 0;
 }
 
-/* s, or COPY's NULL (\N, written as is) when s is empty. */
-static int copy_null_or(char **buf, size_t *len, size_t *cap, const char *s, int last)
+static void put_be32(char *p, uint32_t v)
 {
-	if (s[0])
-		return copy_text(buf, len, cap, s, last);
-	if (copy_text(buf, len, cap, "", last) != 0)
+	p[0] = (char)(v >> 24);
+	p[1] = (char)(v >> 16);
+	p[2] = (char)(v >> 8);
+	p[3] = (char)v;
+}
+
+static int arr_begin(struct textarr *a, size_t n)
+{
+	a->len = 0;
+	if (arr_room(a, 20) != 0)
 		return -1;
-	/* Room was made for at least four more bytes: put \N before the separator. */
-	char sep = (*buf)[*len - 1];
-	(*buf)[*len - 1] = '\\';
-	(*buf)[(*len)++] = 'N';
-	(*buf)[(*len)++] = sep;
+	const uint32_t head[5] = {1, 1, 25, (uint32_t)n, 1};
+	for (int i = 0; i < 5; i++)
+		put_be32(a->buf + 4 * i, head[i]);
+	a->len = 20;
+	return 0;
+}
+
+/* s, or NULL when null_if_empty and s is "". */
+static int arr_put(struct textarr *a, const char *s, int null_if_empty)
+{
+	size_t n = strlen(s);
+	if (arr_room(a, 4 + n) != 0)
+		return -1;
+	if (n == 0 && null_if_empty) {
+		put_be32(a->buf + a->len, UINT32_MAX); /* -1 */
+		a->len += 4;
+		return 0;
+	}
+	put_be32(a->buf + a->len, (uint32_t)n);
+	memcpy(a->buf + a->len + 4, s, n);
+	a->len += 4 + n;
 	return 0;
 }
 
@@ -233,13 +250,12 @@ give_up:
 	f->own_off = 1;
 }
 
-/* Writes batch b: its stream messages (one statement), then the rows
- * (COPY into the staging table, one upsert). On the writer's thread. */
+/* Writes batch b: its stream messages (one statement), then the rows (one
+ * upsert of the batch as arrays). On the writer's thread. */
 static rpcq_status write_batch(dbconn *db, struct writer *w, struct batch *b, rpcq_error *err)
 {
 	rpcq_status s;
 	const ProtobufCMessage **msgs = rpcq_alloc(b->n * sizeof(*msgs));
-	size_t len = 0;
 	if (msgs == NULL)
 		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
 	for (size_t i = 0; i < b->n; i++)
@@ -248,32 +264,43 @@ static rpcq_status write_batch(dbconn *db, struct writer *w, struct batch *b, rp
 	if ((s = stream_append_batch(db, EVENTS_TOPIC, msgs, b->n, &last, err)) != RPCQ_OK)
 		goto out;
 	b->last = last;
+	struct textarr *c = w->cols;
+	for (int k = 0; k < EVENTS_UPSERT_COLUMNS; k++) {
+		if (arr_begin(&c[k], b->n) != 0)
+			goto nomem;
+	}
 	for (size_t i = 0; i < b->n; i++) {
 		struct pending *p = &b->p[i];
-		char seq[24], *sold = p->event.sold_out ? "t" : "f";
 		p->event.seq = last - b->n + 1 + i;
-		snprintf(seq, sizeof(seq), "%llu", (unsigned long long)p->event.seq);
-		char **buf = &w->copy;
-		size_t *cap = &w->copy_cap;
-		if (copy_text(buf, &len, cap, p->id, 0) || copy_text(buf, &len, cap, p->base_id, 0) ||
-		    copy_text(buf, &len, cap, p->event_id, 0) || copy_text(buf, &len, cap, p->title, 0) ||
-		    copy_text(buf, &len, cap, p->starts_at, 0) || copy_text(buf, &len, cap, p->ends_at, 0) ||
-		    copy_null_or(buf, &len, cap, p->sell_from, 0) || copy_null_or(buf, &len, cap, p->sell_to, 0) ||
-		    copy_null_or(buf, &len, cap, p->min_price, 0) || copy_null_or(buf, &len, cap, p->max_price, 0) ||
-		    copy_text(buf, &len, cap, sold, 0) || copy_text(buf, &len, cap, seq, 1)) {
-			s = rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+		if (arr_put(&c[0], p->id, 0) || arr_put(&c[1], p->base_id, 0) || arr_put(&c[2], p->event_id, 0) ||
+		    arr_put(&c[3], p->title, 0) || arr_put(&c[4], p->starts_at, 0) || arr_put(&c[5], p->ends_at, 0) ||
+		    arr_put(&c[6], p->sell_from, 1) || arr_put(&c[7], p->sell_to, 1) ||
+		    arr_put(&c[8], p->min_price, 1) || arr_put(&c[9], p->max_price, 1) ||
+		    arr_put(&c[10], p->event.sold_out ? "t" : "f", 0))
+			goto nomem;
+	}
+	char before[24];
+	snprintf(before, sizeof(before), "%llu", (unsigned long long)(last - b->n));
+	const char *values[EVENTS_UPSERT_COLUMNS + 1];
+	int lengths[EVENTS_UPSERT_COLUMNS + 1], formats[EVENTS_UPSERT_COLUMNS + 1];
+	for (int k = 0; k < EVENTS_UPSERT_COLUMNS; k++) {
+		if (c[k].len > INT32_MAX) {
+			s = rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "a batch of events is too large");
 			goto out;
 		}
+		values[k] = c[k].buf;
+		lengths[k] = (int)c[k].len;
+		formats[k] = 1;
 	}
-	if ((s = db_copy_begin(db, events_sql_stage_copy, err)) != RPCQ_OK ||
-	    (s = db_copy_put(db, w->copy, len, err)) != RPCQ_OK || (s = db_copy_end(db, err)) != RPCQ_OK)
-		goto out;
+	values[EVENTS_UPSERT_COLUMNS] = before;
+	lengths[EVENTS_UPSERT_COLUMNS] = 0;
+	formats[EVENTS_UPSERT_COLUMNS] = 0;
 	PGresult *res = NULL;
-	s = db_exec(db, &events_sql_upsert, NULL, &res, err);
+	s = db_exec_params(db, &events_sql_upsert, values, lengths, formats, 0, &res, err);
 	PQclear(res);
-	if (s != RPCQ_OK)
-		goto out;
-	s = db_command(db, events_sql_stage_clear, err);
+	goto out;
+nomem:
+	s = rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
 out:
 	rpcq_free(msgs);
 	return s;
@@ -534,7 +561,7 @@ static rpcq_status fetch(events_state *st, int scheduled, nng_time deadline, con
 		s = rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
 		goto out;
 	}
-	if ((s = db_command(f->db, events_sql_stage_create, err)) != RPCQ_OK || (s = db_begin(f->db, err)) != RPCQ_OK)
+	if ((s = db_begin(f->db, err)) != RPCQ_OK)
 		goto out;
 	if (scheduled) {
 		if ((s = db_exec(f->db, &events_sql_try_lock, NULL, &res, err)) != RPCQ_OK)
@@ -639,8 +666,10 @@ out:
 		rpcq_free(f->bufs[i].p);
 		f->bufs[i].p = NULL;
 	}
-	rpcq_free(f->w.copy);
-	f->w.copy = NULL;
+	for (int k = 0; k < EVENTS_UPSERT_COLUMNS; k++) {
+		rpcq_free(f->w.cols[k].buf);
+		f->w.cols[k] = (struct textarr){0};
+	}
 	feed_parser_destroy(f->parser);
 	f->parser = NULL;
 	own_drop(f);

@@ -1,0 +1,580 @@
+/*
+ * Billing e-mail senders (server/services/billing/mail.h) against a real
+ * SMTP server on loopback: aiosmtpd run by the test (tests/integration/
+ * smtp_sink.py), which keeps every message it accepts. Many messages through
+ * one sender arrive once each and intact over one connection; a refused
+ * connection, a 4xx and a timeout are temporary, a refused recipient
+ * permanent, a missing STARTTLS the configuration's fault; a connection the
+ * server dropped is replaced. The spool backend's files parse as RFC 5322
+ * (tests/integration/mail_check.py) and a resend leaves one file. Prints the
+ * send rate of one sender.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include <rpcq/alloc.h>
+
+#include "harness.h"
+#include "mail.h"
+
+#define PYTHON "/usr/bin/python3"
+#define MESSAGES 300
+#define CHECK_EVERY 15
+
+typedef struct sink {
+	pid_t pid;
+	int port;
+	char dir[128];
+	char url[64];
+} sink;
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static int have_aiosmtpd(void)
+{
+	return system(PYTHON " -c 'import aiosmtpd.controller' >/dev/null 2>&1") == 0;
+}
+
+static void rm_rf(const char *dir)
+{
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+/* Starts smtp_sink.py on a free port (another one if that was taken
+ * meanwhile) and waits until it is ready; extra: one more flag pair or NULL. */
+static void sink_start(sink *s, const char *idle_timeout)
+{
+	char script[512];
+	harness_source_path("tests/integration/smtp_sink.py", script, sizeof(script));
+	memset(s, 0, sizeof(*s));
+	snprintf(s->dir, sizeof(s->dir), "/tmp/rpcq-smtp-sink-XXXXXX");
+	assert_non_null(mkdtemp(s->dir));
+	for (int attempt = 0; attempt < 3; attempt++) {
+		s->port = harness_free_port();
+		char port[16], log[200];
+		snprintf(port, sizeof(port), "%d", s->port);
+		snprintf(log, sizeof(log), "%s/stderr", s->dir);
+		pid_t pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			setpgid(0, 0);
+			int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+			if (fd >= 0) {
+				dup2(fd, 1);
+				dup2(fd, 2);
+			}
+			const char *argv[] = {PYTHON,  script, "--port",	 port,
+					      "--dir", s->dir, "--idle-timeout", idle_timeout ? idle_timeout : "300",
+					      NULL};
+			execv(PYTHON, (char *const *)argv);
+			_exit(127);
+		}
+		setpgid(pid, pid);
+		char ready[200];
+		snprintf(ready, sizeof(ready), "%s/ready", s->dir);
+		for (int64_t deadline = now_ms() + 10000; now_ms() < deadline; sleep_ms(20)) {
+			if (access(ready, F_OK) == 0) {
+				s->pid = pid;
+				snprintf(s->url, sizeof(s->url), "smtp://127.0.0.1:%d", s->port);
+				return;
+			}
+			int status;
+			if (waitpid(pid, &status, WNOHANG) == pid)
+				break; /* exited: the port was taken, most likely */
+		}
+		kill(-pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	char log[200];
+	snprintf(log, sizeof(log), "%s/stderr", s->dir);
+	char *text = harness_read_file(log, NULL);
+	fail_msg("smtp_sink.py did not start:\n%s", text ? text : "");
+}
+
+static void sink_stop(sink *s)
+{
+	if (s->pid > 0) {
+		kill(-s->pid, SIGTERM);
+		int64_t deadline = now_ms() + 5000;
+		while (waitpid(s->pid, NULL, WNOHANG) != s->pid) {
+			if (now_ms() > deadline) {
+				kill(-s->pid, SIGKILL);
+				waitpid(s->pid, NULL, 0);
+				break;
+			}
+			sleep_ms(10);
+		}
+		s->pid = 0;
+	}
+	if (s->dir[0])
+		rm_rf(s->dir);
+	s->dir[0] = '\0';
+}
+
+/* The sink's log: one line per accepted message. */
+typedef struct received {
+	int n, client_port;
+	char from[128], to[128];
+} received;
+
+static size_t sink_log(const sink *s, received *out, size_t max)
+{
+	char path[200];
+	snprintf(path, sizeof(path), "%s/log", s->dir);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	size_t n = 0;
+	while (n < max && fscanf(f, "%d %d %127s %127s", &out[n].n, &out[n].client_port, out[n].from, out[n].to) == 4)
+		n++;
+	fclose(f);
+	return n;
+}
+
+/* One sink for the tests that need no special server (each start costs a
+ * Python interpreter); stopped by the group teardown. */
+static sink shared;
+
+static sink *shared_sink(void)
+{
+	if (shared.pid == 0)
+		sink_start(&shared, NULL);
+	return &shared;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	sink_stop(&shared);
+	return 0;
+}
+
+static void put(const char *dir, const char *name, const char *text)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+	assert_int_equal(fclose(f), 0);
+}
+
+/* Message i of a run: its debt, its recipient, its body. */
+static void message_fields(int i, char *debt, size_t dn, char *to, size_t tn, char *body, size_t bn)
+{
+	snprintf(debt, dn, "debt-%04d-%08x", i, (unsigned)(i * 2654435761u));
+	snprintf(to, tn, "debtor%d@example.com", i);
+	snprintf(body, bn,
+		 "Bill for debt %s\n"
+		 "Amount: %d.%02d\n"
+		 ".a line with a leading dot\n"
+		 "Payer: José da Silva = %d\n",
+		 debt, 1000 + i, i % 100, i);
+}
+
+/* Composes message i (a malloc'd string), its key and its Message-ID. */
+static char *compose_message(int i, char *key, char *id)
+{
+	char debt[64], to[64], body[256];
+	message_fields(i, debt, sizeof(debt), to, sizeof(to), body, sizeof(body));
+	mail_message m = {.to_name = "José da Silva",
+			  .to_addr = to,
+			  .debt_id = debt,
+			  .date = 1665568800 + i,
+			  .body = body,
+			  .body_len = strlen(body)};
+	strbuf b = STRBUF_INIT;
+	rpcq_error err;
+	if (mail_compose(&m, &b, &err) != RPCQ_OK)
+		fail_msg("mail_compose: %s", err.message);
+	strbuf_putc(&b, '\0');
+	assert_false(b.failed);
+	mail_message_key(&m, key);
+	mail_message_id(&m, id);
+	return b.data;
+}
+
+/* Writes the want_* files of message i into dir, for mail_check.py. */
+static void want_message(const char *dir, int i)
+{
+	char debt[64], to[64], body[256], key[MAIL_KEY_MAX], id[MAIL_MESSAGE_ID_MAX], subject[128];
+	message_fields(i, debt, sizeof(debt), to, sizeof(to), body, sizeof(body));
+	char *msg = compose_message(i, key, id);
+	rpcq_free(msg);
+	snprintf(subject, sizeof(subject), "Your bill for debt %s", debt);
+	put(dir, "want_to_name", "José da Silva");
+	put(dir, "want_to_addr", to);
+	put(dir, "want_from_addr", "billing@localhost");
+	put(dir, "want_subject", subject);
+	put(dir, "want_message_id", id);
+	put(dir, "want_body", body);
+}
+
+/* Runs mail_check.py over dirs[0..n); asserts it finds nothing wrong. */
+static void mail_check(char (*dirs)[200], size_t n)
+{
+	char script[512];
+	harness_source_path("tests/integration/mail_check.py", script, sizeof(script));
+	const char **argv = calloc(n + 3, sizeof(*argv));
+	assert_non_null(argv);
+	argv[0] = PYTHON;
+	argv[1] = script;
+	for (size_t i = 0; i < n; i++)
+		argv[2 + i] = dirs[i];
+	char *out = NULL, *errs = NULL;
+	int rc = harness_run(argv, NULL, &out, &errs, 60000);
+	if (rc != 0)
+		fail_msg("mail_check.py: %s%s", out ? out : "", errs ? errs : "");
+	free(out);
+	free(errs);
+	free(argv);
+}
+
+static mail_sender *smtp_sender(const char *url, int timeout_ms)
+{
+	mail_config cfg = {.smtp_url = url, .connect_timeout_ms = 2000, .timeout_ms = timeout_ms};
+	mail_sender *s = NULL;
+	rpcq_error err;
+	if (mail_sender_create(&s, &cfg, &err) != RPCQ_OK)
+		fail_msg("mail_sender_create: %s", err.message);
+	return s;
+}
+
+static void test_many_messages_through_one_sender_arrive_once_and_intact(void **state)
+{
+	(void)state;
+	if (!have_aiosmtpd())
+		skip();
+	sink *k = shared_sink();
+	static received got[MESSAGES + 64];
+	size_t base = sink_log(k, got, MESSAGES + 64);
+	mail_sender *s = smtp_sender(k->url, 10000);
+	static char *msgs[MESSAGES];
+	static char keys[MESSAGES][MAIL_KEY_MAX], ids[MESSAGES][MAIL_MESSAGE_ID_MAX];
+	for (int i = 0; i < MESSAGES; i++)
+		msgs[i] = compose_message(i, keys[i], ids[i]);
+	int64_t t0 = now_ms();
+	for (int i = 0; i < MESSAGES; i++) {
+		char to[64], debt[64], body[256];
+		message_fields(i, debt, sizeof(debt), to, sizeof(to), body, sizeof(body));
+		mail_envelope env = {.to = to, .key = keys[i]};
+		rpcq_error err;
+		if (mail_send(s, &env, msgs[i], strlen(msgs[i]), &err) != RPCQ_OK)
+			fail_msg("message %d: %s: %s", i, rpcq_status_name(err.code), err.message);
+	}
+	int64_t ms = now_ms() - t0;
+	printf("one sender to aiosmtpd on loopback: %d messages in %lld ms, %.0f messages/s\n", MESSAGES, (long long)ms,
+	       MESSAGES * 1000.0 / (double)(ms > 0 ? ms : 1));
+
+	size_t n = sink_log(k, got, MESSAGES + 64);
+	assert_int_equal(n, base + MESSAGES);
+	/* Every message byte for byte; one in CHECK_EVERY also through Python's
+	 * parser (the unit test parses every kind of message already). */
+	static char dirs[MESSAGES / CHECK_EVERY + 1][200];
+	size_t nd = 0;
+	for (int i = 0; i < MESSAGES; i++) {
+		char to[64], debt[64], body[256];
+		message_fields(i, debt, sizeof(debt), to, sizeof(to), body, sizeof(body));
+		const received *r = &got[base + (size_t)i];
+		assert_int_equal(r->n, (int)base + i);
+		assert_string_equal(r->to, to);
+		assert_string_equal(r->from, "billing@localhost");
+		/* One connection for all of them. */
+		assert_int_equal(r->client_port, got[base].client_port);
+		char path[300];
+		snprintf(path, sizeof(path), "%s/msgs/%d/message.eml", k->dir, r->n);
+		size_t len;
+		char *arrived = harness_read_file(path, &len);
+		assert_non_null(arrived);
+		assert_int_equal(len, strlen(msgs[i]));
+		assert_memory_equal(arrived, msgs[i], len);
+		free(arrived);
+		if (i % CHECK_EVERY == 0) {
+			snprintf(dirs[nd], sizeof(dirs[nd]), "%s/msgs/%d", k->dir, r->n);
+			want_message(dirs[nd++], i);
+		}
+	}
+	mail_check(dirs, nd);
+	for (int i = 0; i < MESSAGES; i++)
+		rpcq_free(msgs[i]);
+	mail_sender_destroy(s);
+}
+
+static void test_a_refused_connection_is_temporary(void **state)
+{
+	(void)state;
+	char url[96];
+	snprintf(url, sizeof(url), "smtp://user:s3cret@127.0.0.1:%d", harness_free_port());
+	mail_sender *s = smtp_sender(url, 5000);
+	assert_null(strstr(mail_sender_describe(s), "s3cret"));
+	char key[MAIL_KEY_MAX], id[MAIL_MESSAGE_ID_MAX];
+	char *msg = compose_message(1, key, id);
+	mail_envelope env = {.to = "debtor1@example.com", .key = key};
+	rpcq_error err;
+	int64_t t0 = now_ms();
+	assert_int_equal(mail_send(s, &env, msg, strlen(msg), &err), RPCQ_UNAVAILABLE);
+	assert_true(now_ms() - t0 < 3000);
+	assert_null(strstr(err.message, "s3cret"));
+	assert_true(mail_error_is_temporary(err.code));
+	rpcq_free(msg);
+	mail_sender_destroy(s);
+}
+
+static void test_refusals_are_permanent_for_5xx_and_temporary_for_4xx(void **state)
+{
+	(void)state;
+	if (!have_aiosmtpd())
+		skip();
+	sink *k = shared_sink();
+	static received got[MESSAGES + 64];
+	size_t base = sink_log(k, got, MESSAGES + 64);
+	mail_sender *s = smtp_sender(k->url, 10000);
+	char key[MAIL_KEY_MAX], id[MAIL_MESSAGE_ID_MAX];
+	char *msg = compose_message(7, key, id);
+	rpcq_error err;
+
+	mail_envelope rejected = {.to = "reject-7@example.com", .key = key};
+	rpcq_status st = mail_send(s, &rejected, msg, strlen(msg), &err);
+	if (st != RPCQ_FAILED_PRECONDITION)
+		fail_msg("%s: %s", rpcq_status_name(st), err.message);
+	assert_non_null(strstr(err.message, "RCPT TO <reject-7@example.com>: 550"));
+	assert_false(mail_error_is_temporary(err.code));
+
+	mail_envelope busy = {.to = "busy-7@example.com", .key = key};
+	assert_int_equal(mail_send(s, &busy, msg, strlen(msg), &err), RPCQ_UNAVAILABLE);
+	assert_non_null(strstr(err.message, "451"));
+
+	/* The sender goes on with the next message as if nothing happened. */
+	mail_envelope ok = {.to = "debtor7@example.com", .key = key};
+	assert_int_equal(mail_send(s, &ok, msg, strlen(msg), &err), RPCQ_OK);
+	assert_int_equal(sink_log(k, got, MESSAGES + 64), base + 1);
+	assert_string_equal(got[base].to, "debtor7@example.com");
+
+	/* Nothing sendable: refused before the server hears of it. */
+	mail_envelope bad = {.to = "not an address", .key = key};
+	assert_int_equal(mail_send(s, &bad, msg, strlen(msg), &err), RPCQ_INVALID_ARGUMENT);
+	assert_int_equal(mail_send(s, &ok, msg, 0, &err), RPCQ_INVALID_ARGUMENT);
+	rpcq_free(msg);
+	mail_sender_destroy(s);
+}
+
+static void test_a_server_that_does_not_answer_in_time_is_temporary(void **state)
+{
+	(void)state;
+	if (!have_aiosmtpd())
+		skip();
+	mail_sender *s = smtp_sender(shared_sink()->url, 600);
+	char key[MAIL_KEY_MAX], id[MAIL_MESSAGE_ID_MAX];
+	char *msg = compose_message(3, key, id);
+	mail_envelope env = {.to = "slow@example.com", .key = key};
+	rpcq_error err;
+	int64_t t0 = now_ms();
+	assert_int_equal(mail_send(s, &env, msg, strlen(msg), &err), RPCQ_UNAVAILABLE);
+	int64_t took = now_ms() - t0;
+	assert_true(took >= 500 && took < 2500);
+	assert_non_null(strstr(err.message, "600 ms"));
+	rpcq_free(msg);
+	mail_sender_destroy(s);
+}
+
+static void test_a_connection_the_server_closed_is_replaced(void **state)
+{
+	(void)state;
+	if (!have_aiosmtpd())
+		skip();
+	sink k;
+	sink_start(&k, "0.3");
+	mail_sender *s = smtp_sender(k.url, 5000);
+	char key[MAIL_KEY_MAX], id[MAIL_MESSAGE_ID_MAX];
+	char *msg = compose_message(4, key, id);
+	mail_envelope env = {.to = "debtor4@example.com", .key = key};
+	rpcq_error err;
+	for (int round = 0; round < 2; round++) {
+		if (mail_send(s, &env, msg, strlen(msg), &err) != RPCQ_OK)
+			fail_msg("round %d: %s", round, err.message);
+		if (round == 0)
+			sleep_ms(700); /* past the server's idle timeout: it hangs up */
+	}
+	received got[4];
+	assert_int_equal(sink_log(&k, got, 4), 2);
+	assert_int_not_equal(got[0].client_port, got[1].client_port);
+	rpcq_free(msg);
+	mail_sender_destroy(s);
+	sink_stop(&k);
+}
+
+static void test_starttls_required_but_not_offered_is_the_configurations_fault(void **state)
+{
+	(void)state;
+	if (!have_aiosmtpd())
+		skip();
+	sink *k = shared_sink();
+	static received got[MESSAGES + 64];
+	size_t base = sink_log(k, got, MESSAGES + 64);
+	char url[96];
+	snprintf(url, sizeof(url), "smtp+starttls://127.0.0.1:%d", k->port);
+	mail_sender *s = smtp_sender(url, 5000);
+	assert_string_equal(mail_sender_describe(s), url);
+	char key[MAIL_KEY_MAX], id[MAIL_MESSAGE_ID_MAX];
+	char *msg = compose_message(5, key, id);
+	mail_envelope env = {.to = "debtor5@example.com", .key = key};
+	rpcq_error err;
+	assert_int_equal(mail_send(s, &env, msg, strlen(msg), &err), RPCQ_PERMISSION_DENIED);
+	assert_int_equal(sink_log(k, got, MESSAGES + 64), base);
+	rpcq_free(msg);
+	mail_sender_destroy(s);
+}
+
+static void test_configurations_that_cannot_work_are_refused(void **state)
+{
+	(void)state;
+	const mail_config bad[] = {
+		{.smtp_url = "http://127.0.0.1:25"},
+		{.smtp_url = "smtp://"},
+		{.smtp_url = NULL, .spool_dir = NULL},
+		{.smtp_url = "smtp://127.0.0.1:25", .from = "Billing without an address"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		mail_sender *s = NULL;
+		rpcq_error err;
+		assert_int_equal(mail_sender_create(&s, &bad[i], &err), RPCQ_INVALID_ARGUMENT);
+		assert_null(s);
+	}
+	mail_sender_destroy(NULL);
+}
+
+static int count_files(const char *dir, const char *suffix, int hidden)
+{
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		size_t len = strlen(e->d_name), sl = strlen(suffix);
+		if ((e->d_name[0] == '.') == hidden && len > sl && strcmp(e->d_name + len - sl, suffix) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static void test_spool_files_parse_and_a_resend_replaces_the_file(void **state)
+{
+	(void)state;
+	char root[] = "/tmp/rpcq-mail-spool-XXXXXX", dir[200], path[300], shown[256];
+	assert_non_null(mkdtemp(root));
+	snprintf(dir, sizeof(dir), "%s/var/mail/spool", root); /* not there yet */
+	mail_config cfg = {.spool_dir = dir};
+	mail_sender *s = NULL;
+	rpcq_error err;
+	assert_int_equal(mail_sender_create(&s, &cfg, &err), RPCQ_OK);
+	mail_sender_destroy(s);
+
+	/* What writers that died left: an old temporary file goes, a young one
+	 * (a writer still at work) stays. */
+	snprintf(path, sizeof(path), "%s/.bill-old.1-1.tmp", dir);
+	put(dir, ".bill-old.1-1.tmp", "half a message");
+	struct timespec old[2] = {{time(NULL) - 7200, 0}, {time(NULL) - 7200, 0}};
+	assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
+	put(dir, ".bill-young.1-1.tmp", "half a message");
+	s = NULL;
+	assert_int_equal(mail_sender_create(&s, &cfg, &err), RPCQ_OK);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(count_files(dir, ".tmp", 1), 1);
+	snprintf(shown, sizeof(shown), "spool %s", dir);
+	assert_string_equal(mail_sender_describe(s), shown);
+
+	enum { N = 5 };
+	char *msgs[N], keys[N][MAIL_KEY_MAX], ids[N][MAIL_MESSAGE_ID_MAX];
+	for (int i = 0; i < N; i++) {
+		msgs[i] = compose_message(i, keys[i], ids[i]);
+		char to[64], debt[64], body[256];
+		message_fields(i, debt, sizeof(debt), to, sizeof(to), body, sizeof(body));
+		mail_envelope env = {.to = to, .key = keys[i]};
+		if (mail_send(s, &env, msgs[i], strlen(msgs[i]), &err) != RPCQ_OK)
+			fail_msg("spool %d: %s", i, err.message);
+	}
+	/* The same message again, as after a crash between the write and the
+	 * record of it: the file is replaced, not doubled. */
+	mail_envelope again = {.to = "debtor2@example.com", .key = keys[2]};
+	assert_int_equal(mail_send(s, &again, msgs[2], strlen(msgs[2]), &err), RPCQ_OK);
+	assert_int_equal(count_files(dir, ".eml", 0), N);
+	assert_int_equal(count_files(dir, ".tmp", 1), 1);
+
+	char dirs[N][200];
+	for (int i = 0; i < N; i++) {
+		snprintf(path, sizeof(path), "%.200s/%.80s.eml", dir, keys[i]);
+		size_t len;
+		char *file = harness_read_file(path, &len);
+		assert_non_null(file);
+		assert_int_equal(len, strlen(msgs[i]));
+		assert_memory_equal(file, msgs[i], len);
+		snprintf(dirs[i], sizeof(dirs[i]), "%s/check%d", root, i);
+		assert_int_equal(mkdir(dirs[i], 0700), 0);
+		put(dirs[i], "message.eml", file);
+		want_message(dirs[i], i);
+		free(file);
+	}
+	mail_check(dirs, N);
+
+	/* Keys that are not message keys are refused; a spool directory
+	 * removed under the sender is made again. */
+	const char *bad_keys[] = {NULL, "", "../escape", ".hidden", "a/b", "sp ace"};
+	for (size_t i = 0; i < sizeof(bad_keys) / sizeof(bad_keys[0]); i++) {
+		mail_envelope env = {.to = "debtor1@example.com", .key = bad_keys[i]};
+		assert_int_equal(mail_send(s, &env, msgs[1], strlen(msgs[1]), &err), RPCQ_INVALID_ARGUMENT);
+	}
+	rm_rf(dir);
+	mail_envelope env = {.to = "debtor1@example.com", .key = keys[1]};
+	assert_int_equal(mail_send(s, &env, msgs[1], strlen(msgs[1]), &err), RPCQ_OK);
+	assert_int_equal(count_files(dir, ".eml", 0), 1);
+
+	for (int i = 0; i < N; i++)
+		rpcq_free(msgs[i]);
+	mail_sender_destroy(s);
+	rm_rf(root);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_many_messages_through_one_sender_arrive_once_and_intact),
+		cmocka_unit_test(test_a_refused_connection_is_temporary),
+		cmocka_unit_test(test_refusals_are_permanent_for_5xx_and_temporary_for_4xx),
+		cmocka_unit_test(test_a_server_that_does_not_answer_in_time_is_temporary),
+		cmocka_unit_test(test_a_connection_the_server_closed_is_replaced),
+		cmocka_unit_test(test_starttls_required_but_not_offered_is_the_configurations_fault),
+		cmocka_unit_test(test_configurations_that_cannot_work_are_refused),
+		cmocka_unit_test(test_spool_files_parse_and_a_resend_replaces_the_file),
+	};
+	return cmocka_run_group_tests(tests, NULL, teardown);
+}

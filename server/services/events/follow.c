@@ -47,7 +47,11 @@ static void follow_run(server_job *job, arena *ar);
 
 static void copy_field(char *dst, size_t cap, const char *src)
 {
-	snprintf(dst, cap, "%s", src ? src : "");
+	size_t n = src ? strlen(src) : 0;
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(dst, src ? src : "", n);
+	dst[n] = '\0';
 }
 
 int events_rec_of(const Rpcq__Events__Event *m, event_rec *r)

@@ -78,6 +78,26 @@ static const struct knob knobs[] = {
 	 "events: fetch the feed this often, once between all rpcqd processes (0: only on Sync)"},
 	{"provider-timeout-ms", "RPCQ_PROVIDER_TIMEOUT_MS", K_INT, OFF(provider_timeout_ms), 0, "10000", 100, 3600000,
 	 "events: a fetch that takes longer applies nothing (connecting: at most 5 s of it)"},
+	{"billing-schedule", "RPCQ_BILLING_SCHEDULE", K_INT, OFF(billing_schedule_s), 0, "5", 0, 86400,
+	 "billing: every process also looks for bills and e-mails due this often, in seconds, besides being woken "
+	 "by imports (0: this process bills and mails nothing)"},
+	{"billing-batch", "RPCQ_BILLING_BATCH", K_INT, OFF(billing_batch), 0, "5000", 1, 100000,
+	 "billing: debts billed per transaction"},
+	{"smtp-url", "RPCQ_SMTP_URL", K_STR, OFF(smtp_url), 0, "", 0, 0,
+	 "billing: send e-mails through this SMTP server (smtp://host:port, smtps:// for TLS, user:password@ "
+	 "for AUTH); empty: write them to --mail-spool"},
+	{"mail-spool", "RPCQ_MAIL_SPOOL", K_STR, OFF(mail_spool), 0, "", 0, 0,
+	 "billing: without --smtp-url, write each e-mail as an RFC 5322 .eml file here (empty: no e-mails sent)"},
+	{"mail-from", "RPCQ_MAIL_FROM", K_STR, OFF(mail_from), 0, "rpcq Billing <billing@localhost>", 0, 0,
+	 "billing: the From of the e-mails (its domain also ends their Message-IDs)"},
+	{"mail-max-attempts", "RPCQ_MAIL_MAX_ATTEMPTS", K_INT, OFF(mail_max_attempts), 0, "8", 1, 1000,
+	 "billing: an e-mail that fails this many times is marked failed"},
+	{"mail-retry-base-ms", "RPCQ_MAIL_RETRY_BASE_MS", K_INT, OFF(mail_retry_base_ms), 0, "2000", 1, 3600000,
+	 "billing: the first retry waits about this long, each next one twice as long (with jitter, at most an hour)"},
+	{"mail-lease-s", "RPCQ_MAIL_LEASE_S", K_INT, OFF(mail_lease_s), 0, "60", 1, 86400,
+	 "billing: e-mails claimed by a process that died are sent by another after this long"},
+	{"mail-timeout-ms", "RPCQ_MAIL_TIMEOUT_MS", K_INT, OFF(mail_timeout_ms), 0, "30000", 100, 3600000,
+	 "billing: longest SMTP transaction (connecting: at most 10 s of it)"},
 	{"log-level", "RPCQ_LOG_LEVEL", K_STR, OFF(log_level), 0, "info", 0, 0, "debug, info, warn or error"},
 };
 

@@ -45,6 +45,15 @@ typedef struct rpcq_config {
 	const char *provider_url;    /* events: the provider's feed */
 	int provider_interval_s;
 	int provider_timeout_ms;
+	int billing_schedule_s; /* billing: sweep for due work this often (0: no background work) */
+	int billing_batch;	/* billing: debts billed per transaction */
+	const char *smtp_url;	/* billing: smtp:// or smtps://; empty: the spool */
+	const char *mail_spool; /* billing: .eml files here when no SMTP */
+	const char *mail_from;
+	int mail_max_attempts;
+	int mail_retry_base_ms;
+	int mail_lease_s;
+	int mail_timeout_ms;
 	const char *log_level;
 	const char *config_file;
 } rpcq_config;

@@ -3,6 +3,7 @@
  * its service_def, and one line here.
  */
 #include "services.h"
+#include "billing/billing_service.h"
 #include "events/events_service.h"
 #include "health/health.h"
 #include "streams/streams.h"
@@ -10,11 +11,6 @@
 #include "vouchers/vouchers_service.h"
 
 const service_def *const rpcqd_services[] = {
-	&health_service,
-	&reflection_service,
-	&streams_service,
-	&vesting_service,
-	&events_service,
-	&vouchers_service,
-	NULL,
+	&health_service, &reflection_service, &streams_service, &vesting_service,
+	&events_service, &vouchers_service,   &billing_service, NULL,
 };

@@ -1,0 +1,409 @@
+/*
+ * StartImport, ImportChunk, GetImport and ListRejections: a debts file
+ * received in chunks (schema in db/migrations/0005_billing.sql).
+ *
+ * A chunk is one transaction: lock the import's row, take the chunk
+ * (upload.h: a resend changes nothing, a gap is refused), read its whole
+ * records (debt.h), COPY the valid rows into a temporary stage and the bad
+ * ones into the rejection report, then one statement merges the stage into
+ * the debts by debtId (sql.c, billing_sql_merge: new debts are queued for
+ * their bill; a repeat with the same values is not a new debt; with other
+ * values it is rejected), and the import's counters, its upload state and
+ * a progress message on "billing.imports.<id>" are written with it. Chunk
+ * merges take one advisory lock, so a debtId new to two imports at once is
+ * compared once. Memory is bounded by the chunk: nothing of the file but
+ * the carried partial record outlives a chunk's transaction.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "billing_service.h"
+#include "debt.h"
+#include "pgcopy.h"
+#include "sql.h"
+#include "stream.h"
+#include "upload.h"
+#include "utf8.h"
+
+#define REJECTIONS_PAGE_DEFAULT 1000
+#define REJECTIONS_PAGE_MAX 10000
+/* Days from 1970-01-01 to PostgreSQL's epoch, 2000-01-01. */
+#define PG_EPOCH_DAYS 10957
+
+static const char default_name[] = "debts.csv";
+
+rpcq_status billing_import_id(call *c, const char *text, int64_t *id)
+{
+	char *end = NULL;
+	errno = 0;
+	long long v = text && text[0] >= '1' && text[0] <= '9' ? strtoll(text, &end, 10) : 0;
+	if (v <= 0 || errno != 0 || *end != '\0')
+		return call_fail(c, RPCQ_INVALID_ARGUMENT, "import_id \"%.40s\" is not an import id (a number)",
+				 text ? text : "");
+	*id = v;
+	return RPCQ_OK;
+}
+
+static int64_t int_at(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+rpcq_status billing_import_read(dbconn *db, arena *ar, int64_t id, Rpcq__Billing__Import **out, rpcq_error *err)
+{
+	char ids[24];
+	snprintf(ids, sizeof(ids), "%" PRId64, id);
+	const char *p[] = {ids};
+	PGresult *res = NULL;
+	rpcq_status st = db_exec(db, &billing_sql_import_get, p, &res, err);
+	if (st != RPCQ_OK)
+		return st;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return rpcq_error_set(err, RPCQ_NOT_FOUND, "import %" PRId64 " not found", id);
+	}
+	Rpcq__Billing__Import *m = arena_calloc(ar, 1, sizeof(*m));
+	if (m == NULL) {
+		PQclear(res);
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+	}
+	rpcq__billing__import__init(m);
+	m->import_id = arena_strdup(ar, ids);
+	m->key = arena_strdup(ar, PQgetvalue(res, 0, 1));
+	m->name = arena_strdup(ar, PQgetvalue(res, 0, 2));
+	m->received_bytes = (uint64_t)int_at(res, 0, 3);
+	m->complete = PQgetvalue(res, 0, 4)[0] == 't';
+	m->rows = (uint64_t)int_at(res, 0, 5);
+	m->accepted = (uint64_t)int_at(res, 0, 6);
+	m->new_debts = (uint64_t)int_at(res, 0, 7);
+	m->repeated = (uint64_t)int_at(res, 0, 8);
+	m->rejected = (uint64_t)int_at(res, 0, 9);
+	m->bills = (uint64_t)int_at(res, 0, 10);
+	m->emails_sent = (uint64_t)int_at(res, 0, 11);
+	m->emails_failed = (uint64_t)int_at(res, 0, 12);
+	uint64_t cancelled = (uint64_t)int_at(res, 0, 13);
+	m->created_at_ms = int_at(res, 0, 14);
+	m->updated_at_ms = int_at(res, 0, 15);
+	PQclear(res);
+	uint64_t settled = m->emails_sent + m->emails_failed + cancelled;
+	m->emails_pending = m->bills > settled ? m->bills - settled : 0;
+	if (!m->complete)
+		m->state = RPCQ__BILLING__IMPORT_STATE__RECEIVING;
+	else if (m->bills < m->new_debts)
+		m->state = RPCQ__BILLING__IMPORT_STATE__BILLING;
+	else if (settled < m->new_debts)
+		m->state = RPCQ__BILLING__IMPORT_STATE__MAILING;
+	else
+		m->state = RPCQ__BILLING__IMPORT_STATE__DONE;
+
+	char limit[16];
+	snprintf(limit, sizeof(limit), "%d", BILLING_FIRST_REJECTIONS);
+	const char *q[] = {ids, limit};
+	if ((st = db_exec(db, &billing_sql_rejections_first, q, &res, err)) != RPCQ_OK)
+		return st;
+	int n = PQntuples(res);
+	m->first_rejections = arena_calloc(ar, (size_t)n + 1, sizeof(*m->first_rejections));
+	Rpcq__Billing__Rejection *r = arena_calloc(ar, (size_t)n + 1, sizeof(*r));
+	if (m->first_rejections == NULL || r == NULL) {
+		PQclear(res);
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+	}
+	for (int i = 0; i < n; i++) {
+		rpcq__billing__rejection__init(&r[i]);
+		r[i].line = (uint64_t)int_at(res, i, 0);
+		r[i].reason = arena_strdup(ar, PQgetvalue(res, i, 1));
+		m->first_rejections[i] = &r[i];
+	}
+	m->n_first_rejections = (size_t)n;
+	PQclear(res);
+	*out = m;
+	return RPCQ_OK;
+}
+
+rpcq_status billing_publish_progress(dbconn *db, int64_t id, rpcq_error *err)
+{
+	arena *ar = arena_create(4096);
+	if (ar == NULL)
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+	Rpcq__Billing__Import *imp = NULL;
+	rpcq_status st = billing_import_read(db, ar, id, &imp, err);
+	if (st == RPCQ_OK) {
+		/* Subscribers want the counts; the reasons are in GetImport. */
+		imp->n_first_rejections = 0;
+		Rpcq__Billing__ImportProgress msg = RPCQ__BILLING__IMPORT_PROGRESS__INIT;
+		msg.import = imp;
+		char topic[64];
+		snprintf(topic, sizeof(topic), BILLING_TOPIC_PREFIX "%" PRId64, id);
+		st = stream_append(db, topic, &msg.base, NULL, err);
+	}
+	arena_destroy(ar);
+	return st;
+}
+
+static rpcq_status load_reply(call *c, int64_t id, int duplicate, ProtobufCMessage **out)
+{
+	dbconn *db;
+	rpcq_error err;
+	rpcq_status st = call_db(c, &db);
+	if (st != RPCQ_OK)
+		return st;
+	Rpcq__Billing__Import *m = NULL;
+	if ((st = billing_import_read(db, call_arena(c), id, &m, &err)) != RPCQ_OK)
+		return call_fail_err(c, st, &err);
+	m->duplicate = duplicate;
+	*out = &m->base;
+	return RPCQ_OK;
+}
+
+rpcq_status billing_start_import(call *c, const ProtobufCMessage *msg, ProtobufCMessage **out)
+{
+	const Rpcq__Billing__StartImportRequest *in = (const Rpcq__Billing__StartImportRequest *)msg;
+	const char *key = in->key && in->key[0] ? in->key : NULL;
+	const char *name = in->name && in->name[0] ? in->name : default_name;
+	if (key && (strlen(key) > BILLING_KEY_MAX || !utf8_valid(key, strlen(key))))
+		return call_fail(c, RPCQ_INVALID_ARGUMENT, "key is not UTF-8 of at most %d bytes", BILLING_KEY_MAX);
+	if (strlen(name) > BILLING_FILE_NAME_MAX || !utf8_valid(name, strlen(name)))
+		return call_fail(c, RPCQ_INVALID_ARGUMENT, "name is not UTF-8 of at most %d bytes",
+				 BILLING_FILE_NAME_MAX);
+	dbconn *db;
+	rpcq_error err;
+	PGresult *res = NULL;
+	rpcq_status st = call_db(c, &db);
+	if (st != RPCQ_OK)
+		return st;
+	const char *p[] = {key, name};
+	if ((st = db_exec(db, &billing_sql_import_create, p, &res, &err)) != RPCQ_OK)
+		return call_fail_err(c, st, &err);
+	int64_t id = PQntuples(res) == 1 ? int_at(res, 0, 0) : 0;
+	PQclear(res);
+	if (id == 0) {
+		/* The key exists: that import, as it stands. */
+		const char *pk[] = {key};
+		if ((st = db_exec(db, &billing_sql_import_by_key, pk, &res, &err)) != RPCQ_OK)
+			return call_fail_err(c, st, &err);
+		id = PQntuples(res) == 1 ? int_at(res, 0, 0) : 0;
+		PQclear(res);
+		if (id == 0)
+			return call_fail(c, RPCQ_ABORTED, "import key \"%.40s\" changed meanwhile", key);
+	}
+	return load_reply(c, id, 0, out);
+}
+
+/* A chunk's rows as COPY data: valid ones for the stage, bad ones for the
+ * rejection report. */
+typedef struct chunk_rows {
+	strbuf stage;
+	strbuf rejected;
+	uint64_t rows, bad;
+} chunk_rows;
+
+static int read_rows(int64_t id, const upload_piece *pc, int *header_seen, chunk_rows *out, rpcq_error *err)
+{
+	billing_reader r;
+	billing_row row;
+	int k;
+	billing_reader_init(&r, pc->records, pc->records_len, pc->first_line, *header_seen);
+	pgcopy_header(&out->stage);
+	pgcopy_header(&out->rejected);
+	while ((k = billing_reader_next(&r, &row, err)) == 1) {
+		out->rows++;
+		if (row.reason != NULL) {
+			pgcopy_row(&out->rejected, 3);
+			pgcopy_int8(&out->rejected, id);
+			pgcopy_int8(&out->rejected, (int64_t)row.line);
+			pgcopy_bytes(&out->rejected, row.reason, strlen(row.reason));
+			out->bad++;
+			continue;
+		}
+		pgcopy_row(&out->stage, 7);
+		pgcopy_int8(&out->stage, (int64_t)row.line);
+		pgcopy_bytes(&out->stage, row.debt_id, row.debt_id_len);
+		pgcopy_bytes(&out->stage, row.name, row.name_len);
+		pgcopy_bytes(&out->stage, row.government_id, row.government_id_len);
+		pgcopy_bytes(&out->stage, row.email, row.email_len);
+		pgcopy_int8(&out->stage, row.amount_cents);
+		pgcopy_int4(&out->stage, row.due_day - PG_EPOCH_DAYS);
+	}
+	*header_seen = r.header_seen;
+	return k;
+}
+
+static rpcq_status copy_all(dbconn *db, const char *sql, strbuf *b, rpcq_error *err)
+{
+	rpcq_status st = db_copy_begin(db, sql, err);
+	if (st == RPCQ_OK)
+		st = pgcopy_send(db, b, 0, err);
+	return pgcopy_finish(db, b, st, err);
+}
+
+rpcq_status billing_import_chunk(call *c, const ProtobufCMessage *msg, ProtobufCMessage **out)
+{
+	const Rpcq__Billing__ImportChunkRequest *in = (const Rpcq__Billing__ImportChunkRequest *)msg;
+	billing_state *bs = call_service_state(c);
+	int64_t id;
+	rpcq_status st;
+	if ((st = billing_import_id(c, in->import_id, &id)) != RPCQ_OK)
+		return st;
+	char ids[24];
+	snprintf(ids, sizeof(ids), "%" PRId64, id);
+	dbconn *db;
+	rpcq_error err;
+	PGresult *res = NULL;
+	strbuf work = STRBUF_INIT;
+	chunk_rows rows = {STRBUF_INIT, STRBUF_INIT, 0, 0};
+	int duplicate = 0, queued = 0;
+	char name[BILLING_FILE_NAME_MAX + 1] = "";
+	if ((st = call_db(c, &db)) != RPCQ_OK)
+		return st;
+	if ((st = db_begin(db, &err)) != RPCQ_OK)
+		return call_fail_err(c, st, &err);
+	const char *pl[] = {ids};
+	const int fmt[] = {0};
+	if ((st = db_exec_params(db, &billing_sql_import_lock, pl, NULL, fmt, 1, &res, &err)) != RPCQ_OK)
+		goto fail;
+	if (PQntuples(res) == 0) {
+		st = rpcq_error_set(&err, RPCQ_NOT_FOUND, "import %" PRId64 " not found", id);
+		goto fail;
+	}
+	upload_state us = {(uint64_t)db_int8(res, 0, 0), (uint64_t)db_int8(res, 0, 1), PQgetvalue(res, 0, 2)[0] != 0};
+	int header_seen = PQgetvalue(res, 0, 3)[0] != 0;
+	snprintf(name, sizeof(name), "%.*s", PQgetlength(res, 0, 5), PQgetvalue(res, 0, 5));
+	upload_piece pc;
+	st = upload_take(&us, PQgetvalue(res, 0, 4), (size_t)PQgetlength(res, 0, 4), in->offset, in->data.data,
+			 in->data.len, in->last, BILLING_MAX_RECORD, &work, &pc, &err);
+	PQclear(res);
+	res = NULL;
+	if (st != RPCQ_OK)
+		goto fail_named;
+	if (pc.action == UPLOAD_DUPLICATE) {
+		duplicate = 1;
+		db_rollback(db);
+		goto reply;
+	}
+	if (read_rows(id, &pc, &header_seen, &rows, &err) < 0) {
+		st = err.code;
+		goto fail_named;
+	}
+	if (!header_seen && us.complete) {
+		st = rpcq_error_set(&err, RPCQ_INVALID_ARGUMENT, "line 1: the file is empty (it needs the header %s)",
+				    BILLING_HEADER);
+		goto fail_named;
+	}
+
+	int64_t added = 0, repeated = 0, conflicting = 0;
+	if (rows.rows > rows.bad) {
+		if ((st = db_command(db, billing_sql_stage_create, &err)) != RPCQ_OK ||
+		    (st = copy_all(db, BILLING_SQL_COPY_STAGE, &rows.stage, &err)) != RPCQ_OK ||
+		    (st = db_exec(db, &billing_sql_merge_lock, NULL, NULL, &err)) != RPCQ_OK ||
+		    (st = db_exec(db, &billing_sql_merge, pl, &res, &err)) != RPCQ_OK)
+			goto fail;
+		added = int_at(res, 0, 0);
+		repeated = int_at(res, 0, 1);
+		conflicting = int_at(res, 0, 2);
+		PQclear(res);
+		res = NULL;
+	}
+	if (rows.bad > 0 && (st = copy_all(db, BILLING_SQL_COPY_REJECTIONS, &rows.rejected, &err)) != RPCQ_OK)
+		goto fail;
+
+	char v[10][24];
+	snprintf(v[0], sizeof(v[0]), "%" PRIu64, us.received);
+	snprintf(v[1], sizeof(v[1]), "%" PRIu64, us.line);
+	snprintf(v[2], sizeof(v[2]), "%" PRIu64, rows.rows);
+	snprintf(v[3], sizeof(v[3]), "%" PRId64, added + repeated);
+	snprintf(v[4], sizeof(v[4]), "%" PRId64, added);
+	snprintf(v[5], sizeof(v[5]), "%" PRId64, repeated);
+	snprintf(v[6], sizeof(v[6]), "%" PRIu64, rows.bad + (uint64_t)conflicting);
+	const char *pu[] = {
+		ids,  v[0], v[1], us.complete ? "true" : "false", header_seen ? "true" : "false", pc.carry, v[2], v[3],
+		v[4], v[5], v[6]};
+	const int lens[] = {0, 0, 0, 0, 0, (int)pc.carry_len, 0, 0, 0, 0, 0};
+	const int fmts[] = {0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0};
+	if ((st = db_exec_params(db, &billing_sql_import_update, pu, lens, fmts, 0, NULL, &err)) != RPCQ_OK ||
+	    (st = billing_publish_progress(db, id, &err)) != RPCQ_OK || (st = db_commit(db, &err)) != RPCQ_OK)
+		goto fail;
+	queued = added > 0;
+reply:
+	strbuf_fini(&work);
+	strbuf_fini(&rows.stage);
+	strbuf_fini(&rows.rejected);
+	if (queued && bs != NULL)
+		billing_worker_wake(bs->biller);
+	return load_reply(c, id, duplicate, out);
+fail_named : {
+	char msgbuf[sizeof(err.message)];
+	snprintf(msgbuf, sizeof(msgbuf), "%s", err.message);
+	rpcq_error_set(&err, st, "%s: %s", name, msgbuf);
+}
+fail:
+	PQclear(res);
+	db_rollback(db);
+	strbuf_fini(&work);
+	strbuf_fini(&rows.stage);
+	strbuf_fini(&rows.rejected);
+	return call_fail_err(c, st, &err);
+}
+
+rpcq_status billing_get_import(call *c, const ProtobufCMessage *msg, ProtobufCMessage **out)
+{
+	const Rpcq__Billing__GetImportRequest *in = (const Rpcq__Billing__GetImportRequest *)msg;
+	int64_t id;
+	rpcq_status st = billing_import_id(c, in->import_id, &id);
+	if (st != RPCQ_OK)
+		return st;
+	return load_reply(c, id, 0, out);
+}
+
+rpcq_status billing_list_rejections(call *c, const ProtobufCMessage *msg, ProtobufCMessage **out)
+{
+	const Rpcq__Billing__ListRejectionsRequest *in = (const Rpcq__Billing__ListRejectionsRequest *)msg;
+	arena *ar = call_arena(c);
+	int64_t id;
+	rpcq_status st = billing_import_id(c, in->import_id, &id);
+	if (st != RPCQ_OK)
+		return st;
+	uint32_t size = in->page_size ? in->page_size : REJECTIONS_PAGE_DEFAULT;
+	if (size > REJECTIONS_PAGE_MAX)
+		size = REJECTIONS_PAGE_MAX;
+	unsigned long long after = 0;
+	if (in->page_token && in->page_token[0]) {
+		char tail;
+		if (sscanf(in->page_token, "%llu%c", &after, &tail) != 1)
+			return call_fail(c, RPCQ_INVALID_ARGUMENT, "page_token \"%.40s\" is not one this server gave",
+					 in->page_token);
+	}
+	char ids[24], al[24], lim[16];
+	snprintf(ids, sizeof(ids), "%" PRId64, id);
+	snprintf(al, sizeof(al), "%llu", after);
+	snprintf(lim, sizeof(lim), "%u", size + 1);
+	const char *p[] = {ids, al, lim};
+	PGresult *res = NULL;
+	if ((st = call_query(c, &billing_sql_rejections_page, p, 0, &res)) != RPCQ_OK)
+		return st;
+	int n = PQntuples(res);
+	int take = n > (int)size ? (int)size : n;
+	Rpcq__Billing__ListRejectionsResponse *resp = arena_calloc(ar, 1, sizeof(*resp));
+	Rpcq__Billing__Rejection *r = arena_calloc(ar, (size_t)take + 1, sizeof(*r));
+	Rpcq__Billing__Rejection **list = arena_calloc(ar, (size_t)take + 1, sizeof(*list));
+	if (resp == NULL || r == NULL || list == NULL) {
+		PQclear(res);
+		return call_fail(c, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+	}
+	rpcq__billing__list_rejections_response__init(resp);
+	for (int i = 0; i < take; i++) {
+		rpcq__billing__rejection__init(&r[i]);
+		r[i].line = (uint64_t)int_at(res, i, 0);
+		r[i].reason = arena_strdup(ar, PQgetvalue(res, i, 1));
+		list[i] = &r[i];
+	}
+	resp->rejections = list;
+	resp->n_rejections = (size_t)take;
+	resp->next_page_token = n > take && take > 0 ? arena_printf(ar, "%" PRIu64, r[take - 1].line) : "";
+	PQclear(res);
+	*out = &resp->base;
+	return RPCQ_OK;
+}

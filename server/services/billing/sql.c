@@ -1,0 +1,185 @@
+/* The SQL of the billing service (sql.h). */
+#include "sql.h"
+
+#define MS(col) "(extract(epoch FROM " col ") * 1000)::int8"
+
+/* Imports. */
+
+const db_stmt billing_sql_import_create = {
+	"billing_import_create",
+	"INSERT INTO billing_imports (key, name) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING RETURNING id",
+	2,
+};
+
+const db_stmt billing_sql_import_by_key = {"billing_import_by_key", "SELECT id FROM billing_imports WHERE key = $1", 1};
+
+const db_stmt billing_sql_import_get = {
+	"billing_import_get",
+	"SELECT i.id, coalesce(i.key, ''), i.name, i.received, i.complete, i.rows, i.accepted, i.new_debts, i.repeated,"
+	" i.rejected, i.bills, i.emails_sent, i.emails_failed, i.emails_cancelled, " MS("i.created_at") ", " MS(
+		"i.updated_at") " FROM billing_imports i WHERE i.id = $1::int8",
+	1,
+};
+
+const db_stmt billing_sql_import_lock = {
+	"billing_import_lock",
+	"SELECT received, line, complete, header_seen, carry, name FROM billing_imports WHERE id = $1::int8 FOR UPDATE",
+	1,
+};
+
+const db_stmt billing_sql_import_update = {
+	"billing_import_update",
+	"UPDATE billing_imports SET received = $2::int8, line = $3::int8, complete = $4::bool, header_seen = $5::bool,"
+	" carry = $6::bytea, rows = rows + $7::int8, accepted = accepted + $8::int8, new_debts = new_debts + $9::int8,"
+	" repeated = repeated + $10::int8, rejected = rejected + $11::int8, updated_at = now() WHERE id = $1::int8",
+	11,
+};
+
+const db_stmt billing_sql_rejections_first = {
+	"billing_rejections_first",
+	"SELECT line, reason FROM billing_rejections WHERE import_id = $1::int8 ORDER BY line LIMIT $2::int8",
+	2,
+};
+
+const db_stmt billing_sql_rejections_page = {
+	"billing_rejections_page",
+	"SELECT line, reason FROM billing_rejections WHERE import_id = $1::int8 AND line > $2::int8 ORDER BY line"
+	" LIMIT $3::int8",
+	3,
+};
+
+const db_stmt billing_sql_merge_lock = {"billing_merge_lock",
+					"SELECT pg_advisory_xact_lock(" BILLING_MERGE_LOCK_KEY ")", 0};
+
+const char billing_sql_stage_create[] =
+	"CREATE TEMP TABLE IF NOT EXISTS billing_stage (line bigint, debt_id text COLLATE \"C\", name text,"
+	" government_id text, email text, amount_cents bigint, due_date date) ON COMMIT DELETE ROWS";
+
+/* A chunk's staged rows against the stored debts and each other: a row
+ * whose debtId is neither stored nor earlier in the chunk is a new debt
+ * (queued for its bill); one that repeats a stored debt, or the chunk's
+ * first row of its debtId, with the same values is a repeat; with other
+ * values it is rejected. Takes the merge lock's serial order for granted. */
+const db_stmt billing_sql_merge = {
+	"billing_merge",
+	"WITH s AS (SELECT b.*, min(b.line) OVER (PARTITION BY b.debt_id) AS first FROM billing_stage b),"
+	" c AS (SELECT s.*, d.id AS stored, d.import_id AS stored_import, d.line AS stored_line,"
+	" CASE WHEN d.id IS NULL AND s.line = s.first THEN 0"
+	" WHEN d.id IS NOT NULL AND (d.name, d.government_id, d.email, d.amount_cents, d.due_date)"
+	" = (s.name, s.government_id, s.email, s.amount_cents, s.due_date) THEN 1"
+	" WHEN d.id IS NULL AND (f.name, f.government_id, f.email, f.amount_cents, f.due_date)"
+	" = (s.name, s.government_id, s.email, s.amount_cents, s.due_date) THEN 1"
+	" ELSE 2 END AS kind"
+	" FROM s LEFT JOIN billing_debts d ON d.debt_id = s.debt_id"
+	" LEFT JOIN billing_stage f ON f.line = s.first AND s.line <> s.first),"
+	" ins AS (INSERT INTO billing_debts (debt_id, name, government_id, email, amount_cents, due_date, import_id, "
+	"line)"
+	" SELECT debt_id, name, government_id, email, amount_cents, due_date, $1::int8, line FROM c WHERE kind = 0"
+	" ORDER BY line RETURNING id),"
+	" q AS (INSERT INTO billing_bill_queue (debt) SELECT id FROM ins),"
+	" rej AS (INSERT INTO billing_rejections (import_id, line, reason)"
+	" SELECT $1::int8, line, CASE WHEN stored IS NOT NULL AND stored_import <> $1::int8"
+	" THEN 'debtId ' || debt_id || ' is known with other values (line ' || stored_line || ' of import '"
+	" || stored_import || ')'"
+	" ELSE 'debtId ' || debt_id || ' repeats line ' || coalesce(stored_line, first) || ' with other values' END"
+	" FROM c WHERE kind = 2 RETURNING 1)"
+	" SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM c WHERE kind = 1), (SELECT count(*) FROM rej)",
+	1,
+};
+
+/* Bills. */
+
+const db_stmt billing_sql_claim_bills = {
+	"billing_claim_bills",
+	"WITH q AS (DELETE FROM billing_bill_queue WHERE debt IN (SELECT debt FROM billing_bill_queue ORDER BY debt"
+	" LIMIT $1::int8 FOR UPDATE SKIP LOCKED) RETURNING debt)"
+	" SELECT d.id, d.debt_id, d.name, d.government_id, d.email, d.amount_cents, d.due_date::text, d.import_id"
+	" FROM q JOIN billing_debts d ON d.id = q.debt ORDER BY d.id",
+	1,
+};
+
+const db_stmt billing_sql_count_bills = {
+	"billing_count_bills",
+	"UPDATE billing_imports i SET bills = i.bills + c.n, updated_at = now()"
+	" FROM unnest($1::int8[], $2::int8[]) AS c (id, n) WHERE i.id = c.id",
+	2,
+};
+
+const db_stmt billing_sql_bill_get = {
+	"billing_bill_get",
+	"SELECT d.debt_id, d.name, d.government_id, d.email, d.amount_cents, d.due_date::text, b.barcode,"
+	" b.payment_line, b.slip, " MS(
+		"b.created_at") ", n.state, n.attempts, coalesce(n.last_error, ''),"
+				" n.message_id, p.debt IS NOT NULL"
+				" FROM billing_debts d JOIN billing_bills b ON b.debt = d.id JOIN "
+				"billing_notifications n ON n.debt = d.id"
+				" LEFT JOIN billing_payments p ON p.debt = d.id WHERE d.debt_id = $1",
+	1,
+};
+
+const db_stmt billing_sql_debt_exists = {"billing_debt_exists", "SELECT id FROM billing_debts WHERE debt_id = $1", 1};
+
+/* E-mails. */
+
+const db_stmt billing_sql_claim_mail = {
+	"billing_claim_mail",
+	"UPDATE billing_notifications n SET next_at = now() + make_interval(secs => $2::int4)"
+	" WHERE n.debt IN (SELECT debt FROM billing_notifications WHERE state = 1 AND next_at <= now()"
+	" ORDER BY next_at LIMIT $1::int8 FOR UPDATE SKIP LOCKED) RETURNING n.debt",
+	2,
+};
+
+const db_stmt billing_sql_mail_lock = {
+	"billing_mail_lock",
+	"SELECT n.state, n.attempts, n.message_id, d.debt_id, d.name, d.email, b.slip, d.import_id,"
+	" p.debt IS NOT NULL"
+	" FROM billing_notifications n JOIN billing_debts d ON d.id = n.debt JOIN billing_bills b ON b.debt = n.debt"
+	" LEFT JOIN billing_payments p ON p.debt = n.debt WHERE n.debt = $1::int8 FOR UPDATE OF n",
+	1,
+};
+
+/* debt, import, new state (2 sent, 3 failed, 4 cancelled), error */
+const db_stmt billing_sql_mail_done = {
+	"billing_mail_done",
+	"WITH n AS (UPDATE billing_notifications SET state = $3::int2, attempts = attempts + 1,"
+	" sent_at = CASE WHEN $3::int2 = 2 THEN now() END, last_error = $4 WHERE debt = $1::int8 RETURNING 1)"
+	" UPDATE billing_imports SET emails_sent = emails_sent + (CASE WHEN $3::int2 = 2 THEN 1 ELSE 0 END),"
+	" emails_failed = emails_failed + (CASE WHEN $3::int2 = 3 THEN 1 ELSE 0 END),"
+	" emails_cancelled = emails_cancelled + (CASE WHEN $3::int2 = 4 THEN 1 ELSE 0 END), updated_at = now()"
+	" WHERE id = $2::int8 AND EXISTS (SELECT 1 FROM n)",
+	4,
+};
+
+/* debt, delay ms, error */
+const db_stmt billing_sql_mail_retry = {
+	"billing_mail_retry",
+	"UPDATE billing_notifications SET attempts = attempts + 1, last_error = $3,"
+	" next_at = now() + make_interval(secs => $2::int8 / 1000.0) WHERE debt = $1::int8",
+	3,
+};
+
+/* Payments. */
+
+const db_stmt billing_sql_payment_insert = {
+	"billing_payment_insert",
+	"INSERT INTO billing_payments (debt, paid_at, amount_cents, payer) VALUES ($1::int8, $2::timestamptz,"
+	" $3::int8, $4) ON CONFLICT (debt) DO NOTHING RETURNING 1",
+	4,
+};
+
+const db_stmt billing_sql_payment_get = {
+	"billing_payment_get",
+	"SELECT to_char(paid_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), amount_cents, payer,"
+	" paid_at = $2::timestamptz AND amount_cents = $3::int8 AND payer = $4 FROM billing_payments WHERE debt = "
+	"$1::int8",
+	4,
+};
+
+/* debt -> import_id of the cancelled notification (no row: it was not pending) */
+const db_stmt billing_sql_mail_cancel = {
+	"billing_mail_cancel",
+	"WITH n AS (UPDATE billing_notifications SET state = 4 WHERE debt = $1::int8 AND state = 1 RETURNING debt)"
+	" UPDATE billing_imports i SET emails_cancelled = emails_cancelled + 1, updated_at = now()"
+	" FROM n JOIN billing_debts d ON d.id = n.debt WHERE i.id = d.import_id RETURNING i.id",
+	1,
+};

@@ -1,0 +1,75 @@
+/*
+ * The SQL of the billing service, one db_stmt per statement (db/db.h), all
+ * in sql.c next to the schema (db/migrations/0005_billing.sql). Ids travel
+ * as decimal text, amounts as integer cents, dates as YYYY-MM-DD; COPY data
+ * in the binary format (columns in the order the COPY names them).
+ */
+#ifndef RPCQ_BILLING_SQL_H
+#define RPCQ_BILLING_SQL_H
+
+#include "db/db.h"
+
+/* Advisory lock of "one chunk merged into the debts at a time": a debtId
+ * new to two concurrent imports becomes one debt, compared once. */
+#define BILLING_MERGE_LOCK_KEY "7401005"
+
+/* key (NULL: none), name -> id when created */
+extern const db_stmt billing_sql_import_create;
+/* key -> id */
+extern const db_stmt billing_sql_import_by_key;
+/* id -> id, key, name, received, complete, rows, accepted, new_debts,
+ * repeated, rejected, bills, emails_sent, emails_failed, emails_cancelled,
+ * created_ms, updated_ms */
+extern const db_stmt billing_sql_import_get;
+/* id -> received, line, complete, header_seen, carry, name (binary; locks) */
+extern const db_stmt billing_sql_import_lock;
+/* id, received, line, complete, header_seen, carry (binary), rows,
+ * accepted, new, repeated, rejected (added) */
+extern const db_stmt billing_sql_import_update;
+/* id, limit -> line, reason */
+extern const db_stmt billing_sql_rejections_first;
+/* id, after line, limit -> line, reason */
+extern const db_stmt billing_sql_rejections_page;
+
+extern const db_stmt billing_sql_merge_lock;
+extern const char billing_sql_stage_create[];
+#define BILLING_SQL_COPY_STAGE                                                                                       \
+	"COPY billing_stage (line, debt_id, name, government_id, email, amount_cents, due_date) FROM STDIN (FORMAT " \
+	"binary)"
+#define BILLING_SQL_COPY_REJECTIONS "COPY billing_rejections (import_id, line, reason) FROM STDIN (FORMAT binary)"
+/* import id -> new, repeated, rejected */
+extern const db_stmt billing_sql_merge;
+
+/* limit -> id, debt_id, name, government_id, email, amount_cents, due
+ * date, import_id (claimed from the queue: the caller's transaction owns
+ * them) */
+extern const db_stmt billing_sql_claim_bills;
+#define BILLING_SQL_COPY_BILLS "COPY billing_bills (debt, barcode, payment_line, slip) FROM STDIN (FORMAT binary)"
+#define BILLING_SQL_COPY_NOTIFICATIONS "COPY billing_notifications (debt, message_id) FROM STDIN (FORMAT binary)"
+/* import ids[], counts[] */
+extern const db_stmt billing_sql_count_bills;
+/* debt_id -> debt_id, name, government_id, email, amount_cents, due,
+ * barcode, payment_line, slip, created_ms, state, attempts, last_error,
+ * message_id, paid */
+extern const db_stmt billing_sql_bill_get;
+/* debt_id -> id */
+extern const db_stmt billing_sql_debt_exists;
+
+/* limit, lease s -> debt (claimed: next_at pushed ahead by the lease) */
+extern const db_stmt billing_sql_claim_mail;
+/* debt -> state, attempts, message_id, debt_id, name, email, slip,
+ * import_id, paid (locks the notification) */
+extern const db_stmt billing_sql_mail_lock;
+/* debt, import, state, error */
+extern const db_stmt billing_sql_mail_done;
+/* debt, delay ms, error */
+extern const db_stmt billing_sql_mail_retry;
+
+/* debt, paid_at, cents, payer -> a row when recorded */
+extern const db_stmt billing_sql_payment_insert;
+/* debt, paid_at, cents, payer -> paid_at, cents, payer, same */
+extern const db_stmt billing_sql_payment_get;
+/* debt -> import id when a pending e-mail was cancelled */
+extern const db_stmt billing_sql_mail_cancel;
+
+#endif

@@ -8,6 +8,7 @@
 #ifndef RPCQ_CLI_H
 #define RPCQ_CLI_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include <rpcq/rpcq.h>
@@ -38,6 +39,25 @@ int cli_usage_error(const char *fmt, ...) RPCQ_PRINTF(1, 2);
 /* 1 if argv has -h or --help at position i.. */
 int cli_wants_help(int argc, char **argv);
 
+/* The value of "--name V" or "--name=V" at argv[*i] (advancing *i past V),
+ * or NULL when argv[*i] is not that option; *missing is set when it is but
+ * has no value. */
+const char *cli_option(int argc, char **argv, int *i, const char *name, int *missing);
+
+/* cli_fail of an error made here (code, printf-style message): prints it and
+ * returns 1. */
+int cli_fail_status(rpcq_status code, const char *fmt, ...) RPCQ_PRINTF(2, 3);
+
+/* One message as proto3 JSON (every field present) and a newline on stdout,
+ * pretty (indented) for a message printed alone; 0, or the exit status. */
+int cli_print_json(const ProtobufCMessage *m, int pretty);
+
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t cli_now_ms(void);
+
+/* n as "812 B", "3.4 KiB", "12.0 MiB" or "1.02 GiB". */
+void cli_human_bytes(uint64_t n, char *out, size_t len);
+
 /* Command groups. */
 int cli_call(int argc, char **argv, cli_globals *g);
 int cli_list(int argc, char **argv, cli_globals *g);
@@ -46,5 +66,6 @@ int cli_subscribe(int argc, char **argv, cli_globals *g);
 int cli_vesting(int argc, char **argv, cli_globals *g);
 int cli_events(int argc, char **argv, cli_globals *g);
 int cli_vouchers(int argc, char **argv, cli_globals *g);
+int cli_billing(int argc, char **argv, cli_globals *g);
 
 #endif

@@ -1,7 +1,11 @@
-/* Shared helpers of the rpcq command: the client, call options, errors. */
+/* Shared helpers of the rpcq command: the client, call options, errors,
+ * options, JSON output. */
+#include <inttypes.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -50,4 +54,60 @@ int cli_wants_help(int argc, char **argv)
 			return 0;
 	}
 	return 0;
+}
+
+const char *cli_option(int argc, char **argv, int *i, const char *name, int *missing)
+{
+	size_t n = strlen(name);
+	if (strncmp(argv[*i], name, n) != 0)
+		return NULL;
+	if (argv[*i][n] == '=')
+		return argv[*i] + n + 1;
+	if (argv[*i][n] != '\0')
+		return NULL;
+	if (*i + 1 >= argc) {
+		*missing = 1;
+		return NULL;
+	}
+	return argv[++*i];
+}
+
+int cli_fail_status(rpcq_status code, const char *fmt, ...)
+{
+	rpcq_error err;
+	va_list ap;
+	va_start(ap, fmt);
+	rpcq_error_vset(&err, code, fmt, ap);
+	va_end(ap);
+	return cli_fail(&err);
+}
+
+int cli_print_json(const ProtobufCMessage *m, int pretty)
+{
+	char *json = rpcq_message_to_json(m, RPCQ_JSON_EMIT_DEFAULTS | (pretty ? RPCQ_JSON_PRETTY : 0));
+	if (json == NULL)
+		return cli_fail_status(RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+	fputs(json, stdout);
+	fputc('\n', stdout);
+	rpcq_free(json);
+	return 0;
+}
+
+int64_t cli_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void cli_human_bytes(uint64_t n, char *out, size_t len)
+{
+	if (n < 10 * 1024)
+		snprintf(out, len, "%" PRIu64 " B", n);
+	else if (n < 1024 * 1024)
+		snprintf(out, len, "%.1f KiB", (double)n / 1024);
+	else if (n < 1024ULL * 1024 * 1024)
+		snprintf(out, len, "%.1f MiB", (double)n / (1024 * 1024));
+	else
+		snprintf(out, len, "%.2f GiB", (double)n / (1024 * 1024 * 1024));
 }

@@ -23,6 +23,7 @@ static const struct command commands[] = {
 	{"vesting", cli_vesting, "vesting schedules: compute a file, append to and query ledgers"},
 	{"events", cli_events, "events of the ticketing provider: search, get, sync, changes"},
 	{"vouchers", cli_vouchers, "vouchers: import and report the seller's exports, issue from the stock"},
+	{"billing", cli_billing, "billing: import debts files, bills and their e-mails, payments"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

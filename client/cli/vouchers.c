@@ -177,25 +177,6 @@ static void status_usage(FILE *out)
 
 /* ---- small helpers ---- */
 
-/* The value of "--name V" or "--name=V" at argv[*i] (advancing *i), or NULL
- * when argv[*i] is not that option. *missing is set when it is but has no
- * value. */
-static const char *option(int argc, char **argv, int *i, const char *name, int *missing)
-{
-	size_t n = strlen(name);
-	if (strncmp(argv[*i], name, n) != 0)
-		return NULL;
-	if (argv[*i][n] == '=')
-		return argv[*i] + n + 1;
-	if (argv[*i][n] != '\0')
-		return NULL;
-	if (*i + 1 >= argc) {
-		*missing = 1;
-		return NULL;
-	}
-	return argv[++*i];
-}
-
 /* A decimal integer in 1..max; -1 otherwise. */
 static int parse_positive(const char *s, unsigned long max, unsigned long *out)
 {
@@ -210,41 +191,9 @@ static int parse_positive(const char *s, unsigned long max, unsigned long *out)
 	return 0;
 }
 
-static int fail_status(rpcq_status code, const char *fmt, ...) RPCQ_PRINTF(2, 3);
-
-static int fail_status(rpcq_status code, const char *fmt, ...)
-{
-	rpcq_error err;
-	va_list ap;
-	va_start(ap, fmt);
-	rpcq_error_vset(&err, code, fmt, ap);
-	va_end(ap);
-	return cli_fail(&err);
-}
-
 static int out_of_memory(void)
 {
-	return fail_status(RPCQ_RESOURCE_EXHAUSTED, "out of memory");
-}
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* One message as JSON on stdout (pretty: indented, for one message alone);
- * 0, or the exit status. */
-static int print_json(const ProtobufCMessage *m, int pretty)
-{
-	char *json = rpcq_message_to_json(m, RPCQ_JSON_EMIT_DEFAULTS | (pretty ? RPCQ_JSON_PRETTY : 0));
-	if (json == NULL)
-		return out_of_memory();
-	fputs(json, stdout);
-	fputc('\n', stdout);
-	rpcq_free(json);
-	return 0;
+	return cli_fail_status(RPCQ_RESOURCE_EXHAUSTED, "out of memory");
 }
 
 /* Call options with a deadline of at least ms. */
@@ -283,23 +232,23 @@ static void vfile_init(struct vfile *f, const char *path, Rpcq__Vouchers__File w
 static int vfile_open(struct vfile *f)
 {
 	if (strcmp(f->path, "-") == 0)
-		return fail_status(RPCQ_INVALID_ARGUMENT, "%s: an import reads regular files, not stdin", f->path);
+		return cli_fail_status(RPCQ_INVALID_ARGUMENT, "%s: an import reads regular files, not stdin", f->path);
 	f->fd = open(f->path, O_RDONLY | O_CLOEXEC);
 	if (f->fd < 0)
-		return fail_status(RPCQ_INVALID_ARGUMENT, "cannot open %s: %s", f->path, strerror(errno));
+		return cli_fail_status(RPCQ_INVALID_ARGUMENT, "cannot open %s: %s", f->path, strerror(errno));
 	struct stat st;
 	if (fstat(f->fd, &st) != 0)
-		return fail_status(RPCQ_INVALID_ARGUMENT, "cannot read %s: %s", f->path, strerror(errno));
+		return cli_fail_status(RPCQ_INVALID_ARGUMENT, "cannot read %s: %s", f->path, strerror(errno));
 	if (!S_ISREG(st.st_mode))
-		return fail_status(RPCQ_INVALID_ARGUMENT,
-				   "%s is not a regular file (an import maps its files to resume at any offset)",
-				   f->path);
+		return cli_fail_status(RPCQ_INVALID_ARGUMENT,
+				       "%s is not a regular file (an import maps its files to resume at any offset)",
+				       f->path);
 	f->size = (size_t)st.st_size;
 	if (f->size == 0)
 		return 0;
 	void *p = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, f->fd, 0);
 	if (p == MAP_FAILED)
-		return fail_status(RPCQ_INVALID_ARGUMENT, "cannot map %s: %s", f->path, strerror(errno));
+		return cli_fail_status(RPCQ_INVALID_ARGUMENT, "cannot map %s: %s", f->path, strerror(errno));
 	madvise(p, f->size, MADV_SEQUENTIAL);
 	f->data = p;
 	return 0;
@@ -338,23 +287,11 @@ struct progress {
 	size_t width; /* of the line drawn last */
 };
 
-static void human_bytes(uint64_t n, char *out, size_t len)
-{
-	if (n < 10 * 1024)
-		snprintf(out, len, "%" PRIu64 " B", n);
-	else if (n < 1024 * 1024)
-		snprintf(out, len, "%.1f KiB", (double)n / 1024);
-	else if (n < 1024ULL * 1024 * 1024)
-		snprintf(out, len, "%.1f MiB", (double)n / (1024 * 1024));
-	else
-		snprintf(out, len, "%.2f GiB", (double)n / (1024 * 1024 * 1024));
-}
-
 /* Draws the line (text) over the previous one, once the import has taken
  * PROGRESS_AFTER_MS. */
 static void progress_draw(struct progress *p, const char *text)
 {
-	if (!p->tty || (!p->shown && now_ms() - p->start_ms < PROGRESS_AFTER_MS))
+	if (!p->tty || (!p->shown && cli_now_ms() - p->start_ms < PROGRESS_AFTER_MS))
 		return;
 	size_t n = strlen(text);
 	fprintf(stderr, "\r%s%*s", text, p->width > n ? (int)(p->width - n) : 0, "");
@@ -369,10 +306,10 @@ static void progress_files(struct progress *p, const struct vfile *files)
 	if (!p->tty)
 		return;
 	char line[512], a[32], b[32], c[32], d[32];
-	human_bytes(files[0].sent, a, sizeof(a));
-	human_bytes(files[0].size, b, sizeof(b));
-	human_bytes(files[1].sent, c, sizeof(c));
-	human_bytes(files[1].size, d, sizeof(d));
+	cli_human_bytes(files[0].sent, a, sizeof(a));
+	cli_human_bytes(files[0].size, b, sizeof(b));
+	cli_human_bytes(files[1].sent, c, sizeof(c));
+	cli_human_bytes(files[1].size, d, sizeof(d));
 	snprintf(line, sizeof(line), "sending %s %s / %s, %s %s / %s", files[0].name, a, b, files[1].name, c, d);
 	progress_draw(p, line);
 }
@@ -416,7 +353,7 @@ static void *ticker_main(void *arg)
 		pthread_cond_timedwait(&t->cv, &t->mu, &until);
 		if (t->stop)
 			break;
-		int64_t s = (now_ms() - t->since_ms) / 1000;
+		int64_t s = (cli_now_ms() - t->since_ms) / 1000;
 		if (t->p->shown && s == t->drawn_s)
 			continue;
 		char line[160];
@@ -435,7 +372,7 @@ static void ticker_start(struct ticker *t, struct progress *p, const char *what)
 		return;
 	t->p = p;
 	snprintf(t->what, sizeof(t->what), "%s", what);
-	t->since_ms = now_ms();
+	t->since_ms = cli_now_ms();
 	t->drawn_s = -1;
 	pthread_mutex_init(&t->mu, NULL);
 	pthread_cond_init(&t->cv, NULL);
@@ -578,9 +515,9 @@ static int take_progress(struct import_run *run, const Rpcq__Vouchers__Import *i
 		struct vfile *f = &run->files[i];
 		uint64_t received = fp[i] ? fp[i]->received_bytes : 0;
 		if (received > f->size)
-			return fail_status(RPCQ_FAILED_PRECONDITION,
-					   "import %s has %" PRIu64 " bytes of %s, but %s has %zu: did it change?",
-					   imp->import_id, received, f->name, f->path, f->size);
+			return cli_fail_status(RPCQ_FAILED_PRECONDITION,
+					       "import %s has %" PRIu64 " bytes of %s, but %s has %zu: did it change?",
+					       imp->import_id, received, f->name, f->path, f->size);
 		f->sent = received;
 		f->complete = fp[i] ? fp[i]->complete : 0;
 	}
@@ -618,7 +555,7 @@ static int chunk_fail(const struct vfile *f, const rpcq_error *err)
 {
 	if (f == NULL || strstr(err->message, f->name) != NULL)
 		return cli_fail(err);
-	return fail_status(err->code, "%s: %s", f->path, err->message);
+	return cli_fail_status(err->code, "%s: %s", f->path, err->message);
 }
 
 /* Outcome of sending: done (files complete), applied (by someone else
@@ -654,8 +591,9 @@ static enum send_result send_files(struct import_run *run, Rpcq__Vouchers__Impor
 					resyncs = 0;
 				} else if (++resyncs > MAX_RESYNCS) {
 					/* Taken, but the server does not move on. */
-					*rc = fail_status(RPCQ_INTERNAL, "%s: the server takes no bytes at %" PRIu64,
-							  f->path, f->sent);
+					*rc = cli_fail_status(RPCQ_INTERNAL,
+							      "%s: the server takes no bytes at %" PRIu64, f->path,
+							      f->sent);
 					return SEND_FAILED;
 				}
 				progress_files(&run->progress, run->files);
@@ -706,7 +644,7 @@ static int run_import(struct import_run *run, Rpcq__Vouchers__Import **out)
 	*out = NULL;
 	import_key(&run->files[0], &run->files[1], run->key);
 	run->progress.tty = isatty(STDERR_FILENO);
-	run->progress.start_ms = now_ms();
+	run->progress.start_ms = cli_now_ms();
 	int rc = 0;
 	for (int restarts = 0;; restarts++) {
 		Rpcq__Vouchers__Import *imp = NULL;
@@ -744,8 +682,8 @@ static int run_import(struct import_run *run, Rpcq__Vouchers__Import **out)
 			if (restarts < MAX_RESTARTS)
 				continue;
 			progress_clear(&run->progress);
-			return fail_status(RPCQ_ABORTED, "import %s vanished on the server %d times", run->id,
-					   restarts + 1);
+			return cli_fail_status(RPCQ_ABORTED, "import %s vanished on the server %d times", run->id,
+					       restarts + 1);
 		}
 
 		char what[96];
@@ -764,8 +702,8 @@ static int run_import(struct import_run *run, Rpcq__Vouchers__Import **out)
 		if (st != RPCQ_OK)
 			return cli_fail(&err);
 		if (imp->state != STATE_APPLIED) {
-			rc = fail_status(RPCQ_INTERNAL, "import %s is %s after FinishImport, not APPLIED",
-					 imp->import_id, state_name(imp->state));
+			rc = cli_fail_status(RPCQ_INTERNAL, "import %s is %s after FinishImport, not APPLIED",
+					     imp->import_id, state_name(imp->state));
 			free_import(imp);
 			return rc;
 		}
@@ -784,9 +722,9 @@ static int import_args(int argc, char **argv, const char **orders, const char **
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 		int missing = 0;
-		if ((v = option(argc, argv, &i, "--orders", &missing)) != NULL) {
+		if ((v = cli_option(argc, argv, &i, "--orders", &missing)) != NULL) {
 			*orders = v;
-		} else if ((v = option(argc, argv, &i, "--barcodes", &missing)) != NULL) {
+		} else if ((v = cli_option(argc, argv, &i, "--barcodes", &missing)) != NULL) {
 			*barcodes = v;
 		} else if (missing) {
 			return cli_usage_error("%s needs a value", argv[i]);
@@ -874,7 +812,7 @@ static int cmd_import(int argc, char **argv, cli_globals *g)
 	if (rc == 0)
 		rc = import_and_report(&run, &imp);
 	if (rc == 0 && as_json)
-		rc = print_json(&imp->base, 1);
+		rc = cli_print_json(&imp->base, 1);
 	free_import(imp);
 	close_run(&run);
 	fflush(stdout);
@@ -950,7 +888,7 @@ static int list_vouchers(rpcq_client *client, const rpcq_call_options *o, const 
 		}
 		if (as_json) {
 			for (size_t i = 0; i < r->n_vouchers && rc == 0; i++)
-				rc = print_json(&r->vouchers[i]->base, 0);
+				rc = cli_print_json(&r->vouchers[i]->base, 0);
 		} else if (write_vouchers(out, r->vouchers, r->n_vouchers) != 0) {
 			*write_failed = 1;
 			rc = 1;
@@ -1006,11 +944,11 @@ static int report_extra(int argc, char **argv, int *i, void *arg)
 	struct report_opts *r = arg;
 	const char *v;
 	int missing = 0;
-	if ((v = option(argc, argv, i, "--output", &missing)) != NULL) {
+	if ((v = cli_option(argc, argv, i, "--output", &missing)) != NULL) {
 		r->output = v;
 		return 1;
 	}
-	if (!missing && (v = option(argc, argv, i, "--top", &missing)) != NULL) {
+	if (!missing && (v = cli_option(argc, argv, i, "--top", &missing)) != NULL) {
 		if (parse_positive(v, 10000, &r->top) != 0)
 			return cli_usage_error("--top takes a number 1..10000, not \"%s\"", v) + 2;
 		return 1;
@@ -1057,7 +995,7 @@ static int cmd_report(int argc, char **argv, cli_globals *g)
 	if (to_stdout) {
 		out = stdout;
 	} else if ((out = fopen(ro.output, "w")) == NULL) {
-		rc = fail_status(RPCQ_INVALID_ARGUMENT, "cannot create %s: %s", ro.output, strerror(errno));
+		rc = cli_fail_status(RPCQ_INVALID_ARGUMENT, "cannot create %s: %s", ro.output, strerror(errno));
 		goto out;
 	}
 	rc = list_vouchers(client, &o, "", out, 0, &write_failed);
@@ -1067,8 +1005,8 @@ static int cmd_report(int argc, char **argv, cli_globals *g)
 		out = NULL;
 	}
 	if (write_failed) {
-		rc = fail_status(RPCQ_INTERNAL, "cannot write %s: %s", to_stdout ? "the vouchers" : ro.output,
-				 strerror(errno));
+		rc = cli_fail_status(RPCQ_INTERNAL, "cannot write %s: %s", to_stdout ? "the vouchers" : ro.output,
+				     strerror(errno));
 		goto out;
 	}
 	if (rc != 0 || (rc = get_top(client, &o, ro.top, &top)) != 0 || (rc = get_unused(client, &o, &unused)) != 0)
@@ -1082,7 +1020,7 @@ out:
 	if (out != NULL && out != stdout)
 		fclose(out);
 	if (fflush(stdout) != 0 && rc == 0)
-		rc = fail_status(RPCQ_INTERNAL, "cannot write stdout: %s", strerror(errno));
+		rc = cli_fail_status(RPCQ_INTERNAL, "cannot write stdout: %s", strerror(errno));
 	if (top)
 		protobuf_c_message_free_unpacked(&top->base, NULL);
 	if (unused)
@@ -1103,7 +1041,7 @@ static int cmd_list(int argc, char **argv, cli_globals *g)
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 		int missing = 0;
-		if ((v = option(argc, argv, &i, "--customer", &missing)) != NULL)
+		if ((v = cli_option(argc, argv, &i, "--customer", &missing)) != NULL)
 			customer = v;
 		else if (strcmp(argv[i], "--json") == 0)
 			as_json = 1;
@@ -1119,7 +1057,7 @@ static int cmd_list(int argc, char **argv, cli_globals *g)
 	int write_failed = 0;
 	int rc = list_vouchers(client, &o, customer, stdout, as_json, &write_failed);
 	if ((fflush(stdout) != 0 || write_failed) && rc <= 1)
-		rc = fail_status(RPCQ_INTERNAL, "cannot write stdout: %s", strerror(errno));
+		rc = cli_fail_status(RPCQ_INTERNAL, "cannot write stdout: %s", strerror(errno));
 	return rc;
 }
 
@@ -1151,7 +1089,7 @@ static int cmd_top(int argc, char **argv, cli_globals *g)
 		return rc;
 	if (as_json) {
 		for (size_t i = 0; i < top->n_customers && rc == 0; i++)
-			rc = print_json(&top->customers[i]->base, 0);
+			rc = cli_print_json(&top->customers[i]->base, 0);
 	} else {
 		print_top_lines(top);
 	}
@@ -1181,7 +1119,7 @@ static int cmd_unused(int argc, char **argv, cli_globals *g)
 	if (rc != 0)
 		return rc;
 	if (as_json) {
-		rc = print_json(&r->base, 0);
+		rc = cli_print_json(&r->base, 0);
 	} else {
 		printf("%" PRIu64 "\n", r->unused);
 	}
@@ -1202,12 +1140,12 @@ static int cmd_issue(int argc, char **argv, cli_globals *g)
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 		int missing = 0;
-		if ((v = option(argc, argv, &i, "--customer", &missing)) != NULL) {
+		if ((v = cli_option(argc, argv, &i, "--customer", &missing)) != NULL) {
 			customer = v;
-		} else if ((v = option(argc, argv, &i, "--quantity", &missing)) != NULL) {
+		} else if ((v = cli_option(argc, argv, &i, "--quantity", &missing)) != NULL) {
 			if (parse_positive(v, 10000, &quantity) != 0)
 				return cli_usage_error("--quantity takes a number 1..10000, not \"%s\"", v);
-		} else if ((v = option(argc, argv, &i, "--key", &missing)) != NULL) {
+		} else if ((v = cli_option(argc, argv, &i, "--key", &missing)) != NULL) {
 			key = v;
 		} else if (missing) {
 			return cli_usage_error("%s needs a value", argv[i]);
@@ -1247,7 +1185,7 @@ static int cmd_issue(int argc, char **argv, cli_globals *g)
 		printf("%s\n", r->barcodes[i]);
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 	if (fflush(stdout) != 0)
-		return fail_status(RPCQ_INTERNAL, "cannot write stdout: %s", strerror(errno));
+		return cli_fail_status(RPCQ_INTERNAL, "cannot write stdout: %s", strerror(errno));
 	return 0;
 }
 
@@ -1304,7 +1242,7 @@ static int cmd_status(int argc, char **argv, cli_globals *g)
 		return cli_fail(&err);
 	int rc = 0;
 	if (as_json) {
-		rc = print_json(&imp->base, 1);
+		rc = cli_print_json(&imp->base, 1);
 	} else {
 		char created[32], applied[32];
 		format_ms(imp->created_at_ms, created, sizeof(created));

@@ -1,0 +1,721 @@
+/*
+ * `rpcq billing` as its users run it: the real sample of
+ * ../shared/data/billing/ and files of the tests' own through a real rpcqd
+ * (its biller and dispatcher writing .eml files into a spool directory) on
+ * a real PostgreSQL.
+ *
+ * One cluster for the file, migrated once; each test empties the billing
+ * tables and starts an rpcqd of its own (the per-test teardown stops it
+ * whatever happened), with the billing flags it needs. Files and spool
+ * directories are written into the cluster's directory, which goes with it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+
+static harness_pg pg;
+static harness_server *server; /* the current test's */
+static int spool_counter;
+
+/* ---- small helpers ---- */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+/* A malloc'd printf. */
+static char *fmt(const char *f, ...) PRINTF_LIKE(1, 2);
+
+static char *fmt(const char *f, ...)
+{
+	va_list ap;
+	va_start(ap, f);
+	int n = vsnprintf(NULL, 0, f, ap);
+	va_end(ap);
+	assert_true(n >= 0);
+	char *p = malloc((size_t)n + 1);
+	assert_non_null(p);
+	va_start(ap, f);
+	vsnprintf(p, (size_t)n + 1, f, ap);
+	va_end(ap);
+	return p;
+}
+
+/* Writes text to name in the cluster's directory; returns the path. */
+static char *write_file(const char *name, const char *text)
+{
+	char *path = fmt("%s/%s", pg.dir, name);
+	FILE *f = fopen(path, "wb");
+	if (f == NULL)
+		fail_msg("cannot create %s: %s", path, strerror(errno));
+	fputs(text, f);
+	if (fclose(f) != 0)
+		fail_msg("cannot write %s: %s", path, strerror(errno));
+	return path;
+}
+
+static char *sample_path(void)
+{
+	char buf[1024];
+	char *p = strdup(harness_shared_path("data/billing/debts_sample.csv", buf, sizeof(buf)));
+	assert_non_null(p);
+	return p;
+}
+
+static long file_size(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		fail_msg("cannot stat %s: %s", path, strerror(errno));
+	return (long)st.st_size;
+}
+
+/* The .eml files in dir. */
+static int count_eml(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		fail_msg("cannot open %s: %s", dir, strerror(errno));
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+		n += l > 4 && strcmp(e->d_name + l - 4, ".eml") == 0;
+	}
+	closedir(d);
+	return n;
+}
+
+/* The value of a proto3 JSON member "name" (a number, or a string such as
+ * a 64-bit number or an enum name), copied into buf; fails the test when
+ * json has none. */
+static const char *json_value(const char *json, const char *name, char *buf, size_t len)
+{
+	char *key = fmt("\"%s\":", name);
+	const char *p = json ? strstr(json, key) : NULL;
+	if (p == NULL)
+		fail_msg("no \"%s\" in the JSON:\n%s", name, json ? json : "(null)");
+	p += strlen(key);
+	free(key);
+	while (*p == ' ')
+		p++;
+	if (*p == '"')
+		p++;
+	size_t n = strcspn(p, "\",\n}");
+	if (n >= len)
+		n = len - 1;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+static long long json_u64(const char *json, const char *name)
+{
+	char buf[64];
+	return strtoll(json_value(json, name, buf, sizeof(buf)), NULL, 10);
+}
+
+/* Lines of text starting with prefix. */
+static int count_lines_starting(const char *text, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	int count = 0;
+	for (const char *p = text; p && *p;) {
+		if (strncmp(p, prefix, n) == 0)
+			count++;
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return count;
+}
+
+/* The line of text starting with prefix (malloc'd, without the newline), or
+ * NULL. */
+static char *line_starting(const char *text, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	for (const char *p = text; p && *p;) {
+		if (strncmp(p, prefix, n) == 0) {
+			size_t l = strcspn(p, "\n");
+			return fmt("%.*s", (int)l, p);
+		}
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return NULL;
+}
+
+/* ---- state, servers, the CLI ---- */
+
+static void empty_billing(void)
+{
+	harness_sql(pg.conninfo, "TRUNCATE billing_payments, billing_notifications, billing_bills, billing_bill_queue, "
+				 "billing_debts, billing_rejections, billing_imports CASCADE");
+}
+
+static long long sql(const char *fmt_, ...) PRINTF_LIKE(1, 2);
+
+static long long sql(const char *fmt_, ...)
+{
+	char q[1024];
+	va_list ap;
+	va_start(ap, fmt_);
+	vsnprintf(q, sizeof(q), fmt_, ap);
+	va_end(ap);
+	return harness_sql_scalar(pg.conninfo, q);
+}
+
+/* Empty billing tables and an rpcqd with the billing flags given
+ * (--billing-schedule S, and --mail-spool a fresh directory returned in
+ * *spool unless spool is NULL: then no mail backend, e-mails stay pending). */
+static harness_server *start(const char *schedule, char **spool)
+{
+	empty_billing();
+	harness_server *s = calloc(1, sizeof(*s));
+	assert_non_null(s);
+	const char *args[8];
+	int n = 0;
+	args[n++] = "--billing-schedule";
+	args[n++] = schedule;
+	if (spool != NULL) {
+		*spool = fmt("%s/spool%d", pg.dir, ++spool_counter);
+		if (mkdir(*spool, 0700) != 0)
+			fail_msg("cannot create %s: %s", *spool, strerror(errno));
+		args[n++] = "--mail-spool";
+		args[n++] = *spool;
+	}
+	args[n] = NULL;
+	harness_server_start(s, &pg, args);
+	server = s;
+	return s;
+}
+
+static int teardown_test(void **state)
+{
+	(void)state;
+	if (server != NULL) {
+		if (server->pid > 0)
+			harness_server_stop(server);
+		free(server);
+		server = NULL;
+	}
+	return 0;
+}
+
+/* rpcq [--timeout MS] billing ARGS... against s (timeout_ms 0: none given):
+ * exit status, stdout and stderr (freed by the caller). */
+static int billing_v(const harness_server *s, int timeout_ms, char **out, char **err, va_list ap)
+{
+	const char *args[32];
+	char t[24];
+	int n = 0;
+	if (timeout_ms > 0) {
+		snprintf(t, sizeof(t), "%d", timeout_ms);
+		args[n++] = "--timeout";
+		args[n++] = t;
+	}
+	args[n++] = "billing";
+	const char *a;
+	while ((a = va_arg(ap, const char *)) != NULL) {
+		assert_true(n < 31);
+		args[n++] = a;
+	}
+	args[n] = NULL;
+	*out = *err = NULL;
+	return harness_cli(s->rpc_url, args, NULL, out, err);
+}
+
+static int billing(const harness_server *s, char **out, char **err, ...)
+{
+	va_list ap;
+	va_start(ap, err);
+	int rc = billing_v(s, 0, out, err, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int billing_timeout(const harness_server *s, int timeout_ms, char **out, char **err, ...)
+{
+	va_list ap;
+	va_start(ap, err);
+	int rc = billing_v(s, timeout_ms, out, err, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* The same as billing(), failing the test unless it exits 0. */
+static void billing_ok(const harness_server *s, char **out, char **err, const char *what, ...)
+{
+	va_list ap;
+	va_start(ap, what);
+	int rc = billing_v(s, 0, out, err, ap);
+	va_end(ap);
+	if (rc != 0)
+		fail_msg("rpcq billing %s: exit %d\nstdout: %s\nstderr: %s", what, rc, *out, *err);
+}
+
+/* ---- tests ---- */
+
+static void test_the_sample_gives_1999_debts_bills_and_emails_and_importing_it_again_adds_none(void **state)
+{
+	(void)state;
+	char *spool = NULL;
+	harness_server *s = start("1", &spool);
+	char *sample = sample_path();
+	char *out, *err;
+	billing_ok(s, &out, &err, "import --wait emails --json", "import", sample, "--wait", "emails", "--json", NULL);
+	char st[32];
+	assert_string_equal(json_value(out, "state", st, sizeof(st)), "DONE");
+	assert_int_equal(json_u64(out, "newDebts"), 1999);
+	assert_int_equal(json_u64(out, "bills"), 1999);
+	assert_int_equal(json_u64(out, "emailsSent"), 1999);
+	assert_int_equal(json_u64(out, "emailsFailed"), 0);
+	assert_int_equal(json_u64(out, "emailsPending"), 0);
+	assert_non_null(strstr(out, "\"complete\": true"));
+	long long rows = json_u64(out, "rows"), accepted = json_u64(out, "accepted");
+	long long repeated = json_u64(out, "repeated"), rejected = json_u64(out, "rejected");
+	char *text = harness_read_file(sample, NULL);
+	assert_non_null(text);
+	char **lines = calloc(4096, sizeof(*lines));
+	assert_non_null(lines);
+	int n = 0;
+	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+		lines[n++] = l;
+	assert_true(n > 2000 && n < 4096);
+	assert_int_equal(rows, n - 1); /* the sample's lines but its header */
+	assert_int_equal(accepted, 1999 + repeated);
+	assert_int_equal(rows, accepted + rejected);
+	assert_int_equal(json_u64(out, "receivedBytes"), file_size(sample));
+	/* Every rejection on stderr, then the summary. */
+	assert_int_equal(count_lines_starting(err, "debts_sample.csv:"), (int)rejected);
+	char *summary = fmt("imported (DONE): %lld rows, %lld accepted (1999 new debts, %lld repeated), %lld "
+			    "rejected; 1999 bills; e-mails 1999 sent, 0 failed, 0 pending\n",
+			    rows, accepted, repeated, rejected);
+	if (strstr(err, summary) == NULL)
+		fail_msg("no summary \"%s\" in stderr:\n%s", summary, err);
+	assert_int_equal(count_eml(spool), 1999);
+	assert_int_equal(sql("SELECT count(*) FROM billing_debts"), 1999);
+	assert_int_equal(sql("SELECT count(*) FROM billing_bills"), 1999);
+	assert_int_equal(sql("SELECT count(*) FROM billing_notifications WHERE state = 2"), 1999);
+	long long id = json_u64(out, "importId");
+	free(out), free(err), free(summary);
+
+	/* The same command again: the same import (its key is the file's
+	 * contents), nothing sent, nothing added. */
+	billing_ok(s, &out, &err, "import again", "import", sample, "--wait", "emails", "--json", NULL);
+	assert_int_equal(json_u64(out, "importId"), id);
+	assert_int_equal(json_u64(out, "newDebts"), 1999);
+	assert_int_equal(json_u64(out, "emailsSent"), 1999);
+	assert_non_null(strstr(err, "was already received (DONE)"));
+	assert_null(strstr(err, "resuming"));
+	assert_int_equal(sql("SELECT count(*) FROM billing_imports"), 1);
+	free(out), free(err);
+
+	/* The same rows in another order: another file, another import, whose
+	 * every accepted row repeats a known debt. */
+	char *path = fmt("%s/debts_reversed.csv", pg.dir);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	fprintf(f, "%s\n", lines[0]);
+	for (int i = n - 1; i >= 1; i--)
+		fprintf(f, "%s\n", lines[i]);
+	assert_int_equal(fclose(f), 0);
+	billing_ok(s, &out, &err, "import reversed", "import", path, "--wait", "emails", "--json", NULL);
+	assert_true(json_u64(out, "importId") != id);
+	assert_string_equal(json_value(out, "state", st, sizeof(st)), "DONE");
+	assert_int_equal(json_u64(out, "newDebts"), 0);
+	assert_int_equal(json_u64(out, "rows"), rows);
+	assert_int_equal(json_u64(out, "repeated"), json_u64(out, "accepted"));
+	assert_int_equal(json_u64(out, "accepted"), accepted);
+	assert_int_equal(json_u64(out, "bills"), 0);
+	assert_int_equal(json_u64(out, "emailsSent"), 0);
+	assert_int_equal(sql("SELECT count(*) FROM billing_debts"), 1999);
+	assert_int_equal(sql("SELECT count(*) FROM billing_bills"), 1999);
+	sleep_ms(300); /* a stray e-mail would have been written by now */
+	assert_int_equal(count_eml(spool), 1999);
+	free(out), free(err);
+
+	/* status, readable and as JSON. */
+	char ids[24];
+	snprintf(ids, sizeof(ids), "%lld", id);
+	billing_ok(s, &out, &err, "status", "status", ids, NULL);
+	char *head = fmt("import %lld: DONE\n", id);
+	assert_non_null(strstr(out, head));
+	assert_non_null(strstr(out, "file:     debts_sample.csv\n"));
+	assert_non_null(strstr(out, "bills:    1999 of 1999\n"));
+	assert_non_null(strstr(out, "e-mails:  1999 sent, 0 failed, 0 pending\n"));
+	free(out), free(err), free(head);
+	billing_ok(s, &out, &err, "status --json", "status", ids, "--json", NULL);
+	assert_int_equal(json_u64(out, "importId"), id);
+	assert_int_equal(json_u64(out, "emailsSent"), 1999);
+	free(out), free(err);
+
+	free(lines), free(text), free(path), free(sample), free(spool);
+}
+
+static void test_bad_rows_are_reported_with_file_and_line_and_nothing_is_stored_for_them(void **state)
+{
+	(void)state;
+	harness_server *s = start("1", NULL);
+	char *path =
+		write_file("bad.csv", "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
+				      "Ana Lima,11111111111,ana@example.com,100.50,2024-03-01,good-1\n"		 /* 2 */
+				      "Bad Amount,22222222222,amount@example.com,12.345,2024-03-01,bad-amount\n" /* 3 */
+				      "Bad Date,33333333333,date@example.com,10.00,2023-02-29,bad-date\n"	 /* 4 */
+				      "Bad Email,44444444444,not-an-address,10.00,2024-03-01,bad-email\n"	 /* 5 */
+				      "Five Fields,55555555555,five@example.com,10.00,2024-03-01\n"		 /* 6 */
+				      "Ana Lima,11111111111,ana@example.com,999.99,2024-03-01,good-1\n"		 /* 7 */
+				      "Ana Lima,11111111111,ana@example.com,100.50,2024-03-01,good-1\n"		 /* 8 */
+				      "Bruno Dias,66666666666,bruno@example.com,7,2024-12-31,good-2\n");	 /* 9 */
+	char *out, *err;
+	billing_ok(s, &out, &err, "import bad.csv", "import", path, "--wait", "bills", "--json", NULL);
+	assert_int_equal(json_u64(out, "rows"), 8);
+	assert_int_equal(json_u64(out, "newDebts"), 2);
+	assert_int_equal(json_u64(out, "repeated"), 1);
+	assert_int_equal(json_u64(out, "accepted"), 3);
+	assert_int_equal(json_u64(out, "rejected"), 5);
+	assert_int_equal(json_u64(out, "bills"), 2);
+	static const char *const rejected_lines[] = {
+		"bad.csv:3: ", "bad.csv:4: ", "bad.csv:5: ", "bad.csv:6: ", "bad.csv:7: "};
+	for (size_t i = 0; i < sizeof(rejected_lines) / sizeof(rejected_lines[0]); i++)
+		if (count_lines_starting(err, rejected_lines[i]) != 1)
+			fail_msg("no line \"%s...\" in stderr:\n%s", rejected_lines[i], err);
+	assert_int_equal(count_lines_starting(err, "bad.csv:"), 5);
+	char *conflict = line_starting(err, "bad.csv:7: ");
+	assert_non_null(strstr(conflict, "good-1"));
+	/* Nothing stored for the rejected rows: the good debts only, with the
+	 * first values of good-1. */
+	assert_int_equal(sql("SELECT count(*) FROM billing_debts"), 2);
+	assert_int_equal(sql("SELECT count(*) FROM billing_debts WHERE debt_id IN ('bad-amount', 'bad-date', "
+			     "'bad-email', 'Five Fields', '')"),
+			 0);
+	assert_int_equal(sql("SELECT amount_cents FROM billing_debts WHERE debt_id = 'good-1'"), 10050);
+	assert_int_equal(sql("SELECT count(*) FROM billing_rejections"), 5);
+	assert_int_equal(sql("SELECT count(*) FROM billing_bills"), 2);
+	free(conflict), free(out), free(err);
+
+	/* Usage errors exit 2 without a server; --help exits 0. */
+	char *o2, *e2;
+	assert_int_equal(billing(s, &o2, &e2, "import", NULL), 2);
+	free(o2), free(e2);
+	assert_int_equal(billing(s, &o2, &e2, "import", path, "--wait", "forever", NULL), 2);
+	free(o2), free(e2);
+	assert_int_equal(billing(s, &o2, &e2, "pay", "good-1", NULL), 2);
+	free(o2), free(e2);
+	assert_int_equal(billing(s, &o2, &e2, "frobnicate", NULL), 2);
+	free(o2), free(e2);
+	static const char *const cmds[] = {"import", "status", "bill", "pay"};
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(billing(s, &o2, &e2, cmds[i], "--help", NULL), 0);
+		assert_non_null(strstr(o2, "usage: rpcq billing"));
+		free(o2), free(e2);
+	}
+	assert_int_equal(billing(s, &o2, &e2, "--help", NULL), 0);
+	free(o2), free(e2);
+	/* A missing file, a file without the header: exit 1. */
+	assert_int_equal(billing(s, &o2, &e2, "import", "/nonexistent/debts.csv", NULL), 1);
+	assert_non_null(strstr(e2, "rpcq: INVALID_ARGUMENT: cannot open /nonexistent/debts.csv"));
+	free(o2), free(e2);
+	char *headless = write_file("headless.csv", "Ana Lima,11111111111,ana@example.com,1.00,2024-03-01,x\n");
+	assert_int_equal(billing(s, &o2, &e2, "import", headless, NULL), 1);
+	assert_non_null(strstr(e2, "rpcq: INVALID_ARGUMENT: headless.csv: line 1"));
+	free(o2), free(e2), free(headless);
+	free(path);
+}
+
+/* Writes n data rows: every 1000th with a bad amount, every other 50th an
+ * identical repeat of the row before it, the rest new debts. */
+static void generate(const char *path, int n)
+{
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	fputs("name,governmentId,email,debtAmount,debtDueDate,debtId\n", f);
+	char prev[256] = "";
+	for (int i = 1; i <= n; i++) {
+		char row[256];
+		if (i % 1000 == 0)
+			snprintf(row, sizeof(row), "Bad Amount %d,%011d,bad%d@example.com,12.3.4,2024-01-19,bad-%08d",
+				 i, i, i, i);
+		else if (i % 50 == 0)
+			snprintf(row, sizeof(row), "%s", prev);
+		else
+			snprintf(row, sizeof(row),
+				 "Debtor Number %d,%011d,debtor%d@example.com,%d.%02d,2024-%02d-%02d,"
+				 "3c9e1a52-0000-4000-8000-%012d",
+				 i, i, i, 1 + i % 9000, i % 100, 1 + i % 12, 1 + i % 28, i);
+		fprintf(f, "%s\n", row);
+		snprintf(prev, sizeof(prev), "%s", row);
+	}
+	assert_int_equal(fclose(f), 0);
+}
+
+static void test_an_import_killed_midway_resumes_where_it_stopped_and_ends_as_an_uninterrupted_one(void **state)
+{
+	(void)state;
+	/* Nothing billed: this test is about the upload. */
+	harness_server *s = start("0", NULL);
+	char *path = fmt("%s/big.csv", pg.dir);
+	const int n = 200000;
+	generate(path, n);
+	long size = file_size(path);
+	assert_true(size > 15 * 1024 * 1024);
+
+	/* Start the import and kill it once the server has some chunks. */
+	const char *cli = getenv("RPCQ_CLI");
+	assert_non_null(cli);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, STDOUT_FILENO);
+		dup2(null, STDERR_FILENO);
+		execl(cli, cli, "--server", s->rpc_url, "billing", "import", path, (char *)NULL);
+		_exit(127);
+	}
+	int64_t deadline = now_ms() + 30000;
+	long long got = 0;
+	int status, exited = 0;
+	while (now_ms() < deadline) {
+		got = sql("SELECT coalesce(max(received), 0) FROM billing_imports");
+		if (got >= 2 * 1024 * 1024)
+			break;
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			exited = 1;
+			break;
+		}
+		sleep_ms(2);
+	}
+	if (!exited) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
+	if (exited)
+		fail_msg("the import ended (status %d) before it was killed", status);
+	if (got == 0)
+		fail_msg("the import sent nothing within 30 s");
+	/* A chunk in flight when the command died may still land: wait until
+	 * the server's count stands still. */
+	for (long long prev = -1; prev != got;) {
+		prev = got;
+		sleep_ms(300);
+		got = sql("SELECT received FROM billing_imports");
+	}
+	if (got >= size)
+		fail_msg("the server had all %lld bytes when the import was killed: no longer midway", got);
+	assert_int_equal(sql("SELECT count(*) FROM billing_imports WHERE NOT complete"), 1);
+	long long id = sql("SELECT id FROM billing_imports");
+	long long rows_then = sql("SELECT rows FROM billing_imports");
+	assert_true(rows_then > 0 && rows_then < n);
+
+	/* Run again: it resumes from the bytes the server has. */
+	char *out, *err;
+	billing_ok(s, &out, &err, "import (resumed)", "import", path, "--json", NULL);
+	char *resume = fmt("rpcq: resuming import %lld of big.csv at byte %lld of %ld\n", id, got, size);
+	if (strstr(err, resume) == NULL)
+		fail_msg("no \"%s\" in stderr:\n%s", resume, err);
+
+	/* What the file gives uninterrupted, by generate()'s pattern. */
+	const long long bad = n / 1000, repeats = n / 50 - n / 1000, fresh = n - bad - repeats;
+	assert_int_equal(json_u64(out, "importId"), id);
+	assert_int_equal(json_u64(out, "receivedBytes"), size);
+	assert_non_null(strstr(out, "\"complete\": true"));
+	assert_int_equal(json_u64(out, "rows"), n);
+	assert_int_equal(json_u64(out, "newDebts"), fresh);
+	assert_int_equal(json_u64(out, "repeated"), repeats);
+	assert_int_equal(json_u64(out, "accepted"), fresh + repeats);
+	assert_int_equal(json_u64(out, "rejected"), bad);
+	assert_int_equal(sql("SELECT count(*) FROM billing_debts"), fresh);
+	assert_int_equal(sql("SELECT count(*) FROM billing_rejections"), bad);
+	assert_int_equal(sql("SELECT count(*) FROM billing_imports"), 1);
+	/* More rejections than come with the import: paged through
+	 * ListRejections. */
+	assert_int_equal(count_lines_starting(err, "big.csv:"), (int)bad);
+	assert_int_equal(count_lines_starting(err, "big.csv:1001: "), 1);
+	assert_int_equal(count_lines_starting(err, "big.csv:200001: "), 1);
+	free(resume), free(out), free(err), free(path);
+}
+
+static const char two_debts[] = "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
+				"Ana Lima,11111111111,ana@example.com,100.50,2024-03-01,debt-ana\n"
+				"Bruno Dias,22222222222,bruno@example.com,7,2024-12-31,debt-bruno\n";
+
+static void test_bill_prints_the_slip_and_pay_marks_the_debt_paid_once(void **state)
+{
+	(void)state;
+	char *spool = NULL;
+	harness_server *s = start("1", &spool);
+	char *path = write_file("two.csv", two_debts);
+	char *out, *err;
+	billing_ok(s, &out, &err, "import two.csv", "import", path, "--wait", "emails", NULL);
+	assert_non_null(
+		strstr(err, "2 rows, 2 accepted (2 new debts, 0 repeated), 0 rejected; 2 bills; e-mails 2 sent"));
+	free(out), free(err);
+	assert_int_equal(count_eml(spool), 2);
+
+	billing_ok(s, &out, &err, "bill --json", "bill", "debt-ana", "--json", NULL);
+	char code[128], slip_amount[32];
+	json_value(out, "paymentCode", code, sizeof(code));
+	assert_string_equal(json_value(out, "amount", slip_amount, sizeof(slip_amount)), "100.50");
+	int digits = 0;
+	for (const char *p = code; *p; p++)
+		digits += *p >= '0' && *p <= '9';
+	assert_int_equal(digits, 47);
+	free(out), free(err);
+
+	billing_ok(s, &out, &err, "bill", "bill", "debt-ana", NULL);
+	assert_non_null(strstr(out, code)); /* the slip's typeable line */
+	assert_non_null(strstr(out, "debt-ana"));
+	assert_non_null(strstr(out, "Ana Lima"));
+	assert_non_null(strstr(out, "100.50"));
+	char *want = fmt("payment code %s, e-mail sent, not paid\n", code);
+	if (strstr(out, want) == NULL)
+		fail_msg("no \"%s\" in:\n%s", want, out);
+	free(want), free(out), free(err);
+
+	/* A payment: its e-mail was sent already, so nothing is cancelled. */
+	billing_ok(s, &out, &err, "pay", "pay", "debt-ana", "--amount", "100.50", "--paid-at", "2024-03-01T10:00:00Z",
+		   "--payer", "Ana Lima", NULL);
+	assert_string_equal(out, "paid debt-ana 100.50 at 2024-03-01T10:00:00Z\n");
+	free(out), free(err);
+	billing_ok(s, &out, &err, "bill after pay", "bill", "debt-ana", NULL);
+	want = fmt("payment code %s, e-mail sent, paid\n", code);
+	if (strstr(out, want) == NULL)
+		fail_msg("no \"%s\" in:\n%s", want, out);
+	free(want), free(out), free(err);
+
+	/* The same payment again changes nothing; another one is refused. */
+	billing_ok(s, &out, &err, "pay again", "pay", "debt-ana", "--amount", "100.50", "--paid-at",
+		   "2024-03-01T10:00:00Z", "--payer", "Ana Lima", NULL);
+	assert_string_equal(out, "paid debt-ana 100.50 at 2024-03-01T10:00:00Z\n");
+	assert_non_null(strstr(err, "recorded before"));
+	free(out), free(err);
+	assert_int_equal(billing(s, &out, &err, "pay", "debt-ana", "--amount", "50", "--payer", "Someone", NULL), 1);
+	assert_non_null(strstr(err, "rpcq: ALREADY_EXISTS: "));
+	assert_string_equal(out, "");
+	free(out), free(err);
+	assert_int_equal(sql("SELECT count(*) FROM billing_payments"), 1);
+	assert_int_equal(sql("SELECT amount_cents FROM billing_payments"), 10050);
+
+	/* Unknown debts and bad amounts: exit 1 with the server's reason. */
+	assert_int_equal(billing(s, &out, &err, "bill", "no-such-debt", NULL), 1);
+	assert_non_null(strstr(err, "rpcq: NOT_FOUND: "));
+	free(out), free(err);
+	assert_int_equal(billing(s, &out, &err, "pay", "debt-bruno", "--amount", "-3", NULL), 1);
+	assert_non_null(strstr(err, "rpcq: INVALID_ARGUMENT: "));
+	free(out), free(err);
+	assert_int_equal(billing(s, &out, &err, "pay", "debt-bruno", "--amount", "7", "--json", NULL), 0);
+	assert_string_equal(json_value(out, "debtId", code, sizeof(code)), "debt-bruno");
+	assert_string_equal(json_value(out, "amount", code, sizeof(code)), "7.00");
+	free(out), free(err);
+	free(path), free(spool);
+}
+
+static void test_paying_a_debt_whose_email_is_pending_cancels_it(void **state)
+{
+	(void)state;
+	/* Bills are made, but with no mail backend every e-mail stays
+	 * pending (with --billing-schedule 0 no bill, and so no e-mail to
+	 * cancel, would exist). */
+	harness_server *s = start("1", NULL);
+	char *path = write_file("pending.csv", two_debts);
+	char *out, *err;
+	billing_ok(s, &out, &err, "import --wait bills", "import", path, "--wait", "bills", "--json", NULL);
+	char st[32];
+	assert_string_equal(json_value(out, "state", st, sizeof(st)), "MAILING");
+	assert_int_equal(json_u64(out, "bills"), 2);
+	assert_int_equal(json_u64(out, "emailsPending"), 2);
+	char ids[24];
+	json_value(out, "importId", ids, sizeof(ids));
+	free(out), free(err);
+	billing_ok(s, &out, &err, "bill", "bill", "debt-bruno", NULL);
+	assert_non_null(strstr(out, ", e-mail pending, not paid\n"));
+	free(out), free(err);
+
+	/* --wait emails never ends here: bounded by --timeout. */
+	int64_t t0 = now_ms();
+	assert_int_equal(billing_timeout(s, 1500, &out, &err, "import", path, "--wait", "emails", NULL), 1);
+	assert_true(now_ms() - t0 < 10000);
+	assert_non_null(strstr(err, "rpcq: DEADLINE_EXCEEDED: import "));
+	assert_non_null(strstr(err, " is MAILING after 1500 ms"));
+	free(out), free(err);
+
+	billing_ok(s, &out, &err, "pay", "pay", "debt-bruno", "--amount", "7.00", "--paid-at", "2024-12-30T09:30:00Z",
+		   NULL);
+	assert_string_equal(out, "paid debt-bruno 7.00 at 2024-12-30T09:30:00Z\ne-mail cancelled\n");
+	free(out), free(err);
+	billing_ok(s, &out, &err, "bill after pay", "bill", "debt-bruno", NULL);
+	assert_non_null(strstr(out, ", e-mail cancelled, paid\n"));
+	free(out), free(err);
+	assert_int_equal(sql("SELECT count(*) FROM billing_notifications WHERE state = 4"), 1);
+	assert_int_equal(sql("SELECT count(*) FROM billing_notifications WHERE state = 1"), 1);
+	billing_ok(s, &out, &err, "status", "status", ids, NULL);
+	assert_non_null(strstr(out, "e-mails:  0 sent, 0 failed, 1 pending\n"));
+	free(out), free(err);
+	free(path);
+}
+
+static int setup_all(void **state)
+{
+	(void)state;
+	signal(SIGPIPE, SIG_IGN);
+	harness_pg_start(&pg);
+	if (harness_migrate(&pg) != 0)
+		fail_msg("rpcqd migrate failed on %s", pg.conninfo);
+	return 0;
+}
+
+static int teardown_all(void **state)
+{
+	teardown_test(state);
+	harness_pg_stop(&pg);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(
+			test_the_sample_gives_1999_debts_bills_and_emails_and_importing_it_again_adds_none,
+			teardown_test),
+		cmocka_unit_test_teardown(test_bad_rows_are_reported_with_file_and_line_and_nothing_is_stored_for_them,
+					  teardown_test),
+		cmocka_unit_test_teardown(
+			test_an_import_killed_midway_resumes_where_it_stopped_and_ends_as_an_uninterrupted_one,
+			teardown_test),
+		cmocka_unit_test_teardown(test_bill_prints_the_slip_and_pay_marks_the_debt_paid_once, teardown_test),
+		cmocka_unit_test_teardown(test_paying_a_debt_whose_email_is_pending_cancels_it, teardown_test),
+	};
+	return cmocka_run_group_tests(tests, setup_all, teardown_all);
+}

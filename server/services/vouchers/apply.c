@@ -30,6 +30,12 @@
 #include "sql.h"
 #include "vouchers_service.h"
 
+/* An import adding more rows than this refreshes the planner's statistics
+ * of the table before the next statement joins it (a first import into an
+ * empty stock would otherwise be planned as if the table were still empty:
+ * a million index probes instead of one hash join). */
+#define ANALYZE_AFTER 10000
+
 typedef struct apply_ctx {
 	call *c;
 	dbconn *db;
@@ -91,11 +97,13 @@ static rpcq_status merge(apply_ctx *x, const char *orders_name)
 	    (st = db_command(x->db, "ANALYZE vo", &x->err)) != RPCQ_OK ||
 	    (st = step(x, &vouchers_sql_apply_orders_reject, NULL, &o_rej, NULL, NULL)) != RPCQ_OK ||
 	    (st = step(x, &vouchers_sql_apply_orders_insert, NULL, &o_add, &o_same, NULL)) != RPCQ_OK ||
+	    (o_add > ANALYZE_AFTER && (st = db_command(x->db, "ANALYZE voucher_orders", &x->err)) != RPCQ_OK) ||
 	    (st = step(x, &vouchers_sql_apply_barcodes_stage, NULL, NULL, NULL, NULL)) != RPCQ_OK ||
 	    (st = db_command(x->db, "ANALYZE vb", &x->err)) != RPCQ_OK ||
 	    (st = step(x, &vouchers_sql_apply_barcodes_reject, orders_name, &b_rej, NULL, NULL)) != RPCQ_OK ||
 	    (st = step(x, &vouchers_sql_apply_barcodes_sell, NULL, &b_sold, NULL, NULL)) != RPCQ_OK ||
 	    (st = step(x, &vouchers_sql_apply_barcodes_insert, NULL, &b_add, &b_add_unused, &b_stored_ok)) != RPCQ_OK ||
+	    (b_add > ANALYZE_AFTER && (st = db_command(x->db, "ANALYZE voucher_barcodes", &x->err)) != RPCQ_OK) ||
 	    (st = step(x, &vouchers_sql_apply_without_barcodes, NULL, &without, NULL, NULL)) != RPCQ_OK)
 		return st;
 

@@ -185,7 +185,8 @@ const db_stmt vouchers_sql_apply_barcodes_insert = {
 	"vouchers_apply_barcodes_insert",
 	"WITH ins AS (INSERT INTO voucher_barcodes (barcode, order_id, pos)"
 	" SELECT barcode, o1, ($1::int8 << 32) + line FROM vb g"
-	" WHERE NOT g.stored AND (g.o1 IS NULL OR g.o1 = g.o2) AND g.known RETURNING order_id)," ADD_TICKETS(
+	" WHERE NOT g.stored AND (g.o1 IS NULL OR g.o1 = g.o2) AND g.known ORDER BY barcode RETURNING "
+	"order_id)," ADD_TICKETS(
 		"ins") " SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM ins WHERE order_id IS NULL),"
 		       " (SELECT count(*) FROM vb g WHERE g.stored AND (g.o1 IS NULL OR g.o1 = g.o2) AND g.known"
 		       " AND (g.o1 IS NULL OR g.stored_order IS NULL OR g.stored_order = g.o1))",
@@ -209,7 +210,7 @@ const db_stmt vouchers_sql_apply_stock = {
 
 const db_stmt vouchers_sql_apply_done = {
 	"vouchers_apply_done",
-	"UPDATE voucher_imports SET state = 2, applied_at = now(), rejections = rejections + $2::int8,"
+	"UPDATE voucher_imports SET state = 2, applied_at = clock_timestamp(), rejections = rejections + $2::int8,"
 	" orders_added = $3::int8, orders_unchanged = $4::int8, orders_rejected = $5::int8,"
 	" orders_without_barcodes = $6::int8, barcodes_added = $7::int8, barcodes_sold = $8::int8,"
 	" barcodes_unchanged = $9::int8, barcodes_rejected = $10::int8 WHERE id = $1::int8",

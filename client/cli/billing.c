@@ -129,7 +129,7 @@ static void bill_usage(FILE *out)
 		     "  payment code CODE, e-mail STATE, paid|not paid\n"
 		     "STATE is pending, sent, failed (with the attempts and the last error) or cancelled (the\n"
 		     "debt was paid first). --json prints the Bill as proto3 JSON instead. Exit status 1 with\n"
-		     "NOT_FOUND for an unknown debt, UNAVAILABLE for a debt whose bill is not made yet.\n");
+		     "NOT_FOUND for an unknown debt, FAILED_PRECONDITION for a debt whose bill is not made yet.\n");
 }
 
 static void pay_usage(FILE *out)

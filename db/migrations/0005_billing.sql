@@ -38,7 +38,10 @@ CREATE TABLE billing_rejections (
 
 -- Debts, by debtId. id is the bill number that the boleto's free field
 -- carries (so payment codes are unique). import_id is the import that
--- brought the debt first.
+-- brought the debt first. The tables written a million rows at a time
+-- (debts, the queue, bills, the outbox) carry no foreign keys: imports and
+-- debts are never deleted and every id written comes from the row it
+-- names (import.c, bills.c), so a lookup per row would buy nothing.
 CREATE TABLE billing_debts (
 	id bigserial PRIMARY KEY,
 	debt_id text COLLATE "C" NOT NULL UNIQUE,
@@ -47,7 +50,7 @@ CREATE TABLE billing_debts (
 	email text NOT NULL,
 	amount_cents bigint NOT NULL CHECK (amount_cents > 0),
 	due_date date NOT NULL,
-	import_id bigint NOT NULL REFERENCES billing_imports,
+	import_id bigint NOT NULL,
 	line bigint NOT NULL,
 	created_at timestamptz NOT NULL DEFAULT now()
 );
@@ -55,12 +58,12 @@ CREATE TABLE billing_debts (
 -- process claim from with FOR UPDATE SKIP LOCKED (a claimed entry is
 -- deleted in the transaction that writes the bill).
 CREATE TABLE billing_bill_queue (
-	debt bigint PRIMARY KEY REFERENCES billing_debts
+	debt bigint PRIMARY KEY
 );
 
 -- One bill per debt (the primary key), with a unique payment code.
 CREATE TABLE billing_bills (
-	debt bigint PRIMARY KEY REFERENCES billing_debts,
+	debt bigint PRIMARY KEY,
 	barcode text COLLATE "C" NOT NULL UNIQUE,
 	payment_line text NOT NULL,
 	slip text NOT NULL,
@@ -74,7 +77,7 @@ CREATE TABLE billing_bills (
 -- NotificationState of billing.proto: 1 pending, 2 sent, 3 failed,
 -- 4 cancelled (paid first).
 CREATE TABLE billing_notifications (
-	debt bigint PRIMARY KEY REFERENCES billing_debts,
+	debt bigint PRIMARY KEY,
 	state smallint NOT NULL DEFAULT 1,
 	attempts integer NOT NULL DEFAULT 0,
 	next_at timestamptz NOT NULL DEFAULT now(),

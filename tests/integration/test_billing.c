@@ -300,7 +300,7 @@ static int count_files(const char *dir)
 	const char *argv[] = {"sh", "-c", cmd, NULL};
 	char *out = NULL;
 	harness_run(argv, NULL, &out, NULL, 10000);
-	int n = out ? atoi(out) : -1;
+	int n = out ? (int)strtol(out, NULL, 10) : -1;
 	free(out);
 	return n;
 }
@@ -394,7 +394,7 @@ static void test_the_spool_holds_one_rfc_5322_file_per_email(void **state)
 	int rc = harness_run(argv, NULL, &out, &err, 120000);
 	if (rc != 0)
 		fail_msg("the spool's files do not parse: %s", err);
-	assert_int_equal(atoi(out), n);
+	assert_int_equal((int)strtol(out, NULL, 10), n);
 	free(out);
 	free(err);
 	free(id);
@@ -558,7 +558,7 @@ static void test_kill_9_during_dispatch_with_two_processes_loses_nothing(void **
 	const char *argv[] = {"sh", "-c", cmd, NULL};
 	char *out = NULL;
 	harness_run(argv, NULL, &out, NULL, 10000);
-	assert_true(atoi(out) >= 2);
+	assert_true((int)strtol(out, NULL, 10) >= 2);
 	free(out);
 	free(id);
 	free(text);
@@ -670,7 +670,7 @@ static void test_failures_retry_then_fail_and_a_payment_stops_an_email(void **st
 	const char *argv[] = {"sh", "-c", cmd, NULL};
 	char *out = NULL;
 	harness_run(argv, NULL, &out, NULL, 10000);
-	assert_int_equal(atoi(out), 0);
+	assert_int_equal((int)strtol(out, NULL, 10), 0);
 	free(out);
 	free(id);
 }

@@ -242,8 +242,8 @@ static char *top_lines(rpcq_client *c, uint32_t n)
 	assert_non_null(s);
 	size_t len = 0;
 	for (size_t i = 0; i < r->n_customers; i++)
-		len += (size_t)sprintf(s + len, "%s, %llu\n", r->customers[i]->customer_id,
-				       (unsigned long long)r->customers[i]->tickets);
+		len += (size_t)snprintf(s + len, 64 * (r->n_customers + 1) - len, "%s, %llu\n",
+					r->customers[i]->customer_id, (unsigned long long)r->customers[i]->tickets);
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 	return s;
 }
@@ -301,7 +301,7 @@ typedef struct expected {
 static int cmp_ids(const char *x, const char *y)
 {
 	/* Integers numerically (these files hold only integers). */
-	long long a = atoll(x), b = atoll(y);
+	long long a = strtoll(x, NULL, 10), b = strtoll(y, NULL, 10);
 	return a < b ? -1 : a > b;
 }
 
@@ -400,10 +400,12 @@ static expected expect(const char *orders_text, const char *barcodes_text)
 	e.vouchers = calloc(1, (size_t)nv * 1024 + 1);
 	e.top5 = calloc(1, 6 * 64);
 	assert_true(e.vouchers && e.top5);
+	size_t len = 0;
 	for (int i = 0; i < nv; i++)
-		strcat(e.vouchers, v[i].text);
+		len += (size_t)snprintf(e.vouchers + len, (size_t)nv * 1024 + 1 - len, "%s", v[i].text);
+	len = 0;
 	for (int i = 0; i < nt && i < 5; i++)
-		sprintf(e.top5 + strlen(e.top5), "%s, %d\n", t[i].customer, t[i].tickets);
+		len += (size_t)snprintf(e.top5 + len, 6 * 64 - len, "%s, %d\n", t[i].customer, t[i].tickets);
 	return e;
 }
 

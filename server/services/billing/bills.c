@@ -211,7 +211,7 @@ rpcq_status billing_get_bill(call *c, const ProtobufCMessage *msg, ProtobufCMess
 			return st;
 		int known = PQntuples(res) > 0;
 		PQclear(res);
-		return call_fail(c, known ? RPCQ_UNAVAILABLE : RPCQ_NOT_FOUND,
+		return call_fail(c, known ? RPCQ_FAILED_PRECONDITION : RPCQ_NOT_FOUND,
 				 known ? "debt %.64s has no bill yet: try again shortly" : "debt %.64s not found",
 				 in->debt_id);
 	}

@@ -124,7 +124,7 @@ static outcome send_one(billing_state *st, dbconn *db, const char *debt, int64_t
 		db_rollback(db); /* sent, failed or cancelled meanwhile */
 		return SENT_OR_SETTLED;
 	}
-	int attempts = atoi(PQgetvalue(res, 0, 1));
+	int attempts = (int)strtol(PQgetvalue(res, 0, 1), NULL, 10);
 	const char *import = PQgetvalue(res, 0, 7);
 	note_import(imports, nimports, strtoll(import, NULL, 10));
 	const char *state = "2", *error = NULL;

@@ -59,7 +59,10 @@ const char billing_sql_stage_create[] =
  * whose debtId is neither stored nor earlier in the chunk is a new debt
  * (queued for its bill); one that repeats a stored debt, or the chunk's
  * first row of its debtId, with the same values is a repeat; with other
- * values it is rejected. Takes the merge lock's serial order for granted. */
+ * values it is rejected. Takes the merge lock's serial order for granted.
+ * The stored debts are looked up by the debt_id index, one probe per staged
+ * row (the OFFSET 0 keeps the planner from turning that into a hash join
+ * over the whole table, which grows with every file). */
 const db_stmt billing_sql_merge = {
 	"billing_merge",
 	"WITH s AS (SELECT b.*, min(b.line) OVER (PARTITION BY b.debt_id) AS first FROM billing_stage b),"
@@ -70,7 +73,8 @@ const db_stmt billing_sql_merge = {
 	" WHEN d.id IS NULL AND (f.name, f.government_id, f.email, f.amount_cents, f.due_date)"
 	" = (s.name, s.government_id, s.email, s.amount_cents, s.due_date) THEN 1"
 	" ELSE 2 END AS kind"
-	" FROM s LEFT JOIN billing_debts d ON d.debt_id = s.debt_id"
+	" FROM s LEFT JOIN LATERAL (SELECT x.id, x.import_id, x.line, x.name, x.government_id, x.email,"
+	" x.amount_cents, x.due_date FROM billing_debts x WHERE x.debt_id = s.debt_id OFFSET 0) d ON true"
 	" LEFT JOIN billing_stage f ON f.line = s.first AND s.line <> s.first),"
 	" ins AS (INSERT INTO billing_debts (debt_id, name, government_id, email, amount_cents, due_date, import_id, "
 	"line)"

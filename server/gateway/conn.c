@@ -55,6 +55,7 @@ static void conn_free(conn *c)
 	nng_aio_reap(c->timer);
 	nng_stream_free(c->stream);
 	http_reader_fini(&c->reader);
+	upload_free(c->up);
 	nng_mtx_free(c->lock);
 	rpcq_free(c->out);
 	rpcq_free(c->sending);
@@ -148,6 +149,8 @@ static const char *reason(int status)
 		return "Continue";
 	case 200:
 		return "OK";
+	case 201:
+		return "Created";
 	case 400:
 		return "Bad Request";
 	case 401:
@@ -228,6 +231,12 @@ static void respond_locked(conn *c, int status, const char *content_type, const 
 	kick_locked(c);
 }
 
+void conn_respond_locked(conn *c, int status, const char *content_type, const char *headers, const void *body,
+			 size_t len)
+{
+	respond_locked(c, status, content_type, headers, body, len);
+}
+
 void conn_respond(conn *c, int status, const char *content_type, const char *headers, const void *body, size_t len)
 {
 	nng_mtx_lock(c->lock);
@@ -271,11 +280,28 @@ static void respond_error_locked(conn *c, int status, const char *code, const ch
 	respond_locked(c, status, "application/json", NULL, body, (size_t)n);
 }
 
+void conn_respond_error_locked(conn *c, int status, const char *code, const char *message)
+{
+	respond_error_locked(c, status, code, message);
+}
+
 void conn_respond_error(conn *c, int status, const char *code, const char *message)
 {
 	nng_mtx_lock(c->lock);
 	respond_error_locked(c, status, code, message);
 	nng_mtx_unlock(c->lock);
+}
+
+void conn_submit_locked(conn *c, void (*run)(server_job *, arena *))
+{
+	conn_hold(c);
+	c->job.run = run;
+	if (server_submit(c->gw->srv, &c->job) != 0) {
+		c->close_after = 1;
+		c->state = CONN_BUSY;
+		respond_error_locked(c, 503, "unavailable", "server is shutting down; retry on another server");
+		c->refs--; /* the job's reference; the caller holds another */
+	}
 }
 
 void conn_submit(conn *c, void (*run)(server_job *, arena *))
@@ -298,6 +324,9 @@ void conn_read_locked(conn *c)
 	nng_duration to;
 	if (c->state == CONN_STREAMING) {
 		to = NNG_DURATION_INFINITE;
+	} else if (c->state == CONN_UPLOAD) {
+		/* A streamed body: each piece must come within the read timeout. */
+		to = c->gw->cfg->http_read_timeout_ms;
 	} else if (c->started) {
 		nng_time now = nng_clock();
 		to = c->request_deadline > now ? (nng_duration)(c->request_deadline - now) : 1;
@@ -337,6 +366,22 @@ static void process_locked(conn *c)
 			}
 			continue;
 		}
+		if (r == HTTP_READ_HEAD) {
+			/* A streamed body: its route takes it from here. */
+			c->state = CONN_UPLOAD;
+			c->started = 0;
+			c->route = METRICS_ROUTE_OTHER;
+			c->body_paused = 1; /* until the route is ready for the body */
+			c->rx_off += used;
+			c->received = nng_clock();
+			c->received_ns = call_clock_ns();
+			c->req = http_reader_request(&c->reader);
+			c->head_only = 0;
+			nng_mtx_unlock(c->lock);
+			upload_begin(c);
+			nng_mtx_lock(c->lock);
+			return;
+		}
 		c->state = CONN_BUSY;
 		c->started = 0;
 		c->route = METRICS_ROUTE_OTHER;
@@ -366,6 +411,35 @@ static void process_locked(conn *c)
 	}
 }
 
+void conn_body_locked(conn *c)
+{
+	while (c->state == CONN_UPLOAD) {
+		if (c->body_paused) {
+			upload_paused_locked(c); /* the route takes the piece it holds */
+			return;
+		}
+		if (c->rx_off == c->rx_len) {
+			conn_read_locked(c);
+			return;
+		}
+		size_t used = 0;
+		int r = http_reader_feed(&c->reader, c->rxbuf + c->rx_off, c->rx_len - c->rx_off, &used);
+		c->rx_off += used;
+		if (r == HTTP_READ_MORE)
+			continue;
+		c->state = CONN_BUSY;
+		if (r == HTTP_READ_DONE) {
+			upload_body_done_locked(c);
+			return;
+		}
+		const char *msg = NULL;
+		int status = http_reader_error(&c->reader, &msg);
+		c->close_after = 1; /* the rest of the body is not read */
+		upload_body_failed_locked(c, status, msg ? msg : "malformed body");
+		return;
+	}
+}
+
 static void rx_cb(void *arg)
 {
 	conn *c = arg;
@@ -376,7 +450,11 @@ static void rx_cb(void *arg)
 		return;
 	}
 	if (rv != 0) {
-		if (rv == NNG_ETIMEDOUT && c->state == CONN_READING && c->started) {
+		if (rv == NNG_ETIMEDOUT && c->state == CONN_UPLOAD) {
+			c->state = CONN_BUSY;
+			c->close_after = 1;
+			upload_body_failed_locked(c, 408, "the body stopped arriving within the read timeout");
+		} else if (rv == NNG_ETIMEDOUT && c->state == CONN_READING && c->started) {
 			c->state = CONN_BUSY;
 			c->close_after = 1;
 			c->req = NULL;
@@ -390,6 +468,13 @@ static void rx_cb(void *arg)
 		return;
 	}
 	size_t n = nng_aio_count(c->rx);
+	if (c->state == CONN_UPLOAD) {
+		c->rx_off = 0;
+		c->rx_len = n;
+		conn_body_locked(c);
+		conn_release_unlock(c);
+		return;
+	}
 	if (c->state == CONN_STREAMING) {
 		/* A stream's client has nothing to say; reading only tells us when it goes. */
 		conn_read_locked(c);
@@ -477,7 +562,9 @@ void conn_start(gateway *gw, nng_stream *stream, int reject)
 	c->gw = gw;
 	c->stream = stream;
 	c->refs = 1;
-	http_limits lim = {.max_head_bytes = GW_MAX_HEAD_BYTES, .max_body_bytes = (size_t)gw->cfg->max_message_bytes};
+	http_limits lim = {.max_head_bytes = GW_MAX_HEAD_BYTES,
+			   .max_body_bytes = (size_t)gw->cfg->max_message_bytes,
+			   .stream_body = upload_streams};
 	http_reader_init(&c->reader, &lim);
 	nng_mtx_lock(gw->lock);
 	c->next = gw->conns;

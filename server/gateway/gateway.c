@@ -197,6 +197,18 @@ void gateway_route(conn *c)
 			search_route(c);
 		return;
 	}
+	if (strcmp(path, "/billing/imports") == 0) {
+		/* A POST streams its body (upload.c) and never gets here. */
+		method_not_allowed(c, "POST");
+		return;
+	}
+	if (strncmp(path, "/billing/imports/", 17) == 0 && path[17] != '\0' && strchr(path + 17, '/') == NULL) {
+		if (!is_get(req))
+			method_not_allowed(c, "GET");
+		else
+			upload_status_route(c);
+		return;
+	}
 	char msg[300];
 	snprintf(msg, sizeof(msg), "no route for %s %.200s", req->method, path);
 	conn_respond_error(c, 404, "not_found", msg);

@@ -37,7 +37,11 @@
 
 typedef struct conn conn;
 
-enum conn_state { CONN_READING, CONN_BUSY, CONN_STREAMING, CONN_CLOSED };
+/* CONN_UPLOAD: a request whose body is streamed to its route (upload.c)
+ * as it arrives, the reading paused while the route works on a piece. */
+enum conn_state { CONN_READING, CONN_BUSY, CONN_STREAMING, CONN_UPLOAD, CONN_CLOSED };
+
+typedef struct upload upload;
 
 /* One Server-Sent Events subscription (sse.c), inside its connection. */
 typedef struct sse_state {
@@ -84,6 +88,8 @@ struct conn {
 	int job_queued;
 
 	sse_state sse;
+	upload *up;	   /* a streamed body's route state (upload.c), freed with the connection */
+	int body_paused;   /* CONN_UPLOAD: the route holds a piece; read no more for now */
 	conn *next, *prev; /* in gw->conns */
 };
 
@@ -130,6 +136,10 @@ void conn_release_unlock(conn *c);
  * request asked for it or c->close_after is set. Any thread; takes c->lock. */
 void conn_respond(conn *c, int status, const char *content_type, const char *headers, const void *body, size_t len);
 
+/* The same with c->lock held. */
+void conn_respond_locked(conn *c, int status, const char *content_type, const char *headers, const void *body,
+			 size_t len);
+void conn_respond_error_locked(conn *c, int status, const char *code, const char *message);
 /* conn_respond with Connect's error body {"code": ..., "message": ...}. */
 void conn_respond_error(conn *c, int status, const char *code, const char *message);
 
@@ -152,6 +162,15 @@ void conn_close_locked(conn *c);
  * have stopped. c->lock not held. */
 void conn_submit(conn *c, void (*run)(server_job *, arena *));
 
+/* conn_submit with c->lock held. */
+void conn_submit_locked(conn *c, void (*run)(server_job *, arena *));
+
+/* CONN_UPLOAD: feeds the body read so far to the reader (and so to the
+ * route's sink), reads more when it is used up, and hands a full piece
+ * (upload_paused_locked, when the sink set c->body_paused), the end of the
+ * body (upload_body_done_locked) or an error to the route. c->lock held. */
+void conn_body_locked(conn *c);
+
 /* The connection of a job (c->job). */
 conn *conn_of_job(server_job *job);
 
@@ -172,6 +191,22 @@ void rpc_route(conn *c);
 
 /* --- search.c: GET /search of the events service --- */
 void search_route(conn *c);
+
+/* --- upload.c: POST /billing/imports, GET /billing/imports/<id> --- */
+/* http_limits.stream_body: the requests whose body is streamed. */
+int upload_streams(const char *method, const char *path);
+/* The head of a streamed request is in (c->req, state CONN_UPLOAD). nng
+ * thread, c->lock not held. */
+void upload_begin(conn *c);
+/* Reading paused with a piece of body held (c->lock held). */
+void upload_paused_locked(conn *c);
+/* The body has ended (c->lock held; the state is CONN_BUSY). */
+void upload_body_done_locked(conn *c);
+/* The reader refused the body (c->lock held): status and message. */
+void upload_body_failed_locked(conn *c, int status, const char *message);
+void upload_free(upload *u);
+/* GET /billing/imports/<id>. */
+void upload_status_route(conn *c);
 
 /* --- sse.c --- */
 void sse_route(conn *c);

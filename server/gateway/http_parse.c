@@ -224,6 +224,8 @@ static int split_target(http_reader *r)
 	return append_nul(r);
 }
 
+static void fix_request(http_reader *r, http_parser *p);
+
 static int on_headers_complete(http_parser *p)
 {
 	http_reader *r = p->data;
@@ -236,6 +238,21 @@ static int on_headers_complete(http_parser *p)
 		return fail(r, 505, "HTTP/%u.%u is not supported", p->http_major, p->http_minor);
 	if (split_target(r) != 0 || check_transfer_coding(r) != 0)
 		return -1;
+	r->body_at = r->len;
+	if (r->limits.stream_body != NULL &&
+	    r->limits.stream_body(http_method_str((enum http_method)p->method), r->buf + r->path_at)) {
+		r->req.http_minor = p->http_minor > 1 ? 1 : p->http_minor;
+		r->req.keep_alive = http_should_keep_alive(p) != 0;
+		const char *expect = header_at(r, "expect");
+		r->req.expect_continue = expect != NULL && strcasecmp(expect, "100-continue") == 0;
+		if (append_nul(r) != 0)
+			return -1;
+		fix_request(r, p);
+		r->streaming = 1;
+		r->head_ready = 1;
+		http_parser_pause(p, 1);
+		return 0;
+	}
 	if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX && p->content_length > r->limits.max_body_bytes)
 		return fail(r, 413, "body of %llu bytes is over the limit of %zu",
 			    (unsigned long long)p->content_length, r->limits.max_body_bytes);
@@ -256,6 +273,8 @@ static size_t body_len(const http_reader *r)
 static int on_chunk_header(http_parser *p)
 {
 	http_reader *r = p->data;
+	if (r->streaming)
+		return 0;
 	/* content_length is the size of the chunk about to come. */
 	if (p->content_length > r->limits.max_body_bytes - body_len(r))
 		return fail(r, 413, "chunked body over the limit of %zu bytes", r->limits.max_body_bytes);
@@ -265,17 +284,22 @@ static int on_chunk_header(http_parser *p)
 static int on_body(http_parser *p, const char *at, size_t n)
 {
 	http_reader *r = p->data;
+	if (r->streaming) {
+		if (r->sink == NULL || r->sink(r->sink_arg, at, n) != 0) {
+			r->sink_stopped = 1;
+			return fail(r, 499, "the body was refused");
+		}
+		return 0;
+	}
 	if (n > r->limits.max_body_bytes - body_len(r))
 		return fail(r, 413, "body over the limit of %zu bytes", r->limits.max_body_bytes);
 	return append(r, at, n);
 }
 
-static int on_message_complete(http_parser *p)
+/* Points the request's strings into the buffer (which no longer moves). */
+static void fix_request(http_reader *r, http_parser *p)
 {
-	http_reader *r = p->data;
 	http_request *req = &r->req;
-	if (append_nul(r) != 0)
-		return -1;
 	req->method = http_method_str((enum http_method)p->method);
 	req->target = r->buf + r->target_at;
 	req->path = r->buf + r->path_at;
@@ -286,6 +310,16 @@ static int on_message_complete(http_parser *p)
 	}
 	req->body = r->buf + r->body_at;
 	req->body_len = r->len - 1 - r->body_at;
+}
+
+static int on_message_complete(http_parser *p)
+{
+	http_reader *r = p->data;
+	if (!r->streaming) {
+		if (append_nul(r) != 0)
+			return -1;
+		fix_request(r, p);
+	}
 	r->done = 1;
 	http_parser_pause(p, 1);
 	return 0;
@@ -312,6 +346,11 @@ static void start(http_reader *r)
 	r->state = AT_NOTHING;
 	r->target_at = r->target_len = r->path_at = r->query_at = r->body_at = 0;
 	r->headers_done = 0;
+	r->streaming = 0;
+	r->head_ready = 0;
+	r->sink = NULL;
+	r->sink_arg = NULL;
+	r->sink_stopped = 0;
 	r->too_many = 0;
 	r->done = 0;
 	r->error_status = 0;
@@ -333,6 +372,12 @@ void http_reader_fini(http_reader *r)
 	r->buf = NULL;
 	r->cap = 0;
 	r->len = 0;
+}
+
+void http_reader_set_sink(http_reader *r, http_sink_fn sink, void *arg)
+{
+	r->sink = sink;
+	r->sink_arg = arg;
 }
 
 void http_reader_reset(http_reader *r)
@@ -387,6 +432,11 @@ int http_reader_feed(http_reader *r, const char *data, size_t len, size_t *used)
 		*used = off;
 		if (r->done)
 			return HTTP_READ_DONE;
+		if (r->head_ready && r->error_status == 0) {
+			r->head_ready = 0;
+			http_parser_pause(&r->parser, 0);
+			return HTTP_READ_HEAD;
+		}
 		if (r->error_status != 0 || HTTP_PARSER_ERRNO(&r->parser) != HPE_OK)
 			return parser_error(r);
 		if (got != n) {
@@ -411,7 +461,7 @@ int http_reader_feed(http_reader *r, const char *data, size_t len, size_t *used)
 
 const http_request *http_reader_request(const http_reader *r)
 {
-	return r->done ? &r->req : NULL;
+	return r->done || r->streaming ? &r->req : NULL;
 }
 
 int http_reader_expects_continue(const http_reader *r)

@@ -34,15 +34,24 @@ typedef struct http_request {
 	int expect_continue; /* "Expect: 100-continue" was sent */
 } http_request;
 
+/* Streamed bodies: a request for which stream_body(method, path) says 1 is
+ * handed out at the end of its head (HTTP_READ_HEAD), and its body, of any
+ * size, goes to the sink given with http_reader_set_sink as it arrives
+ * (chunked transfer coding decoded) instead of into the request. */
+typedef int (*http_stream_fn)(const char *method, const char *path);
+typedef int (*http_sink_fn)(void *arg, const char *data, size_t len); /* nonzero: stop */
+
 typedef struct http_limits {
-	size_t max_head_bytes; /* request line and headers together */
-	size_t max_body_bytes;
+	size_t max_head_bytes;	    /* request line and headers together */
+	size_t max_body_bytes;	    /* of a body that is not streamed */
+	http_stream_fn stream_body; /* NULL: no request streams its body */
 } http_limits;
 
 enum http_read_result {
 	HTTP_READ_MORE = 0, /* every byte given was used; feed more */
 	HTTP_READ_DONE = 1, /* a whole request is ready; *used bytes were consumed */
 	HTTP_READ_ERROR = -1,
+	HTTP_READ_HEAD = 2, /* a streamed request's head is ready after *used bytes */
 };
 
 typedef struct http_reader {
@@ -58,6 +67,11 @@ typedef struct http_reader {
 	size_t at[HTTP_MAX_HEADERS][2]; /* offsets of each header's name and value */
 	size_t target_at, target_len, path_at, query_at, body_at;
 	int headers_done;
+	int streaming;	/* the body goes to sink */
+	int head_ready; /* streaming: the head was just completed */
+	http_sink_fn sink;
+	void *sink_arg;
+	int sink_stopped;
 	int too_many; /* headers past HTTP_MAX_HEADERS: skipped, refused at the head's end */
 	int done;
 	int error_status; /* 400, 413, 431, 500, 501, 505 */
@@ -84,7 +98,15 @@ void http_reader_reset(http_reader *r);
  * block. */
 int http_reader_feed(http_reader *r, const char *data, size_t len, size_t *used);
 
-/* After HTTP_READ_DONE: the request (valid until reset, fini or feed). */
+/* After HTTP_READ_HEAD: where the body goes. Feeding on then passes the
+ * body to sink and returns HTTP_READ_MORE until the body has ended
+ * (HTTP_READ_DONE; the request then has an empty body), or HTTP_READ_ERROR
+ * (a malformed body, or the sink asked to stop: http_reader_error says 499
+ * then). */
+void http_reader_set_sink(http_reader *r, http_sink_fn sink, void *arg);
+
+/* After HTTP_READ_DONE or HTTP_READ_HEAD: the request (valid until reset,
+ * fini or, for a streamed body, until the body is done). */
 const http_request *http_reader_request(const http_reader *r);
 
 /* After HTTP_READ_MORE: 1 when the head of the request is complete, it sent

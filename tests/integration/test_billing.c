@@ -564,6 +564,135 @@ static void test_kill_9_during_dispatch_with_two_processes_loses_nothing(void **
 	free(text);
 }
 
+/* A JSON field's number (proto3 JSON writes 64-bit numbers as strings). */
+static long long json_number(const char *json, const char *name)
+{
+	char key[64];
+	snprintf(key, sizeof(key), "\"%s\":", name);
+	const char *at = strstr(json, key);
+	if (at == NULL)
+		return 0;
+	at += strlen(key);
+	if (*at == '"')
+		at++;
+	return strtoll(at, NULL, 10);
+}
+
+static int curl(const char *const *args, char **out, char **err, const char *stdin_text)
+{
+	const char *argv[24] = {"curl", "-s", "-S", "--max-time", "60", "-w", "\n%{http_code}"};
+	int n = 7;
+	for (int i = 0; args[i] && n < 23; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	return harness_run(argv, stdin_text, out, err, 90000);
+}
+
+/* The HTTP status curl printed last (-w), and the body before it. */
+static long curl_status(char *out)
+{
+	char *nl = strrchr(out, '\n');
+	assert_non_null(nl);
+	*nl = '\0';
+	return strtol(nl + 1, NULL, 10);
+}
+
+static void test_the_http_upload_streams_a_file_into_an_import(void **state)
+{
+	(void)state;
+	server_up(0, "none");
+	char url[200], path[512];
+	snprintf(url, sizeof(url), "%s/billing/imports", srv[0].http_url);
+	harness_shared_path("data/billing/debts_sample.csv", path, sizeof(path));
+
+	/* As an HTML form sends it (curl -F): the file part's name names the import. */
+	char form[600];
+	snprintf(form, sizeof(form), "file=@%s;type=text/csv", path);
+	const char *a1[] = {"-F", "note=hello", "-F", form, url, NULL};
+	char *out = NULL, *err = NULL;
+	assert_int_equal(curl(a1, &out, &err, NULL), 0);
+	assert_int_equal(curl_status(out), 201);
+	assert_non_null(strstr(out, "\"name\":\"debts_sample.csv\""));
+	assert_int_equal(json_number(out, "newDebts"), 1999);
+	assert_int_equal(json_number(out, "repeated"), 54);
+	assert_int_equal(json_number(out, "rows"), 2053);
+	long long first = json_number(out, "importId");
+	free(out);
+	free(err);
+
+	/* A CSV body larger than any message (5.6 MB against the 4 MiB limit),
+	 * sent chunked from stdin: streamed, one chunk at a time. */
+	const int n = 80000;
+	char *text = generate(n, "h", "http");
+	assert_true(strlen(text) > 4u << 20);
+	char url2[300];
+	snprintf(url2, sizeof(url2), "%s?name=big.csv&key=http-big", url);
+	const char *a2[] = {"-X", "POST", "-T", "-", "-H", "Content-Type: text/csv", url2, NULL};
+	assert_int_equal(curl(a2, &out, &err, text), 0);
+	assert_int_equal(curl_status(out), 201);
+	assert_int_equal(json_number(out, "newDebts"), n);
+	assert_int_equal(json_number(out, "receivedBytes"), (long long)strlen(text));
+	long long big = json_number(out, "importId");
+	free(out);
+	free(err);
+	/* The same key again: the import as it stands, nothing added. */
+	assert_int_equal(curl(a2, &out, &err, text), 0);
+	assert_int_equal(curl_status(out), 201);
+	assert_int_equal(json_number(out, "importId"), big);
+	assert_int_equal(json_number(out, "newDebts"), n);
+	free(out);
+	free(err);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), 1999 + n);
+
+	/* Its status as JSON, and its progress as Server-Sent Events. */
+	char status_url[300];
+	snprintf(status_url, sizeof(status_url), "%s/%lld", url, first);
+	harness_http_reply r;
+	assert_int_equal(harness_http("GET", status_url, NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(json_number(r.body, "importId"), first);
+	assert_int_equal(json_number(r.body, "newDebts"), 1999);
+	harness_http_reply_free(&r);
+	snprintf(status_url, sizeof(status_url), "%s/999999", url);
+	assert_int_equal(harness_http("GET", status_url, NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 404);
+	harness_http_reply_free(&r);
+	char sse_url[300];
+	snprintf(sse_url, sizeof(sse_url), "%s/streams/billing.imports.%lld?after_seq=0", srv[0].http_url, first);
+	harness_sse *sse = harness_sse_open(sse_url, NULL, 10000);
+	assert_int_equal(harness_sse_status(sse), 200);
+	harness_sse_event ev;
+	assert_int_equal(harness_sse_next(sse, 10000, &ev), 1);
+	assert_non_null(strstr(ev.data, "newDebts"));
+	harness_sse_event_free(&ev);
+	harness_sse_close(sse);
+
+	/* Refusals: another media type, a form without a file, a wrong header. */
+	const char *a3[] = {"-X", "POST", "-H", "Content-Type: image/png", "--data-binary", "x", url, NULL};
+	assert_int_equal(curl(a3, &out, &err, NULL), 0);
+	assert_int_equal(curl_status(out), 415);
+	free(out);
+	free(err);
+	const char *a4[] = {"-F", "note=hello", url, NULL};
+	assert_int_equal(curl(a4, &out, &err, NULL), 0);
+	assert_int_equal(curl_status(out), 400);
+	assert_non_null(strstr(out, "no file part"));
+	free(out);
+	free(err);
+	const char *a5[] = {"-X", "POST", "-H", "Content-Type: text/csv", "--data-binary", "a,b\n1,2\n", url, NULL};
+	assert_int_equal(curl(a5, &out, &err, NULL), 0);
+	assert_int_equal(curl_status(out), 400);
+	assert_non_null(strstr(out, "line 1: the header must be"));
+	free(out);
+	free(err);
+	const char *a6[] = {"-X", "PUT", "--data-binary", "x", url, NULL};
+	assert_int_equal(curl(a6, &out, &err, NULL), 0);
+	assert_int_equal(curl_status(out), 405);
+	free(out);
+	free(err);
+	free(text);
+}
+
 static Rpcq__Billing__Bill *get_bill(rpcq_client *c, const char *debt)
 {
 	Rpcq__Billing__GetBillRequest req = RPCQ__BILLING__GET_BILL_REQUEST__INIT;
@@ -684,6 +813,7 @@ int main(void)
 		cmocka_unit_test_setup(test_bad_rows_are_rejected_with_their_line_and_store_nothing, reset),
 		cmocka_unit_test_setup(test_an_upload_cut_by_kill_9_resumes_on_the_other_process, reset),
 		cmocka_unit_test_setup(test_kill_9_during_dispatch_with_two_processes_loses_nothing, reset),
+		cmocka_unit_test_setup(test_the_http_upload_streams_a_file_into_an_import, reset),
 		cmocka_unit_test_setup(test_failures_retry_then_fail_and_a_payment_stops_an_email, reset),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);

@@ -626,6 +626,103 @@ static void test_running_out_of_memory_is_500(void **state)
 	http_reader_fini(&r);
 }
 
+/* Streamed bodies: the head comes out at its end, the body, decoded, goes
+ * to the sink in pieces of any size and past max_body_bytes, and the next
+ * request on the connection reads as usual. */
+static int streams_upload(const char *method, const char *path)
+{
+	return strcmp(method, "POST") == 0 && strcmp(path, "/up") == 0;
+}
+
+typedef struct collected {
+	char data[300000];
+	size_t len;
+	int refuse_after;
+} collected;
+
+static int collect(void *arg, const char *data, size_t len)
+{
+	collected *k = arg;
+	if (k->refuse_after && k->len + len > (size_t)k->refuse_after)
+		return 1;
+	assert_true(k->len + len <= sizeof(k->data));
+	memcpy(k->data + k->len, data, len);
+	k->len += len;
+	return 0;
+}
+
+static void test_a_streamed_body_goes_to_the_sink_in_pieces_of_any_size(void **state)
+{
+	(void)state;
+	static collected k;
+	static char req[400000];
+	const http_limits lim = {.max_head_bytes = 8192, .max_body_bytes = 1024, .stream_body = streams_upload};
+	/* A chunked body of 200,000 bytes, then a second request. */
+	size_t n = (size_t)snprintf(req, sizeof(req),
+				    "POST /up?name=a HTTP/1.1\r\nHost: x\r\n"
+				    "Transfer-Encoding: chunked\r\n\r\n");
+	for (int i = 0; i < 40; i++) {
+		n += (size_t)snprintf(req + n, sizeof(req) - n, "1388\r\n");
+		for (int j = 0; j < 5000; j++)
+			req[n++] = (char)('a' + (i + j) % 26);
+		n += (size_t)snprintf(req + n, sizeof(req) - n, "\r\n");
+	}
+	n += (size_t)snprintf(req + n, sizeof(req) - n, "0\r\n\r\nGET /next HTTP/1.1\r\n\r\n");
+	const size_t pieces[] = {1, 7, 1000, 65536, sizeof(req)};
+	for (size_t p = 0; p < sizeof(pieces) / sizeof(pieces[0]); p++) {
+		http_reader r;
+		http_reader_init(&r, &lim);
+		k.len = 0;
+		k.refuse_after = 0;
+		size_t off = 0, used;
+		int rc = HTTP_READ_MORE, heads = 0;
+		while (off < n) {
+			size_t m = n - off < pieces[p] ? n - off : pieces[p];
+			rc = http_reader_feed(&r, req + off, m, &used);
+			off += used;
+			if (rc == HTTP_READ_HEAD) {
+				heads++;
+				const http_request *h = http_reader_request(&r);
+				assert_non_null(h);
+				assert_string_equal(h->path, "/up");
+				assert_string_equal(h->query, "name=a");
+				assert_string_equal(http_request_header(h, "host"), "x");
+				http_reader_set_sink(&r, collect, &k);
+				continue;
+			}
+			if (rc == HTTP_READ_DONE)
+				break;
+			assert_int_equal(rc, HTTP_READ_MORE);
+		}
+		assert_int_equal(rc, HTTP_READ_DONE);
+		assert_int_equal(heads, 1);
+		assert_int_equal(k.len, 200000);
+		for (size_t i = 0; i < 200000; i++)
+			if (k.data[i] != (char)('a' + (i / 5000 + i % 5000) % 26))
+				fail_msg("byte %zu differs", i);
+		http_reader_reset(&r);
+		rc = http_reader_feed(&r, req + off, n - off, &used);
+		assert_int_equal(rc, HTTP_READ_DONE);
+		assert_string_equal(http_reader_request(&r)->path, "/next");
+		http_reader_fini(&r);
+	}
+	/* A sink that refuses: an error the route answers (499 from the reader). */
+	http_reader r;
+	http_reader_init(&r, &lim);
+	k.len = 0;
+	k.refuse_after = 10;
+	size_t used;
+	assert_int_equal(http_reader_feed(&r, req, n, &used), HTTP_READ_HEAD);
+	http_reader_set_sink(&r, collect, &k);
+	assert_int_equal(http_reader_feed(&r, req + used, n - used, &used), HTTP_READ_ERROR);
+	assert_int_equal(http_reader_error(&r, NULL), 499);
+	http_reader_fini(&r);
+	/* Other requests keep the body limit. */
+	char big[3000];
+	int bl = snprintf(big, sizeof(big), "POST /other HTTP/1.1\r\nContent-Length: 2000\r\n\r\n");
+	expect_error(&lim, big, (size_t)bl, 413, "limit");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -659,6 +756,7 @@ int main(void)
 		cmocka_unit_test(test_a_reader_reset_after_a_big_body_reads_the_next_request),
 		cmocka_unit_test(test_an_empty_feed_uses_nothing_and_wants_more),
 		cmocka_unit_test(test_running_out_of_memory_is_500),
+		cmocka_unit_test(test_a_streamed_body_goes_to_the_sink_in_pieces_of_any_size),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

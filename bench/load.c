@@ -25,6 +25,14 @@
  * as the method's output type (checked on the first reply). The line then
  * ends with method= and reply_bytes= (of the first reply); payload= is the
  * request's size. bench/run-events-search.sh compares Search with Echo so.
+ *
+ * With --vary N as well, the --json text is a template: every "%d" in it is
+ * replaced by 0..N-1, giving N requests (all transcoded at start, so the
+ * calls cost no JSON); the k-th call of the run (one counter shared by all
+ * callers) sends request k mod N. bench/run-vouchers.sh so spreads
+ * IssueVouchers over N customers ('{"customer_id":"%d","quantity":2}')
+ * instead of sending every call for one. payload= is then the first request's
+ * size.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -62,7 +70,11 @@ typedef struct options {
 	const rpcq_method_info *info; /* of method */
 	const void *request;	      /* method's input, serialized */
 	size_t request_len;
-	atomic_size_t reply_bytes; /* of the first reply to method */
+	void **requests; /* --vary: n_requests of them, or NULL */
+	size_t *request_lens;
+	size_t n_requests;
+	atomic_size_t next_request; /* --vary: the next call's index */
+	atomic_size_t reply_bytes;  /* of the first reply to method */
 } options;
 
 /* Latencies of one caller, in nanoseconds, grown by doubling. */
@@ -190,8 +202,15 @@ static void *method_caller(void *arg)
 		size_t out_len = 0;
 		rpcq_error err;
 		int ok = 0;
-		if (rpcq_call_raw(c->client, opt->info->full_name, opt->request, opt->request_len, &out, &out_len, NULL,
-				  &err) != RPCQ_OK) {
+		const void *req = opt->request;
+		size_t req_len = opt->request_len;
+		if (opt->requests) {
+			size_t k = atomic_fetch_add(&opt->next_request, 1) % opt->n_requests;
+			req = opt->requests[k];
+			req_len = opt->request_lens[k];
+		}
+		if (rpcq_call_raw(c->client, opt->info->full_name, req, req_len, &out, &out_len, NULL, &err) !=
+		    RPCQ_OK) {
 			if (counted)
 				note_error(c, "%s: %s", rpcq_status_name(err.code), err.message);
 		} else {
@@ -506,6 +525,7 @@ static void usage(FILE *f)
 		"  -w warm-up seconds, not measured (default 1), -p payload bytes (default 200)\n"
 		"  --method NAME (\"pkg.Service/Method\") --json TEXT: call that method with that request\n"
 		"  (proto3 JSON) instead of Echo; payload= is then the request's bytes\n"
+		"  --vary N (with --method): every %%d in the JSON becomes 0..N-1, N requests sent in turn\n"
 		"Prints one line: mode= callers= payload= seconds= calls= calls_per_s= p50_us= p99_us= errors=\n"
 		"(and method= reply_bytes= with --method)\n",
 		MAX_CALLERS);
@@ -525,6 +545,46 @@ static double number(const char *flag, const char *text, double lo, double hi)
 	return v;
 }
 
+/* --vary: the n requests of the template json, each "%d" replaced by 0..n-1. */
+static int make_requests(options *opt, const char *json, size_t n)
+{
+	size_t holes = 0;
+	for (const char *p = json; (p = strstr(p, "%d")) != NULL; p += 2)
+		holes++;
+	size_t cap = strlen(json) + holes * 20 + 1;
+	char *text = malloc(cap);
+	opt->requests = calloc(n, sizeof *opt->requests);
+	opt->request_lens = calloc(n, sizeof *opt->request_lens);
+	if (text == NULL || opt->requests == NULL || opt->request_lens == NULL) {
+		fprintf(stderr, "rpcq-load: out of memory\n");
+		free(text);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *w = text;
+		for (const char *p = json; *p;) {
+			if (p[0] == '%' && p[1] == 'd') {
+				w += sprintf(w, "%zu", i);
+				p += 2;
+			} else {
+				*w++ = *p++;
+			}
+		}
+		*w = '\0';
+		rpcq_error err;
+		if (rpcq_json_to_payload(opt->info->input, text, strlen(text), &opt->requests[i], &opt->request_lens[i],
+					 &err) != RPCQ_OK) {
+			fprintf(stderr, "rpcq-load: --json with %zu is not a %s: %s\n", i, opt->info->input->name,
+				err.message);
+			free(text);
+			return -1;
+		}
+		opt->n_requests = i + 1;
+	}
+	free(text);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -534,6 +594,7 @@ int main(int argc, char **argv)
 	options opt = {.callers = 1, .seconds = 5, .warmup = 1, .payload = 200};
 	const char *listen = NULL;
 	const char *json = NULL;
+	long vary = 0;
 	int contexts = 128;
 	int server = strcmp(argv[1], "raw-server") == 0;
 	if (strcmp(argv[1], "rpcq") == 0) {
@@ -572,6 +633,10 @@ int main(int argc, char **argv)
 			if ((x = number(a, v, 0, 1024 * 1024)) < 0)
 				return 2;
 			opt.payload = (size_t)x;
+		} else if (strcmp(a, "--vary") == 0) {
+			if ((x = number(a, v, 1, 10000000)) < 0)
+				return 2;
+			vary = (long)x;
 		} else if (strcmp(a, "--contexts") == 0) {
 			if ((x = number(a, v, 1, 65536)) < 0)
 				return 2;
@@ -612,7 +677,20 @@ int main(int argc, char **argv)
 		}
 		opt.request = request;
 	}
-	int rc = run_load(&opt);
+	if (vary && opt.method == NULL) {
+		fprintf(stderr, "rpcq-load: --vary goes with --method and --json\n");
+		rpcq_free(request);
+		return 2;
+	}
+	int rc = 2;
+	if (vary && make_requests(&opt, json, (size_t)vary) != 0)
+		goto out;
+	rc = run_load(&opt);
+out:
+	for (size_t i = 0; opt.requests && i < opt.n_requests; i++)
+		rpcq_free(opt.requests[i]);
+	free(opt.requests);
+	free(opt.request_lens);
 	rpcq_free(request);
 	return rc;
 }

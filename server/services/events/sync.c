@@ -122,7 +122,8 @@ struct fetch {
 	int malformed;
 	/* The records of every change written, in seq order, for this
 	 * process's index once the transaction commits; own_off once past
-	 * OWN_MAX or out of memory (then the log brings them). */
+	 * OWN_MAX or out of memory (then the log brings them). The writer's
+	 * while it runs, the fetch's once it has stopped. */
 	event_rec **own;
 	size_t n_own, cap_own;
 	int own_off;
@@ -320,6 +321,8 @@ static void *writer_run(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		rpcq_error err;
 		rpcq_status s = write_batch(f->db, w, b, &err);
+		if (s == RPCQ_OK)
+			own_keep(f, b); /* here, not on the parse's thread: this one waits on the database */
 		pthread_mutex_lock(&w->lock);
 		if (s != RPCQ_OK && w->status == RPCQ_OK) {
 			w->status = s;
@@ -375,13 +378,12 @@ static void batch_clear(struct batch *b)
 	b->n = 0;
 }
 
-/* What is left of a batch once written, on the parse's thread: its
- * records for this process's index, its events for Sync's reply. */
+/* What is left of a batch once written, on the parse's thread: its events
+ * for Sync's reply (the call's arena is this thread's). */
 static rpcq_status after_batch(struct fetch *f, struct batch *b)
 {
 	rpcq_status s = RPCQ_OK;
 	f->last_seq = b->last;
-	own_keep(f, b);
 	if (f->reply && f->c) {
 		arena *a = call_arena(f->c);
 		for (size_t i = 0; i < b->n && f->reply->n_changed < SYNC_REPLY_MAX; i++) {

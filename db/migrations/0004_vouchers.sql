@@ -5,8 +5,9 @@
 -- The sort key of an id: integers (digit strings) first, in numeric order,
 -- then any other id by its bytes. "7" and "007" share a key; the id itself
 -- breaks that tie.
+-- Not STRICT, so that the planner inlines it into the expressions that use it.
 CREATE FUNCTION voucher_sort_key(id text) RETURNS text
-	LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
 	RETURN CASE WHEN id ~ '^[0-9]{1,40}$' THEN '0' || lpad(ltrim(id, '0'), 40, '0') ELSE '1' || id END;
 
 -- Orders: imported ones (import_id set) and those IssueVouchers created
@@ -144,6 +145,9 @@ BEGIN
 	r_status := 'ok';
 END
 $$;
+-- Its statements take the same plans whatever the arguments: planning them
+-- on every call was an eighth of an issue's time.
+ALTER FUNCTION voucher_issue(text, integer, text) SET plan_cache_mode = force_generic_plan;
 
 -- Imports. Unlogged: the receiving state, the staged rows and the
 -- rejection reports are rebuilt by sending the files again, so they skip

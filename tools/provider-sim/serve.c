@@ -238,11 +238,13 @@ static void work_one(serve *s, struct job *j, uint64_t consumed, uint64_t epoch)
 	}
 	bool whole = j->mode != SERVE_TRUNCATED;
 	size_t n = whole ? len : cut_point(body, len);
-	size_t sent = respond(j->haio, 200, "application/xml", body, n);
+	/* Counted before the answer goes out: a client that asks /stats right
+	 * after its response must see it (counted after, it sometimes did not). */
 	nng_mtx_lock(s->mtx);
 	if (whole && s->epoch == epoch)
 		s->responses = number;
 	nng_mtx_unlock(s->mtx);
+	size_t sent = respond(j->haio, 200, "application/xml", body, n);
 	char note[64];
 	snprintf(note, sizeof(note), "response=%" PRIu64 "%s", number, whole ? "" : " (cut)");
 	log_request(j->method, j->path, j->mode, sent ? 200 : 0, sent, j->start, note);

@@ -564,7 +564,7 @@ static int make_requests(options *opt, const char *json, size_t n)
 		char *w = text;
 		for (const char *p = json; *p;) {
 			if (p[0] == '%' && p[1] == 'd') {
-				w += sprintf(w, "%zu", i);
+				w += snprintf(w, cap - (size_t)(w - text), "%zu", i);
 				p += 2;
 			} else {
 				*w++ = *p++;

@@ -89,7 +89,7 @@ struct conn {
 
 	sse_state sse;
 	upload *up;	   /* a streamed body's route state (upload.c), freed with the connection */
-	int body_paused;   /* CONN_UPLOAD: the route holds a piece; read no more for now */
+	int body_paused;   /* CONN_UPLOAD: the route holds a piece; no reading until it resumes */
 	conn *next, *prev; /* in gw->conns */
 };
 

@@ -17,6 +17,7 @@
 
 #include "rows.h"
 #include "upload.h"
+#include "utf8.h"
 
 /* Every row of text as "line:a|b|reason\n" (a file's whole text, or what
  * the reader refused as "error: ..."). */
@@ -80,7 +81,7 @@ static void test_a_file_without_its_header_cannot_be_read(void **state)
 	describe(VOUCHERS_BARCODES, "barcode,order_id\nA,\"1\n", out, sizeof(out));
 	assert_non_null(strstr(out, "error: line 2: "));
 	char q[64];
-	vouchers_quote("a\"b\n", 4, q, sizeof(q));
+	utf8_quote("a\"b\n", 4, q, sizeof(q));
 	assert_string_equal(q, "\"a\\\"b\\x0a\"");
 }
 

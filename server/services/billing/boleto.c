@@ -1,6 +1,6 @@
 /*
  * Boleto barcodes and typeable lines (boleto.h). The barcode is built first,
- * with a placeholder where its general check digit goes; the line is the
+ * with a 0 where its general check digit goes (then computed); the line is the
  * barcode's digits rearranged with the three field check digits added.
  */
 #include <stdio.h>

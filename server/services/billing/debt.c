@@ -23,34 +23,6 @@ void billing_reader_init(billing_reader *r, char *text, size_t len, uint64_t fir
 	r->header_seen = header_seen;
 }
 
-void billing_quote(const char *s, size_t n, char *out, size_t out_len)
-{
-	size_t o = 0;
-	int ok = utf8_valid(s, n);
-	if (out_len < 64)
-		return;
-	out[o++] = '"';
-	for (size_t i = 0; i < n && o + 8 < out_len; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		/* Cut at about 40 bytes, but not inside a UTF-8 sequence. */
-		if (o >= 40 && i + 1 < n && (!ok || (ch & 0xc0) != 0x80)) {
-			memcpy(out + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (ch == '"' || ch == '\\') {
-			out[o++] = '\\';
-			out[o++] = (char)ch;
-		} else if (ch < 0x20 || ch == 0x7f || (ch >= 0x80 && !ok)) {
-			o += (size_t)snprintf(out + o, out_len - o, "\\x%02x", ch);
-		} else {
-			out[o++] = (char)ch;
-		}
-	}
-	out[o++] = '"';
-	out[o] = '\0';
-}
-
 static int is_blank(unsigned char ch)
 {
 	return ch == ' ' || ch == '\t' || ch == '\r';
@@ -116,7 +88,7 @@ static int read_header(billing_reader *r, csv_record *rec, rpcq_error *err)
 	}
 	char q[64];
 	trim(first);
-	billing_quote(first->ptr, first->len, q, sizeof(q));
+	utf8_quote(first->ptr, first->len, q, sizeof(q));
 	rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
 		       "line %llu: the header must be " BILLING_HEADER " (found %zu field(s), the first %s)",
 		       (unsigned long long)rec->line, rec->nfields, q);
@@ -197,7 +169,7 @@ static const char *check_row(billing_reader *r, const csv_record *rec, billing_r
 		if (f[2].len == 0) {
 			w = "is empty";
 		} else {
-			billing_quote(f[2].ptr, f[2].len, q, sizeof(q));
+			utf8_quote(f[2].ptr, f[2].len, q, sizeof(q));
 			snprintf(r->reason, sizeof(r->reason), "email %s is not an address", q);
 			return r->reason;
 		}
@@ -211,7 +183,7 @@ static const char *check_row(billing_reader *r, const csv_record *rec, billing_r
 	if (m == MONEY_EMPTY)
 		return "debtAmount is empty";
 	if (m != MONEY_OK) {
-		billing_quote(f[3].ptr, f[3].len, q, sizeof(q));
+		utf8_quote(f[3].ptr, f[3].len, q, sizeof(q));
 		snprintf(r->reason, sizeof(r->reason), "debtAmount %s %s", q, money_result_phrase(m));
 		return r->reason;
 	}
@@ -226,7 +198,7 @@ static const char *check_row(billing_reader *r, const csv_record *rec, billing_r
 	else if (d == DATE_IMPOSSIBLE)
 		w = "is not a date";
 	if (w != NULL) {
-		billing_quote(f[4].ptr, f[4].len, q, sizeof(q));
+		utf8_quote(f[4].ptr, f[4].len, q, sizeof(q));
 		snprintf(r->reason, sizeof(r->reason), "debtDueDate %s %s", q, w);
 		return r->reason;
 	}

@@ -92,8 +92,4 @@ void billing_reader_init(billing_reader *r, char *text, size_t len, uint64_t fir
  * header has been read. */
 int billing_reader_next(billing_reader *r, billing_row *row, rpcq_error *err);
 
-/* Renders s[0..n) for a message: quoted, control characters and invalid
- * UTF-8 escaped, cut at about 40 bytes. out holds at least 64 bytes. */
-void billing_quote(const char *s, size_t n, char *out, size_t out_len);
-
 #endif

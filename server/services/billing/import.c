@@ -14,7 +14,6 @@
  * compared once. Memory is bounded by the chunk: nothing of the file but
  * the carried partial record outlives a chunk's transaction.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,13 +37,9 @@ static const char default_name[] = "debts.csv";
 
 rpcq_status billing_import_id(call *c, const char *text, int64_t *id)
 {
-	char *end = NULL;
-	errno = 0;
-	long long v = text && text[0] >= '1' && text[0] <= '9' ? strtoll(text, &end, 10) : 0;
-	if (v <= 0 || errno != 0 || *end != '\0')
+	if (upload_parse_id(text, id) != 0)
 		return call_fail(c, RPCQ_INVALID_ARGUMENT, "import_id \"%.40s\" is not an import id (a number)",
 				 text ? text : "");
-	*id = v;
 	return RPCQ_OK;
 }
 

@@ -1,7 +1,9 @@
 /*
  * Chunked uploads at byte offsets (upload.h).
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "csv.h"
@@ -69,4 +71,15 @@ rpcq_status upload_take(upload_state *st, const char *carry, size_t carry_len, u
 	st->received = end;
 	st->complete = last;
 	return RPCQ_OK;
+}
+
+int upload_parse_id(const char *text, int64_t *id)
+{
+	char *end = NULL;
+	errno = 0;
+	long long v = text && text[0] >= '1' && text[0] <= '9' ? strtoll(text, &end, 10) : 0;
+	if (v <= 0 || errno != 0 || *end != '\0')
+		return -1;
+	*id = v;
+	return 0;
 }

@@ -67,4 +67,8 @@ rpcq_status upload_take(upload_state *st, const char *carry, size_t carry_len, u
 			size_t len, int last, size_t max_carry, strbuf *work, upload_piece *out,
 			rpcq_error *err) RPCQ_NODISCARD;
 
+/* Parses an upload's id as services number them ("42": 1..INT64_MAX,
+ * digits only, no sign or leading zero). 0, or -1 when text is not one. */
+int upload_parse_id(const char *text, int64_t *id);
+
 #endif

@@ -2,6 +2,8 @@
  * UTF-8 validation (utf8.h).
  */
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "utf8.h"
 
@@ -42,4 +44,32 @@ int utf8_valid(const void *text, size_t n)
 		i += len;
 	}
 	return 1;
+}
+
+void utf8_quote(const char *s, size_t n, char *out, size_t out_len)
+{
+	size_t o = 0;
+	int ok = utf8_valid(s, n);
+	if (out_len < 64)
+		return;
+	out[o++] = '"';
+	for (size_t i = 0; i < n && o + 8 < out_len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		/* Cut at about 40 bytes, but not inside a UTF-8 sequence. */
+		if (o >= 40 && i + 1 < n && (!ok || (ch & 0xc0) != 0x80)) {
+			memcpy(out + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (ch == '"' || ch == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)ch;
+		} else if (ch < 0x20 || ch == 0x7f || (ch >= 0x80 && !ok)) {
+			o += (size_t)snprintf(out + o, out_len - o, "\\x%02x", ch);
+		} else {
+			out[o++] = (char)ch;
+		}
+	}
+	out[o++] = '"';
+	out[o] = '\0';
 }

@@ -1,7 +1,7 @@
 /*
  * Text checks for what services store as PostgreSQL text (a server encoding
  * of UTF-8 refuses anything else, and would fail a whole COPY for one bad
- * byte). Pure function.
+ * byte), and quoting text for messages. Pure functions.
  */
 #ifndef RPCQ_UTF8_H
 #define RPCQ_UTF8_H
@@ -12,5 +12,11 @@
  * U+10FFFF), else 0. NUL bytes are valid UTF-8; callers that store text
  * refuse them themselves. */
 int utf8_valid(const void *text, size_t n);
+
+/* Renders s[0..n) for a message: quoted, quotes and backslashes escaped,
+ * control characters and (in text that is not UTF-8) bytes over 0x7f
+ * written \xNN, cut at about 40 bytes but never inside a UTF-8 sequence.
+ * out holds out_len bytes, at least 64 (else nothing is written). */
+void utf8_quote(const char *s, size_t n, char *out, size_t out_len);
 
 #endif

@@ -13,7 +13,6 @@
  * one here (rows.h); what needs both whole files waits for FinishImport
  * (apply.c).
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,13 +32,9 @@ static const char *const default_name[3] = {"", "orders.csv", "barcodes.csv"};
 
 rpcq_status vouchers_import_id(call *c, const char *text, int64_t *id)
 {
-	char *end = NULL;
-	errno = 0;
-	long long v = text && text[0] >= '1' && text[0] <= '9' ? strtoll(text, &end, 10) : 0;
-	if (v <= 0 || errno != 0 || *end != '\0')
+	if (upload_parse_id(text, id) != 0)
 		return call_fail(c, RPCQ_INVALID_ARGUMENT, "import_id \"%.40s\" is not an import id (a number)",
 				 text ? text : "");
-	*id = v;
 	return RPCQ_OK;
 }
 

@@ -27,33 +27,6 @@ void vouchers_reader_init(vouchers_reader *r, vouchers_file file, char *text, si
 	r->header_seen = header_seen;
 }
 
-void vouchers_quote(const char *s, size_t n, char *out, size_t out_len)
-{
-	size_t o = 0;
-	int ok = utf8_valid(s, n);
-	if (out_len < 64)
-		return;
-	out[o++] = '"';
-	for (size_t i = 0; i < n && o + 8 < out_len; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (o >= 40 && i + 1 < n) {
-			memcpy(out + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (ch == '"' || ch == '\\') {
-			out[o++] = '\\';
-			out[o++] = (char)ch;
-		} else if (ch < 0x20 || ch == 0x7f || (ch >= 0x80 && !ok)) {
-			o += (size_t)snprintf(out + o, out_len - o, "\\x%02x", ch);
-		} else {
-			out[o++] = (char)ch;
-		}
-	}
-	out[o++] = '"';
-	out[o] = '\0';
-}
-
 static int names_equal(const csv_field *f, const char *name)
 {
 	size_t n = strlen(name);
@@ -79,7 +52,7 @@ static int read_header(vouchers_reader *r, const csv_record *rec, rpcq_error *er
 	char q[64];
 	const char *first = rec->field[0].ptr;
 	size_t n = rec->field[0].len;
-	vouchers_quote(first, n, q, sizeof(q));
+	utf8_quote(first, n, q, sizeof(q));
 	rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
 		       "line %llu: the header must be %s (found %zu field(s), the first %s)",
 		       (unsigned long long)rec->line, vouchers_file_header(r->file), rec->nfields, q);

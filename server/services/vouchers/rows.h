@@ -65,8 +65,4 @@ void vouchers_reader_init(vouchers_reader *r, vouchers_file file, char *text, si
  * header_seen is set once the header has been read. */
 int vouchers_reader_next(vouchers_reader *r, vouchers_row *row, rpcq_error *err);
 
-/* Renders s[0..n) for a message: quoted, control characters and invalid
- * UTF-8 escaped, cut at about 40 bytes. out holds at least 64 bytes. */
-void vouchers_quote(const char *s, size_t n, char *out, size_t out_len);
-
 #endif

@@ -6,12 +6,16 @@
  * keeps pending requests in one timer list, and a resend would also repeat a
  * non-idempotent call; our own retry covers UNAVAILABLE for idempotent methods.
  *
+ * An API key is checked against the server URLs before anything is dialed
+ * (url_check.h) and goes with every call as an "authorization" pair.
+ *
  * nng error codes are translated here and nowhere else.
  */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <nng/nng.h>
@@ -24,6 +28,7 @@
 #include <rpcq/registry.h>
 
 #include "envelope.h"
+#include "url_check.h"
 
 /* A call context and its aio, kept for the next call: opening and freeing
  * them was a quarter of the client's work per call. */
@@ -43,6 +48,7 @@ struct rpcq_client {
 	int max_retries;
 	long max_message_bytes;
 	nng_tls_config *tls;
+	char *authorization;	 /* "Bearer <key>", NULL: no API key; wiped when freed */
 	atomic_int pipes;	 /* connected pipes now */
 	atomic_uint pipe_losses; /* pipes lost since creation */
 };
@@ -130,6 +136,68 @@ static rpcq_status dial_all(struct rpcq_client *c, const rpcq_client_options *op
 	return RPCQ_OK;
 }
 
+/* The API key of opts, else $RPCQ_API_KEY, as c->authorization, once every
+ * server URL is known not to carry it in plain text to another machine (or
+ * the caller allowed that). Runs before the socket is opened, so a refused
+ * key has not been offered to anyone. No message names the key. */
+static rpcq_status api_key_setup(struct rpcq_client *c, const rpcq_client_options *opts, rpcq_error *err)
+{
+	const char *key = opts && opts->api_key ? opts->api_key : getenv("RPCQ_API_KEY");
+	const char *from = opts && opts->api_key ? "" : " in $RPCQ_API_KEY";
+	if (key == NULL || *key == '\0')
+		return RPCQ_OK;
+	/* A space or a control character is a pasted line end or a typo, and
+	 * would make "Bearer <key>" read as something else: visible ASCII only. */
+	for (const char *k = key; *k; k++) {
+		if ((unsigned char)*k <= ' ' || (unsigned char)*k >= 0x7f)
+			return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
+					      "the API key%s has a space, a control character or a non-ASCII byte",
+					      from);
+	}
+	const char *p = c->servers;
+	char url[1024];
+	while (*p && !(opts && opts->allow_plaintext_key)) {
+		size_t n = strcspn(p, ",");
+		if (n >= sizeof(url))
+			return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "server URL too long");
+		memcpy(url, p, n);
+		url[n] = '\0';
+		url_class cls = url_classify(url);
+		if (cls == URL_PLAIN_REMOTE)
+			return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
+					      "refusing to send an API key over plain %s (not loopback); use %s or set "
+					      "allow_plaintext_key (rpcq --allow-plaintext-key)",
+					      url, strncasecmp(url, "ws", 2) == 0 ? "wss://" : "tls+tcp://");
+		if (cls == URL_INVALID)
+			return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
+					      "refusing to send an API key to \"%s\": not a URL rpcq can tell is "
+					      "tls+tcp://, wss://, ipc://, inproc:// or plain text to loopback; set "
+					      "allow_plaintext_key (rpcq --allow-plaintext-key) to send it anyway",
+					      url);
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	size_t len = strlen(key);
+	c->authorization = rpcq_alloc(sizeof("Bearer ") + len);
+	if (c->authorization == NULL)
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+	memcpy(c->authorization, "Bearer ", 7);
+	memcpy(c->authorization + 7, key, len + 1);
+	return RPCQ_OK;
+}
+
+/* Zeroes s (through a volatile pointer, which the compiler may not drop as a
+ * dead store) and frees it. NULL is a no-op. */
+static void free_secret(char *s)
+{
+	if (s == NULL)
+		return;
+	for (volatile char *v = s; *v; v++)
+		*v = '\0';
+	rpcq_free(s);
+}
+
 /* "a, b c" -> "a,b,c"; NULL when empty or out of memory. */
 static char *normalize_servers(const char *s)
 {
@@ -174,6 +242,8 @@ rpcq_status rpcq_client_create(rpcq_client **out, const rpcq_client_options *opt
 		st = rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "no server URL given");
 		goto fail;
 	}
+	if ((st = api_key_setup(c, opts, err)) != RPCQ_OK)
+		goto fail;
 	int rv = nng_mtx_alloc(&c->slots_lock);
 	if (rv == 0 && (rv = nng_req0_open(&c->sock)) == 0)
 		c->sock_open = 1;
@@ -210,6 +280,7 @@ void rpcq_client_destroy(rpcq_client *c)
 		nng_mtx_free(c->slots_lock);
 	if (c->tls)
 		nng_tls_config_free(c->tls);
+	free_secret(c->authorization);
 	rpcq_free(c->servers);
 	rpcq_free(c);
 }
@@ -312,6 +383,34 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
+/* The call's metadata, with the client's authorization pair appended unless
+ * the call has its own "authorization" (which then wins). *out is either md
+ * itself or buf, which has room for 2 * ENVELOPE_MAX_PAIRS + 1 entries: no
+ * allocation per call. */
+static rpcq_status call_metadata(const struct rpcq_client *c, const char *const *md, const char **buf,
+				 const char *const **out, rpcq_error *err)
+{
+	*out = md;
+	if (c->authorization == NULL)
+		return RPCQ_OK;
+	size_t n = 0;
+	for (; md && md[2 * n] && md[2 * n + 1]; n++) {
+		if (strcasecmp(md[2 * n], "authorization") == 0)
+			return RPCQ_OK;
+	}
+	if (n >= ENVELOPE_MAX_PAIRS)
+		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
+				      "%zu metadata pairs and the API key's authorization; at most %d are allowed", n,
+				      ENVELOPE_MAX_PAIRS);
+	if (n)
+		memcpy(buf, md, 2 * n * sizeof(*buf));
+	buf[2 * n] = "authorization";
+	buf[2 * n + 1] = c->authorization;
+	buf[2 * n + 2] = NULL;
+	*out = buf;
+	return RPCQ_OK;
+}
+
 /* The call with its retries. On OK *resp is the server's OK Response
  * (free with rpcq__response__free_unpacked(*resp, NULL)); its payload is the
  * serialized output, which the two public calls use without another copy. */
@@ -330,15 +429,18 @@ static rpcq_status call_response(rpcq_client *c, const char *method, const void 
 	} else {
 		retry = opts->retry == 1;
 	}
+	const char *mdbuf[2 * ENVELOPE_MAX_PAIRS + 1];
+	const char *const *md;
+	rpcq_status st = call_metadata(c, opts ? opts->metadata : NULL, mdbuf, &md, err);
+	if (st != RPCQ_OK)
+		return st;
 	nng_time deadline = nng_clock() + (nng_time)timeout;
 	int backoff = 25;
-	rpcq_status st;
 	for (int attempt = 0;; attempt++) {
 		nng_time now = nng_clock();
 		uint32_t left = deadline > now ? (uint32_t)(deadline - now) : 1;
 		nng_msg *req;
-		st = envelope_pack_request(&req, name, in, in_len, left, opts ? opts->metadata : NULL,
-					   c->max_message_bytes, err);
+		st = envelope_pack_request(&req, name, in, in_len, left, md, c->max_message_bytes, err);
 		if (st != RPCQ_OK)
 			return st;
 		nng_msg *reply = NULL;

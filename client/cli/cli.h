@@ -19,6 +19,9 @@ typedef struct cli_globals {
 	const char *server;				/* --server, else $RPCQ_SERVER, else default */
 	int timeout_ms;					/* --timeout (0: client default) */
 	const char *metadata[2 * CLI_MAX_METADATA + 1]; /* --header K=V pairs, NULL-terminated */
+	const char *api_key;				/* --api-key (NULL: librpcq reads $RPCQ_API_KEY) */
+	int allow_plaintext_key;			/* --allow-plaintext-key */
+	const char *tls_ca;				/* --tls-ca, else $RPCQ_TLS_CA, else NULL */
 	rpcq_client *client;				/* created on first cli_client() */
 } cli_globals;
 

@@ -13,7 +13,11 @@ rpcq_client *cli_client(cli_globals *g)
 {
 	if (g->client)
 		return g->client;
-	rpcq_client_options o = {.servers = g->server, .timeout_ms = g->timeout_ms};
+	rpcq_client_options o = {.servers = g->server,
+				 .timeout_ms = g->timeout_ms,
+				 .tls_ca_file = g->tls_ca,
+				 .api_key = g->api_key,
+				 .allow_plaintext_key = g->allow_plaintext_key};
 	rpcq_error err;
 	if (rpcq_client_create(&g->client, &o, &err) != RPCQ_OK) {
 		cli_fail(&err);

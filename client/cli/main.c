@@ -1,6 +1,7 @@
 /*
  * rpcq: the command-line client.
- *   rpcq [--server URL] [--timeout MS] [--header K=V]... COMMAND [ARGS]
+ *   rpcq [--server URL] [--timeout MS] [--header K=V]... [--api-key KEY]
+ *        [--allow-plaintext-key] [--tls-ca FILE] COMMAND [ARGS]
  * Global options come before the command; each command parses its own.
  */
 #include <stdio.h>
@@ -31,11 +32,19 @@ static const struct command commands[] = {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: rpcq [--server URL] [--timeout MS] [--header KEY=VALUE]... COMMAND [ARGS]\n\n"
+		"usage: rpcq [--server URL] [--timeout MS] [--header KEY=VALUE]... [--api-key KEY]\n"
+		"            [--allow-plaintext-key] [--tls-ca FILE] COMMAND [ARGS]\n\n"
 		"Global options:\n"
 		"  --server URL     server URL(s), comma-separated (default: $RPCQ_SERVER or %s)\n"
 		"  --timeout MS     deadline of each call in milliseconds (default 10000)\n"
-		"  --header K=V     metadata sent with every call (repeatable), e.g. x-request-id=abc\n\n"
+		"  --header K=V     metadata sent with every call (repeatable), e.g. x-request-id=abc\n"
+		"  --api-key KEY    API key sent with every call as \"authorization: Bearer KEY\"\n"
+		"                   (default: $RPCQ_API_KEY, which other users cannot see in ps; \"\": none)\n"
+		"  --allow-plaintext-key\n"
+		"                   send the key over tcp:// or ws:// to a host that is not loopback\n"
+		"                   (refused otherwise: use tls+tcp:// or wss://)\n"
+		"  --tls-ca FILE    PEM CA that tls+tcp:// and wss:// servers must be signed by\n"
+		"                   (default: $RPCQ_TLS_CA; without one the certificate is not checked)\n\n"
 		"Commands:\n",
 		RPCQ_DEFAULT_SERVER);
 	for (size_t i = 0; i < NCOMMANDS; i++)
@@ -90,6 +99,14 @@ int main(int argc, char **argv)
 			g.metadata[2 * nmeta] = key;
 			g.metadata[2 * nmeta + 1] = eq + 1;
 			nmeta++;
+		} else if ((v = option_value(argc, argv, &i, "--api-key")) != NULL) {
+			g.api_key = v;
+		} else if (strcmp(argv[i], "--allow-plaintext-key") == 0) {
+			g.allow_plaintext_key = 1;
+		} else if ((v = option_value(argc, argv, &i, "--tls-ca")) != NULL) {
+			if (*v == '\0')
+				return cli_usage_error("--tls-ca takes a file name");
+			g.tls_ca = v;
 		} else {
 			return cli_usage_error("unknown option \"%s\"", argv[i]);
 		}
@@ -98,6 +115,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (g.tls_ca == NULL && (g.tls_ca = getenv("RPCQ_TLS_CA")) != NULL && *g.tls_ca == '\0')
+		g.tls_ca = NULL;
 	int rc = -1;
 	for (size_t c = 0; c < NCOMMANDS; c++) {
 		if (strcmp(argv[i], commands[c].name) == 0) {

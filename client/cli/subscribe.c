@@ -159,7 +159,9 @@ int cli_subscribe(int argc, char **argv, cli_globals *g)
 	rpcq_client *c = cli_client(g);
 	if (c == NULL)
 		return 1;
-	rpcq_subscribe_options o = {0};
+	/* The calls (Endpoints, Topics, Replay) go through c and carry its API
+	 * key; the SUB socket only receives, but it checks TLS the same way. */
+	rpcq_subscribe_options o = {.tls_ca_file = g->tls_ca};
 	if (have_from) {
 		o.start = RPCQ_SUBSCRIBE_AFTER_SEQ;
 		o.after_seq = from;

@@ -34,12 +34,25 @@ typedef struct rpcq_client_options {
 	int max_retries;	 /* UNAVAILABLE retries of idempotent methods; 0: 3, <0: none */
 	long max_message_bytes;	 /* 0: RPCQ_DEFAULT_MAX_MESSAGE */
 	const char *tls_ca_file; /* PEM CA for tls+tcp:// and wss:// (NULL: no verification) */
+	/* API key sent with every call as the metadata pair "authorization" =
+	 * "Bearer <key>" (a call's own "authorization" pair wins). NULL:
+	 * $RPCQ_API_KEY if set and non-empty; "": no key. Visible ASCII only.
+	 * Copied by create; no message of librpcq ever contains it. */
+	const char *api_key;
+	/* Nonzero: send the key over plain text (tcp://, tcp4://, tcp6://,
+	 * ws://) to hosts other than loopback too. 0 (default): create refuses
+	 * such a server URL with INVALID_ARGUMENT, before dialing anything. */
+	int allow_plaintext_key;
 } rpcq_client_options;
 
 /* Creates a client (opts may be NULL for all defaults). Does not wait for the
  * servers: connecting happens in the background, and a call made while no
  * server is reachable waits for one until its deadline (then UNAVAILABLE).
- * Sets *out only on success. Thread-safe; does not block. */
+ * INVALID_ARGUMENT for a bad server URL, and, when there is an API key, for a
+ * server URL that is plain text to a host other than loopback (127.0.0.0/8,
+ * ::1, localhost) or whose host cannot be read, unless allow_plaintext_key;
+ * ipc://, inproc://, tls+tcp:// and wss:// are always fine. Sets *out only
+ * on success. Thread-safe; does not block. */
 RPCQ_API rpcq_status rpcq_client_create(rpcq_client **out, const rpcq_client_options *opts,
 					rpcq_error *err) RPCQ_NODISCARD;
 
@@ -53,7 +66,9 @@ RPCQ_API const char *rpcq_client_servers(const rpcq_client *c);
 
 typedef struct rpcq_call_options {
 	int timeout_ms; /* 0: the client's default */
-	/* Metadata pairs: {"x-request-id", "abc", "authorization", "...", NULL}. */
+	/* Metadata pairs: {"x-request-id", "abc", "authorization", "...", NULL}.
+	 * An "authorization" pair here replaces the client's API key for this
+	 * call. At most 64 pairs, 63 when the client adds its key. */
 	const char *const *metadata;
 	/* Retry UNAVAILABLE? -1/0 (default): as the method's idempotency option
 	 * in its .proto says; 1: always; 2: never. */

@@ -162,6 +162,12 @@ static int idempotent(const MethodProto *m)
 		       GOOGLE__PROTOBUF__METHOD_OPTIONS__IDEMPOTENCY_LEVEL__IDEMPOTENCY_UNKNOWN;
 }
 
+static int no_side_effects(const MethodProto *m)
+{
+	return m->options && m->options->has_idempotency_level &&
+	       m->options->idempotency_level == GOOGLE__PROTOBUF__METHOD_OPTIONS__IDEMPOTENCY_LEVEL__NO_SIDE_EFFECTS;
+}
+
 /* "rpcq/vesting.proto" -> "rpcq/vesting.pb-c.h". */
 static char *pbc_header(const char *proto)
 {
@@ -300,8 +306,8 @@ int main(int argc, char **argv)
 					 "\t\t(ProtobufCMessage **)out, opts, err);\n}\n\n",
 					 name, in, out, full.data + 1, mp->name, out_desc);
 				char *in_desc = c_descriptor(mp->input_type);
-				buf_addf(&methods, "\t{\"/%s/%s\", &%s, %zu, &%s, &%s, %d},\n", full.data + 1, mp->name,
-					 svc_desc, m, in_desc, out_desc, idempotent(mp));
+				buf_addf(&methods, "\t{\"/%s/%s\", &%s, %zu, &%s, &%s, %d, %d},\n", full.data + 1,
+					 mp->name, svc_desc, m, in_desc, out_desc, idempotent(mp), no_side_effects(mp));
 				free(in_desc);
 				nmethods++;
 				free(name);

@@ -22,7 +22,8 @@ typedef struct rpcq_method_info {
 	unsigned index; /* in service->methods */
 	const ProtobufCMessageDescriptor *input;
 	const ProtobufCMessageDescriptor *output;
-	int idempotent; /* idempotency_level is NO_SIDE_EFFECTS or IDEMPOTENT */
+	int idempotent;	     /* idempotency_level is NO_SIDE_EFFECTS or IDEMPOTENT */
+	int no_side_effects; /* idempotency_level is NO_SIDE_EFFECTS */
 } rpcq_method_info;
 
 /* Every method of every service, in .proto order; *count gets the number. */

@@ -13,6 +13,7 @@
 
 #include <rpcq/alloc.h>
 
+#include "auth.h"
 #include "call.h"
 #include "call_internal.h"
 #include "db/db.h"
@@ -47,24 +48,46 @@ const char *call_request_id(const call *c)
 	return c->request_id;
 }
 
-const char *call_metadata(const call *c, const char *key)
+/* The caller's API key is access control's, not the handler's: handlers
+ * (Echo's echo_metadata among them) never see it. */
+static int hidden(const Rpcq__Request__MetadataEntry *m)
 {
-	for (size_t i = 0; i < c->req->n_metadata; i++) {
-		if (strcmp(c->req->metadata[i]->key, key) == 0)
-			return c->req->metadata[i]->value;
+	return strcmp(m->key, "authorization") == 0;
+}
+
+static const char *metadata_value(const Rpcq__Request *req, const char *key)
+{
+	for (size_t i = 0; i < req->n_metadata; i++) {
+		if (strcmp(req->metadata[i]->key, key) == 0)
+			return req->metadata[i]->value;
 	}
 	return NULL;
 }
 
+const char *call_metadata(const call *c, const char *key)
+{
+	return strcmp(key, "authorization") == 0 ? NULL : metadata_value(c->req, key);
+}
+
 size_t call_metadata_count(const call *c)
 {
-	return c->req->n_metadata;
+	size_t n = 0;
+	for (size_t i = 0; i < c->req->n_metadata; i++)
+		n += !hidden(c->req->metadata[i]);
+	return n;
 }
 
 void call_metadata_at(const call *c, size_t i, const char **key, const char **value)
 {
-	*key = c->req->metadata[i]->key;
-	*value = c->req->metadata[i]->value;
+	size_t j = 0;
+	for (;; j++) {
+		if (hidden(c->req->metadata[j]))
+			continue;
+		if (i-- == 0)
+			break;
+	}
+	*key = c->req->metadata[j]->key;
+	*value = c->req->metadata[j]->value;
 }
 
 nng_time call_deadline(const call *c)
@@ -239,6 +262,93 @@ static void refuse(call *c, rpcq_status st, const call_request *rq, call_result 
 	finish(c, st, rq, res);
 }
 
+void call_format_sockaddr(const nng_sockaddr *sa, char *buf, size_t n)
+{
+	snprintf(buf, n, "-");
+	if (sa->s_family == NNG_AF_INET) {
+		const uint8_t *a = (const uint8_t *)&sa->s_in.sa_addr;
+		const uint8_t *p = (const uint8_t *)&sa->s_in.sa_port;
+		snprintf(buf, n, "%u.%u.%u.%u:%u", a[0], a[1], a[2], a[3], (unsigned)(p[0] << 8 | p[1]));
+	} else if (sa->s_family == NNG_AF_INET6) {
+		const uint8_t *a = sa->s_in6.sa_addr;
+		const uint8_t *p = (const uint8_t *)&sa->s_in6.sa_port;
+		int k = snprintf(buf, n, "[");
+		for (int i = 0; i < 16 && k > 0 && (size_t)k < n; i += 2)
+			k += snprintf(buf + k, n - (size_t)k, "%s%x", i ? ":" : "", (unsigned)(a[i] << 8 | a[i + 1]));
+		if (k > 0 && (size_t)k < n)
+			snprintf(buf + k, n - (size_t)k, "]:%u", (unsigned)(p[0] << 8 | p[1]));
+	} else if (sa->s_family == NNG_AF_IPC) {
+		snprintf(buf, n, "ipc");
+	} else if (sa->s_family == NNG_AF_INPROC) {
+		snprintf(buf, n, "inproc");
+	}
+}
+
+/* The caller's address for the audit line. */
+static void format_peer(const call_request *rq, char *buf, size_t n)
+{
+	nng_sockaddr sa;
+	if (rq->origin && rq->origin->peer)
+		snprintf(buf, n, "%s", rq->origin->peer);
+	else if (nng_pipe_id(rq->pipe) > 0 && nng_pipe_get_addr(rq->pipe, NNG_OPT_REMADDR, &sa) == 0)
+		call_format_sockaddr(&sa, buf, n);
+	else
+		snprintf(buf, n, "-");
+}
+
+/* Access control (auth.h) and its audit line. */
+static rpcq_status authorize(server *srv, const char *method, const dispatch_entry *e, const call_request *rq,
+			     char *msg, size_t n, uint64_t *retry_after_ms)
+{
+	const char *authorization = rq->origin ? rq->origin->authorization : metadata_value(rq->req, "authorization");
+	auth_verdict v;
+	auth_check(server_auth(srv), method, e, authorization, &v);
+	*retry_after_ms = v.retry_after_ms;
+	if (v.status == RPCQ_OK)
+		return RPCQ_OK;
+	if (!v.quiet) {
+		char peer[80];
+		format_peer(rq, peer, sizeof(peer));
+		char folded[64] = "";
+		if (v.folded)
+			snprintf(folded, sizeof(folded), "; %llu more refused since the last line",
+				 (unsigned long long)v.folded);
+		log_warn("auth: refused %s %s: %s (key %s%s, peer %s%s)", method, rpcq_status_name(v.status), v.reason,
+			 v.prefix[0] ? "rpcq_" : "none", v.prefix, peer, folded);
+	}
+	snprintf(msg, n, "%s", v.message);
+	return v.status;
+}
+
+rpcq_status call_authorize(server *srv, const char *method, const call_origin *from, char *msg, size_t n,
+			   uint64_t *retry_after_ms)
+{
+	Rpcq__Request req = RPCQ__REQUEST__INIT;
+	call_request rq = {.req = &req, .origin = from};
+	return authorize(srv, method, dispatch_find(server_dispatch(srv), method), &rq, msg, n, retry_after_ms);
+}
+
+/* Access control before anything of the method runs. 0: go on; -1:
+ * refused, *res filled. */
+static int check_access(call *c, const call_request *rq, const char *name, call_result *res)
+{
+	if (rq->in_process)
+		return 0;
+	char msg[200];
+	uint64_t retry_after_ms = 0;
+	rpcq_status st = authorize(c->srv, name, c->entry, rq, msg, sizeof(msg), &retry_after_ms);
+	if (st == RPCQ_OK)
+		return 0;
+	if (retry_after_ms) {
+		char ms[24];
+		snprintf(ms, sizeof(ms), "%llu", (unsigned long long)retry_after_ms);
+		call_set_trailer(c, "retry-after-ms", ms);
+	}
+	refuse(c, st, rq, res, "%s", msg);
+	res->retry_after_ms = retry_after_ms;
+	return -1;
+}
+
 void call_run(server *srv, arena *ar, const call_request *rq, call_result *res)
 {
 	const rpcq_config *cfg = server_config(srv);
@@ -258,6 +368,8 @@ void call_run(server *srv, arena *ar, const call_request *rq, call_result *res)
 		goto out;
 	}
 	c.entry = dispatch_find(server_dispatch(srv), name);
+	if (check_access(&c, rq, name, res) != 0)
+		goto out;
 	if (c.entry == NULL) {
 		res->unknown_method = 1;
 		refuse(&c, RPCQ_UNIMPLEMENTED, rq, res, "unknown method %.200s", name);
@@ -329,12 +441,16 @@ static rpcq_status given_input(void *arg, const ProtobufCMessageDescriptor *desc
 }
 
 void call_run_message(server *srv, arena *ar, const char *method, uint32_t deadline_ms, nng_time received,
-		      uint64_t received_ns, ProtobufCMessage *in, call_result *res)
+		      uint64_t received_ns, ProtobufCMessage *in, const call_origin *from, call_result *res)
 {
 	Rpcq__Request req = RPCQ__REQUEST__INIT;
 	req.method = (char *)method;
 	req.deadline_ms = deadline_ms;
-	call_request rq = {.req = &req, .received = received, .received_ns = received_ns};
+	call_request rq = {.req = &req,
+			   .received = received,
+			   .received_ns = received_ns,
+			   .origin = from,
+			   .in_process = from == NULL};
 	if (in != NULL) {
 		rq.decode = given_input;
 		rq.decode_arg = in;
@@ -342,8 +458,8 @@ void call_run_message(server *srv, arena *ar, const char *method, uint32_t deadl
 	call_run(srv, ar, &rq, res);
 }
 
-nng_msg *call_execute(server *srv, arena *ar, const void *data, size_t len, nng_time received, uint64_t received_ns,
-		      call_result *res)
+nng_msg *call_execute(server *srv, arena *ar, const void *data, size_t len, nng_pipe pipe, nng_time received,
+		      uint64_t received_ns, call_result *res)
 {
 	const rpcq_config *cfg = server_config(srv);
 	rpcq_error err;
@@ -367,7 +483,7 @@ nng_msg *call_execute(server *srv, arena *ar, const void *data, size_t len, nng_
 		log_info("(undecodable request) %s: %s", rpcq_status_name(res->status), res->message);
 		server_count_call(srv, NULL, res->status, call_clock_ns() - received_ns);
 	} else {
-		call_request rq = {.req = req, .received = received, .received_ns = received_ns};
+		call_request rq = {.req = req, .received = received, .received_ns = received_ns, .pipe = pipe};
 		call_run(srv, ar, &rq, res);
 	}
 

@@ -98,6 +98,8 @@ static const struct knob knobs[] = {
 	 "billing: e-mails claimed by a process that died are sent by another after this long"},
 	{"mail-timeout-ms", "RPCQ_MAIL_TIMEOUT_MS", K_INT, OFF(mail_timeout_ms), 0, "30000", 100, 3600000,
 	 "billing: longest SMTP transaction (connecting: at most 10 s of it)"},
+	{"auth", "RPCQ_AUTH", K_STR, OFF(auth), 0, "auto", 0, 0,
+	 "API keys: on, off, or auto (on as soon as `rpcqd keys create` has made a key)"},
 	{"log-level", "RPCQ_LOG_LEVEL", K_STR, OFF(log_level), 0, "info", 0, 0, "debug, info, warn or error"},
 };
 

@@ -54,6 +54,7 @@ typedef struct rpcq_config {
 	int mail_retry_base_ms;
 	int mail_lease_s;
 	int mail_timeout_ms;
+	const char *auth; /* auto, on, off */
 	const char *log_level;
 	const char *config_file;
 } rpcq_config;

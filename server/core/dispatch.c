@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <rpcq/alloc.h>
+#include <rpcq/registry.h>
 
 #include "dispatch.h"
 
@@ -82,6 +83,10 @@ rpcq_status dispatch_create(dispatch **out, const service_def *const *services, 
 			e->service = s;
 			e->service_index = i;
 			e->handler = m->handler;
+			const rpcq_method_info *info = rpcq_method_find(e->full_name);
+			e->read = info && info->no_side_effects;
+			for (const char *const *r = s->reads; r && *r; r++)
+				e->read |= strcmp(*r, m->name) == 0;
 		}
 	}
 	qsort(d->entries, d->count, sizeof(*d->entries), entry_cmp);

@@ -19,6 +19,7 @@ typedef struct dispatch_entry {
 	size_t service_index; /* in the list given to dispatch_create */
 	handler_fn handler;
 	size_t index; /* in dispatch_entries(), for per-method counters */
+	int read;     /* changes nothing stored: NO_SIDE_EFFECTS, or method_def.read */
 } dispatch_entry;
 
 typedef struct dispatch dispatch;

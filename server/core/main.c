@@ -2,6 +2,7 @@
  * rpcqd: the rpcq daemon.
  *   rpcqd [serve] [options]   serve calls and streams until SIGTERM/SIGINT
  *   rpcqd migrate [options]   apply pending database migrations and exit
+ *   rpcqd keys ...            create, list and revoke API keys (keys.h)
  * Signals are blocked in every thread and taken by the main thread with
  * sigwait, so no handler ever runs on an nng or worker thread.
  */
@@ -13,6 +14,7 @@
 
 #include "config.h"
 #include "db/migrate.h"
+#include "keys.h"
 #include "log.h"
 #include "server.h"
 #include "services/services.h"
@@ -21,10 +23,12 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: rpcqd [serve] [options]\n"
 		     "       rpcqd migrate [options]\n"
+		     "       rpcqd keys create|list|revoke ... [options]   (rpcqd keys --help)\n"
 		     "       rpcqd --help | --version\n\n"
 		     "serve    serve calls (req/rep) and update streams (pub/sub) until SIGTERM or SIGINT,\n"
 		     "         then finish in-flight calls (bounded by --drain-timeout-ms) and exit 0\n"
-		     "migrate  apply pending migrations to --database and exit; safe to run concurrently\n\n");
+		     "migrate  apply pending migrations to --database and exit; safe to run concurrently\n"
+		     "keys     manage the API keys callers present (--auth): create NAME --scope S, list, revoke\n\n");
 	config_print_help(out);
 }
 
@@ -87,6 +91,8 @@ int main(int argc, char **argv)
 {
 	int first = 1;
 	int migrate = 0;
+	if (argc > 1 && strcmp(argv[1], "keys") == 0)
+		return keys_main(argc - 2, argv + 2);
 	if (argc > 1 && strcmp(argv[1], "serve") == 0) {
 		first = 2;
 	} else if (argc > 1 && strcmp(argv[1], "migrate") == 0) {

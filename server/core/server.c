@@ -25,6 +25,7 @@
 
 #include <rpcq/alloc.h>
 
+#include "auth.h"
 #include "call_internal.h"
 #include "db/pool.h"
 #include "gateway.h"
@@ -67,6 +68,7 @@ struct server {
 	size_t nservices;
 	size_t started; /* services whose start hook ran */
 	dispatch *dispatch;
+	auth *auth; /* NULL: --auth off */
 	pool *pool;
 	publisher *publisher;
 	nng_tls_config *tls;
@@ -128,6 +130,11 @@ int server_accepts(server *srv, nng_time received)
 uint64_t server_uptime_ms(server *srv)
 {
 	return nng_clock() - srv->start_time;
+}
+
+auth *server_auth(server *srv)
+{
+	return srv->auth;
 }
 
 const dispatch *server_dispatch(server *srv)
@@ -317,7 +324,8 @@ static void serve_call(server_job *job, arena *ar)
 	w->request = NULL;
 	nng_pipe pipe = nng_msg_get_pipe(req);
 	call_result oc;
-	nng_msg *rep = call_execute(srv, ar, nng_msg_body(req), nng_msg_len(req), w->received, w->received_ns, &oc);
+	nng_msg *rep =
+		call_execute(srv, ar, nng_msg_body(req), nng_msg_len(req), pipe, w->received, w->received_ns, &oc);
 	nng_msg_free(req);
 	if (rep != NULL) {
 		if (caller_gone(srv, w, pipe))
@@ -494,6 +502,8 @@ rpcq_status server_create(server **out, rpcq_config *cfg, const service_def *con
 		goto fail;
 	if ((st = metrics_create(&srv->metrics, srv->dispatch, err)) != RPCQ_OK)
 		goto fail;
+	if ((st = auth_create(&srv->auth, cfg, srv->dispatch, err)) != RPCQ_OK)
+		goto fail;
 	pool_config pc = {
 		.conninfo = cfg->database,
 		.min_conns = cfg->pool_min,
@@ -622,6 +632,7 @@ void server_destroy(server *srv, server_stats *final)
 	}
 	publisher_destroy(srv->publisher);
 	pool_destroy(srv->pool);
+	auth_destroy(srv->auth);
 	metrics_destroy(srv->metrics);
 	dispatch_destroy(srv->dispatch);
 	if (srv->tls)

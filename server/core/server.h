@@ -51,6 +51,9 @@ int server_draining(server *srv);
 int server_accepts(server *srv, nng_time received);
 uint64_t server_uptime_ms(server *srv);
 const dispatch *server_dispatch(server *srv);
+/* Access control (auth.h); NULL with --auth off. */
+typedef struct auth auth;
+auth *server_auth(server *srv);
 
 /* Work for the worker pool: a transport (nng's contexts, the HTTP gateway)
  * queues a job; a worker calls run(job, ar) with its arena (reset after

@@ -24,6 +24,11 @@ typedef struct method_def {
 typedef struct service_def {
 	const ProtobufCServiceDescriptor *descriptor;
 	const method_def *methods; /* terminated by {NULL, NULL} */
+	/* Optional, NULL-terminated: methods the `read` scope covers although
+	 * their .proto cannot say NO_SIDE_EFFECTS (vesting's Upload, a chunked
+	 * upload that only feeds a Compute). A method the .proto marks
+	 * NO_SIDE_EFFECTS is a read anyway. */
+	const char *const *reads;
 	/* Optional: creates the service's shared state (*state) before serving. */
 	rpcq_status (*start)(server *srv, void **state, rpcq_error *err);
 	/* Optional: frees it after the last call has finished. */

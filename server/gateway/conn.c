@@ -216,6 +216,19 @@ static void respond_locked(conn *c, int status, const char *content_type, const 
 	}
 	memcpy(c->out + c->out_len, head, (size_t)n);
 	c->out_len += (size_t)n;
+	/* Access control's refusals (auth.h), whichever route answers them. */
+	char extra[96];
+	int en = 0;
+	if (status == 401)
+		en = snprintf(extra, sizeof(extra), "WWW-Authenticate: Bearer realm=\"rpcq\"\r\n");
+	else if (status == 429 && c->retry_after_ms)
+		en = snprintf(extra, sizeof(extra), "Retry-After: %llu\r\n",
+			      (unsigned long long)((c->retry_after_ms + 999) / 1000));
+	c->retry_after_ms = 0;
+	if (en > 0 && reserve(&c->out, &c->out_cap, c->out_len + (size_t)en + hlen + 2 + blen) == 0) {
+		memcpy(c->out + c->out_len, extra, (size_t)en);
+		c->out_len += (size_t)en;
+	}
 	if (hlen) {
 		memcpy(c->out + c->out_len, headers, hlen);
 		c->out_len += hlen;
@@ -562,6 +575,11 @@ void conn_start(gateway *gw, nng_stream *stream, int reject)
 	c->gw = gw;
 	c->stream = stream;
 	c->refs = 1;
+	nng_sockaddr sa;
+	if (nng_stream_get_addr(stream, NNG_OPT_REMADDR, &sa) == 0)
+		call_format_sockaddr(&sa, c->peer, sizeof(c->peer));
+	else
+		snprintf(c->peer, sizeof(c->peer), "-");
 	http_limits lim = {.max_head_bytes = GW_MAX_HEAD_BYTES,
 			   .max_body_bytes = (size_t)gw->cfg->max_message_bytes,
 			   .stream_body = upload_streams};

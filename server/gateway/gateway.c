@@ -31,6 +31,24 @@ const char *gateway_connect_code(rpcq_status st)
 	return (unsigned)st < sizeof(codes) / sizeof(codes[0]) ? codes[st] : "unknown";
 }
 
+call_origin gw_origin(const conn *c)
+{
+	call_origin o = {.peer = c->peer};
+	if (c->req)
+		o.authorization = http_request_header(c->req, "authorization");
+	else if (c->state == CONN_STREAMING && c->sse.authorization[0])
+		o.authorization = c->sse.authorization;
+	return o;
+}
+
+void gw_call(conn *c, arena *ar, const char *method, uint32_t deadline_ms, nng_time received, uint64_t received_ns,
+	     ProtobufCMessage *in, call_result *res)
+{
+	call_origin from = gw_origin(c);
+	call_run_message(c->gw->srv, ar, method, deadline_ms, received, received_ns, in, &from, res);
+	c->retry_after_ms = res->retry_after_ms;
+}
+
 int gateway_http_status(rpcq_status st)
 {
 	switch (st) {
@@ -82,7 +100,7 @@ static void readyz_run(server_job *job, arena *ar)
 {
 	conn *c = conn_of_job(job);
 	call_result res;
-	call_run_message(c->gw->srv, ar, "/rpcq.Health/Check", 2000, c->received, c->received_ns, NULL, &res);
+	call_run_message(c->gw->srv, ar, "/rpcq.Health/Check", 2000, c->received, c->received_ns, NULL, NULL, &res);
 	char reason[600] = "";
 	if (res.status != RPCQ_OK) {
 		snprintf(reason, sizeof(reason), "%s", res.message);

@@ -24,6 +24,7 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "gateway.h"
+#include "call_internal.h"
 #include "http_parse.h"
 #include "metrics.h"
 #include "rpcq/stream.pb-c.h"
@@ -54,11 +55,18 @@ typedef struct sse_state {
 	conn *next;	   /* in gw->streams */
 	int listed;
 	nng_time last_write; /* for the heartbeat */
+	/* The client's Authorization (its request is gone once streaming):
+	 * Replays run with it, and the timer checks it again every tick, so a
+	 * revoked key's stream ends within a second. */
+	char authorization[128];
+	int ending; /* an error event is on its way; close once written */
 } sse_state;
 
 struct conn {
 	gateway *gw;
 	nng_stream *stream;
+	char peer[64];		 /* the client's address, for audit lines */
+	uint64_t retry_after_ms; /* of the call answered next: a 429's Retry-After */
 	nng_mtx *lock;
 	int refs;
 	enum conn_state state;
@@ -173,6 +181,15 @@ void conn_body_locked(conn *c);
 
 /* The connection of a job (c->job). */
 conn *conn_of_job(server_job *job);
+
+/* The HTTP caller of c as a call's origin: its Authorization header and
+ * address. Valid while c->req is. */
+call_origin gw_origin(const conn *c);
+
+/* call_run_message on behalf of c's caller (gw_origin), noting a rate
+ * limit's retry time for the 429's Retry-After. On a worker. */
+void gw_call(conn *c, arena *ar, const char *method, uint32_t deadline_ms, nng_time received, uint64_t received_ns,
+	     ProtobufCMessage *in, call_result *res);
 
 /* Appends s to buf as the inside of a JSON string (quotes not included). */
 size_t gw_json_escape(char *buf, size_t cap, const char *s);

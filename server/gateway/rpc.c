@@ -113,7 +113,8 @@ static void rpc_run(server_job *job, arena *ar)
 	}
 	r->n_metadata = (size_t)md.n;
 	r->metadata = entries;
-	call_request rq = {.req = r, .received = c->received, .received_ns = c->received_ns};
+	call_origin from = gw_origin(c);
+	call_request rq = {.req = r, .received = c->received, .received_ns = c->received_ns, .origin = &from};
 	if (type == BODY_JSON) {
 		rq.decode = decode_json;
 		rq.decode_arg = (void *)req;
@@ -123,6 +124,7 @@ static void rpc_run(server_job *job, arena *ar)
 	}
 	call_result res;
 	call_run(c->gw->srv, ar, &rq, &res);
+	c->retry_after_ms = res.retry_after_ms;
 	char *headers = reply_headers(ar, &res);
 	if (res.status != RPCQ_OK) {
 		respond_status(c, ar, &res, headers);

@@ -155,11 +155,15 @@ static void search_run(server_job *job, arena *ar)
 	for (;;) {
 		in.page_token = token;
 		call_result res;
-		call_run_message(c->gw->srv, ar, "/rpcq.events.EventService/Search", 0, c->received, c->received_ns,
-				 &in.base, &res);
+		gw_call(c, ar, "/rpcq.events.EventService/Search", 0, c->received, c->received_ns, &in.base, &res);
 		if (res.status != RPCQ_OK) {
-			respond_error(c, res.status == RPCQ_INVALID_ARGUMENT ? 400 : 500,
-				      gateway_connect_code(res.status), res.message);
+			/* The spec's 400 and 500, and access control's 401, 403 and 429. */
+			int http = res.status == RPCQ_INVALID_ARGUMENT				 ? 400
+				   : res.status == RPCQ_UNAUTHENTICATED				 ? 401
+				   : res.status == RPCQ_PERMISSION_DENIED			 ? 403
+				   : res.status == RPCQ_RESOURCE_EXHAUSTED && res.retry_after_ms ? 429
+												 : 500;
+			respond_error(c, http, gateway_connect_code(res.status), res.message);
 			goto out;
 		}
 		const Rpcq__Events__SearchResponse *r = (const Rpcq__Events__SearchResponse *)res.output;

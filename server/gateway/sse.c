@@ -130,6 +130,30 @@ static void deliver_locked(conn *c, const Rpcq__StreamMessage *m, char **ev, siz
 	}
 }
 
+/* Ends a stream whose key no longer passes (revoked, expired, scopes
+ * changed, ...): an "error" event with the status, then the connection
+ * closes. c->lock held. */
+static void end_stream_locked(conn *c, rpcq_status st, const char *message)
+{
+	if (c->sse.ending)
+		return;
+	char esc[400], ev[600];
+	gw_json_escape(esc, sizeof(esc), message);
+	int n = snprintf(ev, sizeof(ev), "event: error\ndata: {\"code\":\"%s\",\"message\":\"%s\"}\n\n",
+			 gateway_connect_code(st), esc);
+	c->sse.ending = 1;
+	if (n <= 0 || (size_t)n >= sizeof(ev) || conn_write_locked(c, ev, (size_t)n, 1) != 0)
+		conn_close_locked(c);
+}
+
+/* Access control of a stream, at its start and on every tick. c->lock
+ * held or the stream not started. OK, or the refusal in msg. */
+static rpcq_status stream_allowed(conn *c, char *msg, size_t n, uint64_t *retry_after_ms)
+{
+	call_origin from = gw_origin(c);
+	return call_authorize(c->gw->srv, "/rpcq.Streams/Replay", &from, msg, n, retry_after_ms);
+}
+
 static void catchup_run(server_job *job, arena *ar)
 {
 	conn *c = conn_of_job(job);
@@ -147,8 +171,7 @@ static void catchup_run(server_job *job, arena *ar)
 	nng_mtx_unlock(c->lock);
 
 	call_result res;
-	call_run_message(c->gw->srv, ar, "/rpcq.Streams/Replay", SSE_REPLAY_DEADLINE_MS, nng_clock(), call_clock_ns(),
-			 &in.base, &res);
+	gw_call(c, ar, "/rpcq.Streams/Replay", SSE_REPLAY_DEADLINE_MS, nng_clock(), call_clock_ns(), &in.base, &res);
 
 	nng_mtx_lock(c->lock);
 	c->sse.catching_up = 0;
@@ -161,6 +184,8 @@ static void catchup_run(server_job *job, arena *ar)
 		if (c->sse.live_start)
 			c->sse.cursor = 0;
 		c->sse.live_start = 0;
+	} else if (res.status == RPCQ_UNAUTHENTICATED || res.status == RPCQ_PERMISSION_DENIED) {
+		end_stream_locked(c, res.status, res.message);
 	} else if (res.status != RPCQ_OK) {
 		c->sse.retry_pending = 1;
 	} else {
@@ -234,12 +259,24 @@ void sse_unlist_locked(gateway *gw, conn *c)
 
 void sse_drained_locked(conn *c)
 {
+	if (c->sse.ending) {
+		conn_close_locked(c);
+		return;
+	}
 	if (c->sse.known > c->sse.cursor && !c->sse.retry_pending && !c->sse.live_start)
 		catchup_locked(c);
 }
 
 void sse_timer_locked(conn *c)
 {
+	char why[200];
+	uint64_t retry = 0;
+	rpcq_status st = c->sse.ending ? RPCQ_OK : stream_allowed(c, why, sizeof(why), &retry);
+	/* A rate limit applies to calls, not to a stream already granted. */
+	if (st == RPCQ_UNAUTHENTICATED || st == RPCQ_PERMISSION_DENIED) {
+		end_stream_locked(c, st, why);
+		return;
+	}
 	if (c->sse.retry_pending && !c->sse.catching_up && conn_idle_locked(c)) {
 		c->sse.retry_pending = 0;
 		catchup_locked(c);
@@ -289,6 +326,15 @@ void sse_route(conn *c)
 	} else if (q == 1) {
 		live = 0;
 	}
+	char why[200];
+	uint64_t retry = 0;
+	rpcq_status st = stream_allowed(c, why, sizeof(why), &retry);
+	if (st != RPCQ_OK) {
+		c->retry_after_ms = retry;
+		conn_respond_error(c, gateway_http_status(st), gateway_connect_code(st), why);
+		return;
+	}
+	const char *authorization = http_request_header(req, "authorization");
 	if (c->head_only) {
 		conn_respond(c, 200, "text/event-stream", "Cache-Control: no-cache\r\n", NULL, 0);
 		return;
@@ -304,6 +350,11 @@ void sse_route(conn *c)
 	}
 	c->state = CONN_STREAMING;
 	c->req = NULL;
+	/* Checked above, so it fits unless it is not a key at all. */
+	if (authorization && strlen(authorization) < sizeof(c->sse.authorization))
+		memcpy(c->sse.authorization, authorization, strlen(authorization) + 1);
+	else
+		snprintf(c->sse.authorization, sizeof(c->sse.authorization), "%s", authorization ? "-" : "");
 	snprintf(c->sse.topic, sizeof(c->sse.topic), "%s", topic);
 	c->sse.cursor = after;
 	c->sse.known = after;

@@ -161,8 +161,7 @@ static int start_import(conn *c, upload *u, arena *ar, call_result *res)
 	Rpcq__Billing__StartImportRequest in = RPCQ__BILLING__START_IMPORT_REQUEST__INIT;
 	in.key = u->key;
 	in.name = u->name;
-	call_run_message(c->gw->srv, ar, "/rpcq.billing.BillingService/StartImport", 0, c->received, c->received_ns,
-			 &in.base, res);
+	gw_call(c, ar, "/rpcq.billing.BillingService/StartImport", 0, c->received, c->received_ns, &in.base, res);
 	if (res->status != RPCQ_OK)
 		return -1;
 	const Rpcq__Billing__Import *imp = (const Rpcq__Billing__Import *)res->output;
@@ -187,8 +186,7 @@ static void flush_run(server_job *job, arena *ar)
 	in.data.data = (uint8_t *)u->chunk;
 	in.data.len = u->len;
 	in.last = u->last;
-	call_run_message(c->gw->srv, ar, "/rpcq.billing.BillingService/ImportChunk", 0, c->received, c->received_ns,
-			 &in.base, &res);
+	gw_call(c, ar, "/rpcq.billing.BillingService/ImportChunk", 0, c->received, c->received_ns, &in.base, &res);
 	if (res.status != RPCQ_OK || u->last) {
 		respond_result(c, &res, 1);
 		nng_mtx_lock(c->lock);
@@ -309,8 +307,7 @@ static void status_run(server_job *job, arena *ar)
 	Rpcq__Billing__GetImportRequest in = RPCQ__BILLING__GET_IMPORT_REQUEST__INIT;
 	in.import_id = (char *)c->req->path + strlen(UPLOAD_PREFIX "/");
 	call_result res;
-	call_run_message(c->gw->srv, ar, "/rpcq.billing.BillingService/GetImport", 0, c->received, c->received_ns,
-			 &in.base, &res);
+	gw_call(c, ar, "/rpcq.billing.BillingService/GetImport", 0, c->received, c->received_ns, &in.base, &res);
 	if (res.status != RPCQ_OK) {
 		conn_respond_error(c, gateway_http_status(res.status), gateway_connect_code(res.status), res.message);
 	} else {

@@ -251,7 +251,7 @@ static rpcq_status replay_page(events_state *st, arena *ar, int *trimmed, rpcq_e
 	nng_mtx_unlock(st->lock);
 	call_result res;
 	call_run_message(st->srv, ar, "/rpcq.Streams/Replay", REPLAY_DEADLINE_MS, nng_clock(), call_clock_ns(),
-			 &in.base, &res);
+			 &in.base, NULL, &res);
 	*trimmed = 0;
 	if (res.status == RPCQ_NOT_FOUND)
 		return RPCQ_OK; /* no change ever */

@@ -134,9 +134,13 @@ static const method_def vesting_methods[] = {
 	{NULL, NULL},
 };
 
+/* A schedule of a file of any size is a read, and its upload with it. */
+static const char *const vesting_reads[] = {"Upload", "CloseSession", NULL};
+
 const service_def vesting_service = {
 	.descriptor = &rpcq__vesting__vesting_service__descriptor,
 	.methods = vesting_methods,
+	.reads = vesting_reads,
 	.start = start,
 	.stop = stop,
 };

@@ -1,0 +1,911 @@
+/*
+ * Access control as callers and operators meet it: keys made by `rpcqd keys`
+ * on a real PostgreSQL, two rpcqd processes on it, calls over nng (librpcq)
+ * and over HTTP (libcurl), the rpcq command, streams, TLS with a CA of the
+ * test's own. Every kind of key a caller may present (none, malformed,
+ * unknown, wrong secret, revoked, expired, each scope) against methods of
+ * every kind (reads, a chunked upload that is a read, writes, the open
+ * health check, a method nobody serves), with the exact status each gets.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <rpcq/rpcq.h>
+
+#include "harness.h"
+#include "rpcq/health.pb-c.h"
+
+#define RPCQD_TIMEOUT_MS 30000
+
+static harness_pg pg;
+static harness_server srv;  /* --auth auto */
+static harness_server srv2; /* the same database */
+
+/* The keys of the matrix, by what they may do. */
+enum { K_ALL, K_READ, K_VESTING, K_ISSUER, K_MULTI, K_REVOKED, K_EXPIRED, NKEYS };
+static const char *const key_names[NKEYS] = {"all", "reader", "vesting", "issuer", "multi", "gone", "old"};
+static const char *const key_scopes[NKEYS] = {"*",
+					      "read",
+					      "rpcq.vesting.*",
+					      "rpcq.vouchers.VoucherService/IssueVouchers",
+					      "read,rpcq.vouchers.VoucherService/IssueVouchers",
+					      "*",
+					      "*"};
+static char keys[NKEYS][128];
+
+static const char *rpcqd_path(void)
+{
+	const char *p = getenv("RPCQD");
+	if (p == NULL || access(p, X_OK) != 0)
+		fail_msg("RPCQD (%s) is not an executable rpcqd", p ? p : "unset");
+	return p;
+}
+
+/* `rpcqd keys ARGS... --database <pg>`; returns the exit status. */
+static int keys_cmd(const harness_pg *db, const char *const *args, char **out, char **err)
+{
+	const char *argv[24];
+	int n = 0;
+	argv[n++] = rpcqd_path();
+	argv[n++] = "keys";
+	for (int i = 0; args[i] && n < 20; i++)
+		argv[n++] = args[i];
+	argv[n++] = "--database";
+	argv[n++] = db->conninfo;
+	argv[n] = NULL;
+	return harness_run(argv, NULL, out, err, RPCQD_TIMEOUT_MS);
+}
+
+/* Creates a key and returns it (static buffer copied by the caller). */
+static void create_key(const harness_pg *db, const char *name, const char *scopes, const char *extra1,
+		       const char *extra2, char *key, size_t n)
+{
+	const char *args[] = {"create", name, "--scope", scopes, extra1, extra2, NULL};
+	char *out = NULL, *err = NULL;
+	int rc = keys_cmd(db, args, &out, &err);
+	if (rc != 0)
+		fail_msg("rpcqd keys create %s exited %d: %s", name, rc, err);
+	out[strcspn(out, "\n")] = '\0';
+	if (strlen(out) != 57 || strncmp(out, "rpcq_", 5) != 0)
+		fail_msg("rpcqd keys create printed \"%s\", not a key", out);
+	/* The key is on stdout only: stderr (for people) names its prefix. */
+	if (strstr(err, out + 14) != NULL)
+		fail_msg("the key's secret is on stderr: %s", err);
+	snprintf(key, n, "%s", out);
+	free(out);
+	free(err);
+}
+
+static void revoke_key(const harness_pg *db, const char *which)
+{
+	const char *args[] = {"revoke", which, NULL};
+	char *err = NULL;
+	int rc = keys_cmd(db, args, NULL, &err);
+	if (rc != 0)
+		fail_msg("rpcqd keys revoke %s exited %d: %s", which, rc, err);
+	free(err);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static int setup_all(void **state)
+{
+	(void)state;
+	unsetenv("RPCQ_API_KEY");
+	harness_pg_start(&pg);
+	assert_int_equal(harness_migrate(&pg), 0);
+	for (int i = 0; i < NKEYS; i++)
+		create_key(&pg, key_names[i], key_scopes[i], i == K_EXPIRED ? "--expires" : NULL, "1d", keys[i],
+			   sizeof(keys[i]));
+	revoke_key(&pg, "gone");
+	harness_sql(pg.conninfo, "UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE name = 'old'");
+	harness_server_start(&srv, &pg, NULL);
+	harness_server_start(&srv2, &pg, NULL);
+	return 0;
+}
+
+static int teardown_all(void **state)
+{
+	harness_server_stop(&srv);
+	harness_server_stop(&srv2);
+	harness_pg_stop(&pg);
+	return harness_teardown(state);
+}
+
+static rpcq_client *client_for(const char *url)
+{
+	rpcq_client_options o = {.servers = url, .timeout_ms = 10000, .max_retries = -1, .api_key = ""};
+	rpcq_client *c = NULL;
+	rpcq_error err;
+	if (rpcq_client_create(&c, &o, &err) != RPCQ_OK)
+		fail_msg("client: %s", err.message);
+	return c;
+}
+
+/* A call of method with an empty input and the authorization value given
+ * (NULL: none). Returns the status; msg gets the message. */
+static rpcq_status call_with(rpcq_client *c, const char *method, const char *authorization, char *msg, size_t n)
+{
+	const char *md[] = {"authorization", authorization, NULL};
+	rpcq_call_options co = {.metadata = authorization ? md : NULL};
+	void *out = NULL;
+	size_t len = 0;
+	rpcq_error err;
+	rpcq_status st = rpcq_call_raw(c, method, "", 0, &out, &len, &co, &err);
+	rpcq_free(out);
+	if (msg)
+		snprintf(msg, n, "%s", st == RPCQ_OK ? "" : err.message);
+	return st;
+}
+
+static char bearer[NKEYS][160];
+
+static const char *bearer_of(int k)
+{
+	snprintf(bearer[k], sizeof(bearer[k]), "Bearer %s", keys[k]);
+	return bearer[k];
+}
+
+/* What each method is, and which keys may call it. */
+struct method {
+	const char *name;
+	int allowed[NKEYS]; /* K_ALL .. K_MULTI; revoked and expired never */
+};
+
+static const struct method methods[] = {
+	{"/rpcq.Health/Echo", {[K_ALL] = 1, [K_READ] = 1, [K_MULTI] = 1}},
+	{"/rpcq.Reflection/ListServices", {[K_ALL] = 1, [K_READ] = 1, [K_MULTI] = 1}},
+	{"/rpcq.Streams/Replay", {[K_ALL] = 1, [K_READ] = 1, [K_MULTI] = 1}},
+	{"/rpcq.vesting.VestingService/ListLedgers", {[K_ALL] = 1, [K_READ] = 1, [K_VESTING] = 1, [K_MULTI] = 1}},
+	/* A schedule's chunked upload is a read, although its .proto says IDEMPOTENT. */
+	{"/rpcq.vesting.VestingService/Upload", {[K_ALL] = 1, [K_READ] = 1, [K_VESTING] = 1, [K_MULTI] = 1}},
+	{"/rpcq.vesting.VestingService/AppendEvents", {[K_ALL] = 1, [K_VESTING] = 1}},
+	{"/rpcq.vouchers.VoucherService/IssueVouchers", {[K_ALL] = 1, [K_ISSUER] = 1, [K_MULTI] = 1}},
+	{"/rpcq.vouchers.VoucherService/CountUnused", {[K_ALL] = 1, [K_READ] = 1, [K_MULTI] = 1}},
+	{"/rpcq.billing.BillingService/RecordPayment", {[K_ALL] = 1}},
+	{"/rpcq.events.EventService/Sync", {[K_ALL] = 1}},
+};
+#define NMETHODS (sizeof(methods) / sizeof(methods[0]))
+
+/* The presentations that are no valid key, and the one message all but
+ * the first two share. */
+struct bad {
+	const char *what;
+	char value[160];
+} bads[6];
+
+static void make_bads(void)
+{
+	snprintf(bads[0].value, sizeof(bads[0].value), "%s", "");
+	bads[0].what = "no key";
+	snprintf(bads[1].value, sizeof(bads[1].value), "Basic dXNlcjpwYXNz");
+	bads[1].what = "malformed";
+	snprintf(bads[2].value, sizeof(bads[2].value), "Bearer rpcq_00000000_%s", keys[K_ALL] + 14);
+	bads[2].what = "unknown";
+	/* The all key's prefix with another key's secret. */
+	snprintf(bads[3].value, sizeof(bads[3].value), "Bearer %.14s%s", keys[K_ALL], keys[K_READ] + 14);
+	bads[3].what = "wrong secret";
+	snprintf(bads[4].value, sizeof(bads[4].value), "Bearer %s", keys[K_REVOKED]);
+	bads[4].what = "revoked";
+	snprintf(bads[5].value, sizeof(bads[5].value), "Bearer %s", keys[K_EXPIRED]);
+	bads[5].what = "expired";
+}
+
+/* No message may carry a secret. */
+static void assert_no_secret(const char *text, const char *where)
+{
+	for (int k = 0; k < NKEYS; k++)
+		if (strstr(text, keys[k] + 14) != NULL)
+			fail_msg("%s holds the secret of key %s: %s", where, key_names[k], text);
+}
+
+static void test_every_key_against_every_method_over_nng(void **state)
+{
+	(void)state;
+	make_bads();
+	rpcq_client *c = client_for(srv.rpc_url);
+	char msg[512], invalid_msg[512] = "";
+	for (size_t m = 0; m < NMETHODS; m++) {
+		/* What the method answers a caller it lets in (an empty input). */
+		rpcq_status passed = call_with(c, methods[m].name, bearer_of(K_ALL), msg, sizeof(msg));
+		if (passed == RPCQ_UNAUTHENTICATED || passed == RPCQ_PERMISSION_DENIED)
+			fail_msg("%s refused the * key: %s", methods[m].name, msg);
+		for (int k = K_ALL; k <= K_MULTI; k++) {
+			rpcq_status st = call_with(c, methods[m].name, bearer_of(k), msg, sizeof(msg));
+			rpcq_status want = methods[m].allowed[k] ? passed : RPCQ_PERMISSION_DENIED;
+			if (st != want)
+				fail_msg("%s with key %s (%s): %s (%s), wanted %s", methods[m].name, key_names[k],
+					 key_scopes[k], rpcq_status_name(st), msg, rpcq_status_name(want));
+			if (st == RPCQ_PERMISSION_DENIED && strstr(msg, methods[m].name) == NULL)
+				fail_msg("the refusal does not name the method: %s", msg);
+			assert_no_secret(msg, "an error message");
+		}
+		for (size_t b = 0; b < 6; b++) {
+			rpcq_status st = call_with(c, methods[m].name, b == 0 ? NULL : bads[b].value, msg, sizeof(msg));
+			if (st != RPCQ_UNAUTHENTICATED)
+				fail_msg("%s with %s: %s (%s), wanted UNAUTHENTICATED", methods[m].name, bads[b].what,
+					 rpcq_status_name(st), msg);
+			assert_no_secret(msg, "an error message");
+			/* Unknown, wrong secret, revoked, expired: one answer, so
+			 * that nobody learns whether a key exists. */
+			if (b >= 2) {
+				if (invalid_msg[0] == '\0')
+					snprintf(invalid_msg, sizeof(invalid_msg), "%s", msg);
+				else if (strcmp(invalid_msg, msg) != 0)
+					fail_msg("%s (%s) differs from \"%s\"", bads[b].what, msg, invalid_msg);
+			}
+		}
+	}
+	/* Health and readiness stay open, even to a key that is no key. */
+	for (size_t b = 0; b < 6; b++)
+		assert_int_equal(call_with(c, "/rpcq.Health/Check", b == 0 ? NULL : bads[b].value, NULL, 0), RPCQ_OK);
+	/* A method nobody serves: the key first, then UNIMPLEMENTED. */
+	assert_int_equal(call_with(c, "/rpcq.Nope/Nothing", NULL, NULL, 0), RPCQ_UNAUTHENTICATED);
+	assert_int_equal(call_with(c, "/rpcq.Nope/Nothing", bads[2].value, NULL, 0), RPCQ_UNAUTHENTICATED);
+	assert_int_equal(call_with(c, "/rpcq.Nope/Nothing", bearer_of(K_READ), NULL, 0), RPCQ_UNIMPLEMENTED);
+	rpcq_client_destroy(c);
+}
+
+/* An HTTP call of /rpc/<method> with "{}" and the Authorization given. */
+static long http_call(const harness_server *s, const char *method, const char *authorization, harness_http_reply *r)
+{
+	char url[256], auth[200];
+	snprintf(url, sizeof(url), "%s/rpc%s", s->http_url, method);
+	snprintf(auth, sizeof(auth), "Authorization: %s", authorization ? authorization : "");
+	const char *h[] = {"Content-Type: application/json", authorization ? auth : NULL, NULL};
+	if (harness_http("POST", url, h, "{}", 2, r) != 0)
+		fail_msg("POST %s: %s", url, r->error);
+	return r->status;
+}
+
+static void test_every_key_against_every_method_over_http(void **state)
+{
+	(void)state;
+	make_bads();
+	for (size_t m = 0; m < NMETHODS; m++) {
+		harness_http_reply r;
+		long passed = http_call(&srv, methods[m].name, bearer_of(K_ALL), &r);
+		harness_http_reply_free(&r);
+		if (passed == 401 || passed == 403)
+			fail_msg("%s over HTTP refused the * key", methods[m].name);
+		for (int k = K_ALL; k <= K_MULTI; k++) {
+			long st = http_call(&srv, methods[m].name, bearer_of(k), &r);
+			long want = methods[m].allowed[k] ? passed : 403;
+			if (st != want)
+				fail_msg("POST /rpc%s with key %s: %ld, wanted %ld: %s", methods[m].name, key_names[k],
+					 st, want, r.body);
+			if (st == 403 && strstr(r.body, "\"code\":\"permission_denied\"") == NULL)
+				fail_msg("403 body: %s", r.body);
+			assert_no_secret(r.body, "a reply");
+			harness_http_reply_free(&r);
+		}
+		for (size_t b = 0; b < 6; b++) {
+			long st = http_call(&srv, methods[m].name, b == 0 ? NULL : bads[b].value, &r);
+			if (st != 401)
+				fail_msg("POST /rpc%s with %s: %ld, wanted 401: %s", methods[m].name, bads[b].what, st,
+					 r.body);
+			const char *www = harness_http_header(&r, "WWW-Authenticate");
+			if (www == NULL || strncmp(www, "Bearer", 6) != 0)
+				fail_msg("401 without WWW-Authenticate: Bearer (%s)", www ? www : "absent");
+			if (strstr(r.body, "\"code\":\"unauthenticated\"") == NULL)
+				fail_msg("401 body: %s", r.body);
+			assert_no_secret(r.body, "a reply");
+			harness_http_reply_free(&r);
+		}
+	}
+	/* The probes stay open. */
+	const char *probes[] = {"/healthz", "/readyz"};
+	for (int i = 0; i < 2; i++) {
+		char url[256];
+		snprintf(url, sizeof(url), "%s%s", srv.http_url, probes[i]);
+		harness_http_reply r;
+		assert_int_equal(harness_http("GET", url, NULL, NULL, 0, &r), 0);
+		assert_int_equal(r.status, 200);
+		harness_http_reply_free(&r);
+	}
+}
+
+/* GET or POST on a gateway route with the Authorization given. */
+static long route(const char *method, const char *path, const char *authorization, const char *ctype, const char *body,
+		  harness_http_reply *r)
+{
+	char url[300], auth[200], ct[100];
+	snprintf(url, sizeof(url), "%s%s", srv.http_url, path);
+	snprintf(auth, sizeof(auth), "Authorization: %s", authorization ? authorization : "");
+	snprintf(ct, sizeof(ct), "Content-Type: %s", ctype ? ctype : "");
+	const char *h[3] = {NULL, NULL, NULL};
+	int n = 0;
+	if (authorization)
+		h[n++] = auth;
+	if (ctype)
+		h[n++] = ct;
+	if (harness_http(method, url, h, body, body ? strlen(body) : 0, r) != 0)
+		fail_msg("%s %s: %s", method, path, r->error);
+	return r->status;
+}
+
+static void test_the_gateway_s_own_routes_check_the_caller_s_key(void **state)
+{
+	(void)state;
+	harness_http_reply r;
+	/* GET /search: the spec's error shape, with 401 and 403. */
+	assert_int_equal(route("GET", "/search", NULL, NULL, NULL, &r), 401);
+	assert_non_null(strstr(r.body, "\"error\":{\"code\":\"unauthenticated\""));
+	harness_http_reply_free(&r);
+	assert_int_equal(route("GET", "/search", bearer_of(K_ISSUER), NULL, NULL, &r), 403);
+	assert_non_null(strstr(r.body, "\"error\":{\"code\":\"permission_denied\""));
+	harness_http_reply_free(&r);
+	assert_int_equal(route("GET", "/search", bearer_of(K_READ), NULL, NULL, &r), 200);
+	harness_http_reply_free(&r);
+
+	/* POST /billing/imports: refused before anything is stored. */
+	const char *csv = "name,governmentId,email,debtAmount,debtDueDate,debtId\n";
+	assert_int_equal(route("POST", "/billing/imports", NULL, "text/csv", csv, &r), 401);
+	harness_http_reply_free(&r);
+	assert_int_equal(route("POST", "/billing/imports", bearer_of(K_READ), "text/csv", csv, &r), 403);
+	harness_http_reply_free(&r);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_imports"), 0);
+	assert_int_equal(route("POST", "/billing/imports", bearer_of(K_ALL), "text/csv", csv, &r), 201);
+	harness_http_reply_free(&r);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_imports"), 1);
+	long long id = harness_sql_scalar(pg.conninfo, "SELECT max(id) FROM billing_imports");
+	char path[64];
+	snprintf(path, sizeof(path), "/billing/imports/%lld", id);
+	assert_int_equal(route("GET", path, NULL, NULL, NULL, &r), 401);
+	harness_http_reply_free(&r);
+	assert_int_equal(route("GET", path, bearer_of(K_READ), NULL, NULL, &r), 200);
+	harness_http_reply_free(&r);
+
+	/* /streams: refused with the status before the stream starts. */
+	assert_int_equal(route("GET", "/streams/billing.imports", NULL, NULL, NULL, &r), 401);
+	harness_http_reply_free(&r);
+	assert_int_equal(route("GET", "/streams/billing.imports", bearer_of(K_VESTING), NULL, NULL, &r), 403);
+	harness_http_reply_free(&r);
+	char url[300], auth[200];
+	snprintf(url, sizeof(url), "%s/streams/billing.imports", srv.http_url);
+	snprintf(auth, sizeof(auth), "Authorization: %s", bearer_of(K_READ));
+	const char *h[] = {auth, NULL};
+	harness_sse *s = harness_sse_open(url, h, 5000);
+	assert_int_equal(harness_sse_status(s), 200);
+	harness_sse_close(s);
+}
+
+static void test_a_revoked_key_stops_on_the_other_process_within_a_second(void **state)
+{
+	(void)state;
+	char key[128], value[160];
+	create_key(&pg, "temp", "read", NULL, NULL, key, sizeof(key));
+	snprintf(value, sizeof(value), "Bearer %s", key);
+	rpcq_client *c = client_for(srv2.rpc_url);
+	/* The new key reaches the other process by itself. */
+	int64_t until = now_ms() + 5000;
+	while (call_with(c, "/rpcq.Health/Echo", value, NULL, 0) != RPCQ_OK) {
+		if (now_ms() > until)
+			fail_msg("a new key was not accepted by the second rpcqd within 5 s");
+		sleep_ms(20);
+	}
+	/* A stream with the key, open on the second process. */
+	char url[300], auth[200];
+	snprintf(url, sizeof(url), "%s/streams/billing.imports", srv2.http_url);
+	snprintf(auth, sizeof(auth), "Authorization: %s", value);
+	const char *h[] = {auth, NULL};
+	harness_sse *s = harness_sse_open(url, h, 5000);
+	assert_int_equal(harness_sse_status(s), 200);
+
+	revoke_key(&pg, "temp");
+	int64_t revoked = now_ms();
+	while (call_with(c, "/rpcq.Health/Echo", value, NULL, 0) == RPCQ_OK) {
+		if (now_ms() - revoked > 1000)
+			fail_msg("the revoked key still worked on the second rpcqd after 1 s");
+		sleep_ms(10);
+	}
+	assert_int_equal(call_with(c, "/rpcq.Health/Echo", value, NULL, 0), RPCQ_UNAUTHENTICATED);
+	/* The stream ends with an error event (the timer checks every second). */
+	harness_sse_event ev;
+	int got = 0;
+	while ((got = harness_sse_next(s, 5000, &ev)) == 1) {
+		int is_error = strcmp(ev.event, "error") == 0;
+		if (is_error)
+			assert_non_null(strstr(ev.data, "\"code\":\"unauthenticated\""));
+		harness_sse_event_free(&ev);
+		if (is_error)
+			break;
+	}
+	if (got != 1)
+		fail_msg("the stream of a revoked key did not end with an error event (%d)", got);
+	assert_int_equal(harness_sse_next(s, 5000, &ev), -1);
+	harness_sse_close(s);
+	rpcq_client_destroy(c);
+	/* The other process logged the change. */
+	char *log = harness_read_file(srv2.log_path, NULL);
+	assert_non_null(strstr(log, "auth: key temp (rpcq_"));
+	assert_non_null(strstr(log, ") changed: revoked"));
+	free(log);
+}
+
+static void test_rate_limits_allow_the_burst_then_refill(void **state)
+{
+	(void)state;
+	char key[128], value[160], msg[512];
+	create_key(&pg, "limited", "*", "--rate", "5", key, sizeof(key)); /* burst: the rate, 5 */
+	snprintf(value, sizeof(value), "Bearer %s", key);
+	rpcq_client *c = client_for(srv.rpc_url);
+	/* Once the key is loaded, let its bucket fill again. */
+	int64_t until = now_ms() + 5000;
+	while (call_with(c, "/rpcq.Health/Echo", value, NULL, 0) == RPCQ_UNAUTHENTICATED) {
+		if (now_ms() > until)
+			fail_msg("the new key was not loaded in 5 s");
+		sleep_ms(20);
+	}
+	sleep_ms(1200);
+	int ok = 0;
+	rpcq_status st;
+	while ((st = call_with(c, "/rpcq.Health/Echo", value, msg, sizeof(msg))) == RPCQ_OK)
+		ok++;
+	assert_int_equal(st, RPCQ_RESOURCE_EXHAUSTED);
+	/* The burst, and perhaps a token refilled while they ran. */
+	if (ok < 5 || ok > 6)
+		fail_msg("%d calls passed before the limit, wanted the burst of 5", ok);
+	const char *in = strstr(msg, "retry in ");
+	assert_non_null(in);
+	long retry = strtol(in + 9, NULL, 10);
+	if (retry < 1 || retry > 200)
+		fail_msg("retry in %ld ms, wanted at most one token's 200 ms: %s", retry, msg);
+	sleep_ms((int)retry + 20);
+	assert_int_equal(call_with(c, "/rpcq.Health/Echo", value, NULL, 0), RPCQ_OK);
+
+	/* Over HTTP: 429 with Retry-After in whole seconds. */
+	harness_http_reply r;
+	long code;
+	while ((code = http_call(&srv, "/rpcq.Health/Echo", value, &r)) == 200)
+		harness_http_reply_free(&r);
+	assert_int_equal(code, 429);
+	const char *ra = harness_http_header(&r, "Retry-After");
+	if (ra == NULL || strcmp(ra, "1") != 0)
+		fail_msg("Retry-After: %s, wanted 1", ra ? ra : "(absent)");
+	assert_non_null(strstr(r.body, "\"code\":\"resource_exhausted\""));
+	harness_http_reply_free(&r);
+	rpcq_client_destroy(c);
+}
+
+struct hammer {
+	rpcq_client *c;
+	const char *value;
+	int ok, limited, other;
+};
+
+static void *hammer_main(void *arg)
+{
+	struct hammer *h = arg;
+	for (int i = 0; i < 150; i++) {
+		rpcq_status st = call_with(h->c, "/rpcq.Health/Echo", h->value, NULL, 0);
+		if (st == RPCQ_OK)
+			h->ok++;
+		else if (st == RPCQ_RESOURCE_EXHAUSTED)
+			h->limited++;
+		else
+			h->other++;
+	}
+	return NULL;
+}
+
+/* Eight callers on one key share its budget: never more than the burst
+ * plus the rate over the time they ran, however the workers interleave. */
+static void test_callers_on_many_threads_share_one_key_s_budget(void **state)
+{
+	(void)state;
+	char key[128], value[160];
+	create_key(&pg, "shared", "read", "--rate", "50", key, sizeof(key));
+	snprintf(value, sizeof(value), "Bearer %s", key);
+	rpcq_client *c = client_for(srv.rpc_url);
+	int64_t until = now_ms() + 5000;
+	while (call_with(c, "/rpcq.Health/Echo", value, NULL, 0) == RPCQ_UNAUTHENTICATED) {
+		if (now_ms() > until)
+			fail_msg("the new key was not loaded in 5 s");
+		sleep_ms(20);
+	}
+	sleep_ms(1100); /* the bucket full again: 50 */
+	struct hammer h[8];
+	pthread_t t[8];
+	int64_t start = now_ms();
+	for (int i = 0; i < 8; i++) {
+		h[i] = (struct hammer){.c = c, .value = value};
+		assert_int_equal(pthread_create(&t[i], NULL, hammer_main, &h[i]), 0);
+	}
+	int ok = 0, limited = 0, other = 0;
+	for (int i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		ok += h[i].ok;
+		limited += h[i].limited;
+		other += h[i].other;
+	}
+	double seconds = (double)(now_ms() - start) / 1000.0;
+	assert_int_equal(other, 0);
+	assert_int_equal(ok + limited, 8 * 150);
+	double most = 50 + 50 * seconds + 1;
+	if ((double)ok > most)
+		fail_msg("%d calls passed in %.2f s, more than the burst and rate allow (%.0f)", ok, seconds, most);
+	assert_true(ok >= 50);
+	assert_true(limited > 0);
+	rpcq_client_destroy(c);
+}
+
+static double median(double *v, int n)
+{
+	for (int i = 1; i < n; i++)
+		for (int j = i; j > 0 && v[j - 1] > v[j]; j--) {
+			double t = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* A wrong secret for a key that exists costs the server what an unknown
+ * key costs: the two are timed alternately, many times, and their medians
+ * compared with a generous bound (the point is no measurable lookup
+ * shortcut, not a benchmark). */
+static void test_a_wrong_secret_takes_as_long_as_an_unknown_key(void **state)
+{
+	(void)state;
+	make_bads();
+	rpcq_client *c = client_for(srv.rpc_url);
+	enum { N = 300 };
+	static double wrong[N], unknown[N];
+	for (int i = 0; i < 20; i++) /* warm up connections and caches */
+		(void)call_with(c, "/rpcq.Health/Echo", bads[2 + (i & 1)].value, NULL, 0);
+	for (int i = 0; i < N; i++) {
+		for (int which = 0; which < 2; which++) {
+			struct timespec a, b;
+			int first = (i + which) & 1; /* alternate which goes first */
+			clock_gettime(CLOCK_MONOTONIC, &a);
+			rpcq_status st = call_with(c, "/rpcq.Health/Echo", bads[first ? 3 : 2].value, NULL, 0);
+			clock_gettime(CLOCK_MONOTONIC, &b);
+			assert_int_equal(st, RPCQ_UNAUTHENTICATED);
+			double us = (double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_nsec - a.tv_nsec) / 1e3;
+			(first ? wrong : unknown)[i] = us;
+		}
+	}
+	double mw = median(wrong, N), mu = median(unknown, N);
+	double diff = fabs(mw - mu), bound = fmax(0.3 * fmin(mw, mu), 100.0);
+	print_message("median call: wrong secret %.1f us, unknown key %.1f us\n", mw, mu);
+	if (diff > bound)
+		fail_msg("wrong secret %.1f us vs unknown key %.1f us: %.1f us apart (bound %.1f)", mw, mu, diff,
+			 bound);
+	rpcq_client_destroy(c);
+}
+
+static void test_the_client_option_the_cli_flag_and_the_environment_send_the_key(void **state)
+{
+	(void)state;
+	/* librpcq's api_key option. */
+	rpcq_client_options o = {.servers = srv.rpc_url, .timeout_ms = 10000, .api_key = keys[K_READ]};
+	rpcq_client *c = NULL;
+	rpcq_error err;
+	assert_int_equal(rpcq_client_create(&c, &o, &err), RPCQ_OK);
+	Rpcq__EchoMessage in = RPCQ__ECHO_MESSAGE__INIT, *out = NULL;
+	assert_int_equal(rpcq_health_echo(c, &in, &out, NULL, &err), RPCQ_OK);
+	protobuf_c_message_free_unpacked(&out->base, NULL);
+	rpcq_client_destroy(c);
+
+	char *sout = NULL, *serr = NULL;
+	const char *no_key[] = {"list", NULL};
+	assert_int_equal(harness_cli(srv.rpc_url, no_key, NULL, &sout, &serr), 1);
+	assert_non_null(strstr(serr, "UNAUTHENTICATED"));
+	free(sout);
+	free(serr);
+	const char *flag[] = {"--api-key", keys[K_READ], "list", NULL};
+	assert_int_equal(harness_cli(srv.rpc_url, flag, NULL, &sout, &serr), 0);
+	assert_non_null(strstr(sout, "rpcq.vouchers.VoucherService"));
+	free(sout);
+	free(serr);
+	setenv("RPCQ_API_KEY", keys[K_READ], 1);
+	assert_int_equal(harness_cli(srv.rpc_url, no_key, NULL, &sout, &serr), 0);
+	free(sout);
+	free(serr);
+	/* A write the key's scopes do not cover. */
+	const char *issue[] = {"vouchers", "issue", "--customer", "c1", "--quantity", "1", NULL};
+	assert_int_equal(harness_cli(srv.rpc_url, issue, NULL, &sout, &serr), 1);
+	assert_non_null(strstr(serr, "PERMISSION_DENIED"));
+	free(sout);
+	free(serr);
+	/* Never over plain TCP to a host that is not loopback (refused before
+	 * any connection is tried). */
+	const char *health[] = {"health", NULL};
+	assert_int_equal(harness_cli("tcp://192.0.2.1:7400", health, NULL, &sout, &serr), 1);
+	assert_non_null(strstr(serr, "refusing to send an API key over plain tcp://192.0.2.1:7400"));
+	assert_no_secret(serr, "the CLI's refusal");
+	free(sout);
+	free(serr);
+	unsetenv("RPCQ_API_KEY");
+	/* rpcq subscribe's Topics and Replay calls carry the key too (the
+	 * gateway test's upload left progress messages on billing.imports.*). */
+	const char *sub_nokey[] = {"subscribe", "--from-seq", "0", "--count", "1", "billing.imports", NULL};
+	assert_int_equal(harness_cli(srv.rpc_url, sub_nokey, NULL, &sout, &serr), 1);
+	assert_non_null(strstr(serr, "UNAUTHENTICATED"));
+	free(sout);
+	free(serr);
+	const char *sub[] = {"--api-key", keys[K_READ], "subscribe",	   "--from-seq", "0",
+			     "--count",	  "1",		"billing.imports", NULL};
+	int rc = harness_cli(srv.rpc_url, sub, NULL, &sout, &serr);
+	if (rc != 0 || strstr(sout, "\"topic\":\"billing.imports.") == NULL)
+		fail_msg("rpcq subscribe with a key: exit %d: %s%s", rc, sout, serr);
+	free(sout);
+	free(serr);
+}
+
+static void test_auth_modes_off_on_and_auto(void **state)
+{
+	(void)state;
+	rpcq_client *c;
+	/* --auth off on a database with keys: anyone calls anything. */
+	const char *off[] = {"--auth", "off", NULL};
+	harness_server s;
+	harness_server_start(&s, &pg, off);
+	c = client_for(s.rpc_url);
+	assert_int_equal(call_with(c, "/rpcq.Health/Echo", NULL, NULL, 0), RPCQ_OK);
+	rpcq_client_destroy(c);
+	assert_int_equal(harness_server_stop(&s), 0);
+	char *log = harness_read_file(s.log_path, NULL);
+	assert_non_null(strstr(log, "auth: off (--auth off)"));
+	free(log);
+
+	/* A database without keys: auto lets everyone in, on nobody but the
+	 * health check, and auto turns on as soon as a key is made. */
+	harness_sql(pg.conninfo, "CREATE DATABASE nokeys");
+	harness_pg fresh = pg;
+	snprintf(fresh.conninfo, sizeof(fresh.conninfo), "%.400s dbname=nokeys", pg.conninfo);
+	assert_int_equal(harness_migrate(&fresh), 0);
+	const char *on[] = {"--auth", "on", NULL};
+	harness_server s_on, s_auto;
+	harness_server_start(&s_on, &fresh, on);
+	harness_server_start(&s_auto, &fresh, NULL);
+	c = client_for(s_on.rpc_url);
+	assert_int_equal(call_with(c, "/rpcq.Health/Echo", NULL, NULL, 0), RPCQ_UNAUTHENTICATED);
+	assert_int_equal(call_with(c, "/rpcq.Health/Check", NULL, NULL, 0), RPCQ_OK);
+	rpcq_client_destroy(c);
+	c = client_for(s_auto.rpc_url);
+	assert_int_equal(call_with(c, "/rpcq.Health/Echo", NULL, NULL, 0), RPCQ_OK);
+	char key[128], value[160];
+	create_key(&fresh, "first", "read", NULL, NULL, key, sizeof(key));
+	snprintf(value, sizeof(value), "Bearer %s", key);
+	int64_t made = now_ms();
+	while (call_with(c, "/rpcq.Health/Echo", NULL, NULL, 0) == RPCQ_OK) {
+		if (now_ms() - made > 1000)
+			fail_msg("--auth auto still let calls without a key in 1 s after the first key");
+		sleep_ms(10);
+	}
+	assert_int_equal(call_with(c, "/rpcq.Health/Echo", value, NULL, 0), RPCQ_OK);
+	rpcq_client_destroy(c);
+	assert_int_equal(harness_server_stop(&s_on), 0);
+	assert_int_equal(harness_server_stop(&s_auto), 0);
+	log = harness_read_file(s_on.log_path, NULL);
+	assert_non_null(strstr(log, "no active API key"));
+	free(log);
+}
+
+static void test_rpcqd_keys_refuses_what_would_not_work_and_lists_no_secret(void **state)
+{
+	(void)state;
+	struct {
+		const char *args[8];
+		int rc;
+		const char *says;
+	} cases[] = {
+		{{"create", "typo", "--scope", "rpcq.vestng.*", NULL}, 2, "covers no method"},
+		{{"create", "typo", "--scope", "rpcq.vesting.VestingService", NULL}, 2, "names no method"},
+		{{"create", "typo", "--scope", "rpcq.vesting;x", NULL}, 2, "not allowed"},
+		{{"create", "noscope", NULL}, 2, "at least one --scope"},
+		{{"create", "bad name!", "--scope", "read", NULL}, 2, "NAME"},
+		{{"create", "all", "--scope", "read", NULL}, 1, "an active key is named all"},
+		{{"create", "past", "--scope", "read", "--expires", "2020-01-01T00:00:00Z", NULL},
+		 2,
+		 "not in the future"},
+		{{"create", "when", "--scope", "read", "--expires", "tomorrow-ish", NULL}, 2, "neither a time"},
+		{{"create", "fast", "--scope", "read", "--rate", "0", NULL}, 2, "--rate"},
+		{{"create", "burst", "--scope", "read", "--burst", "3", NULL}, 2, "--burst needs --rate"},
+		{{"revoke", "nobody", NULL}, 1, "no active key"},
+		{{"rotate", "all", NULL}, 2, "unknown command"},
+	};
+	long long before = harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM api_keys");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *out = NULL, *err = NULL;
+		int rc = keys_cmd(&pg, cases[i].args, &out, &err);
+		if (rc != cases[i].rc || strstr(err, cases[i].says) == NULL)
+			fail_msg("rpcqd keys %s %s: exit %d (wanted %d): %s", cases[i].args[0], cases[i].args[1], rc,
+				 cases[i].rc, err);
+		assert_string_equal(out, "");
+		free(out);
+		free(err);
+	}
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM api_keys"), before);
+
+	/* Revoking by prefix, with or without rpcq_. */
+	char key[128];
+	create_key(&pg, "byprefix", "read", NULL, NULL, key, sizeof(key));
+	char prefix[16];
+	snprintf(prefix, sizeof(prefix), "%.13s", key); /* rpcq_xxxxxxxx */
+	revoke_key(&pg, prefix);
+	assert_int_equal(
+		harness_sql_scalar(pg.conninfo,
+				   "SELECT count(*) FROM api_keys WHERE name = 'byprefix' AND revoked_at IS NOT NULL"),
+		1);
+
+	const char *list[] = {"list", NULL};
+	char *out = NULL, *err = NULL;
+	assert_int_equal(keys_cmd(&pg, list, &out, &err), 0);
+	assert_non_null(strstr(out, "NAME"));
+	assert_non_null(strstr(out, "reader"));
+	assert_non_null(strstr(out, "revoked"));
+	assert_non_null(strstr(out, "expired"));
+	assert_non_null(strstr(out, "5/s burst 5"));
+	assert_no_secret(out, "rpcqd keys list");
+	free(out);
+	free(err);
+	/* The trail: every change, with who made it. */
+	assert_true(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM api_key_audit WHERE action = 'created'"
+						    " AND by_application = 'rpcqd keys'") >= NKEYS);
+	assert_int_equal(
+		harness_sql_scalar(
+			pg.conninfo,
+			"SELECT count(*) FROM api_key_audit WHERE action = 'revoked' AND key_name = 'byprefix'"),
+		1);
+}
+
+/* A CA of the test's own signs the server's certificate; a client that
+ * trusts that CA calls with its key, one that trusts another CA cannot
+ * connect at all. */
+static void test_tls_with_the_ca_check_on(void **state)
+{
+	(void)state;
+	char ca[300], ca_key[300], other[300], other_key[300], csr[300], cert[300], key[300], ext[300];
+	snprintf(ca, sizeof(ca), "%s/ca.crt", pg.dir);
+	snprintf(ca_key, sizeof(ca_key), "%s/ca.key", pg.dir);
+	snprintf(other, sizeof(other), "%s/other.crt", pg.dir);
+	snprintf(other_key, sizeof(other_key), "%s/other.key", pg.dir);
+	snprintf(csr, sizeof(csr), "%s/server.csr", pg.dir);
+	snprintf(cert, sizeof(cert), "%s/server.crt", pg.dir);
+	snprintf(key, sizeof(key), "%s/server.key", pg.dir);
+	snprintf(ext, sizeof(ext), "%s/san.ext", pg.dir);
+	FILE *f = fopen(ext, "w");
+	assert_non_null(f);
+	fputs("subjectAltName=IP:127.0.0.1,DNS:localhost\n", f);
+	fclose(f);
+	const char *mk_ca[] = {"openssl", "req",   "-x509", "-newkey", "rsa:2048",
+			       "-nodes",  "-days", "2",	    "-subj",   "/CN=rpcq test CA",
+			       "-keyout", ca_key,  "-out",  ca,	       NULL};
+	const char *mk_other[] = {"openssl", "req",	"-x509", "-newkey", "rsa:2048",
+				  "-nodes",  "-days",	"2",	 "-subj",   "/CN=another CA",
+				  "-keyout", other_key, "-out",	 other,	    NULL};
+	const char *mk_csr[] = {"openssl",	 "req",	    "-newkey", "rsa:2048", "-nodes", "-subj",
+				"/CN=127.0.0.1", "-keyout", key,       "-out",	   csr,	     NULL};
+	const char *sign[] = {"openssl",	 "x509",  "-req", "-in",      csr, "-CA",  ca,	 "-CAkey", ca_key,
+			      "-CAcreateserial", "-days", "2",	  "-extfile", ext, "-out", cert, NULL};
+	assert_int_equal(harness_run(mk_ca, NULL, NULL, NULL, 30000), 0);
+	assert_int_equal(harness_run(mk_other, NULL, NULL, NULL, 30000), 0);
+	assert_int_equal(harness_run(mk_csr, NULL, NULL, NULL, 30000), 0);
+	assert_int_equal(harness_run(sign, NULL, NULL, NULL, 30000), 0);
+
+	char url[96], listen[120], cert_flag[320], key_flag[320];
+	snprintf(url, sizeof(url), "tls+tcp://127.0.0.1:%d", harness_free_port());
+	snprintf(listen, sizeof(listen), "--listen=%s", url);
+	snprintf(cert_flag, sizeof(cert_flag), "--tls-cert=%s", cert);
+	snprintf(key_flag, sizeof(key_flag), "--tls-key=%s", key);
+	const char *args[] = {listen, cert_flag, key_flag, NULL};
+	harness_server s;
+	harness_server_start(&s, &pg, args);
+
+	rpcq_client_options o = {.servers = url, .timeout_ms = 5000, .tls_ca_file = ca, .api_key = keys[K_READ]};
+	rpcq_client *c = NULL;
+	rpcq_error err;
+	assert_int_equal(rpcq_client_create(&c, &o, &err), RPCQ_OK);
+	Rpcq__EchoMessage in = RPCQ__ECHO_MESSAGE__INIT, *out = NULL;
+	assert_int_equal(rpcq_health_echo(c, &in, &out, NULL, &err), RPCQ_OK);
+	protobuf_c_message_free_unpacked(&out->base, NULL);
+	rpcq_client_destroy(c);
+	/* TLS does not stand in for a key. */
+	o.api_key = "";
+	assert_int_equal(rpcq_client_create(&c, &o, &err), RPCQ_OK);
+	assert_int_equal(rpcq_health_echo(c, &in, &out, NULL, &err), RPCQ_UNAUTHENTICATED);
+	rpcq_client_destroy(c);
+	/* A server whose certificate another CA signed is never reached. */
+	o.tls_ca_file = other;
+	o.api_key = keys[K_READ];
+	o.timeout_ms = 1500;
+	assert_int_equal(rpcq_client_create(&c, &o, &err), RPCQ_OK);
+	rpcq_status st = rpcq_health_echo(c, &in, &out, NULL, &err);
+	if (st == RPCQ_OK)
+		fail_msg("a client trusting another CA got an answer");
+	rpcq_client_destroy(c);
+	/* The CLI with --tls-ca. */
+	char *sout = NULL, *serr = NULL;
+	const char *cli[] = {"--tls-ca", ca, "--api-key", keys[K_READ], "list", NULL};
+	assert_int_equal(harness_cli(url, cli, NULL, &sout, &serr), 0);
+	free(sout);
+	free(serr);
+	assert_int_equal(harness_server_stop(&s), 0);
+}
+
+/* Last: what both processes wrote and count must hold no secret, and the
+ * refusals must be in the audit trail with prefix, method, peer and
+ * request id. */
+static void test_logs_and_metrics_hold_no_key_and_every_refusal_is_audited(void **state)
+{
+	(void)state;
+	const harness_server *both[] = {&srv, &srv2};
+	for (int i = 0; i < 2; i++) {
+		char *log = harness_read_file(both[i]->log_path, NULL);
+		assert_no_secret(log, "rpcqd's log");
+		char url[256];
+		snprintf(url, sizeof(url), "%s/metrics", both[i]->http_url);
+		harness_http_reply r;
+		assert_int_equal(harness_http("GET", url, NULL, NULL, 0, &r), 0);
+		assert_int_equal(r.status, 200);
+		assert_no_secret(r.body, "/metrics");
+		harness_http_reply_free(&r);
+		if (i == 0) {
+			char want[160];
+			snprintf(want, sizeof(want),
+				 "auth: refused /rpcq.Health/Echo UNAUTHENTICATED: wrong secret (key %.13s, peer "
+				 "127.0.0.1:",
+				 keys[K_ALL]);
+			assert_non_null(strstr(log, want));
+			assert_non_null(
+				strstr(log, "UNAUTHENTICATED: unknown key (key rpcq_00000000, peer 127.0.0.1:"));
+			assert_non_null(strstr(log, "UNAUTHENTICATED: revoked (key rpcq_"));
+			assert_non_null(strstr(log, "UNAUTHENTICATED: expired (key rpcq_"));
+			assert_non_null(strstr(log, "UNAUTHENTICATED: no key (key none, peer 127.0.0.1:"));
+			assert_non_null(strstr(log, "PERMISSION_DENIED: scope (key rpcq_"));
+			assert_non_null(strstr(log, "RESOURCE_EXHAUSTED: rate limit (key rpcq_"));
+			/* With the request id every line carries. */
+			const char *line = strstr(log, "auth: refused");
+			const char *start = line;
+			while (start > log && start[-1] != '\n')
+				start--;
+			assert_non_null(strstr(start, "[req="));
+			assert_true(strstr(start, "[req=") < line);
+		}
+		free(log);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_key_against_every_method_over_nng),
+		cmocka_unit_test(test_every_key_against_every_method_over_http),
+		cmocka_unit_test(test_the_gateway_s_own_routes_check_the_caller_s_key),
+		cmocka_unit_test(test_a_revoked_key_stops_on_the_other_process_within_a_second),
+		cmocka_unit_test(test_rate_limits_allow_the_burst_then_refill),
+		cmocka_unit_test(test_callers_on_many_threads_share_one_key_s_budget),
+		cmocka_unit_test(test_a_wrong_secret_takes_as_long_as_an_unknown_key),
+		cmocka_unit_test(test_the_client_option_the_cli_flag_and_the_environment_send_the_key),
+		cmocka_unit_test(test_rpcqd_keys_refuses_what_would_not_work_and_lists_no_secret),
+		cmocka_unit_test(test_tls_with_the_ca_check_on),
+		cmocka_unit_test(test_auth_modes_off_on_and_auto),
+		cmocka_unit_test(test_logs_and_metrics_hold_no_key_and_every_refusal_is_audited),
+	};
+	return cmocka_run_group_tests(tests, setup_all, teardown_all);
+}

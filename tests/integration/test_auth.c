@@ -164,7 +164,7 @@ static char bearer[NKEYS][160];
 
 static const char *bearer_of(int k)
 {
-	snprintf(bearer[k], sizeof(bearer[k]), "Bearer %s", keys[k]);
+	snprintf(bearer[k], sizeof(bearer[k]), "Bearer %.57s", keys[k]);
 	return bearer[k];
 }
 
@@ -202,14 +202,14 @@ static void make_bads(void)
 	bads[0].what = "no key";
 	snprintf(bads[1].value, sizeof(bads[1].value), "Basic dXNlcjpwYXNz");
 	bads[1].what = "malformed";
-	snprintf(bads[2].value, sizeof(bads[2].value), "Bearer rpcq_00000000_%s", keys[K_ALL] + 14);
+	snprintf(bads[2].value, sizeof(bads[2].value), "Bearer rpcq_00000000_%.43s", keys[K_ALL] + 14);
 	bads[2].what = "unknown";
 	/* The all key's prefix with another key's secret. */
-	snprintf(bads[3].value, sizeof(bads[3].value), "Bearer %.14s%s", keys[K_ALL], keys[K_READ] + 14);
+	snprintf(bads[3].value, sizeof(bads[3].value), "Bearer %.14s%.43s", keys[K_ALL], keys[K_READ] + 14);
 	bads[3].what = "wrong secret";
-	snprintf(bads[4].value, sizeof(bads[4].value), "Bearer %s", keys[K_REVOKED]);
+	snprintf(bads[4].value, sizeof(bads[4].value), "Bearer %.57s", keys[K_REVOKED]);
 	bads[4].what = "revoked";
-	snprintf(bads[5].value, sizeof(bads[5].value), "Bearer %s", keys[K_EXPIRED]);
+	snprintf(bads[5].value, sizeof(bads[5].value), "Bearer %.57s", keys[K_EXPIRED]);
 	bads[5].what = "expired";
 }
 
@@ -397,7 +397,7 @@ static void test_a_revoked_key_stops_on_the_other_process_within_a_second(void *
 	(void)state;
 	char key[128], value[160];
 	create_key(&pg, "temp", "read", NULL, NULL, key, sizeof(key));
-	snprintf(value, sizeof(value), "Bearer %s", key);
+	snprintf(value, sizeof(value), "Bearer %.57s", key);
 	rpcq_client *c = client_for(srv2.rpc_url);
 	/* The new key reaches the other process by itself. */
 	int64_t until = now_ms() + 5000;
@@ -450,7 +450,7 @@ static void test_rate_limits_allow_the_burst_then_refill(void **state)
 	(void)state;
 	char key[128], value[160], msg[512];
 	create_key(&pg, "limited", "*", "--rate", "5", key, sizeof(key)); /* burst: the rate, 5 */
-	snprintf(value, sizeof(value), "Bearer %s", key);
+	snprintf(value, sizeof(value), "Bearer %.57s", key);
 	rpcq_client *c = client_for(srv.rpc_url);
 	/* Once the key is loaded, let its bucket fill again. */
 	int64_t until = now_ms() + 5000;
@@ -518,7 +518,7 @@ static void test_callers_on_many_threads_share_one_key_s_budget(void **state)
 	(void)state;
 	char key[128], value[160];
 	create_key(&pg, "shared", "read", "--rate", "50", key, sizeof(key));
-	snprintf(value, sizeof(value), "Bearer %s", key);
+	snprintf(value, sizeof(value), "Bearer %.57s", key);
 	rpcq_client *c = client_for(srv.rpc_url);
 	int64_t until = now_ms() + 5000;
 	while (call_with(c, "/rpcq.Health/Echo", value, NULL, 0) == RPCQ_UNAUTHENTICATED) {
@@ -690,7 +690,7 @@ static void test_auth_modes_off_on_and_auto(void **state)
 	assert_int_equal(call_with(c, "/rpcq.Health/Echo", NULL, NULL, 0), RPCQ_OK);
 	char key[128], value[160];
 	create_key(&fresh, "first", "read", NULL, NULL, key, sizeof(key));
-	snprintf(value, sizeof(value), "Bearer %s", key);
+	snprintf(value, sizeof(value), "Bearer %.57s", key);
 	int64_t made = now_ms();
 	while (call_with(c, "/rpcq.Health/Echo", NULL, NULL, 0) == RPCQ_OK) {
 		if (now_ms() - made > 1000)

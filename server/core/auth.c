@@ -11,9 +11,9 @@
 #include <unistd.h>
 
 #include <libpq-fe.h>
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
-#include <openssl/sha.h>
+#include <nettle/memops.h>
+#include <nettle/sha2.h>
+#include <sys/random.h>
 
 #include <rpcq/alloc.h>
 
@@ -91,6 +91,34 @@ static _Atomic(struct hazard *) hazards;
 static pthread_key_t hazard_key;
 static pthread_once_t hazard_once = PTHREAD_ONCE_INIT;
 static _Thread_local struct hazard *my_hazard;
+
+/* SHA-256 of a key. Nettle's: a plain struct on the stack, no allocation,
+ * no lock. OpenSSL 3's EVP path cost a call at one caller 8% of its
+ * throughput in bench/run-auth.sh (provider lookups, a context allocated
+ * per digest), where the hash itself is a fraction of a microsecond. */
+static void sha256(const void *data, size_t len, uint8_t out[SHA256_DIGEST_SIZE])
+{
+	struct sha256_ctx ctx;
+	sha256_init(&ctx);
+	sha256_update(&ctx, len, data);
+	sha256_digest(&ctx, SHA256_DIGEST_SIZE, out);
+}
+
+/* n random bytes from the kernel; 0, or -1. */
+static int random_bytes(uint8_t *buf, size_t n)
+{
+	while (n > 0) {
+		ssize_t got = getrandom(buf, n, 0);
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		buf += got;
+		n -= (size_t)got;
+	}
+	return 0;
+}
 
 static void hazard_release_thread(void *arg)
 {
@@ -486,7 +514,7 @@ rpcq_status auth_create(auth **out, const rpcq_config *cfg, const dispatch *d, r
 		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "cannot set up the key refresh: %s",
 				      strerror(errno));
 	}
-	if (RAND_bytes(a->dummy_hash, sizeof(a->dummy_hash)) != 1)
+	if (random_bytes(a->dummy_hash, sizeof(a->dummy_hash)) != 0)
 		memset(a->dummy_hash, 0x5a, sizeof(a->dummy_hash));
 	if (db_open(a) != 0 || reload(a) != 0) {
 		auth_destroy(a);
@@ -586,9 +614,9 @@ void auth_check(auth *a, const char *method, const dispatch_entry *e, const char
 	}
 	/* The same work whether the prefix is known or not: hash, compare. */
 	const struct key *k = snapshot_find(s, v->prefix);
-	uint8_t md[SHA256_DIGEST_LENGTH];
-	SHA256((const unsigned char *)key, AUTH_KEY_LEN, md);
-	int same = CRYPTO_memcmp(md, k ? k->hash : a->dummy_hash, sizeof(md)) == 0;
+	uint8_t md[SHA256_DIGEST_SIZE];
+	sha256(key, AUTH_KEY_LEN, md);
+	int same = memeql_sec(md, k ? k->hash : a->dummy_hash, sizeof(md));
 	int64_t now = now_unix_ms();
 	const char *reason = k == NULL				       ? "unknown key"
 			     : !same				       ? "wrong secret"
@@ -645,7 +673,7 @@ static void base64url(const uint8_t *in, size_t n, char *out)
 int auth_key_generate(char key[AUTH_KEY_LEN + 1], char prefix[AUTH_PREFIX_LEN + 1], uint8_t hash[32])
 {
 	uint8_t rnd[4 + 32];
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+	if (random_bytes(rnd, sizeof(rnd)) != 0)
 		return -1;
 	static const char hex[] = "0123456789abcdef";
 	for (int i = 0; i < 4; i++) {
@@ -657,7 +685,7 @@ int auth_key_generate(char key[AUTH_KEY_LEN + 1], char prefix[AUTH_PREFIX_LEN + 
 	memcpy(key + 5, prefix, AUTH_PREFIX_LEN);
 	key[5 + AUTH_PREFIX_LEN] = '_';
 	base64url(rnd + 4, 32, key + 5 + AUTH_PREFIX_LEN + 1);
-	OPENSSL_cleanse(rnd, sizeof(rnd));
-	SHA256((const unsigned char *)key, AUTH_KEY_LEN, hash);
+	explicit_bzero(rnd, sizeof(rnd));
+	sha256(key, AUTH_KEY_LEN, hash);
 	return 0;
 }

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include <libpq-fe.h>
-#include <openssl/crypto.h>
 
 #include "auth.h"
 #include "config.h"
@@ -222,7 +221,7 @@ static int cmd_create(const rpcq_config *cfg, const char *name, char **scopes, i
 			rc = 0;
 		} else if (state && strcmp(state, "23505") == 0 && constraint &&
 			   strcmp(constraint, "api_keys_prefix_key") == 0) {
-			OPENSSL_cleanse(key, sizeof(key));
+			explicit_bzero(key, sizeof(key));
 			PQclear(res);
 			continue; /* another key has this prefix: draw again */
 		} else if (state && strcmp(state, "23505") == 0) {
@@ -239,7 +238,7 @@ static int cmd_create(const rpcq_config *cfg, const char *name, char **scopes, i
 		} else {
 			fprintf(stderr, "rpcqd keys: cannot create the key: %s", PQresultErrorMessage(res));
 		}
-		OPENSSL_cleanse(key, sizeof(key));
+		explicit_bzero(key, sizeof(key));
 		PQclear(res);
 		break;
 	}

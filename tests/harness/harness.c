@@ -55,14 +55,14 @@
 #define CLEANUP_RUN_MS 60000
 #define MAX_LIVE 64
 
-static int64_t now_ms(void)
+int64_t harness_now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms)
+void harness_sleep_ms(int ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
@@ -283,18 +283,18 @@ static int run_quietly(const char *const *argv, int timeout_ms)
 		child_exec_failed(argv[0]);
 	}
 	setpgid(pid, pid);
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = harness_now_ms() + timeout_ms;
 	for (;;) {
 		pid_t w = waitpid(pid, &status, WNOHANG);
 		if (w == pid)
 			return decode_status(status);
 		if (w < 0 && errno != EINTR)
 			return -1;
-		if (now_ms() >= deadline) {
+		if (harness_now_ms() >= deadline) {
 			kill_and_reap(pid);
 			return -1;
 		}
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	}
 }
 
@@ -303,14 +303,14 @@ static void stop_process(pid_t pid)
 {
 	int status;
 	kill(pid, SIGTERM);
-	int64_t deadline = now_ms() + CLEANUP_TERM_MS;
+	int64_t deadline = harness_now_ms() + CLEANUP_TERM_MS;
 	for (;;) {
 		pid_t w = waitpid(pid, &status, WNOHANG);
 		if (w == pid || (w < 0 && errno != EINTR))
 			return;
-		if (now_ms() >= deadline)
+		if (harness_now_ms() >= deadline)
 			break;
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	}
 	fprintf(stderr, "harness: process %ld ignored SIGTERM for %d ms; killed\n", (long)pid, CLEANUP_TERM_MS);
 	kill(pid, SIGKILL);
@@ -398,10 +398,10 @@ int harness_run(const char *const *argv, const char *stdin_text, char **out, cha
 	if (in_len == 0)
 		close_fd(&in_pipe[1]);
 
-	int64_t deadline = now_ms() + timeout_ms;
+	int64_t deadline = harness_now_ms() + timeout_ms;
 	int timed_out = 0;
 	while (out_pipe[0] >= 0 || err_pipe[0] >= 0 || in_pipe[1] >= 0) {
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - harness_now_ms();
 		if (left <= 0) {
 			timed_out = 1;
 			break;
@@ -458,10 +458,10 @@ int harness_run(const char *const *argv, const char *stdin_text, char **out, cha
 			break;
 		if (w < 0 && errno != EINTR)
 			fail_msg("harness_run: waitid for %s: %s", argv[0], strerror(errno));
-		if (now_ms() >= deadline)
+		if (harness_now_ms() >= deadline)
 			timed_out = 1;
 		else
-			sleep_ms(5);
+			harness_sleep_ms(5);
 	}
 	if (timed_out) {
 		result = kill_and_reap(pid);
@@ -800,7 +800,7 @@ static int server_try_start(harness_server *s, const harness_pg *pg, const char 
 	s->pid = pid;
 	live_add(LIVE_PROCESS, pid, NULL);
 
-	int64_t deadline = now_ms() + SERVER_START_TIMEOUT_MS;
+	int64_t deadline = harness_now_ms() + SERVER_START_TIMEOUT_MS;
 	for (;;) {
 		int status;
 		pid_t w = waitpid(pid, &status, WNOHANG);
@@ -821,7 +821,7 @@ static int server_try_start(harness_server *s, const harness_pg *pg, const char 
 		 * gateway must not race it. */
 		if (port_accepts(rpc_port) && (!own_http || port_accepts(http_port)))
 			return 0;
-		if (now_ms() >= deadline) {
+		if (harness_now_ms() >= deadline) {
 			kill_and_reap(pid);
 			s->pid = 0;
 			live_remove(LIVE_PROCESS, pid, NULL);
@@ -829,7 +829,7 @@ static int server_try_start(harness_server *s, const harness_pg *pg, const char 
 			fail_msg("harness_server_start: rpcqd did not listen on %s%s%s within %d ms", s->rpc_url,
 				 own_http ? " and " : "", own_http ? s->http_url : "", SERVER_START_TIMEOUT_MS);
 		}
-		sleep_ms(20);
+		harness_sleep_ms(20);
 	}
 }
 
@@ -866,7 +866,7 @@ int harness_server_stop(harness_server *s)
 	int status = 0;
 	live_remove(LIVE_PROCESS, pid, NULL);
 	kill(pid, SIGTERM);
-	int64_t deadline = now_ms() + SERVER_STOP_TIMEOUT_MS;
+	int64_t deadline = harness_now_ms() + SERVER_STOP_TIMEOUT_MS;
 	for (;;) {
 		pid_t w = waitpid(pid, &status, WNOHANG);
 		if (w == pid)
@@ -875,7 +875,7 @@ int harness_server_stop(harness_server *s)
 			s->pid = 0;
 			fail_msg("harness_server_stop: waitpid %ld: %s", (long)pid, strerror(errno));
 		}
-		if (now_ms() >= deadline) {
+		if (harness_now_ms() >= deadline) {
 			print_message("harness_server_stop: rpcqd (pid %ld) ignored SIGTERM for %d ms; killed\n",
 				      (long)pid, SERVER_STOP_TIMEOUT_MS);
 			s->pid = 0;
@@ -884,7 +884,7 @@ int harness_server_stop(harness_server *s)
 				;
 			return decode_status(status);
 		}
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	}
 	s->pid = 0;
 	int rc = decode_status(status);

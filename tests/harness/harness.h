@@ -9,6 +9,7 @@
 #define RPCQ_HARNESS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 typedef struct harness_pg {
@@ -76,6 +77,11 @@ long long harness_sql_scalar(const char *conninfo, const char *sql);
 
 /* A free TCP port on 127.0.0.1. */
 int harness_free_port(void);
+
+/* CLOCK_MONOTONIC in milliseconds, and a sleep that resumes after signals:
+ * for polling with deadlines. */
+int64_t harness_now_ms(void);
+void harness_sleep_ms(int ms);
 
 /* Path helpers: $RPCQ_SHARED_DIR/<rel>, $RPCQ_SOURCE_DIR/<rel> in a static
  * buffer per call site copy (caller copies if it needs several). */

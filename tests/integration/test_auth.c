@@ -97,19 +97,6 @@ static void revoke_key(const harness_pg *db, const char *which)
 	free(err);
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
 static int setup_all(void **state)
 {
 	(void)state;
@@ -158,6 +145,17 @@ static rpcq_status call_with(rpcq_client *c, const char *method, const char *aut
 	if (msg)
 		snprintf(msg, n, "%s", st == RPCQ_OK ? "" : err.message);
 	return st;
+}
+
+/* Waits (at most 5 s) until the server behind c knows a new key. */
+static void wait_key_loaded(rpcq_client *c, const char *value)
+{
+	int64_t until = harness_now_ms() + 5000;
+	while (call_with(c, "/rpcq.Health/Echo", value, NULL, 0) == RPCQ_UNAUTHENTICATED) {
+		if (harness_now_ms() > until)
+			fail_msg("the new key was not loaded in 5 s");
+		harness_sleep_ms(20);
+	}
 }
 
 static char bearer[NKEYS][160];
@@ -400,12 +398,8 @@ static void test_a_revoked_key_stops_on_the_other_process_within_a_second(void *
 	snprintf(value, sizeof(value), "Bearer %.57s", key);
 	rpcq_client *c = client_for(srv2.rpc_url);
 	/* The new key reaches the other process by itself. */
-	int64_t until = now_ms() + 5000;
-	while (call_with(c, "/rpcq.Health/Echo", value, NULL, 0) != RPCQ_OK) {
-		if (now_ms() > until)
-			fail_msg("a new key was not accepted by the second rpcqd within 5 s");
-		sleep_ms(20);
-	}
+	wait_key_loaded(c, value);
+	assert_int_equal(call_with(c, "/rpcq.Health/Echo", value, NULL, 0), RPCQ_OK);
 	/* A stream with the key, open on the second process. */
 	char url[300], auth[200];
 	snprintf(url, sizeof(url), "%s/streams/billing.imports", srv2.http_url);
@@ -415,11 +409,11 @@ static void test_a_revoked_key_stops_on_the_other_process_within_a_second(void *
 	assert_int_equal(harness_sse_status(s), 200);
 
 	revoke_key(&pg, "temp");
-	int64_t revoked = now_ms();
+	int64_t revoked = harness_now_ms();
 	while (call_with(c, "/rpcq.Health/Echo", value, NULL, 0) == RPCQ_OK) {
-		if (now_ms() - revoked > 1000)
+		if (harness_now_ms() - revoked > 1000)
 			fail_msg("the revoked key still worked on the second rpcqd after 1 s");
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	}
 	assert_int_equal(call_with(c, "/rpcq.Health/Echo", value, NULL, 0), RPCQ_UNAUTHENTICATED);
 	/* The stream ends with an error event (the timer checks every second). */
@@ -453,13 +447,8 @@ static void test_rate_limits_allow_the_burst_then_refill(void **state)
 	snprintf(value, sizeof(value), "Bearer %.57s", key);
 	rpcq_client *c = client_for(srv.rpc_url);
 	/* Once the key is loaded, let its bucket fill again. */
-	int64_t until = now_ms() + 5000;
-	while (call_with(c, "/rpcq.Health/Echo", value, NULL, 0) == RPCQ_UNAUTHENTICATED) {
-		if (now_ms() > until)
-			fail_msg("the new key was not loaded in 5 s");
-		sleep_ms(20);
-	}
-	sleep_ms(1200);
+	wait_key_loaded(c, value);
+	harness_sleep_ms(1200);
 	int ok = 0;
 	rpcq_status st;
 	while ((st = call_with(c, "/rpcq.Health/Echo", value, msg, sizeof(msg))) == RPCQ_OK)
@@ -473,7 +462,7 @@ static void test_rate_limits_allow_the_burst_then_refill(void **state)
 	long retry = strtol(in + 9, NULL, 10);
 	if (retry < 1 || retry > 200)
 		fail_msg("retry in %ld ms, wanted at most one token's 200 ms: %s", retry, msg);
-	sleep_ms((int)retry + 20);
+	harness_sleep_ms((int)retry + 20);
 	assert_int_equal(call_with(c, "/rpcq.Health/Echo", value, NULL, 0), RPCQ_OK);
 
 	/* Over HTTP: 429 with Retry-After in whole seconds. */
@@ -520,16 +509,11 @@ static void test_callers_on_many_threads_share_one_key_s_budget(void **state)
 	create_key(&pg, "shared", "read", "--rate", "50", key, sizeof(key));
 	snprintf(value, sizeof(value), "Bearer %.57s", key);
 	rpcq_client *c = client_for(srv.rpc_url);
-	int64_t until = now_ms() + 5000;
-	while (call_with(c, "/rpcq.Health/Echo", value, NULL, 0) == RPCQ_UNAUTHENTICATED) {
-		if (now_ms() > until)
-			fail_msg("the new key was not loaded in 5 s");
-		sleep_ms(20);
-	}
-	sleep_ms(1100); /* the bucket full again: 50 */
+	wait_key_loaded(c, value);
+	harness_sleep_ms(1100); /* the bucket full again: 50 */
 	struct hammer h[8];
 	pthread_t t[8];
-	int64_t start = now_ms();
+	int64_t start = harness_now_ms();
 	for (int i = 0; i < 8; i++) {
 		h[i] = (struct hammer){.c = c, .value = value};
 		assert_int_equal(pthread_create(&t[i], NULL, hammer_main, &h[i]), 0);
@@ -541,7 +525,7 @@ static void test_callers_on_many_threads_share_one_key_s_budget(void **state)
 		limited += h[i].limited;
 		other += h[i].other;
 	}
-	double seconds = (double)(now_ms() - start) / 1000.0;
+	double seconds = (double)(harness_now_ms() - start) / 1000.0;
 	assert_int_equal(other, 0);
 	assert_int_equal(ok + limited, 8 * 150);
 	double most = 50 + 50 * seconds + 1;
@@ -691,11 +675,11 @@ static void test_auth_modes_off_on_and_auto(void **state)
 	char key[128], value[160];
 	create_key(&fresh, "first", "read", NULL, NULL, key, sizeof(key));
 	snprintf(value, sizeof(value), "Bearer %.57s", key);
-	int64_t made = now_ms();
+	int64_t made = harness_now_ms();
 	while (call_with(c, "/rpcq.Health/Echo", NULL, NULL, 0) == RPCQ_OK) {
-		if (now_ms() - made > 1000)
+		if (harness_now_ms() - made > 1000)
 			fail_msg("--auth auto still let calls without a key in 1 s after the first key");
-		sleep_ms(10);
+		harness_sleep_ms(10);
 	}
 	assert_int_equal(call_with(c, "/rpcq.Health/Echo", value, NULL, 0), RPCQ_OK);
 	rpcq_client_destroy(c);

@@ -580,7 +580,8 @@ static void fold(struct limiter *l, uint64_t now_ns, auth_verdict *v)
 	v->quiet = 1;
 }
 
-void auth_check(auth *a, const char *method, const dispatch_entry *e, const char *authorization, auth_verdict *v)
+void auth_check(auth *a, const char *method, const dispatch_entry *e, const char *authorization, int charge,
+		auth_verdict *v)
 {
 	v->status = RPCQ_OK;
 	v->message[0] = '\0';
@@ -635,7 +636,7 @@ void auth_check(auth *a, const char *method, const dispatch_entry *e, const char
 		snprintf(v->message, sizeof(v->message), "this API key's scopes do not cover %.150s", e->full_name);
 		goto out;
 	}
-	if (k->lim) {
+	if (k->lim && charge) {
 		uint64_t now_ns = call_clock_ns(), retry_ns = 0;
 		if (!auth_limiter_take(&k->lim->bucket, now_ns, &retry_ns)) {
 			v->status = RPCQ_RESOURCE_EXHAUSTED;

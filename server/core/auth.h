@@ -66,9 +66,12 @@ typedef struct auth_verdict {
 
 /* Checks a call of method ("/pkg.Service/Method"; e its dispatch entry, or
  * NULL when no such method is served: then only the key is checked) with the
- * caller's authorization value (NULL: none). Fills *v; OK when the call may
- * run. a NULL (auth off): always OK. Thread-safe; no lock, no I/O. */
-void auth_check(auth *a, const char *method, const dispatch_entry *e, const char *authorization, auth_verdict *v);
+ * caller's authorization value (NULL: none). charge: take a token of the
+ * key's rate limit (0: a check on behalf of calls that will be charged
+ * themselves, or of a stream already granted). Fills *v; OK when the call
+ * may run. a NULL (auth off): always OK. Thread-safe; no lock, no I/O. */
+void auth_check(auth *a, const char *method, const dispatch_entry *e, const char *authorization, int charge,
+		auth_verdict *v);
 
 /* A new key for `rpcqd keys create`: the text shown once to the operator
  * (AUTH_KEY_LEN characters and a NUL), its prefix and the SHA-256 to store.

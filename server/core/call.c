@@ -298,11 +298,11 @@ static void format_peer(const call_request *rq, char *buf, size_t n)
 
 /* Access control (auth.h) and its audit line. */
 static rpcq_status authorize(server *srv, const char *method, const dispatch_entry *e, const call_request *rq,
-			     char *msg, size_t n, uint64_t *retry_after_ms)
+			     int charge, char *msg, size_t n, uint64_t *retry_after_ms)
 {
 	const char *authorization = rq->origin ? rq->origin->authorization : metadata_value(rq->req, "authorization");
 	auth_verdict v;
-	auth_check(server_auth(srv), method, e, authorization, &v);
+	auth_check(server_auth(srv), method, e, authorization, charge, &v);
 	*retry_after_ms = v.retry_after_ms;
 	if (v.status == RPCQ_OK)
 		return RPCQ_OK;
@@ -320,12 +320,12 @@ static rpcq_status authorize(server *srv, const char *method, const dispatch_ent
 	return v.status;
 }
 
-rpcq_status call_authorize(server *srv, const char *method, const call_origin *from, char *msg, size_t n,
+rpcq_status call_authorize(server *srv, const char *method, const call_origin *from, int charge, char *msg, size_t n,
 			   uint64_t *retry_after_ms)
 {
 	Rpcq__Request req = RPCQ__REQUEST__INIT;
 	call_request rq = {.req = &req, .origin = from};
-	return authorize(srv, method, dispatch_find(server_dispatch(srv), method), &rq, msg, n, retry_after_ms);
+	return authorize(srv, method, dispatch_find(server_dispatch(srv), method), &rq, charge, msg, n, retry_after_ms);
 }
 
 /* Access control before anything of the method runs. 0: go on; -1:
@@ -336,7 +336,7 @@ static int check_access(call *c, const call_request *rq, const char *name, call_
 		return 0;
 	char msg[200];
 	uint64_t retry_after_ms = 0;
-	rpcq_status st = authorize(c->srv, name, c->entry, rq, msg, sizeof(msg), &retry_after_ms);
+	rpcq_status st = authorize(c->srv, name, c->entry, rq, 1, msg, sizeof(msg), &retry_after_ms);
 	if (st == RPCQ_OK)
 		return 0;
 	if (retry_after_ms) {

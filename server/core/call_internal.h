@@ -71,9 +71,12 @@ void call_run_message(server *srv, arena *ar, const char *method, uint32_t deadl
 
 /* Access control for a call of method on behalf of from, as call_run does
  * it, audit line included: OK, or the refusal's status with its message in
- * msg (n bytes) and, for a rate limit, when to retry. For routes that must
- * answer before any call runs (the gateway's /streams). Any thread; no I/O. */
-rpcq_status call_authorize(server *srv, const char *method, const call_origin *from, char *msg, size_t n,
+ * msg (n bytes) and, for a rate limit, when to retry. charge: take a token
+ * of the key's rate limit (0 for a check ahead of calls that will be
+ * charged, or of a stream already granted). For routes that must answer
+ * before any call runs (the gateway's /streams, an upload before its body
+ * is read). Any thread; no I/O. */
+rpcq_status call_authorize(server *srv, const char *method, const call_origin *from, int charge, char *msg, size_t n,
 			   uint64_t *retry_after_ms);
 
 /* The nng transport around call_run: decodes the envelope in data (received

@@ -148,10 +148,10 @@ static void end_stream_locked(conn *c, rpcq_status st, const char *message)
 
 /* Access control of a stream, at its start and on every tick. c->lock
  * held or the stream not started. OK, or the refusal in msg. */
-static rpcq_status stream_allowed(conn *c, char *msg, size_t n, uint64_t *retry_after_ms)
+static rpcq_status stream_allowed(conn *c, int charge, char *msg, size_t n, uint64_t *retry_after_ms)
 {
 	call_origin from = gw_origin(c);
-	return call_authorize(c->gw->srv, "/rpcq.Streams/Replay", &from, msg, n, retry_after_ms);
+	return call_authorize(c->gw->srv, "/rpcq.Streams/Replay", &from, charge, msg, n, retry_after_ms);
 }
 
 static void catchup_run(server_job *job, arena *ar)
@@ -271,9 +271,9 @@ void sse_timer_locked(conn *c)
 {
 	char why[200];
 	uint64_t retry = 0;
-	rpcq_status st = c->sse.ending ? RPCQ_OK : stream_allowed(c, why, sizeof(why), &retry);
 	/* A rate limit applies to calls, not to a stream already granted. */
-	if (st == RPCQ_UNAUTHENTICATED || st == RPCQ_PERMISSION_DENIED) {
+	rpcq_status st = c->sse.ending ? RPCQ_OK : stream_allowed(c, 0, why, sizeof(why), &retry);
+	if (st != RPCQ_OK) {
 		end_stream_locked(c, st, why);
 		return;
 	}
@@ -328,7 +328,7 @@ void sse_route(conn *c)
 	}
 	char why[200];
 	uint64_t retry = 0;
-	rpcq_status st = stream_allowed(c, why, sizeof(why), &retry);
+	rpcq_status st = stream_allowed(c, 1, why, sizeof(why), &retry);
 	if (st != RPCQ_OK) {
 		c->retry_after_ms = retry;
 		conn_respond_error(c, gateway_http_status(st), gateway_connect_code(st), why);

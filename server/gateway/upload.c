@@ -260,6 +260,18 @@ void upload_begin(conn *c)
 	upload_free(c->up); /* an earlier upload on this connection */
 	c->up = u;
 	char type[64], why[200];
+	/* The key before the body: a caller who may not import sends no byte
+	 * of it (StartImport and each ImportChunk are checked, and charged,
+	 * again). */
+	uint64_t retry = 0;
+	call_origin from = gw_origin(c);
+	rpcq_status st = call_authorize(c->gw->srv, "/rpcq.billing.BillingService/StartImport", &from, 0, why,
+					sizeof(why), &retry);
+	if (st != RPCQ_OK) {
+		fail_locked(c, st, why);
+		nng_mtx_unlock(c->lock);
+		return;
+	}
 	media_type(http_request_header(req, "content-type"), type, sizeof(type));
 	if (query_get(req->query, "name", u->name, sizeof(u->name)) < 0 ||
 	    query_get(req->query, "key", u->key, sizeof(u->key)) < 0) {

@@ -476,6 +476,24 @@ static void test_rate_limits_allow_the_burst_then_refill(void **state)
 		fail_msg("Retry-After: %s, wanted 1", ra ? ra : "(absent)");
 	assert_non_null(strstr(r.body, "\"code\":\"resource_exhausted\""));
 	harness_http_reply_free(&r);
+
+	/* A stream open for seconds takes no token after its start (it is
+	 * checked every second, not charged): the key's calls keep their
+	 * budget of one a second. */
+	char slow[128], slow_value[160];
+	create_key(&pg, "slow", "read", "--rate", "1", slow, sizeof(slow));
+	snprintf(slow_value, sizeof(slow_value), "Bearer %.57s", slow);
+	wait_key_loaded(c, slow_value);
+	harness_sleep_ms(1100);
+	char url[300], auth[200];
+	snprintf(url, sizeof(url), "%s/streams/billing.imports", srv.http_url);
+	snprintf(auth, sizeof(auth), "Authorization: %s", slow_value);
+	const char *h[] = {auth, NULL};
+	harness_sse *s = harness_sse_open(url, h, 5000);
+	assert_int_equal(harness_sse_status(s), 200);
+	harness_sleep_ms(3200);
+	assert_int_equal(call_with(c, "/rpcq.Health/Echo", slow_value, msg, sizeof(msg)), RPCQ_OK);
+	harness_sse_close(s);
 	rpcq_client_destroy(c);
 }
 

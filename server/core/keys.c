@@ -105,6 +105,38 @@ static int check_scope(const dispatch *d, const char *scope)
 	return -1;
 }
 
+/* --rate and --burst: r calls/s (above 0, or also 0 = no limit when
+ * zero_ok), b calls at once (0: the rate rounded up). 0, or -1 after a
+ * usage message. */
+static int parse_limits(const char *rate, const char *burst, int zero_ok, double *r, long *b)
+{
+	*r = 0;
+	*b = 0;
+	if (rate) {
+		char *end;
+		*r = strtod(rate, &end);
+		if (end == rate || *end || !isfinite(*r) || *r < 0 || (*r == 0 && !zero_ok) || *r > 1e9) {
+			usage_error("--rate \"%s\" must be a number of calls per second above 0%s", rate,
+				    zero_ok ? " (0: no limit)" : "");
+			return -1;
+		}
+	}
+	if (burst) {
+		char *end;
+		errno = 0;
+		*b = strtol(burst, &end, 10);
+		if (end == burst || *end || errno || *b < 1 || *b > 1000000000) {
+			usage_error("--burst \"%s\" must be a whole number of calls, at least 1", burst);
+			return -1;
+		}
+		if (!rate) {
+			usage_error("%s", "--burst needs --rate");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* "90d", "12h", "30m", "45s" as an interval; 0 when s is not one. */
 static int duration(const char *s, char *out, size_t n)
 {
@@ -133,21 +165,8 @@ static int cmd_create(const rpcq_config *cfg, const char *name, char **scopes, i
 		return usage_error("%s", "create needs at least one --scope (--scope read, --scope '*', ...)");
 	double r = 0;
 	long b = 0;
-	if (rate) {
-		char *end;
-		r = strtod(rate, &end);
-		if (end == rate || *end || !(r > 0) || !isfinite(r) || r > 1e9)
-			return usage_error("--rate \"%s\" must be a number of calls per second above 0", rate);
-	}
-	if (burst) {
-		char *end;
-		errno = 0;
-		b = strtol(burst, &end, 10);
-		if (end == burst || *end || errno || b < 1 || b > 1000000000)
-			return usage_error("--burst \"%s\" must be a whole number of calls, at least 1", burst);
-		if (!rate)
-			return usage_error("%s", "--burst needs --rate");
-	}
+	if (parse_limits(rate, burst, 0, &r, &b) != 0)
+		return 2;
 	rpcq_error err;
 	dispatch *d = NULL;
 	if (dispatch_create(&d, rpcqd_services, &err) != RPCQ_OK) {
@@ -288,6 +307,68 @@ static int cmd_list(const rpcq_config *cfg)
 	return 0;
 }
 
+/* The active key of that name or prefix: one statement, so that a name
+ * that is also another key's prefix is refused as ambiguous. $1 the text
+ * given, $2 without rpcq_. */
+#define ACTIVE_KEY \
+	"WITH m AS (SELECT id FROM api_keys WHERE revoked_at IS NULL AND (name = $1 OR prefix = $2) FOR UPDATE)"
+
+/* Reports what a statement over ACTIVE_KEY found: 0 when it changed one
+ * key (column 0 the matches, 1 and 2 its name and prefix). */
+static int one_key_changed(PGresult *res, const char *which, const char *what)
+{
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "rpcqd keys: cannot %s: %s", what, PQresultErrorMessage(res));
+	} else if (strcmp(PQgetvalue(res, 0, 0), "0") == 0) {
+		fprintf(stderr, "rpcqd keys: no active key is named or prefixed \"%s\" (rpcqd keys list shows them)\n",
+			which);
+	} else if (strcmp(PQgetvalue(res, 0, 0), "1") != 0) {
+		fprintf(stderr, "rpcqd keys: \"%s\" is a name and another key's prefix: use rpcq_<prefix>\n", which);
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
+static int cmd_limit(const rpcq_config *cfg, const char *which, const char *rate, const char *burst)
+{
+	double r;
+	long b;
+	if (!rate)
+		return usage_error("%s", "limit needs --rate (0: no limit)");
+	if (parse_limits(rate, burst, 1, &r, &b) != 0)
+		return 2;
+	PGconn *pg = connect_db(cfg);
+	if (pg == NULL)
+		return 1;
+	char rtext[32], btext[32];
+	snprintf(rtext, sizeof(rtext), "%.17g", r);
+	snprintf(btext, sizeof(btext), "%ld", b);
+	const char *p = strncmp(which, "rpcq_", 5) == 0 ? which + 5 : which;
+	const char *values[4] = {which, p, rtext, btext};
+	PGresult *res =
+		PQexecParams(pg,
+			     ACTIVE_KEY ", u AS (UPDATE api_keys k SET rate_per_s = $3::float8, burst = $4::int4"
+					" FROM m WHERE k.id = m.id AND (SELECT count(*) FROM m) = 1"
+					" RETURNING k.name, k.prefix)"
+					" SELECT (SELECT count(*) FROM m), name, prefix FROM (SELECT 1) one"
+					" LEFT JOIN u ON true",
+			     4, NULL, values, NULL, NULL, 0);
+	int rc = one_key_changed(res, which, "change the limit");
+	if (rc == 0) {
+		if (r > 0)
+			fprintf(stderr,
+				"key %s (prefix rpcq_%s): %g calls/s, bursts of %s, on every rpcqd within a second\n",
+				PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), r, burst ? burst : "the rate");
+		else
+			fprintf(stderr, "key %s (prefix rpcq_%s): no rate limit, on every rpcqd within a second\n",
+				PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+	}
+	PQclear(res);
+	PQfinish(pg);
+	return rc;
+}
+
 static int cmd_revoke(const rpcq_config *cfg, const char *which)
 {
 	PGconn *pg = connect_db(cfg);
@@ -400,8 +481,10 @@ int keys_main(int argc, char **argv)
 		rc = cmd_list(&cfg);
 	} else if (strcmp(cmd, "revoke") == 0) {
 		rc = name ? cmd_revoke(&cfg, name) : usage_error("%s", "revoke needs a NAME or PREFIX");
+	} else if (strcmp(cmd, "limit") == 0) {
+		rc = name ? cmd_limit(&cfg, name, rate, burst) : usage_error("%s", "limit needs a NAME or PREFIX");
 	} else {
-		rc = usage_error("unknown command \"%s\": create, list or revoke", cmd);
+		rc = usage_error("unknown command \"%s\": create, list, limit or revoke", cmd);
 	}
 	config_fini(&cfg);
 out:

@@ -3,6 +3,7 @@
  * (auth.h), run against --database like `rpcqd migrate`:
  *   rpcqd keys create NAME --scope S... [--expires T] [--rate R] [--burst B]
  *   rpcqd keys list
+ *   rpcqd keys limit NAME|PREFIX --rate R [--burst B]
  *   rpcqd keys revoke NAME|PREFIX
  * Every change is written to api_key_audit by the table's trigger, and every
  * rpcqd on the database sees it within a second.

@@ -755,6 +755,42 @@ static void test_rpcqd_keys_refuses_what_would_not_work_and_lists_no_secret(void
 				   "SELECT count(*) FROM api_keys WHERE name = 'byprefix' AND revoked_at IS NOT NULL"),
 		1);
 
+	/* A limit changed in place, then lifted: each seen within a second. */
+	char tuned[128], tuned_value[160];
+	create_key(&pg, "tuned", "read", NULL, NULL, tuned, sizeof(tuned));
+	snprintf(tuned_value, sizeof(tuned_value), "Bearer %.57s", tuned);
+	rpcq_client *c = client_for(srv.rpc_url);
+	wait_key_loaded(c, tuned_value);
+	const char *limit[] = {"limit", "tuned", "--rate", "0.5", NULL};
+	char *lerr = NULL;
+	assert_int_equal(keys_cmd(&pg, limit, NULL, &lerr), 0);
+	assert_non_null(strstr(lerr, "0.5 calls/s"));
+	free(lerr);
+	int64_t until = harness_now_ms() + 1000;
+	while (call_with(c, "/rpcq.Health/Echo", tuned_value, NULL, 0) != RPCQ_RESOURCE_EXHAUSTED) {
+		if (harness_now_ms() > until)
+			fail_msg("a new limit was not in force within a second");
+		harness_sleep_ms(10);
+	}
+	const char *unlimit[] = {"limit", "tuned", "--rate", "0", NULL};
+	assert_int_equal(keys_cmd(&pg, unlimit, NULL, NULL), 0);
+	until = harness_now_ms() + 1000;
+	while (call_with(c, "/rpcq.Health/Echo", tuned_value, NULL, 0) != RPCQ_OK) {
+		if (harness_now_ms() > until)
+			fail_msg("a lifted limit still refused calls after a second");
+		harness_sleep_ms(10);
+	}
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(call_with(c, "/rpcq.Health/Echo", tuned_value, NULL, 0), RPCQ_OK);
+	rpcq_client_destroy(c);
+	const char *limit_nobody[] = {"limit", "nobody", "--rate", "1", NULL};
+	assert_int_equal(keys_cmd(&pg, limit_nobody, NULL, NULL), 1);
+	const char *limit_norate[] = {"limit", "tuned", NULL};
+	assert_int_equal(keys_cmd(&pg, limit_norate, NULL, NULL), 2);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM api_key_audit WHERE action = 'changed'"
+							 " AND key_name = 'tuned'"),
+			 2);
+
 	const char *list[] = {"list", NULL};
 	char *out = NULL, *err = NULL;
 	assert_int_equal(keys_cmd(&pg, list, &out, &err), 0);

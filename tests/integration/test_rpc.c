@@ -449,6 +449,24 @@ static void test_deadline_expiry_is_deadline_exceeded(void **state)
 	rpcq_client_destroy(c);
 }
 
+/* Clients whose calls time out just as the server answers DEADLINE_EXCEEDED
+ * close cleanly: nng 1.5.2 used to hang in nng_close (or crash) for one
+ * client in a few dozen when the client's own timeout raced that reply
+ * (client.c, REPLY_GRACE_MS). */
+static void test_clients_whose_calls_time_out_close_cleanly(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 40; i++) {
+		rpcq_client *c = client_for(srv.rpc_url, 20 + i % 7, 0);
+		for (int j = 0; j < 5; j++) {
+			Rpcq__EchoMessage *out = NULL;
+			rpcq_error err;
+			assert_int_equal(echo(c, "late", 4, 5000, &out, &err), RPCQ_DEADLINE_EXCEEDED);
+		}
+		rpcq_client_destroy(c);
+	}
+}
+
 static void test_per_call_timeout_overrides_the_client_default(void **state)
 {
 	(void)state;
@@ -816,6 +834,7 @@ int main(void)
 		cmocka_unit_test(test_reply_to_a_departed_caller_is_dropped_and_counted),
 		cmocka_unit_test(test_replies_to_a_caller_that_never_reads_are_dropped_in_time),
 		cmocka_unit_test(test_deadline_expiry_is_deadline_exceeded),
+		cmocka_unit_test(test_clients_whose_calls_time_out_close_cleanly),
 		cmocka_unit_test(test_per_call_timeout_overrides_the_client_default),
 		cmocka_unit_test(test_64_concurrent_callers_sharing_a_client_get_their_own_answers),
 		cmocka_unit_test(test_no_server_is_unavailable_with_the_url),

@@ -59,11 +59,14 @@ static rpcq_status start(server *srv, void **state, rpcq_error *err)
 		return RPCQ_OK;
 	ingest_global_init(); /* libcurl, for SMTP */
 	rpcq_status s = billing_mailer_create(st, err);
+	/* The mailer first: the biller's thread wakes it through st->mailer,
+	 * which must be set before that thread starts (TSan saw the biller read
+	 * it while this thread still wrote it). */
+	if (s == RPCQ_OK)
+		s = billing_worker_start(&st->mailer, "billing-mail", mailer_run, st, st->cfg->billing_schedule_s, err);
 	if (s == RPCQ_OK)
 		s = billing_worker_start(&st->biller, "billing-bills", biller_run, st, st->cfg->billing_schedule_s,
 					 err);
-	if (s == RPCQ_OK)
-		s = billing_worker_start(&st->mailer, "billing-mail", mailer_run, st, st->cfg->billing_schedule_s, err);
 	if (s == RPCQ_OK && publisher_add_listener(server_publisher(srv), on_progress, st) == 0)
 		st->listening = 1;
 	return s;

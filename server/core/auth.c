@@ -2,6 +2,7 @@
  * API keys in memory, their refresh, and the check of a call (auth.h).
  */
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -36,8 +37,6 @@
 struct limiter {
 	int64_t key_id;
 	auth_limiter bucket;
-	double rate;
-	long burst;
 	_Atomic uint64_t logged_second; /* the second of the last rate-limit audit line */
 	_Atomic uint64_t folded;	/* refusals since */
 	struct limiter *next;
@@ -51,6 +50,8 @@ struct key {
 	uint8_t hash[32];
 	int64_t expires_ms; /* unix ms; 0: never */
 	int revoked;
+	double rate; /* calls/s (0: none) and burst, as read: for messages */
+	long burst;
 	uint8_t *allowed; /* per dispatch entry (entry->index) */
 	struct limiter *lim;
 };
@@ -268,8 +269,6 @@ static struct limiter *limiter_for(auth *a, int64_t id, double rate, long burst)
 		l->next = a->limiters;
 		a->limiters = l;
 	}
-	l->rate = rate;
-	l->burst = burst;
 	auth_limiter_set(&l->bucket, rate, burst);
 	return l;
 }
@@ -336,8 +335,9 @@ static struct snapshot *snapshot_load(auth *a)
 				k->allowed[m] |= (uint8_t)auth_scope_matches(sc, entries[m].full_name, entries[m].read);
 		}
 		rpcq_free(scopes);
-		k->lim = limiter_for(a, k->id, strtod(PQgetvalue(res, i, 5), NULL),
-				     strtol(PQgetvalue(res, i, 6), NULL, 10));
+		k->rate = strtod(PQgetvalue(res, i, 5), NULL);
+		k->burst = strtol(PQgetvalue(res, i, 6), NULL, 10);
+		k->lim = limiter_for(a, k->id, k->rate, k->burst);
 		uint32_t h = auth_prefix_value(k->prefix) * 2654435761u;
 		uint32_t slot = h & s->mask;
 		while (s->slots[slot] >= 0)
@@ -644,7 +644,8 @@ void auth_check(auth *a, const char *method, const dispatch_entry *e, const char
 			v->retry_after_ms = (retry_ns + 999999) / 1000000;
 			snprintf(v->message, sizeof(v->message),
 				 "this API key's rate limit (%g calls/s, bursts of %ld) is reached; retry in %llu ms",
-				 k->lim->rate, k->lim->burst, (unsigned long long)v->retry_after_ms);
+				 k->rate, k->burst > 0 ? k->burst : (long)ceil(k->rate),
+				 (unsigned long long)v->retry_after_ms);
 			fold(k->lim, now_ns, v);
 		}
 	}

@@ -10,6 +10,8 @@
 
 #include <libpq-fe.h>
 
+#include <rpcq/alloc.h>
+
 #include "auth.h"
 #include "config.h"
 #include "db/migrate.h"
@@ -415,7 +417,7 @@ int keys_main(int argc, char **argv)
 	int nscopes = 0;
 	const char *expires = NULL, *rate = NULL, *burst = NULL, *name = NULL;
 	/* What is not ours is rpcqd's (--database, --config): config_load's. */
-	char **rest = calloc((size_t)argc + 1, sizeof(*rest));
+	char **rest = rpcq_calloc((size_t)argc + 1, sizeof(*rest));
 	char *scope_copy[MAX_SCOPES];
 	int ncopies = 0;
 	if (rest == NULL)
@@ -445,9 +447,9 @@ int keys_main(int argc, char **argv)
 			goto out;
 		}
 		if (strcmp(opt, "--scope") == 0) {
-			char *copy = strdup(v), *save = NULL;
+			char *copy = rpcq_strdup(v), *save = NULL;
 			if (copy == NULL || ncopies == MAX_SCOPES) {
-				free(copy);
+				rpcq_free(copy);
 				rc = usage_error("%s", "too many --scope values");
 				goto out;
 			}
@@ -489,7 +491,7 @@ int keys_main(int argc, char **argv)
 	config_fini(&cfg);
 out:
 	for (int i = 0; i < ncopies; i++)
-		free(scope_copy[i]);
-	free(rest);
+		rpcq_free(scope_copy[i]);
+	rpcq_free(rest);
 	return rc;
 }

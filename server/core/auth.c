@@ -248,11 +248,6 @@ static const struct key *snapshot_find(const struct snapshot *s, const char *pre
 	}
 }
 
-static int hex_value(char c)
-{
-	return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
-}
-
 static struct limiter *limiter_for(auth *a, int64_t id, double rate, long burst)
 {
 	if (!(rate > 0))
@@ -276,7 +271,7 @@ static struct limiter *limiter_for(auth *a, int64_t id, double rate, long burst)
 /* Reads every key into a new snapshot; NULL (logged) on failure. */
 static struct snapshot *snapshot_load(auth *a)
 {
-	PGresult *res = PQexec(a->pg, "SELECT id, name, prefix, encode(hash, 'hex'), array_to_string(scopes, ' '),"
+	PGresult *res = PQexec(a->pg, "SELECT id, name, prefix, hash, array_to_string(scopes, ' '),"
 				      " rate_per_s, burst, coalesce((extract(epoch FROM expires_at) * 1000)::int8, 0),"
 				      " revoked_at IS NOT NULL FROM api_keys ORDER BY id");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -305,13 +300,18 @@ static struct snapshot *snapshot_load(auth *a)
 	for (int i = 0; i < n; i++) {
 		struct key *k = &s->keys[s->n];
 		const char *prefix = PQgetvalue(res, i, 2);
-		const char *hex = PQgetvalue(res, i, 3);
-		if (strlen(prefix) != AUTH_PREFIX_LEN || strlen(hex) != 64)
+		size_t hlen = 0;
+		unsigned char *hash = PQunescapeBytea((const unsigned char *)PQgetvalue(res, i, 3), &hlen);
+		if (hash == NULL)
+			goto oom;
+		if (strlen(prefix) != AUTH_PREFIX_LEN || hlen != sizeof(k->hash)) {
+			PQfreemem(hash);
 			continue; /* the table's checks keep this from happening */
+		}
+		memcpy(k->hash, hash, sizeof(k->hash));
+		PQfreemem(hash);
 		k->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
 		memcpy(k->prefix, prefix, AUTH_PREFIX_LEN + 1);
-		for (int j = 0; j < 32; j++)
-			k->hash[j] = (uint8_t)(hex_value(hex[2 * j]) << 4 | hex_value(hex[2 * j + 1]));
 		k->name = rpcq_strdup(PQgetvalue(res, i, 1));
 		k->scopes = rpcq_strdup(PQgetvalue(res, i, 4));
 		k->allowed = rpcq_calloc(nentries ? nentries : 1, 1);

@@ -158,12 +158,11 @@ static void search_run(server_job *job, arena *ar)
 		gw_call(c, ar, "/rpcq.events.EventService/Search", 0, c->received, c->received_ns, &in.base, &res);
 		if (res.status != RPCQ_OK) {
 			/* The spec's 400 and 500, and access control's 401, 403 and 429. */
-			int http = res.status == RPCQ_INVALID_ARGUMENT				 ? 400
-				   : res.status == RPCQ_UNAUTHENTICATED				 ? 401
-				   : res.status == RPCQ_PERMISSION_DENIED			 ? 403
-				   : res.status == RPCQ_RESOURCE_EXHAUSTED && res.retry_after_ms ? 429
-												 : 500;
-			respond_error(c, http, gateway_connect_code(res.status), res.message);
+			int mapped = res.status == RPCQ_INVALID_ARGUMENT || res.status == RPCQ_UNAUTHENTICATED ||
+				     res.status == RPCQ_PERMISSION_DENIED ||
+				     (res.status == RPCQ_RESOURCE_EXHAUSTED && res.retry_after_ms);
+			respond_error(c, mapped ? gateway_http_status(res.status) : 500,
+				      gateway_connect_code(res.status), res.message);
 			goto out;
 		}
 		const Rpcq__Events__SearchResponse *r = (const Rpcq__Events__SearchResponse *)res.output;

@@ -36,8 +36,6 @@ call_origin gw_origin(const conn *c)
 	call_origin o = {.peer = c->peer};
 	if (c->req)
 		o.authorization = http_request_header(c->req, "authorization");
-	else if (c->state == CONN_STREAMING && c->sse.authorization[0])
-		o.authorization = c->sse.authorization;
 	return o;
 }
 

@@ -146,11 +146,23 @@ static void end_stream_locked(conn *c, rpcq_status st, const char *message)
 		conn_close_locked(c);
 }
 
-/* Access control of a stream, at its start and on every tick. c->lock
- * held or the stream not started. OK, or the refusal in msg. */
+/* The caller of a started stream: the Authorization its request had
+ * (copied at the start, never written again) and its address. c->lock
+ * held: a worker that read c->state or c->req without it raced the
+ * connection's close. */
+static call_origin stream_origin(const conn *c)
+{
+	call_origin o = {.peer = c->peer};
+	if (c->sse.authorization[0])
+		o.authorization = c->sse.authorization;
+	return o;
+}
+
+/* Access control of a stream, at its start (c->req held by the route's
+ * worker) and on every tick (c->lock held). OK, or the refusal in msg. */
 static rpcq_status stream_allowed(conn *c, int charge, char *msg, size_t n, uint64_t *retry_after_ms)
 {
-	call_origin from = gw_origin(c);
+	call_origin from = c->req ? gw_origin(c) : stream_origin(c);
 	return call_authorize(c->gw->srv, "/rpcq.Streams/Replay", &from, charge, msg, n, retry_after_ms);
 }
 
@@ -168,10 +180,12 @@ static void catchup_run(server_job *job, arena *ar)
 	memcpy(topic, c->sse.topic, sizeof(topic));
 	in.topic = topic;
 	in.after_seq = c->sse.live_start ? (uint64_t)INT64_MAX : c->sse.cursor;
+	call_origin from = stream_origin(c);
 	nng_mtx_unlock(c->lock);
 
 	call_result res;
-	gw_call(c, ar, "/rpcq.Streams/Replay", SSE_REPLAY_DEADLINE_MS, nng_clock(), call_clock_ns(), &in.base, &res);
+	call_run_message(c->gw->srv, ar, "/rpcq.Streams/Replay", SSE_REPLAY_DEADLINE_MS, nng_clock(), call_clock_ns(),
+			 &in.base, &from, &res);
 
 	nng_mtx_lock(c->lock);
 	c->sse.catching_up = 0;

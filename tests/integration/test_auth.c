@@ -519,8 +519,10 @@ static void *hammer_main(void *arg)
 			h->ok++;
 		else if (st == RPCQ_RESOURCE_EXHAUSTED)
 			h->limited++;
-		else
-			h->other++;
+		else {
+			h->other++; /* the server is gone: say so, do not wait out 150 timeouts */
+			break;
+		}
 	}
 	return NULL;
 }

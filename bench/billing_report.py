@@ -15,10 +15,13 @@ recs = []
 for line in open(results):
     recs.append(dict(kv.split("=", 1) for kv in line.split() if "=" in kv))
 
-LOG = re.compile(r"(\S+ \S+) UTC \[\d+\] \S+ LOG:  duration: ([\d.]+) ms  (?:execute ([^:]+)|statement): (.{0,40})")
+LOG = re.compile(r"(\S+ \S+) UTC \[\d+\] \S+ LOG:  duration: ([\d.]+) ms  (?:execute ([^:]+)|statement): (.{0,80})")
 KINDS = {"billing_merge": "merge (per chunk)", "COPY billing_stage": "COPY into staging",
          "billing_claim_bills": "claim bills", "COPY billing_bills": "COPY bills",
-         "COPY billing_notifications": "COPY outbox", "billing_count_bills": "count bills on the import"}
+         "COPY billing_notifications": "COPY outbox"}
+# Statements rpcqd runs unprepared (db_exec_fresh) are logged as "execute
+# <unnamed>: SQL": told apart by what their text starts with.
+UNNAMED = [("INSERT INTO billing_debts", "billing_merge"), ("DELETE FROM billing_bill_ranges", "billing_claim_bills")]
 
 
 def ts(s):
@@ -37,6 +40,8 @@ def split(kind, rnd, end):
             continue
         t, dur, name, text = m.groups()
         key = name if name else " ".join(text.split()[:2])
+        if name == "<unnamed>":
+            key = next((k for pattern, k in UNNAMED if pattern in text), name)
         if key == "COPY billing_stage" and first is None:
             first = ts(t) - float(dur) / 1000
         if key == "billing_merge":

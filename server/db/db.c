@@ -273,8 +273,9 @@ static rpcq_status send_failed(dbconn *c, const char *what, rpcq_error *err)
 	return rpcq_error_set(err, RPCQ_INTERNAL, "database error sending %s (see the server log)", what);
 }
 
-rpcq_status db_exec_params(dbconn *c, const db_stmt *stmt, const char *const *values, const int *lengths,
-			   const int *formats, int result_format, PGresult **out, rpcq_error *err)
+static rpcq_status exec_params(dbconn *c, const db_stmt *stmt, int prepare, const char *const *values,
+			       const int *lengths, const int *formats, int result_format, PGresult **out,
+			       rpcq_error *err)
 {
 	PGconn *pg = dbconn_pg(c);
 	PGresult *res = NULL;
@@ -283,7 +284,10 @@ rpcq_status db_exec_params(dbconn *c, const db_stmt *stmt, const char *const *va
 		*out = NULL;
 	if ((st = ready_to_send(c, stmt->name, err)) != RPCQ_OK)
 		return st;
-	if (!dbconn_is_prepared(c, stmt->name)) {
+	if (!prepare) {
+		if (!PQsendQueryParams(pg, stmt->sql, stmt->nparams, NULL, values, lengths, formats, result_format))
+			return send_failed(c, stmt->name, err);
+	} else if (!dbconn_is_prepared(c, stmt->name)) {
 		if (!PQsendPrepare(pg, stmt->name, stmt->sql, stmt->nparams, NULL))
 			return send_failed(c, stmt->name, err);
 		/* 42P05: prepared already, though the name could not be recorded. */
@@ -295,7 +299,7 @@ rpcq_status db_exec_params(dbconn *c, const db_stmt *stmt, const char *const *va
 			log_debug("database: out of memory recording statement %s; it will be prepared again",
 				  stmt->name);
 	}
-	if (!PQsendQueryPrepared(pg, stmt->name, stmt->nparams, values, lengths, formats, result_format))
+	if (prepare && !PQsendQueryPrepared(pg, stmt->name, stmt->nparams, values, lengths, formats, result_format))
 		return send_failed(c, stmt->name, err);
 	if ((st = collect(c, stmt->name, NULL, 0, &res, err)) != RPCQ_OK)
 		return st;
@@ -306,9 +310,20 @@ rpcq_status db_exec_params(dbconn *c, const db_stmt *stmt, const char *const *va
 	return RPCQ_OK;
 }
 
+rpcq_status db_exec_params(dbconn *c, const db_stmt *stmt, const char *const *values, const int *lengths,
+			   const int *formats, int result_format, PGresult **out, rpcq_error *err)
+{
+	return exec_params(c, stmt, 1, values, lengths, formats, result_format, out, err);
+}
+
 rpcq_status db_exec(dbconn *c, const db_stmt *stmt, const char *const *values, PGresult **out, rpcq_error *err)
 {
-	return db_exec_params(c, stmt, values, NULL, NULL, 0, out, err);
+	return exec_params(c, stmt, 1, values, NULL, NULL, 0, out, err);
+}
+
+rpcq_status db_exec_fresh(dbconn *c, const db_stmt *stmt, const char *const *values, PGresult **out, rpcq_error *err)
+{
+	return exec_params(c, stmt, 0, values, NULL, NULL, 0, out, err);
 }
 
 /* The first word of a command ("BEGIN", "CREATE"): what messages name,

@@ -45,6 +45,13 @@ rpcq_status db_exec(dbconn *c, const db_stmt *stmt, const char *const *values, P
 rpcq_status db_exec_params(dbconn *c, const db_stmt *stmt, const char *const *values, const int *lengths,
 			   const int *formats, int result_format, PGresult **out, rpcq_error *err) RPCQ_NODISCARD;
 
+/* db_exec, but planned at this execution rather than prepared once per
+ * connection: for a statement whose tables grow from empty to millions of
+ * rows within a connection's life, where a plan cached while they were
+ * small (a sequential scan) would stay. Costs a parse and a plan a call. */
+rpcq_status db_exec_fresh(dbconn *c, const db_stmt *stmt, const char *const *values, PGresult **out,
+			  rpcq_error *err) RPCQ_NODISCARD;
+
 /* A plain SQL command without parameters (BEGIN, COMMIT, DDL). */
 rpcq_status db_command(dbconn *c, const char *sql, rpcq_error *err) RPCQ_NODISCARD;
 

@@ -157,6 +157,9 @@ static void server_up(int i, const char *mode)
 	} else if (strcmp(mode, "spool") == 0) {
 		const char *args[] = {"--mail-spool", spool, "--billing-schedule", "1", NULL};
 		harness_server_start(&srv[i], &pg, args);
+	} else if (strcmp(mode, "none7") == 0) {
+		const char *args[] = {"--billing-schedule", "0", "--billing-batch", "7", NULL};
+		harness_server_start(&srv[i], &pg, args);
 	} else {
 		const char *args[] = {"--billing-schedule", "0", NULL};
 		harness_server_start(&srv[i], &pg, args);
@@ -208,7 +211,7 @@ static int reset(void **state)
 	server_down(0, SIGTERM);
 	server_down(1, SIGTERM);
 	sink_stop(&smtp);
-	harness_sql(pg.conninfo, "TRUNCATE billing_payments, billing_notifications, billing_bills, billing_bill_queue,"
+	harness_sql(pg.conninfo, "TRUNCATE billing_payments, billing_notifications, billing_bills, billing_bill_ranges,"
 				 " billing_debts, billing_rejections, billing_imports");
 	char cmd[700];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s/smtp'", spool, pg.dir);
@@ -501,7 +504,7 @@ static void test_an_upload_cut_by_kill_9_resumes_on_the_other_process(void **sta
 	assert_int_equal(imp->repeated, 54);
 	import_free(imp);
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), 1999);
-	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_bill_queue"), 1999);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT sum(n) FROM billing_bill_ranges"), 1999);
 	free(id);
 	free(text);
 }
@@ -804,6 +807,79 @@ static void test_failures_retry_then_fail_and_a_payment_stops_an_email(void **st
 	free(id);
 }
 
+/* New debts wait for their bills in ranges of at most --billing-batch ids;
+ * a slip is rendered from its bill when read, the same bytes in GetBill
+ * and in the e-mail; a slip stored by an rpcqd before migration 0008 is
+ * returned as stored. */
+static void test_bills_come_in_ranges_and_a_slip_reads_the_same_everywhere(void **state)
+{
+	(void)state;
+	server_up(0, "none7");
+	const int n = 50;
+	char *text = generate(n, "r", "range");
+	Rpcq__Billing__Import *imp = start_import(cl[0], NULL, "ranges.csv");
+	char *id = strdup(imp->import_id);
+	import_free(imp);
+	send_from(cl[0], id, text, 0, strlen(text), 1 << 20);
+	imp = get_import(cl[0], id);
+	assert_int_equal(imp->new_debts, n);
+	assert_int_equal(imp->bills, 0);
+	assert_int_equal(imp->state, RPCQ__BILLING__IMPORT_STATE__BILLING);
+	import_free(imp);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_bill_ranges"), (n + 6) / 7);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT max(n) FROM billing_bill_ranges"), 7);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT sum(n) FROM billing_bill_ranges"), n);
+	server_down(0, SIGTERM);
+
+	server_up(0, "spool");
+	imp = wait_state(cl[0], id, RPCQ__BILLING__IMPORT_STATE__DONE, 60000);
+	assert_int_equal(imp->bills, n);
+	assert_int_equal(imp->emails_sent, n);
+	import_free(imp);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_bill_ranges"), 0);
+	assert_int_equal(
+		harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_bills WHERE stored_slip IS NULL"), n);
+
+	Rpcq__Billing__Bill *b = get_bill(cl[0], "r-3");
+	assert_non_null(strstr(b->slip, b->payment_code));
+	assert_non_null(strstr(b->slip, "Name 3"));
+	assert_non_null(strstr(b->slip, "r-3"));
+	char cmd[700];
+	snprintf(cmd, sizeof(cmd),
+		 "import email, email.policy, glob, sys\n"
+		 "for f in glob.glob('%s/*.eml'):\n"
+		 "    m = email.message_from_bytes(open(f, 'rb').read(), policy=email.policy.strict)\n"
+		 "    if m['Subject'].split()[-1] == 'r-3':\n"
+		 "        sys.stdout.write(m.get_content().replace('\\r\\n', '\\n'))\n",
+		 spool);
+	const char *argv[] = {PYTHON, "-c", cmd, NULL};
+	char *out = NULL, *err = NULL;
+	if (harness_run(argv, NULL, &out, &err, 60000) != 0)
+		fail_msg("reading the spool: %s", err);
+	assert_string_equal(out, b->slip);
+	free(out);
+	free(err);
+	protobuf_c_message_free_unpacked(&b->base, NULL);
+
+	/* A bill of before: its stored slip. A layout this rpcqd does not
+	 * know: an error that says so, not some other slip. */
+	harness_sql(pg.conninfo, "UPDATE billing_bills b SET stored_slip = 'the slip as it was stored'"
+				 " FROM billing_debts d WHERE d.id = b.debt AND d.debt_id = 'r-4'");
+	b = get_bill(cl[0], "r-4");
+	assert_string_equal(b->slip, "the slip as it was stored");
+	protobuf_c_message_free_unpacked(&b->base, NULL);
+	harness_sql(pg.conninfo, "UPDATE billing_bills b SET slip_layout = 9"
+				 " FROM billing_debts d WHERE d.id = b.debt AND d.debt_id = 'r-5'");
+	Rpcq__Billing__GetBillRequest req = RPCQ__BILLING__GET_BILL_REQUEST__INIT;
+	req.debt_id = "r-5";
+	rpcq_error e;
+	b = NULL;
+	assert_int_equal(rpcq_billing_get_bill(cl[0], &req, &b, NULL, &e), RPCQ_INTERNAL);
+	assert_non_null(strstr(e.message, "slip layout 9"));
+	free(id);
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -815,6 +891,7 @@ int main(void)
 		cmocka_unit_test_setup(test_kill_9_during_dispatch_with_two_processes_loses_nothing, reset),
 		cmocka_unit_test_setup(test_the_http_upload_streams_a_file_into_an_import, reset),
 		cmocka_unit_test_setup(test_failures_retry_then_fail_and_a_payment_stops_an_email, reset),
+		cmocka_unit_test_setup(test_bills_come_in_ranges_and_a_slip_reads_the_same_everywhere, reset),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -180,8 +180,9 @@ static char *line_starting(const char *text, const char *prefix)
 
 static void empty_billing(void)
 {
-	harness_sql(pg.conninfo, "TRUNCATE billing_payments, billing_notifications, billing_bills, billing_bill_queue, "
-				 "billing_debts, billing_rejections, billing_imports CASCADE");
+	harness_sql(pg.conninfo,
+		    "TRUNCATE billing_payments, billing_notifications, billing_bills, billing_bill_ranges, "
+		    "billing_debts, billing_rejections, billing_imports CASCADE");
 }
 
 static long long sql(const char *fmt_, ...) PRINTF_LIKE(1, 2);

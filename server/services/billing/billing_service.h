@@ -18,9 +18,11 @@
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "boleto.h"
 #include "rpcq/billing.pb-c.h"
 #include "server.h"
 #include "service.h"
+#include "strbuf.h"
 
 #define BILLING_TOPIC_PREFIX "billing.imports."
 #define BILLING_FIRST_REJECTIONS 100
@@ -66,6 +68,24 @@ rpcq_status billing_import_read(dbconn *db, arena *ar, int64_t id, Rpcq__Billing
 rpcq_status billing_publish_progress(dbconn *db, int64_t id, rpcq_error *err) RPCQ_NODISCARD;
 
 /* bills.c */
+/* The slip layout new bills are made with (billing_bills.slip_layout). */
+#define BILLING_SLIP_LAYOUT 1
+
+/* What a bill is made from: its debt as stored. */
+typedef struct billing_bill_source {
+	int64_t number; /* the debt's id, the bill number of its boleto */
+	const char *debt_id;
+	const char *name;
+	const char *government_id;
+	int64_t amount_cents;
+	const char *due_date; /* YYYY-MM-DD */
+} billing_bill_source;
+
+/* The boleto of a bill into *b and, when slip is not NULL, its slip in
+ * layout (appended): the same bytes every time for the same debt. */
+rpcq_status billing_bill_render(const billing_bill_source *src, int layout, boleto *b, strbuf *slip,
+				rpcq_error *err) RPCQ_NODISCARD;
+
 int billing_bill_round(billing_state *st);
 rpcq_status billing_get_bill(call *c, const ProtobufCMessage *in, ProtobufCMessage **out);
 

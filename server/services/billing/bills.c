@@ -1,13 +1,18 @@
 /*
- * The biller and GetBill. A biller round is one transaction: claim up to
- * --billing-batch queued debts (FOR UPDATE SKIP LOCKED, so the billers of
- * every process take different ones; the queue entries are deleted by the
- * same transaction), make each one's boleto (boleto.h: the bill number is
- * the debt's id, so payment codes are unique) and slip (slip.h), COPY the
- * bills and their e-mails into the outbox, count the bills on their
- * imports and publish their progress, and commit. A biller killed at any
- * moment leaves its debts in the queue (the transaction rolls back); the
- * bills' primary key makes a second bill for a debt impossible anyway.
+ * The biller and GetBill. A biller round is one transaction: claim one
+ * queued range of debts (at most --billing-batch of one import; FOR UPDATE
+ * SKIP LOCKED, so the billers of every process take different ones; the
+ * range is deleted by the same transaction), make each one's boleto
+ * (boleto.h: the bill number is the debt's id, so payment codes are
+ * unique), COPY the bills and their e-mails into the outbox, publish the
+ * import's progress, and commit. A biller killed at any moment leaves its
+ * range queued (the transaction rolls back); the bills' primary key makes
+ * a second bill for a debt impossible anyway.
+ *
+ * A bill stores its boleto and the layout of its slip, not the slip: the
+ * slip (slip.h) is rendered from the bill's debt and boleto whenever it is
+ * read (GetBill, the e-mail), the same bytes each time. Storing it made
+ * the bills ten times the size of the file they came from.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -31,7 +36,6 @@
 #define BILLING_BANK 0
 #define BILLING_AGREEMENT 1
 #define BILLING_BENEFICIARY "rpcq Billing"
-#define MAX_IMPORTS_PER_ROUND 64
 
 static int64_t int_at(const PGresult *res, int row, int col)
 {
@@ -50,86 +54,50 @@ static void message_id_of(const billing_state *st, const char *debt_id, int64_t 
 	mail_message_id(&m, buf);
 }
 
-typedef struct import_count {
-	int64_t id;
-	int64_t n;
-} import_count;
-
-static void count_import(import_count *c, int *n, int64_t id)
+rpcq_status billing_bill_render(const billing_bill_source *src, int layout, boleto *b, strbuf *slip, rpcq_error *err)
 {
-	for (int i = 0; i < *n; i++)
-		if (c[i].id == id) {
-			c[i].n++;
-			return;
-		}
-	if (*n < MAX_IMPORTS_PER_ROUND)
-		c[(*n)++] = (import_count){id, 1};
-}
-
-static rpcq_status write_counts(dbconn *db, const import_count *c, int n, rpcq_error *err)
-{
-	char ids[MAX_IMPORTS_PER_ROUND * 24 + 4], ns[MAX_IMPORTS_PER_ROUND * 24 + 4];
-	size_t a = 0, b = 0;
-	ids[a++] = '{';
-	ns[b++] = '{';
-	for (int i = 0; i < n; i++) {
-		a += (size_t)snprintf(ids + a, sizeof(ids) - a, "%s%" PRId64, i ? "," : "", c[i].id);
-		b += (size_t)snprintf(ns + b, sizeof(ns) - b, "%s%" PRId64, i ? "," : "", c[i].n);
-	}
-	snprintf(ids + a, sizeof(ids) - a, "}");
-	snprintf(ns + b, sizeof(ns) - b, "}");
-	const char *p[] = {ids, ns};
-	rpcq_status st = db_exec(db, &billing_sql_count_bills, p, NULL, err);
-	for (int i = 0; st == RPCQ_OK && i < n; i++)
-		st = billing_publish_progress(db, c[i].id, err);
-	return st;
+	int32_t due;
+	if (date_parse(src->due_date, strlen(src->due_date), &due) != DATE_OK)
+		return rpcq_error_set(err, RPCQ_INTERNAL, "debt %s has a stored due date that does not parse",
+				      src->debt_id);
+	boleto_input in = {BILLING_BANK, BILLING_AGREEMENT, (uint64_t)src->number, due, src->amount_cents};
+	rpcq_status st = boleto_make(&in, b, err);
+	if (st != RPCQ_OK || slip == NULL)
+		return st;
+	if (layout != BILLING_SLIP_LAYOUT)
+		return rpcq_error_set(err, RPCQ_INTERNAL,
+				      "the bill of debt %s has slip layout %d, which this rpcqd "
+				      "does not know",
+				      src->debt_id, layout);
+	slip_input si = {BILLING_BENEFICIARY, src->name, src->government_id, src->debt_id, src->amount_cents, due, b};
+	slip_render(slip, &si);
+	if (slip->failed)
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory for a slip");
+	return RPCQ_OK;
 }
 
 /* Bills the claimed rows of res: COPY data for the bills and the outbox. */
 static rpcq_status make_bills(billing_state *st, const PGresult *res, strbuf *bills, strbuf *mails, rpcq_error *err)
 {
-	strbuf slip = STRBUF_INIT;
 	char msgid[MAIL_MESSAGE_ID_MAX + 1];
 	pgcopy_header(bills);
 	pgcopy_header(mails);
 	for (int i = 0; i < PQntuples(res); i++) {
-		int64_t number = int_at(res, i, 0);
-		const char *debt_id = PQgetvalue(res, i, 1);
-		int32_t due;
-		if (date_parse(PQgetvalue(res, i, 6), (size_t)PQgetlength(res, i, 6), &due) != DATE_OK) {
-			strbuf_fini(&slip);
-			return rpcq_error_set(err, RPCQ_INTERNAL, "debt %s has a stored due date that does not parse",
-					      debt_id);
-		}
-		boleto_input in = {BILLING_BANK, BILLING_AGREEMENT, (uint64_t)number, due, int_at(res, i, 5)};
+		billing_bill_source src = {int_at(res, i, 0),	  PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+					   PQgetvalue(res, i, 3), int_at(res, i, 5),	 PQgetvalue(res, i, 6)};
 		boleto b;
-		if (boleto_make(&in, &b, err) != RPCQ_OK) {
-			strbuf_fini(&slip);
-			return err->code;
-		}
-		slip_input si = {BILLING_BENEFICIARY,
-				 PQgetvalue(res, i, 2),
-				 PQgetvalue(res, i, 3),
-				 debt_id,
-				 in.amount_cents,
-				 due,
-				 &b};
-		slip.len = 0;
-		slip_render(&slip, &si);
-		pgcopy_row(bills, 4);
-		pgcopy_int8(bills, number);
+		rpcq_status s = billing_bill_render(&src, BILLING_SLIP_LAYOUT, &b, NULL, err);
+		if (s != RPCQ_OK)
+			return s;
+		pgcopy_row(bills, 3);
+		pgcopy_int8(bills, src.number);
 		pgcopy_bytes(bills, b.barcode, BOLETO_BARCODE_LEN);
 		pgcopy_bytes(bills, b.printed, strlen(b.printed));
-		pgcopy_bytes(bills, slip.data, slip.len);
-		message_id_of(st, debt_id, number, msgid);
+		message_id_of(st, src.debt_id, src.number, msgid);
 		pgcopy_row(mails, 2);
-		pgcopy_int8(mails, number);
+		pgcopy_int8(mails, src.number);
 		pgcopy_bytes(mails, msgid, strlen(msgid));
 	}
-	int failed = slip.failed;
-	strbuf_fini(&slip);
-	if (failed)
-		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory for a slip");
 	return RPCQ_OK;
 }
 
@@ -154,27 +122,22 @@ int billing_bill_round(billing_state *st)
 	dbconn_set_deadline(db, nng_clock() + 120000);
 	if ((s = db_begin(db, &err)) != RPCQ_OK)
 		goto out;
-	char limit[16];
-	snprintf(limit, sizeof(limit), "%d", st->cfg->billing_batch);
-	const char *p[] = {limit};
-	if ((s = db_exec(db, &billing_sql_claim_bills, p, &res, &err)) != RPCQ_OK)
+	if ((s = db_exec_fresh(db, &billing_sql_claim_bills, NULL, &res, &err)) != RPCQ_OK)
 		goto fail;
 	int n = PQntuples(res);
 	if (n == 0) {
 		db_rollback(db);
 		goto out;
 	}
-	import_count counts[MAX_IMPORTS_PER_ROUND];
-	int ncounts = 0;
-	for (int i = 0; i < n; i++)
-		count_import(counts, &ncounts, int_at(res, i, 7));
+	/* A range is of one import: its progress is one message. */
 	if ((s = make_bills(st, res, &bills, &mails, &err)) != RPCQ_OK ||
 	    (s = copy_all(db, BILLING_SQL_COPY_BILLS, &bills, &err)) != RPCQ_OK ||
 	    (s = copy_all(db, BILLING_SQL_COPY_NOTIFICATIONS, &mails, &err)) != RPCQ_OK ||
-	    (s = write_counts(db, counts, ncounts, &err)) != RPCQ_OK || (s = db_commit(db, &err)) != RPCQ_OK)
+	    (s = billing_publish_progress(db, int_at(res, 0, 7), &err)) != RPCQ_OK ||
+	    (s = db_commit(db, &err)) != RPCQ_OK)
 		goto fail;
 	log_debug("billing: %d bill(s) written", n);
-	more = n == st->cfg->billing_batch;
+	more = 1; /* another range may be queued */
 	billing_worker_wake(st->mailer);
 	goto out;
 fail:
@@ -231,7 +194,22 @@ rpcq_status billing_get_bill(call *c, const ProtobufCMessage *msg, ProtobufCMess
 	b->due_date = arena_strdup(ar, PQgetvalue(res, 0, 5));
 	b->barcode = arena_strdup(ar, PQgetvalue(res, 0, 6));
 	b->payment_code = arena_strdup(ar, PQgetvalue(res, 0, 7));
-	b->slip = arena_strdup(ar, PQgetvalue(res, 0, 8));
+	if (PQgetvalue(res, 0, 17)[0] == 't') {
+		b->slip = arena_strdup(ar, PQgetvalue(res, 0, 8));
+	} else {
+		billing_bill_source src = {int_at(res, 0, 15), b->debt_id,	  b->name,
+					   b->government_id,   int_at(res, 0, 4), b->due_date};
+		boleto bo;
+		strbuf slip = STRBUF_INIT;
+		rpcq_error err;
+		st = billing_bill_render(&src, (int)int_at(res, 0, 16), &bo, &slip, &err);
+		b->slip = st == RPCQ_OK ? arena_strndup(ar, slip.data, slip.len) : NULL;
+		strbuf_fini(&slip);
+		if (st != RPCQ_OK) {
+			PQclear(res);
+			return call_fail_err(c, st, &err);
+		}
+	}
 	b->created_at_ms = int_at(res, 0, 9);
 	int64_t state = int_at(res, 0, 10);
 	b->notification = state >= 1 && state <= 4 ? notification_state[state] : notification_state[0];

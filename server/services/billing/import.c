@@ -7,7 +7,7 @@
  * records (debt.h), COPY the valid rows into a temporary stage and the bad
  * ones into the rejection report, then one statement merges the stage into
  * the debts by debtId (sql.c, billing_sql_merge: new debts are queued for
- * their bill; a repeat with the same values is not a new debt; with other
+ * their bills in ranges of --billing-batch ids; a repeat with the same values is not a new debt; with other
  * values it is rejected), and the import's counters, its upload state and
  * a progress message on "billing.imports.<id>" are written with it. Chunk
  * merges take one advisory lock, so a debtId new to two imports at once is
@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <rpcq/alloc.h>
 
 #include "arena.h"
 #include "billing_service.h"
@@ -196,10 +198,68 @@ typedef struct chunk_rows {
 	uint64_t rows, bad;
 } chunk_rows;
 
+/* The first line of each debtId in a chunk, so that the stage says which
+ * row is a debtId's first (the merge inserts those) without a window over
+ * the chunk in SQL. Open addressing; keys point into the chunk's text. */
+typedef struct first_slot {
+	const char *key; /* NULL: empty */
+	size_t len;
+	uint64_t line;
+} first_slot;
+
+typedef struct first_lines {
+	first_slot *slots;
+	size_t mask, used;
+} first_lines;
+
+static uint64_t key_hash(const char *s, size_t n)
+{
+	uint64_t h = 14695981039346656037u; /* FNV-1a */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211u;
+	return h;
+}
+
+static int first_lines_grow(first_lines *f)
+{
+	size_t cap = f->slots ? (f->mask + 1) * 2 : 1024;
+	first_slot *n = rpcq_calloc(cap, sizeof(*n));
+	if (n == NULL)
+		return -1;
+	for (size_t i = 0; f->slots && i <= f->mask; i++) {
+		if (f->slots[i].key == NULL)
+			continue;
+		size_t j = key_hash(f->slots[i].key, f->slots[i].len) & (cap - 1);
+		while (n[j].key)
+			j = (j + 1) & (cap - 1);
+		n[j] = f->slots[i];
+	}
+	rpcq_free(f->slots);
+	f->slots = n;
+	f->mask = cap - 1;
+	return 0;
+}
+
+/* The first line of key in the chunk: line itself when it is new. 0 when
+ * out of memory. */
+static uint64_t first_line_of(first_lines *f, const char *key, size_t len, uint64_t line)
+{
+	if ((f->slots == NULL || (f->used + 1) * 2 > f->mask + 1) && first_lines_grow(f) != 0)
+		return 0;
+	size_t j = key_hash(key, len) & f->mask;
+	for (; f->slots[j].key; j = (j + 1) & f->mask)
+		if (f->slots[j].len == len && memcmp(f->slots[j].key, key, len) == 0)
+			return f->slots[j].line;
+	f->slots[j] = (first_slot){key, len, line};
+	f->used++;
+	return line;
+}
+
 static int read_rows(int64_t id, const upload_piece *pc, int *header_seen, chunk_rows *out, rpcq_error *err)
 {
 	billing_reader r;
 	billing_row row;
+	first_lines firsts = {0};
 	int k;
 	billing_reader_init(&r, pc->records, pc->records_len, pc->first_line, *header_seen);
 	pgcopy_header(&out->stage);
@@ -214,8 +274,15 @@ static int read_rows(int64_t id, const upload_piece *pc, int *header_seen, chunk
 			out->bad++;
 			continue;
 		}
-		pgcopy_row(&out->stage, 7);
+		uint64_t first = first_line_of(&firsts, row.debt_id, row.debt_id_len, row.line);
+		if (first == 0) {
+			rpcq_free(firsts.slots);
+			rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory reading the chunk");
+			return -1;
+		}
+		pgcopy_row(&out->stage, 8);
 		pgcopy_int8(&out->stage, (int64_t)row.line);
+		pgcopy_int8(&out->stage, (int64_t)first);
 		pgcopy_bytes(&out->stage, row.debt_id, row.debt_id_len);
 		pgcopy_bytes(&out->stage, row.name, row.name_len);
 		pgcopy_bytes(&out->stage, row.government_id, row.government_id_len);
@@ -223,6 +290,7 @@ static int read_rows(int64_t id, const upload_piece *pc, int *header_seen, chunk
 		pgcopy_int8(&out->stage, row.amount_cents);
 		pgcopy_int4(&out->stage, row.due_day - PG_EPOCH_DAYS);
 	}
+	rpcq_free(firsts.slots);
 	*header_seen = r.header_seen;
 	return k;
 }
@@ -291,10 +359,13 @@ rpcq_status billing_import_chunk(call *c, const ProtobufCMessage *msg, ProtobufC
 
 	int64_t added = 0, repeated = 0, conflicting = 0;
 	if (rows.rows > rows.bad) {
+		char batch[16];
+		snprintf(batch, sizeof(batch), "%d", server_config(call_server(c))->billing_batch);
+		const char *pm[] = {ids, batch};
 		if ((st = db_command(db, billing_sql_stage_create, &err)) != RPCQ_OK ||
 		    (st = copy_all(db, BILLING_SQL_COPY_STAGE, &rows.stage, &err)) != RPCQ_OK ||
 		    (st = db_exec(db, &billing_sql_merge_lock, NULL, NULL, &err)) != RPCQ_OK ||
-		    (st = db_exec(db, &billing_sql_merge, pl, &res, &err)) != RPCQ_OK)
+		    (st = db_exec_fresh(db, &billing_sql_merge, pm, &res, &err)) != RPCQ_OK)
 			goto fail;
 		added = int_at(res, 0, 0);
 		repeated = int_at(res, 0, 1);

@@ -42,6 +42,7 @@ struct mailer_ctx {
 	mail_sender *sender; /* NULL: no backend configured, nothing is sent */
 	unsigned seed;
 	strbuf message;
+	strbuf slip; /* the slip of the e-mail being sent */
 };
 
 rpcq_status billing_mailer_create(billing_state *st, rpcq_error *err)
@@ -75,6 +76,7 @@ void billing_mailer_destroy(billing_state *st)
 		return;
 	mail_sender_destroy(m->sender);
 	strbuf_fini(&m->message);
+	strbuf_fini(&m->slip);
 	rpcq_free(m);
 	st->mail = NULL;
 }
@@ -142,8 +144,28 @@ static outcome send_one(billing_state *st, dbconn *db, const char *debt, int64_t
 		msg.debt_id = PQgetvalue(res, 0, 3);
 		msg.id = id;
 		msg.date = (int64_t)time(NULL);
-		msg.body = PQgetvalue(res, 0, 6);
-		msg.body_len = (size_t)PQgetlength(res, 0, 6);
+		if (PQgetvalue(res, 0, 9)[0] == 't') {
+			msg.body = PQgetvalue(res, 0, 6);
+			msg.body_len = (size_t)PQgetlength(res, 0, 6);
+		} else {
+			billing_bill_source src = {strtoll(debt, NULL, 10),
+						   msg.debt_id,
+						   msg.to_name,
+						   PQgetvalue(res, 0, 11),
+						   strtoll(PQgetvalue(res, 0, 12), NULL, 10),
+						   PQgetvalue(res, 0, 13)};
+			boleto bo;
+			m->slip.len = 0;
+			if (billing_bill_render(&src, (int)strtol(PQgetvalue(res, 0, 10), NULL, 10), &bo, &m->slip,
+						&err) != RPCQ_OK) {
+				log_warn("billing: the e-mail of debt %s waits: %s", msg.debt_id, err.message);
+				PQclear(res);
+				db_rollback(db);
+				return STOP_ROUND;
+			}
+			msg.body = m->slip.data;
+			msg.body_len = m->slip.len;
+		}
 		char key[MAIL_KEY_MAX];
 		mail_message_key(&msg, key);
 		mail_envelope env = {NULL, msg.to_addr, key};

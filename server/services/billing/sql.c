@@ -16,7 +16,8 @@ const db_stmt billing_sql_import_by_key = {"billing_import_by_key", "SELECT id F
 const db_stmt billing_sql_import_get = {
 	"billing_import_get",
 	"SELECT i.id, coalesce(i.key, ''), i.name, i.received, i.complete, i.rows, i.accepted, i.new_debts, i.repeated,"
-	" i.rejected, i.bills, i.emails_sent, i.emails_failed, i.emails_cancelled, " MS("i.created_at") ", " MS(
+	" i.rejected, i.new_debts - coalesce((SELECT sum(r.n) FROM billing_bill_ranges r WHERE r.import_id = i.id), 0),"
+	" i.emails_sent, i.emails_failed, i.emails_cancelled, " MS("i.created_at") ", " MS(
 		"i.updated_at") " FROM billing_imports i WHERE i.id = $1::int8",
 	1,
 };
@@ -52,35 +53,40 @@ const db_stmt billing_sql_merge_lock = {"billing_merge_lock",
 					"SELECT pg_advisory_xact_lock(" BILLING_MERGE_LOCK_KEY ")", 0};
 
 const char billing_sql_stage_create[] =
-	"CREATE TEMP TABLE IF NOT EXISTS billing_stage (line bigint, debt_id text COLLATE \"C\", name text,"
+	"CREATE TEMP TABLE IF NOT EXISTS billing_stage (line bigint, first bigint, debt_id text COLLATE \"C\", name "
+	"text,"
 	" government_id text, email text, amount_cents bigint, due_date date) ON COMMIT DELETE ROWS";
 
-/* A chunk's staged rows against the stored debts and each other: a row
- * whose debtId is neither stored nor earlier in the chunk is a new debt
- * (queued for its bill); one that repeats a stored debt, or the chunk's
- * first row of its debtId, with the same values is a repeat; with other
- * values it is rejected. Takes the merge lock's serial order for granted.
- * The stored debts are looked up by the debt_id index, one probe per staged
- * row (the OFFSET 0 keeps the planner from turning that into a hash join
- * over the whole table, which grows with every file). */
+/* A chunk's staged rows against the stored debts and each other, under
+ * the merge lock (so the snapshot holds every debt stored before). The
+ * stage marks each debtId's first row in the chunk (first = line); those
+ * are inserted unless the debtId is stored (ON CONFLICT: one index
+ * operation a row, where a probe and then an insert took two), and the new
+ * debts are queued for their bills as ranges of at most $2 ids. The rows
+ * left over (a stored debtId, or a later row of one in the chunk: a few in
+ * a hundred in real files) are compared with the stored debt, or else with
+ * the chunk's first row: the same values are a repeat, others a rejection.
+ * Those are looked up by the debt_id index, one probe each (the OFFSET 0
+ * keeps the planner from hashing the whole table, which grows with every
+ * file). */
 const db_stmt billing_sql_merge = {
 	"billing_merge",
-	"WITH s AS (SELECT b.*, min(b.line) OVER (PARTITION BY b.debt_id) AS first FROM billing_stage b),"
-	" c AS (SELECT s.*, d.id AS stored, d.import_id AS stored_import, d.line AS stored_line,"
-	" CASE WHEN d.id IS NULL AND s.line = s.first THEN 0"
-	" WHEN d.id IS NOT NULL AND (d.name, d.government_id, d.email, d.amount_cents, d.due_date)"
-	" = (s.name, s.government_id, s.email, s.amount_cents, s.due_date) THEN 1"
+	"WITH ins AS (INSERT INTO billing_debts (debt_id, name, government_id, email, amount_cents, due_date,"
+	" import_id, line) SELECT debt_id, name, government_id, email, amount_cents, due_date, $1::int8, line"
+	" FROM billing_stage WHERE line = first ORDER BY line ON CONFLICT (debt_id) DO NOTHING RETURNING id, line),"
+	" q AS (INSERT INTO billing_bill_ranges (lo, hi, n, import_id)"
+	" SELECT min(id), max(id), count(*), $1::int8 FROM"
+	" (SELECT id, (row_number() OVER (ORDER BY id) - 1) / $2::int8 AS piece FROM ins) p GROUP BY piece),"
+	" rest AS (SELECT s.* FROM billing_stage s WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.line = s.line)),"
+	" c AS (SELECT rest.*, d.id AS stored, d.import_id AS stored_import, d.line AS stored_line,"
+	" CASE WHEN d.id IS NOT NULL AND (d.name, d.government_id, d.email, d.amount_cents, d.due_date)"
+	" = (rest.name, rest.government_id, rest.email, rest.amount_cents, rest.due_date) THEN 1"
 	" WHEN d.id IS NULL AND (f.name, f.government_id, f.email, f.amount_cents, f.due_date)"
-	" = (s.name, s.government_id, s.email, s.amount_cents, s.due_date) THEN 1"
+	" = (rest.name, rest.government_id, rest.email, rest.amount_cents, rest.due_date) THEN 1"
 	" ELSE 2 END AS kind"
-	" FROM s LEFT JOIN LATERAL (SELECT x.id, x.import_id, x.line, x.name, x.government_id, x.email,"
-	" x.amount_cents, x.due_date FROM billing_debts x WHERE x.debt_id = s.debt_id OFFSET 0) d ON true"
-	" LEFT JOIN billing_stage f ON f.line = s.first AND s.line <> s.first),"
-	" ins AS (INSERT INTO billing_debts (debt_id, name, government_id, email, amount_cents, due_date, import_id, "
-	"line)"
-	" SELECT debt_id, name, government_id, email, amount_cents, due_date, $1::int8, line FROM c WHERE kind = 0"
-	" ORDER BY line RETURNING id),"
-	" q AS (INSERT INTO billing_bill_queue (debt) SELECT id FROM ins),"
+	" FROM rest LEFT JOIN LATERAL (SELECT x.id, x.import_id, x.line, x.name, x.government_id, x.email,"
+	" x.amount_cents, x.due_date FROM billing_debts x WHERE x.debt_id = rest.debt_id OFFSET 0) d ON true"
+	" LEFT JOIN billing_stage f ON f.line = rest.first AND rest.line <> rest.first),"
 	" rej AS (INSERT INTO billing_rejections (import_id, line, reason)"
 	" SELECT $1::int8, line, CASE WHEN stored IS NOT NULL AND stored_import <> $1::int8"
 	" THEN 'debtId ' || debt_id || ' is known with other values (line ' || stored_line || ' of import '"
@@ -88,33 +94,31 @@ const db_stmt billing_sql_merge = {
 	" ELSE 'debtId ' || debt_id || ' repeats line ' || coalesce(stored_line, first) || ' with other values' END"
 	" FROM c WHERE kind = 2 RETURNING 1)"
 	" SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM c WHERE kind = 1), (SELECT count(*) FROM rej)",
-	1,
-};
+	2,
+}; /* run with db_exec_fresh: billing_debts grows from empty within a connection's life */
 
 /* Bills. */
 
+/* One range of queued debts, the lowest not claimed by another biller,
+ * and its debts; the range is deleted with the bills' transaction. The
+ * ARRAY makes the delete probe the primary key (an IN subquery was planned
+ * as a hash join over the whole queue). */
 const db_stmt billing_sql_claim_bills = {
 	"billing_claim_bills",
-	"WITH q AS (DELETE FROM billing_bill_queue WHERE debt IN (SELECT debt FROM billing_bill_queue ORDER BY debt"
-	" LIMIT $1::int8 FOR UPDATE SKIP LOCKED) RETURNING debt)"
+	"WITH r AS (DELETE FROM billing_bill_ranges WHERE lo = ANY (ARRAY(SELECT lo FROM billing_bill_ranges"
+	" ORDER BY lo LIMIT 1 FOR UPDATE SKIP LOCKED)) RETURNING lo, hi)"
 	" SELECT d.id, d.debt_id, d.name, d.government_id, d.email, d.amount_cents, d.due_date::text, d.import_id"
-	" FROM q JOIN billing_debts d ON d.id = q.debt ORDER BY d.id",
-	1,
-};
-
-const db_stmt billing_sql_count_bills = {
-	"billing_count_bills",
-	"UPDATE billing_imports i SET bills = i.bills + c.n, updated_at = now()"
-	" FROM unnest($1::int8[], $2::int8[]) AS c (id, n) WHERE i.id = c.id",
-	2,
-};
+	" FROM r JOIN billing_debts d ON d.id BETWEEN r.lo AND r.hi ORDER BY d.id",
+	0,
+}; /* run with db_exec_fresh: prepared while billing_debts was small, its plan
+    * scanned the whole table for every range once it held a million debts */
 
 const db_stmt billing_sql_bill_get = {
 	"billing_bill_get",
 	"SELECT d.debt_id, d.name, d.government_id, d.email, d.amount_cents, d.due_date::text, b.barcode,"
-	" b.payment_line, b.slip, " MS(
+	" b.payment_line, b.stored_slip, " MS(
 		"b.created_at") ", n.state, n.attempts, coalesce(n.last_error, ''),"
-				" n.message_id, p.debt IS NOT NULL"
+				" n.message_id, p.debt IS NOT NULL, d.id, b.slip_layout, b.stored_slip IS NOT NULL"
 				" FROM billing_debts d JOIN billing_bills b ON b.debt = d.id JOIN "
 				"billing_notifications n ON n.debt = d.id"
 				" LEFT JOIN billing_payments p ON p.debt = d.id WHERE d.debt_id = $1",
@@ -135,8 +139,9 @@ const db_stmt billing_sql_claim_mail = {
 
 const db_stmt billing_sql_mail_lock = {
 	"billing_mail_lock",
-	"SELECT n.state, n.attempts, n.message_id, d.debt_id, d.name, d.email, b.slip, d.import_id,"
-	" p.debt IS NOT NULL"
+	"SELECT n.state, n.attempts, n.message_id, d.debt_id, d.name, d.email, b.stored_slip, d.import_id,"
+	" p.debt IS NOT NULL, b.stored_slip IS NOT NULL, b.slip_layout, d.government_id, d.amount_cents,"
+	" d.due_date::text"
 	" FROM billing_notifications n JOIN billing_debts d ON d.id = n.debt JOIN billing_bills b ON b.debt = n.debt"
 	" LEFT JOIN billing_payments p ON p.debt = n.debt WHERE n.debt = $1::int8 FOR UPDATE OF n",
 	1,

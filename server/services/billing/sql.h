@@ -18,7 +18,7 @@ extern const db_stmt billing_sql_import_create;
 /* key -> id */
 extern const db_stmt billing_sql_import_by_key;
 /* id -> id, key, name, received, complete, rows, accepted, new_debts,
- * repeated, rejected, bills, emails_sent, emails_failed, emails_cancelled,
+ * repeated, rejected, bills (new debts not in a queued range), emails_sent, emails_failed, emails_cancelled,
  * created_ms, updated_ms */
 extern const db_stmt billing_sql_import_get;
 /* id -> received, line, complete, header_seen, carry, name (binary; locks) */
@@ -33,32 +33,31 @@ extern const db_stmt billing_sql_rejections_page;
 
 extern const db_stmt billing_sql_merge_lock;
 extern const char billing_sql_stage_create[];
-#define BILLING_SQL_COPY_STAGE                                                                                       \
-	"COPY billing_stage (line, debt_id, name, government_id, email, amount_cents, due_date) FROM STDIN (FORMAT " \
-	"binary)"
+#define BILLING_SQL_COPY_STAGE                                                                                      \
+	"COPY billing_stage (line, first, debt_id, name, government_id, email, amount_cents, due_date) FROM STDIN " \
+	"(FORMAT binary)"
 #define BILLING_SQL_COPY_REJECTIONS "COPY billing_rejections (import_id, line, reason) FROM STDIN (FORMAT binary)"
-/* import id -> new, repeated, rejected */
+/* import id, range size -> new, repeated, rejected */
 extern const db_stmt billing_sql_merge;
 
-/* limit -> id, debt_id, name, government_id, email, amount_cents, due
- * date, import_id (claimed from the queue: the caller's transaction owns
- * them) */
+/* -> id, debt_id, name, government_id, email, amount_cents, due date,
+ * import_id: the debts of one queued range (claimed: the caller's
+ * transaction owns them), all of one import */
 extern const db_stmt billing_sql_claim_bills;
-#define BILLING_SQL_COPY_BILLS "COPY billing_bills (debt, barcode, payment_line, slip) FROM STDIN (FORMAT binary)"
+#define BILLING_SQL_COPY_BILLS "COPY billing_bills (debt, barcode, payment_line) FROM STDIN (FORMAT binary)"
 #define BILLING_SQL_COPY_NOTIFICATIONS "COPY billing_notifications (debt, message_id) FROM STDIN (FORMAT binary)"
-/* import ids[], counts[] */
-extern const db_stmt billing_sql_count_bills;
 /* debt_id -> debt_id, name, government_id, email, amount_cents, due,
- * barcode, payment_line, slip, created_ms, state, attempts, last_error,
- * message_id, paid */
+ * barcode, payment_line, stored slip, created_ms, state, attempts,
+ * last_error, message_id, paid, id, slip layout, slip stored */
 extern const db_stmt billing_sql_bill_get;
 /* debt_id -> id */
 extern const db_stmt billing_sql_debt_exists;
 
 /* limit, lease s -> debt (claimed: next_at pushed ahead by the lease) */
 extern const db_stmt billing_sql_claim_mail;
-/* debt -> state, attempts, message_id, debt_id, name, email, slip,
- * import_id, paid (locks the notification) */
+/* debt -> state, attempts, message_id, debt_id, name, email, stored slip,
+ * import_id, paid, slip stored, slip layout, government_id, amount_cents,
+ * due (locks the notification) */
 extern const db_stmt billing_sql_mail_lock;
 /* debt, import, state, error */
 extern const db_stmt billing_sql_mail_done;

@@ -372,6 +372,31 @@ static void test_sqlstates_reach_the_caller_as_statuses(void **state)
 	pool_destroy(p);
 }
 
+/* db_exec_fresh plans the statement at each call: it sees a table created
+ * after its first run, and its errors reach the caller as db_exec's do. */
+static void test_a_fresh_statement_is_planned_at_each_call(void **state)
+{
+	(void)state;
+	static const db_stmt count = {"test_fresh_count", "SELECT count(*) FROM pool_fresh WHERE id <= $1::int", 1};
+	pool *p = make_pool(1, 1, 60000);
+	rpcq_error err;
+	dbconn *c;
+	PGresult *res = NULL;
+	const char *ten[] = {"10"};
+	assert_int_equal(pool_acquire(p, in_ms(5000), &c, &err), RPCQ_OK);
+	assert_int_equal(db_exec_fresh(c, &count, ten, &res, &err), RPCQ_INTERNAL);
+	assert_non_null(strstr(err.message, "test_fresh_count"));
+	assert_null(strstr(err.message, "pool_fresh"));
+	harness_sql(pg.conninfo, "CREATE TABLE pool_fresh AS SELECT g AS id FROM generate_series(1, 100) g");
+	/* The same connection: nothing prepared and cached from the failed run. */
+	assert_int_equal(db_exec_fresh(c, &count, ten, &res, &err), RPCQ_OK);
+	assert_string_equal(PQgetvalue(res, 0, 0), "10");
+	PQclear(res);
+	pool_release(p, c);
+	assert_no_leaks(p);
+	pool_destroy(p);
+}
+
 static long long item_count(int id)
 {
 	char sql[128];
@@ -596,6 +621,7 @@ int main(void)
 		cmocka_unit_test(test_statement_past_its_deadline_is_cancelled),
 		cmocka_unit_test(test_connection_lost_mid_statement_is_unavailable_and_discarded),
 		cmocka_unit_test(test_sqlstates_reach_the_caller_as_statuses),
+		cmocka_unit_test(test_a_fresh_statement_is_planned_at_each_call),
 		cmocka_unit_test(test_transactions_commit_roll_back_and_a_dirty_release_closes),
 		cmocka_unit_test(test_copy_loads_rows_and_reports_constraint_errors_at_the_end),
 		cmocka_unit_test(test_prepared_statement_survives_a_database_restart),

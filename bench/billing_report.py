@@ -17,11 +17,11 @@ for line in open(results):
 
 LOG = re.compile(r"(\S+ \S+) UTC \[\d+\] \S+ LOG:  duration: ([\d.]+) ms  (?:execute ([^:]+)|statement): (.{0,80})")
 KINDS = {"billing_merge": "merge (per chunk)", "COPY billing_stage": "COPY into staging",
-         "billing_claim_bills": "claim bills", "COPY billing_bills": "COPY bills",
+         "billing_claim_range": "claim a range", "billing_range_debts": "read its debts", "COPY billing_bills": "COPY bills",
          "COPY billing_notifications": "COPY outbox"}
 # Statements rpcqd runs unprepared (db_exec_fresh) are logged as "execute
 # <unnamed>: SQL": told apart by what their text starts with.
-UNNAMED = [("INSERT INTO billing_debts", "billing_merge"), ("DELETE FROM billing_bill_ranges", "billing_claim_bills")]
+UNNAMED = [("INSERT INTO billing_debts", "billing_merge"), ("SELECT d.id, d.debt_id", "billing_range_debts")]
 
 
 def ts(s):

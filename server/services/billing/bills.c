@@ -122,11 +122,28 @@ int billing_bill_round(billing_state *st)
 	dbconn_set_deadline(db, nng_clock() + 120000);
 	if ((s = db_begin(db, &err)) != RPCQ_OK)
 		goto out;
-	if ((s = db_exec_fresh(db, &billing_sql_claim_bills, NULL, &res, &err)) != RPCQ_OK)
+	if ((s = db_exec(db, &billing_sql_claim_range, NULL, &res, &err)) != RPCQ_OK)
+		goto fail;
+	if (PQntuples(res) == 0) {
+		db_rollback(db);
+		goto out;
+	}
+	char lo[24], hi[24];
+	snprintf(lo, sizeof(lo), "%s", PQgetvalue(res, 0, 0));
+	snprintf(hi, sizeof(hi), "%s", PQgetvalue(res, 0, 1));
+	PQclear(res);
+	res = NULL;
+	const char *range[] = {lo, hi};
+	if ((s = db_exec_fresh(db, &billing_sql_range_debts, range, &res, &err)) != RPCQ_OK)
 		goto fail;
 	int n = PQntuples(res);
 	if (n == 0) {
-		db_rollback(db);
+		/* Nothing queues such a range; left queued, it would be claimed
+		 * first for ever. */
+		log_warn("billing: queued range of debts %s..%s holds none; dropped", lo, hi);
+		if ((s = db_commit(db, &err)) != RPCQ_OK)
+			goto fail;
+		more = 1;
 		goto out;
 	}
 	/* A range is of one import: its progress is one message. */

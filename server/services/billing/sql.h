@@ -40,10 +40,12 @@ extern const char billing_sql_stage_create[];
 /* import id, range size -> new, repeated, rejected */
 extern const db_stmt billing_sql_merge;
 
-/* -> id, debt_id, name, government_id, email, amount_cents, due date,
- * import_id: the debts of one queued range (claimed: the caller's
- * transaction owns them), all of one import */
-extern const db_stmt billing_sql_claim_bills;
+/* -> lo, hi, import_id of one queued range (claimed: the caller's
+ * transaction owns it) */
+extern const db_stmt billing_sql_claim_range;
+/* lo, hi -> id, debt_id, name, government_id, email, amount_cents, due
+ * date, import_id */
+extern const db_stmt billing_sql_range_debts;
 #define BILLING_SQL_COPY_BILLS "COPY billing_bills (debt, barcode, payment_line) FROM STDIN (FORMAT binary)"
 #define BILLING_SQL_COPY_NOTIFICATIONS "COPY billing_notifications (debt, message_id) FROM STDIN (FORMAT binary)"
 /* debt_id -> debt_id, name, government_id, email, amount_cents, due,

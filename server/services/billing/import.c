@@ -7,11 +7,12 @@
  * records (debt.h), COPY the valid rows into a temporary stage and the bad
  * ones into the rejection report, then one statement merges the stage into
  * the debts by debtId (sql.c, billing_sql_merge: new debts are queued for
- * their bills in ranges of --billing-batch ids; a repeat with the same values is not a new debt; with other
- * values it is rejected), and the import's counters, its upload state and
- * a progress message on "billing.imports.<id>" are written with it. Chunk
- * merges take one advisory lock, so a debtId new to two imports at once is
- * compared once. Memory is bounded by the chunk: nothing of the file but
+ * their bills in ranges of --billing-batch ids; a repeat with the same
+ * values is not a new debt; with other values it is rejected), and the
+ * import's counters, its upload state and a progress message on
+ * "billing.imports.<id>" are written with it. Chunk merges take one
+ * advisory lock, so a debtId new to two imports at once is compared once
+ * (schema of the queue: db/migrations/0008_billing_ranges.sql). Memory is bounded by the chunk: nothing of the file but
  * the carried partial record outlives a chunk's transaction.
  */
 #include <inttypes.h>

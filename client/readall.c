@@ -1,5 +1,6 @@
 /* Reading a whole stream into memory (readall.h). */
 #include <errno.h>
+#include <string.h>
 
 #include <rpcq/alloc.h>
 
@@ -38,4 +39,20 @@ char *readall_stream(FILE *f, size_t max, size_t *len)
 	buf[n] = '\0';
 	*len = n;
 	return buf;
+}
+
+char *readall_pem(const char *what, const char *path, rpcq_error *err)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL) {
+		rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "TLS %s %s: %s", what, path, strerror(errno));
+		return NULL;
+	}
+	size_t len;
+	char *pem = readall_stream(f, 1024 * 1024, &len);
+	if (pem == NULL)
+		rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "TLS %s %s: %s", what, path,
+			       errno == EFBIG ? "larger than 1 MiB" : strerror(errno));
+	fclose(f);
+	return pem;
 }

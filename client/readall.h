@@ -16,4 +16,11 @@
  * more than max bytes (errno is then EFBIG). Blocks. */
 char *readall_stream(FILE *f, size_t max, size_t *len);
 
+#include <rpcq/error.h>
+
+/* A whole PEM file of at most 1 MiB, NUL-terminated (freed with
+ * rpcq_free), or NULL with err INVALID_ARGUMENT "TLS <what> <path>: why".
+ * Blocks. */
+char *readall_pem(const char *what, const char *path, rpcq_error *err);
+
 #endif

@@ -42,6 +42,7 @@
 #include <rpcq/stubs.h>
 
 #include "frame.h"
+#include "readall.h"
 #include "topic_map.h"
 
 #define DEFAULT_POLL_MS 1000
@@ -198,6 +199,26 @@ static int is_tls_url(const char *url)
 	return strncmp(url, "tls+", 4) == 0 || strncmp(url, "wss", 3) == 0;
 }
 
+/* The subscriber's own certificate, for publishers that want one. */
+static rpcq_status own_cert(nng_tls_config *tls, const char *cert_file, const char *key_file, rpcq_error *err)
+{
+	char *cert = readall_pem("certificate", cert_file, err);
+	if (cert == NULL)
+		return err->code;
+	char *key = readall_pem("key", key_file, err);
+	if (key == NULL) {
+		rpcq_free(cert);
+		return err->code;
+	}
+	int rv = nng_tls_config_own_cert(tls, cert, key, NULL);
+	rpcq_free(cert);
+	rpcq_free(key);
+	if (rv != 0)
+		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "TLS certificate %s with key %s: %s", cert_file,
+				      key_file, nng_strerror(rv));
+	return RPCQ_OK;
+}
+
 static rpcq_status dial(struct rpcq_subscription *s, const char *url, const rpcq_subscribe_options *o, rpcq_error *err)
 {
 	nng_dialer d;
@@ -215,6 +236,11 @@ static rpcq_status dial(struct rpcq_subscription *s, const char *url, const rpcq
 				nng_tls_config_auth_mode(s->tls, NNG_TLS_AUTH_MODE_REQUIRED);
 			} else {
 				nng_tls_config_auth_mode(s->tls, NNG_TLS_AUTH_MODE_NONE);
+			}
+			if (o && o->tls_cert_file && o->tls_key_file) {
+				rpcq_status st = own_cert(s->tls, o->tls_cert_file, o->tls_key_file, err);
+				if (st != RPCQ_OK)
+					return st;
 			}
 		}
 		nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, s->tls);

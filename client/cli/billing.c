@@ -450,7 +450,9 @@ static int wait_for_import(struct run *run, enum wait_for w)
 	const char *prefixes[] = {topic};
 	rpcq_subscription *sub = NULL;
 	rpcq_error err;
-	rpcq_subscribe_options so = {.tls_ca_file = run->g->tls_ca};
+	rpcq_subscribe_options so = {.tls_ca_file = run->g->tls_ca,
+				     .tls_cert_file = run->g->client_cert,
+				     .tls_key_file = run->g->client_key};
 	/* Before the first GetImport, so no progress falls between the two. */
 	if (rpcq_subscription_create(&sub, run->client, prefixes, 1, &so, &err) != RPCQ_OK)
 		sub = NULL; /* no stream: poll */

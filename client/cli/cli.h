@@ -22,6 +22,7 @@ typedef struct cli_globals {
 	const char *api_key;				/* --api-key (NULL: librpcq reads $RPCQ_API_KEY) */
 	int allow_plaintext_key;			/* --allow-plaintext-key */
 	const char *tls_ca;				/* --tls-ca, else $RPCQ_TLS_CA, else NULL */
+	const char *client_cert, *client_key;		/* --client-cert, --client-key (streams) */
 	rpcq_client *client;				/* created on first cli_client() */
 } cli_globals;
 

@@ -1,7 +1,8 @@
 /*
  * rpcq: the command-line client.
  *   rpcq [--server URL] [--timeout MS] [--header K=V]... [--api-key KEY]
- *        [--allow-plaintext-key] [--tls-ca FILE] COMMAND [ARGS]
+ *        [--allow-plaintext-key] [--tls-ca FILE] [--client-cert FILE --client-key FILE]
+ *        COMMAND [ARGS]
  * Global options come before the command; each command parses its own.
  */
 #include <stdio.h>
@@ -33,7 +34,8 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: rpcq [--server URL] [--timeout MS] [--header KEY=VALUE]... [--api-key KEY]\n"
-		"            [--allow-plaintext-key] [--tls-ca FILE] COMMAND [ARGS]\n\n"
+		"            [--allow-plaintext-key] [--tls-ca FILE] [--client-cert FILE --client-key FILE]\n"
+		"            COMMAND [ARGS]\n\n"
 		"Global options:\n"
 		"  --server URL     server URL(s), comma-separated (default: $RPCQ_SERVER or %s)\n"
 		"  --timeout MS     deadline of each call in milliseconds (default 10000)\n"
@@ -44,7 +46,10 @@ static void usage(FILE *out)
 		"                   send the key over tcp:// or ws:// to a host that is not loopback\n"
 		"                   (refused otherwise: use tls+tcp:// or wss://)\n"
 		"  --tls-ca FILE    PEM CA that tls+tcp:// and wss:// servers must be signed by\n"
-		"                   (default: $RPCQ_TLS_CA; without one the certificate is not checked)\n\n"
+		"                   (default: $RPCQ_TLS_CA; without one the certificate is not checked)\n"
+		"  --client-cert FILE --client-key FILE\n"
+		"                   PEM certificate and key shown to stream publishers that ask for one\n"
+		"                   (rpcqd --publish-client-ca)\n\n"
 		"Commands:\n",
 		RPCQ_DEFAULT_SERVER);
 	for (size_t i = 0; i < NCOMMANDS; i++)
@@ -107,6 +112,14 @@ int main(int argc, char **argv)
 			if (*v == '\0')
 				return cli_usage_error("--tls-ca takes a file name");
 			g.tls_ca = v;
+		} else if ((v = option_value(argc, argv, &i, "--client-cert")) != NULL) {
+			if (*v == '\0')
+				return cli_usage_error("--client-cert takes a file name");
+			g.client_cert = v;
+		} else if ((v = option_value(argc, argv, &i, "--client-key")) != NULL) {
+			if (*v == '\0')
+				return cli_usage_error("--client-key takes a file name");
+			g.client_key = v;
 		} else {
 			return cli_usage_error("unknown option \"%s\"", argv[i]);
 		}
@@ -115,6 +128,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if ((g.client_cert == NULL) != (g.client_key == NULL))
+		return cli_usage_error("--client-cert and --client-key go together");
 	if (g.tls_ca == NULL && (g.tls_ca = getenv("RPCQ_TLS_CA")) != NULL && *g.tls_ca == '\0')
 		g.tls_ca = NULL;
 	int rc = -1;

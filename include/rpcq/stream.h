@@ -94,6 +94,10 @@ typedef struct rpcq_subscribe_options {
 	int poll_interval_ms;
 	long max_message_bytes;	 /* largest frame accepted; 0: RPCQ_DEFAULT_MAX_MESSAGE */
 	const char *tls_ca_file; /* PEM CA for tls+tcp:// and wss:// (NULL: no verification) */
+	/* PEM certificate and key shown to a publisher that asks for one
+	 * (rpcqd --publish-client-ca); NULL: none. */
+	const char *tls_cert_file;
+	const char *tls_key_file;
 } rpcq_subscribe_options;
 
 /* Subscribes to every topic starting with one of topic_prefixes ("" matches

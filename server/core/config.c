@@ -50,6 +50,9 @@ static const struct knob knobs[] = {
 	 "PostgreSQL conninfo or URI (empty: libpq's PG* environment)"},
 	{"tls-cert", "RPCQ_TLS_CERT", K_STR, OFF(tls_cert), 0, "", 0, 0, "PEM certificate for tls+tcp:// and wss://"},
 	{"tls-key", "RPCQ_TLS_KEY", K_STR, OFF(tls_key), 0, "", 0, 0, "PEM private key for tls+tcp:// and wss://"},
+	{"publish-client-ca", "RPCQ_PUBLISH_CLIENT_CA", K_STR, OFF(publish_client_ca), 0, "", 0, 0,
+	 "PEM CA: --publish listeners (then all tls+tcp:// or wss://) accept only subscribers with a certificate "
+	 "it signed"},
 	{"workers", "RPCQ_WORKERS", K_INT, OFF(workers), 0, "4", 1, 256,
 	 "handler threads (handlers block on the database; CPU-bound work wants ~cores)"},
 	{"contexts", "RPCQ_CONTEXTS", K_INT, OFF(contexts), 0, "128", 1, 65536,

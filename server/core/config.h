@@ -30,8 +30,9 @@ typedef struct rpcq_config {
 	const char *database; /* libpq conninfo or URI */
 	const char *tls_cert; /* PEM, for tls+tcp:// and wss:// */
 	const char *tls_key;
-	int workers;  /* handler threads */
-	int contexts; /* outstanding calls on the wire */
+	const char *publish_client_ca; /* PEM: TLS --publish listeners want client certificates it signed */
+	int workers;		       /* handler threads */
+	int contexts;		       /* outstanding calls on the wire */
 	long max_message_bytes;
 	int default_deadline_ms;
 	int drain_timeout_ms;

@@ -631,14 +631,24 @@ static rpcq_status open_socket(publisher *p, const rpcq_config *cfg, rpcq_error 
 	/* A PUB socket receives nothing, so any frame is refused. */
 	nng_socket_set_size(p->sock, NNG_OPT_RECVMAXSZ, 1024);
 	nng_socket_set_int(p->sock, NNG_OPT_SENDBUF, PUB_SENDBUF);
+	int client_certs = cfg->publish_client_ca && *cfg->publish_client_ca;
 	for (int i = 0; i < cfg->npublish; i++) {
 		const char *url = cfg->publish[i];
 		nng_listener l;
+		/* Client certificates are all a subscriber can show (nng's pub/sub
+		 * carries no key): a listener without TLS would let anyone in. */
+		if (client_certs && !tls_url(url))
+			return rpcq_error_set(
+				err, RPCQ_INVALID_ARGUMENT,
+				"--publish-client-ca is set, but publish URL \"%s\" is not TLS (tls+tcp:// or "
+				"wss://), so any subscriber could connect to it",
+				url);
 		if ((rv = nng_listener_create(&l, p->sock, url)) != 0)
 			return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "publish URL \"%s\": %s", url,
 					      nng_strerror(rv));
 		rpcq_status st;
-		if (tls_url(url) && (st = tls_listener_setup(l, url, cfg, &p->tls, err)) != RPCQ_OK) {
+		if (tls_url(url) &&
+		    (st = tls_listener_setup(l, url, cfg, cfg->publish_client_ca, &p->tls, err)) != RPCQ_OK) {
 			nng_listener_close(l);
 			return st;
 		}

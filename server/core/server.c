@@ -396,7 +396,7 @@ static rpcq_status open_listeners(server *srv, rpcq_error *err)
 		if ((rv = nng_listener_create(&l, srv->sock, url)) != 0)
 			return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "listen URL \"%s\": %s", url,
 					      nng_strerror(rv));
-		if (tls_url(url) && (st = tls_listener_setup(l, url, cfg, &srv->tls, err)) != RPCQ_OK)
+		if (tls_url(url) && (st = tls_listener_setup(l, url, cfg, NULL, &srv->tls, err)) != RPCQ_OK)
 			return st;
 		nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, (size_t)cfg->max_message_bytes * 2);
 		if ((rv = nng_listener_start(l, 0)) != 0) {

@@ -2,8 +2,6 @@
  * TLS configuration of listeners: reads the certificate and key PEM files and
  * hands them to nng (see tls.h).
  */
-#include <errno.h>
-#include <stdio.h>
 #include <string.h>
 
 #include <rpcq/alloc.h>
@@ -16,32 +14,16 @@ int tls_url(const char *url)
 	return strncmp(url, "tls+", 4) == 0 || strncmp(url, "wss", 3) == 0;
 }
 
-/* A whole PEM file, NUL-terminated, or NULL with err set. */
-static char *read_pem(const char *what, const char *path, rpcq_error *err)
-{
-	FILE *f = fopen(path, "rb");
-	if (f == NULL) {
-		rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "TLS %s %s: %s", what, path, strerror(errno));
-		return NULL;
-	}
-	size_t len;
-	char *pem = readall_stream(f, 1024 * 1024, &len);
-	if (pem == NULL)
-		rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "TLS %s %s: %s", what, path,
-			       errno == EFBIG ? "larger than 1 MiB" : strerror(errno));
-	fclose(f);
-	return pem;
-}
-
-rpcq_status tls_server_config(const char *url, const rpcq_config *cfg, nng_tls_config **tls, rpcq_error *err)
+rpcq_status tls_server_config(const char *url, const rpcq_config *cfg, const char *client_ca, nng_tls_config **tls,
+			      rpcq_error *err)
 {
 	if (!cfg->tls_cert || !*cfg->tls_cert || !cfg->tls_key || !*cfg->tls_key)
 		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "URL \"%s\" needs --tls-cert and --tls-key", url);
 	if (*tls == NULL) {
-		char *cert = read_pem("certificate", cfg->tls_cert, err);
+		char *cert = readall_pem("certificate", cfg->tls_cert, err);
 		if (cert == NULL)
 			return err->code;
-		char *key = read_pem("key", cfg->tls_key, err);
+		char *key = readall_pem("key", cfg->tls_key, err);
 		if (key == NULL) {
 			rpcq_free(cert);
 			return err->code;
@@ -56,14 +38,24 @@ rpcq_status tls_server_config(const char *url, const rpcq_config *cfg, nng_tls_c
 		if (rv != 0)
 			return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "TLS certificate %s with key %s: %s",
 					      cfg->tls_cert, cfg->tls_key, nng_strerror(rv));
+		if (client_ca && *client_ca) {
+			if ((rv = nng_tls_config_ca_file(*tls, client_ca)) == 0)
+				rv = nng_tls_config_auth_mode(*tls, NNG_TLS_AUTH_MODE_REQUIRED);
+			if (rv != 0) {
+				nng_tls_config_free(*tls);
+				*tls = NULL;
+				return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "TLS client CA %s: %s", client_ca,
+						      nng_strerror(rv));
+			}
+		}
 	}
 	return RPCQ_OK;
 }
 
-rpcq_status tls_listener_setup(nng_listener l, const char *url, const rpcq_config *cfg, nng_tls_config **tls,
-			       rpcq_error *err)
+rpcq_status tls_listener_setup(nng_listener l, const char *url, const rpcq_config *cfg, const char *client_ca,
+			       nng_tls_config **tls, rpcq_error *err)
 {
-	rpcq_status st = tls_server_config(url, cfg, tls, err);
+	rpcq_status st = tls_server_config(url, cfg, client_ca, tls, err);
 	if (st != RPCQ_OK)
 		return st;
 	int rv = nng_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, *tls);

@@ -294,7 +294,7 @@ static rpcq_status listen_one(gateway *gw, const char *url, rpcq_error *err)
 		goto out;
 	}
 	if (tls) {
-		if ((st = tls_server_config(url, gw->cfg, &gw->tls, err)) != RPCQ_OK)
+		if ((st = tls_server_config(url, gw->cfg, NULL, &gw->tls, err)) != RPCQ_OK)
 			goto out;
 		if ((rv = nng_stream_listener_set_ptr(l, NNG_OPT_TLS_CONFIG, gw->tls)) != 0) {
 			st = rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "HTTP URL \"%s\": %s", url, nng_strerror(rv));

@@ -727,6 +727,17 @@ int harness_migrate(const harness_pg *pg)
 
 /* Starts rpcqd once. Returns 0 when it listens, 1 when it exited early
  * because a port was taken (worth another try), and fails the test otherwise. */
+/* Whether args hold flag as "--flag URL" or "--flag=URL" (so "--http" is
+ * not "--http-read-timeout-ms"). */
+static int gives_flag(const char *const *args, const char *flag)
+{
+	size_t n = strlen(flag);
+	for (int i = 0; args != NULL && args[i] != NULL; i++)
+		if (strncmp(args[i], flag, n) == 0 && (args[i][n] == '\0' || args[i][n] == '='))
+			return 1;
+	return 0;
+}
+
 static int server_try_start(harness_server *s, const harness_pg *pg, const char *const *extra_args, const char *log_dir)
 {
 	const char *rpcqd = env_or_fail("RPCQD");
@@ -752,14 +763,14 @@ static int server_try_start(harness_server *s, const harness_pg *pg, const char 
 	argv[argc++] = rpcqd;
 	argv[argc++] = "--listen";
 	argv[argc++] = s->rpc_url;
-	argv[argc++] = "--publish";
-	argv[argc++] = s->pub_url;
-	int own_http = 1; /* unless the test gives its own --http */
-	for (int i = 0; extra_args != NULL && extra_args[i] != NULL; i++) {
-		/* "--http URL" or "--http=URL", not "--http-read-timeout-ms". */
-		if (strcmp(extra_args[i], "--http") == 0 || strncmp(extra_args[i], "--http=", 7) == 0)
-			own_http = 0;
+	/* The harness's own --publish and --http, unless the test gives its own. */
+	if (!gives_flag(extra_args, "--publish")) {
+		argv[argc++] = "--publish";
+		argv[argc++] = s->pub_url;
+	} else {
+		s->pub_url[0] = '\0';
 	}
+	int own_http = !gives_flag(extra_args, "--http");
 	if (own_http) {
 		argv[argc++] = "--http";
 		argv[argc++] = s->http_url;

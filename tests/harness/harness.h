@@ -20,8 +20,8 @@ typedef struct harness_pg {
 
 typedef struct harness_server {
 	pid_t pid;
-	char rpc_url[128]; /* tcp://127.0.0.1:<port> */
-	char pub_url[128];
+	char rpc_url[128];  /* tcp://127.0.0.1:<port> */
+	char pub_url[128];  /* tcp://127.0.0.1:<port> (empty when the test gave its own --publish) */
 	char http_url[128]; /* http://127.0.0.1:<port> (empty when the test gave its own --http) */
 	char log_path[256]; /* its stderr */
 } harness_server;

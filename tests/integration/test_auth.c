@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include <rpcq/rpcq.h>
+#include <rpcq/stream.h>
 
 #include "harness.h"
 #include "rpcq/health.pb-c.h"
@@ -807,39 +808,54 @@ static void test_rpcqd_keys_refuses_what_would_not_work_and_lists_no_secret(void
 		1);
 }
 
+/* Certificates of the test's own, under pg.dir: a CA, and certificates it
+ * signs for 127.0.0.1 (servers and clients alike). */
+static void make_ca(const char *name, const char *cn)
+{
+	char crt[300], key[300], subj[100];
+	snprintf(crt, sizeof(crt), "%s/%s.crt", pg.dir, name);
+	snprintf(key, sizeof(key), "%s/%s.key", pg.dir, name);
+	snprintf(subj, sizeof(subj), "/CN=%s", cn);
+	const char *argv[] = {"openssl", "req", "-x509",   "-newkey", "rsa:2048", "-nodes", "-days", "2",
+			      "-subj",	 subj,	"-keyout", key,	      "-out",	  crt,	    NULL};
+	assert_int_equal(harness_run(argv, NULL, NULL, NULL, 30000), 0);
+}
+
+static void make_signed(const char *ca, const char *name)
+{
+	char ca_crt[300], ca_key[300], csr[300], crt[300], key[300], ext[300];
+	snprintf(ca_crt, sizeof(ca_crt), "%s/%s.crt", pg.dir, ca);
+	snprintf(ca_key, sizeof(ca_key), "%s/%s.key", pg.dir, ca);
+	snprintf(csr, sizeof(csr), "%s/%s.csr", pg.dir, name);
+	snprintf(crt, sizeof(crt), "%s/%s.crt", pg.dir, name);
+	snprintf(key, sizeof(key), "%s/%s.key", pg.dir, name);
+	snprintf(ext, sizeof(ext), "%s/san.ext", pg.dir);
+	FILE *f = fopen(ext, "w");
+	assert_non_null(f);
+	fputs("subjectAltName=IP:127.0.0.1,DNS:localhost\n", f);
+	fclose(f);
+	const char *mk_csr[] = {"openssl",	 "req",	    "-newkey", "rsa:2048", "-nodes", "-subj",
+				"/CN=127.0.0.1", "-keyout", key,       "-out",	   csr,	     NULL};
+	const char *sign[] = {"openssl",	 "x509",  "-req", "-in",      csr, "-CA",  ca_crt, "-CAkey", ca_key,
+			      "-CAcreateserial", "-days", "2",	  "-extfile", ext, "-out", crt,	   NULL};
+	assert_int_equal(harness_run(mk_csr, NULL, NULL, NULL, 30000), 0);
+	assert_int_equal(harness_run(sign, NULL, NULL, NULL, 30000), 0);
+}
+
 /* A CA of the test's own signs the server's certificate; a client that
  * trusts that CA calls with its key, one that trusts another CA cannot
  * connect at all. */
 static void test_tls_with_the_ca_check_on(void **state)
 {
 	(void)state;
-	char ca[300], ca_key[300], other[300], other_key[300], csr[300], cert[300], key[300], ext[300];
+	char ca[300], other[300], cert[300], key[300];
 	snprintf(ca, sizeof(ca), "%s/ca.crt", pg.dir);
-	snprintf(ca_key, sizeof(ca_key), "%s/ca.key", pg.dir);
 	snprintf(other, sizeof(other), "%s/other.crt", pg.dir);
-	snprintf(other_key, sizeof(other_key), "%s/other.key", pg.dir);
-	snprintf(csr, sizeof(csr), "%s/server.csr", pg.dir);
 	snprintf(cert, sizeof(cert), "%s/server.crt", pg.dir);
 	snprintf(key, sizeof(key), "%s/server.key", pg.dir);
-	snprintf(ext, sizeof(ext), "%s/san.ext", pg.dir);
-	FILE *f = fopen(ext, "w");
-	assert_non_null(f);
-	fputs("subjectAltName=IP:127.0.0.1,DNS:localhost\n", f);
-	fclose(f);
-	const char *mk_ca[] = {"openssl", "req",   "-x509", "-newkey", "rsa:2048",
-			       "-nodes",  "-days", "2",	    "-subj",   "/CN=rpcq test CA",
-			       "-keyout", ca_key,  "-out",  ca,	       NULL};
-	const char *mk_other[] = {"openssl", "req",	"-x509", "-newkey", "rsa:2048",
-				  "-nodes",  "-days",	"2",	 "-subj",   "/CN=another CA",
-				  "-keyout", other_key, "-out",	 other,	    NULL};
-	const char *mk_csr[] = {"openssl",	 "req",	    "-newkey", "rsa:2048", "-nodes", "-subj",
-				"/CN=127.0.0.1", "-keyout", key,       "-out",	   csr,	     NULL};
-	const char *sign[] = {"openssl",	 "x509",  "-req", "-in",      csr, "-CA",  ca,	 "-CAkey", ca_key,
-			      "-CAcreateserial", "-days", "2",	  "-extfile", ext, "-out", cert, NULL};
-	assert_int_equal(harness_run(mk_ca, NULL, NULL, NULL, 30000), 0);
-	assert_int_equal(harness_run(mk_other, NULL, NULL, NULL, 30000), 0);
-	assert_int_equal(harness_run(mk_csr, NULL, NULL, NULL, 30000), 0);
-	assert_int_equal(harness_run(sign, NULL, NULL, NULL, 30000), 0);
+	make_ca("ca", "rpcq test CA");
+	make_ca("other", "another CA");
+	make_signed("ca", "server");
 
 	char url[96], listen[120], cert_flag[320], key_flag[320];
 	snprintf(url, sizeof(url), "tls+tcp://127.0.0.1:%d", harness_free_port());
@@ -878,6 +894,143 @@ static void test_tls_with_the_ca_check_on(void **state)
 	assert_int_equal(harness_cli(url, cli, NULL, &sout, &serr), 0);
 	free(sout);
 	free(serr);
+	assert_int_equal(harness_server_stop(&s), 0);
+}
+
+/* The frames a subscription received from publishers (not from Replay). */
+static uint64_t frames_of(rpcq_subscription *sub)
+{
+	rpcq_subscription_stats st;
+	rpcq_subscription_get_stats(sub, &st);
+	return st.frames;
+}
+
+/* The SUB connections a server counts (its /metrics). */
+static int subscribers_of(const harness_server *s)
+{
+	char url[256];
+	snprintf(url, sizeof(url), "%s/metrics", s->http_url);
+	harness_http_reply r;
+	assert_int_equal(harness_http("GET", url, NULL, NULL, 0, &r), 0);
+	const char *at = strstr(r.body, "rpcq_stream_subscribers{transport=\"nng\"} ");
+	assert_non_null(at);
+	int n = (int)strtol(at + strlen("rpcq_stream_subscribers{transport=\"nng\"} "), NULL, 10);
+	harness_http_reply_free(&r);
+	return n;
+}
+
+/* Waits for the first message of sub; fails after 15 s. */
+static void first_message(rpcq_subscription *sub, const char *who)
+{
+	int64_t until = harness_now_ms() + 15000;
+	rpcq_stream_message *m = NULL;
+	rpcq_error err;
+	while (m == NULL && harness_now_ms() < until)
+		if (rpcq_subscription_next(sub, 500, &m, &err) != RPCQ_OK)
+			fail_msg("%s: %s", who, err.message);
+	if (m == NULL)
+		fail_msg("%s: no message within 15 s", who);
+	rpcq_stream_message_free(m);
+	/* The rest, so that the frames waiting on the socket are read (a new
+	 * topic's first messages come through Replay, and their frames are
+	 * then dropped as duplicates, but counted). */
+	until = harness_now_ms() + 1500;
+	while (harness_now_ms() < until) {
+		m = NULL;
+		if (rpcq_subscription_next(sub, 200, &m, &err) != RPCQ_OK)
+			fail_msg("%s: %s", who, err.message);
+		rpcq_stream_message_free(m);
+	}
+}
+
+/* --publish-client-ca: a TLS publish listener takes only subscribers whose
+ * certificate the CA signed. The others still get every message through
+ * Replay, which checks their key, but never a frame from the publisher. A
+ * publish listener that is not TLS is refused at start. */
+static void test_publish_listeners_take_only_subscribers_with_a_certificate(void **state)
+{
+	(void)state;
+	char ca[300], cert[300], key[300], client[300], client_key[300], stranger[300], stranger_key[300];
+	snprintf(ca, sizeof(ca), "%s/pca.crt", pg.dir);
+	snprintf(cert, sizeof(cert), "%s/pserver.crt", pg.dir);
+	snprintf(key, sizeof(key), "%s/pserver.key", pg.dir);
+	snprintf(client, sizeof(client), "%s/subscriber.crt", pg.dir);
+	snprintf(client_key, sizeof(client_key), "%s/subscriber.key", pg.dir);
+	snprintf(stranger, sizeof(stranger), "%s/stranger.crt", pg.dir);
+	snprintf(stranger_key, sizeof(stranger_key), "%s/stranger.key", pg.dir);
+	make_ca("pca", "rpcq streams CA");
+	make_ca("pother", "someone else's CA");
+	make_signed("pca", "pserver");
+	make_signed("pca", "subscriber");
+	make_signed("pother", "stranger");
+
+	char publish[120], cert_flag[320], key_flag[320], ca_flag[320];
+	snprintf(publish, sizeof(publish), "--publish=tls+tcp://127.0.0.1:%d", harness_free_port());
+	snprintf(cert_flag, sizeof(cert_flag), "--tls-cert=%s", cert);
+	snprintf(key_flag, sizeof(key_flag), "--tls-key=%s", key);
+	snprintf(ca_flag, sizeof(ca_flag), "--publish-client-ca=%s", ca);
+
+	/* Refused: a plain listener beside it. */
+	const char *plain[] = {rpcqd_path(),
+			       "--listen=tcp://127.0.0.1:0",
+			       "--publish=tcp://127.0.0.1:0",
+			       "--http=",
+			       cert_flag,
+			       key_flag,
+			       ca_flag,
+			       "--database",
+			       pg.conninfo,
+			       NULL};
+	char *out = NULL, *err_text = NULL;
+	assert_int_not_equal(harness_run(plain, NULL, &out, &err_text, RPCQD_TIMEOUT_MS), 0);
+	assert_non_null(strstr(err_text, "publish URL \"tcp://127.0.0.1:0\" is not TLS"));
+	free(out);
+	free(err_text);
+
+	const char *args[] = {publish, cert_flag, key_flag, ca_flag, NULL};
+	harness_server s;
+	harness_server_start(&s, &pg, args);
+	rpcq_client_options o = {.servers = s.rpc_url, .timeout_ms = 5000, .api_key = keys[K_ALL]};
+	rpcq_client *c = NULL;
+	rpcq_error err;
+	assert_int_equal(rpcq_client_create(&c, &o, &err), RPCQ_OK);
+	const char *prefixes[] = {"billing.imports."};
+	rpcq_subscribe_options with = {.tls_ca_file = ca, .tls_cert_file = client, .tls_key_file = client_key};
+	rpcq_subscribe_options without = {.tls_ca_file = ca};
+	rpcq_subscribe_options foreign = {.tls_ca_file = ca, .tls_cert_file = stranger, .tls_key_file = stranger_key};
+	rpcq_subscription *good = NULL, *none = NULL, *other = NULL;
+	assert_int_equal(rpcq_subscription_create(&good, c, prefixes, 1, &with, &err), RPCQ_OK);
+	assert_int_equal(rpcq_subscription_create(&none, c, prefixes, 1, &without, &err), RPCQ_OK);
+	assert_int_equal(rpcq_subscription_create(&other, c, prefixes, 1, &foreign, &err), RPCQ_OK);
+	/* The dials go on in the background: the one with a certificate gets
+	 * through, the other two never do. */
+	int64_t until = harness_now_ms() + 15000;
+	while (subscribers_of(&s) != 1 && harness_now_ms() < until)
+		harness_sleep_ms(100);
+	harness_sleep_ms(1000);
+	assert_int_equal(subscribers_of(&s), 1);
+
+	/* An import publishes its progress. */
+	char csv[300];
+	snprintf(csv, sizeof(csv), "%s/pub.csv", pg.dir);
+	FILE *f = fopen(csv, "w");
+	assert_non_null(f);
+	fputs("name,governmentId,email,debtAmount,debtDueDate,debtId\nAnn,1,ann@example.com,10.00,2030-01-01,pub-1\n",
+	      f);
+	fclose(f);
+	const char *cli[] = {"--api-key", keys[K_ALL], "billing", "import", csv, NULL};
+	assert_int_equal(harness_cli(s.rpc_url, cli, NULL, NULL, NULL), 0);
+
+	first_message(good, "the subscriber with a certificate");
+	first_message(none, "the subscriber without one");
+	first_message(other, "the subscriber with another CA's");
+	assert_true(frames_of(good) > 0);
+	assert_int_equal(frames_of(none), 0);
+	assert_int_equal(frames_of(other), 0);
+	rpcq_subscription_destroy(good);
+	rpcq_subscription_destroy(none);
+	rpcq_subscription_destroy(other);
+	rpcq_client_destroy(c);
 	assert_int_equal(harness_server_stop(&s), 0);
 }
 
@@ -937,6 +1090,7 @@ int main(void)
 		cmocka_unit_test(test_the_client_option_the_cli_flag_and_the_environment_send_the_key),
 		cmocka_unit_test(test_rpcqd_keys_refuses_what_would_not_work_and_lists_no_secret),
 		cmocka_unit_test(test_tls_with_the_ca_check_on),
+		cmocka_unit_test(test_publish_listeners_take_only_subscribers_with_a_certificate),
 		cmocka_unit_test(test_auth_modes_off_on_and_auto),
 		cmocka_unit_test(test_logs_and_metrics_hold_no_key_and_every_refusal_is_audited),
 	};

@@ -1,7 +1,8 @@
 /*
  * stream_append: the write side of update streams, inside the caller's
- * transaction. One statement does the three steps, so an append costs one
- * round trip:
+ * transaction. One statement does the three steps (the function
+ * stream_append() of migration 0007 for one message, stmt_append_batch for
+ * many), so an append costs one round trip:
  *   1. bump the topic's last_seq (an upsert on stream_topics, which also
  *      records the appending transaction's xid for the publishers). The row lock it
  *      takes lasts until the caller commits, so a concurrent append to the
@@ -28,18 +29,12 @@
 #include "frame.h"
 #include "stream.h"
 
+/* The migrations' stream_append() does the three steps, so that a service's
+ * own statement can append in the same round trip as its change (IssueVouchers
+ * does); this is the same append on its own. */
 static const db_stmt stmt_append = {
 	"stream_append",
-	"WITH t AS ("
-	" INSERT INTO stream_topics AS s (topic, last_seq, first_retained_seq, updated_at)"
-	" VALUES ($1, 1, 1, now())"
-	" ON CONFLICT (topic) DO UPDATE SET last_seq = s.last_seq + 1, updated_at = now(), xid = pg_current_xact_id()"
-	" RETURNING s.last_seq),"
-	" l AS ("
-	" INSERT INTO stream_log (topic, seq, type, payload, published_at)"
-	" SELECT $1, t.last_seq, $2, $3, clock_timestamp() FROM t"
-	" RETURNING seq)"
-	" SELECT l.seq, pg_notify('rpcq_stream', '') FROM l",
+	"SELECT stream_append($1, $2, $3)",
 	3,
 };
 

@@ -72,6 +72,16 @@ static long long sql_count(const char *sql)
 	return harness_sql_scalar(pg.conninfo, sql);
 }
 
+/* Orders and customers whose stored sort keys are not voucher_sort_key of
+ * their ids (the writers fill them: they are not generated columns). */
+static long long sort_keys_wrong(void)
+{
+	return sql_count("SELECT (SELECT count(*) FROM voucher_orders WHERE customer_key IS DISTINCT FROM"
+			 " voucher_sort_key(customer_id) OR order_key IS DISTINCT FROM voucher_sort_key(order_id))"
+			 " + (SELECT count(*) FROM voucher_customers WHERE customer_key IS DISTINCT FROM"
+			 " voucher_sort_key(customer_id))");
+}
+
 /* ---- imports through the stubs ---- */
 
 static Rpcq__Vouchers__Import *start_import(rpcq_client *c, const char *key)
@@ -727,6 +737,7 @@ static void test_a_second_import_merges_into_the_stock(void **state)
 	assert_int_equal(sold, 3);
 	free(lines);
 	free(top);
+	assert_int_equal(sort_keys_wrong(), 0);
 	free(rej);
 	import_free(b);
 }
@@ -792,6 +803,7 @@ static void test_reports_sort_page_and_filter(void **state)
 	tr.n = 10001;
 	Rpcq__Vouchers__TopCustomersResponse *t = NULL;
 	assert_int_equal(rpcq_voucher_top_customers(cl[0], &tr, &t, NULL, &err), RPCQ_INVALID_ARGUMENT);
+	assert_int_equal(sort_keys_wrong(), 0);
 }
 
 /* A stock of n unused barcodes "s0001".. */
@@ -899,6 +911,143 @@ static void test_issue_vouchers_sells_unused_barcodes_once_and_says_when_short(v
 	assert_int_equal(issue(cl[0], "", 1, NULL, &r, &err), RPCQ_INVALID_ARGUMENT);
 	assert_string_equal(err.message, "customer_id is required");
 	assert_int_equal(issue(cl[0], "c\001", 1, NULL, &r, &err), RPCQ_INVALID_ARGUMENT);
+}
+
+/* The claim starts at a random claim point and wraps around to the lowest
+ * barcode: wherever the points lie (past every unused barcode, in the
+ * middle, or none at all), every unused barcode is found, in barcode order. */
+static void test_claims_find_every_unused_barcode_wherever_they_start(void **state)
+{
+	(void)state;
+	Rpcq__Vouchers__IssueVouchersResponse *r = NULL;
+	rpcq_error err;
+	char want[16];
+
+	/* One point past every barcode: the whole stock, exactly the quantity. */
+	stock_of(10);
+	harness_sql(pg.conninfo,
+		    "DELETE FROM voucher_claim_points; INSERT INTO voucher_claim_points VALUES (0, 'zzzz')");
+	assert_int_equal(issue(cl[0], "c1", 10, NULL, &r, &err), RPCQ_OK);
+	assert_int_equal(r->n_barcodes, 10);
+	for (int i = 0; i < 10; i++) {
+		snprintf(want, sizeof(want), "s%04d", i + 1);
+		assert_string_equal(r->barcodes[i], want);
+	}
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	assert_int_equal(issue(cl[1], "c1", 1, NULL, &r, &err), RPCQ_RESOURCE_EXHAUSTED);
+	assert_string_equal(err.message, "1 barcode(s) asked, 0 unused");
+
+	/* A point in the middle: what lies above it, then the lowest below it,
+	 * in barcode order, and the order's barcodes in the same order. */
+	harness_sql(pg.conninfo, "TRUNCATE voucher_barcodes, voucher_orders, voucher_customers;"
+				 " UPDATE voucher_stock SET unused = 0, sold = 0");
+	stock_of(10);
+	harness_sql(pg.conninfo,
+		    "DELETE FROM voucher_claim_points; INSERT INTO voucher_claim_points VALUES (0, 's0007')");
+	assert_int_equal(issue(cl[0], "c2", 6, NULL, &r, &err), RPCQ_OK);
+	assert_int_equal(r->n_barcodes, 6);
+	static const char *const expect[] = {"s0001", "s0002", "s0007", "s0008", "s0009", "s0010"};
+	for (int i = 0; i < 6; i++)
+		assert_string_equal(r->barcodes[i], expect[i]);
+	char line[256];
+	snprintf(line, sizeof(line), "c2, %s, [s0001, s0002, s0007, s0008, s0009, s0010]\n", r->order_id);
+	char *lines = voucher_lines(cl[1], "c2", 10);
+	assert_string_equal(lines, line);
+	free(lines);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+
+	/* No points at all: from the lowest. */
+	harness_sql(pg.conninfo, "DELETE FROM voucher_claim_points");
+	assert_int_equal(issue(cl[1], "c3", 4, "k-nopoints", &r, &err), RPCQ_OK);
+	static const char *const rest[] = {"s0003", "s0004", "s0005", "s0006"};
+	for (int i = 0; i < 4; i++)
+		assert_string_equal(r->barcodes[i], rest[i]);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	uint64_t unused, sold;
+	stock(cl[0], &unused, &sold);
+	assert_int_equal(unused, 0);
+	assert_int_equal(sold, 10);
+
+	/* An import puts points back, spread over its unused barcodes. */
+	harness_sql(pg.conninfo, "TRUNCATE voucher_barcodes, voucher_orders, voucher_customers;"
+				 " UPDATE voucher_stock SET unused = 0, sold = 0");
+	stock_of(1000);
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_claim_points"), 256);
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_claim_points WHERE pos = 0 AND barcode = 's0001'"), 1);
+	assert_int_equal(sql_count("SELECT count(DISTINCT barcode) FROM voucher_claim_points p JOIN voucher_barcodes b"
+				   " USING (barcode) WHERE b.order_id IS NULL"),
+			 256);
+}
+
+/* VouchersIssued is packed partly by rpcqd and partly by the statement: the
+ * stored payload is byte for byte protobuf-c's packing of the message, its
+ * seq is the reply's, and long fields get multi-byte lengths. */
+static void test_the_issued_message_is_what_protobuf_c_packs(void **state)
+{
+	(void)state;
+	stock_of(5);
+	Rpcq__Vouchers__IssueVouchersResponse *r = NULL;
+	rpcq_error err;
+	/* 64 bytes of UTF-8 (two-byte characters), and a 128-byte key. */
+	char customer[65], key[129];
+	for (int i = 0; i < 32; i++)
+		memcpy(customer + 2 * i, "\xc3\xa7", 2);
+	customer[64] = '\0';
+	memset(key, 'k', 128);
+	key[128] = '\0';
+	assert_int_equal(issue(cl[0], customer, 2, key, &r, &err), RPCQ_OK);
+	assert_true(r->seq > 0);
+	char sql[160];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM stream_log WHERE topic = 'vouchers.issued' AND seq = %llu",
+		 (unsigned long long)r->seq);
+	assert_int_equal(sql_count(sql), 1);
+
+	Rpcq__ReplayRequest rr = RPCQ__REPLAY_REQUEST__INIT;
+	rr.topic = "vouchers.issued";
+	rr.after_seq = r->seq - 1;
+	Rpcq__ReplayResponse *rep = NULL;
+	assert_int_equal(rpcq_streams_replay(cl[1], &rr, &rep, NULL, &err), RPCQ_OK);
+	assert_true(rep->n_messages >= 1);
+	assert_int_equal(rep->messages[0]->seq, r->seq);
+	const ProtobufCBinaryData *payload = &rep->messages[0]->payload;
+	Rpcq__Vouchers__VouchersIssued *ev = rpcq__vouchers__vouchers_issued__unpack(NULL, payload->len, payload->data);
+	assert_non_null(ev);
+	assert_string_equal(ev->order_id, r->order_id);
+	assert_string_equal(ev->customer_id, customer);
+	assert_string_equal(ev->idempotency_key, key);
+	assert_int_equal(ev->n_barcodes, 2);
+	assert_string_equal(ev->barcodes[0], r->barcodes[0]);
+	assert_string_equal(ev->barcodes[1], r->barcodes[1]);
+	assert_true(ev->issued_at_ms > 0);
+	size_t len = protobuf_c_message_get_packed_size(&ev->base);
+	uint8_t *again = malloc(len);
+	assert_non_null(again);
+	assert_int_equal(protobuf_c_message_pack(&ev->base, again), len);
+	assert_int_equal(len, payload->len);
+	assert_memory_equal(again, payload->data, len);
+	free(again);
+	protobuf_c_message_free_unpacked(&ev->base, NULL);
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+
+	/* The replay of the key answers the first result; its seq is not kept. */
+	Rpcq__Vouchers__IssueVouchersResponse *r2 = NULL;
+	assert_int_equal(issue(cl[1], customer, 2, key, &r2, &err), RPCQ_OK);
+	assert_true(r2->replayed);
+	assert_string_equal(r2->order_id, r->order_id);
+	protobuf_c_message_free_unpacked(&r2->base, NULL);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+
+	/* Lengths of 128 bytes and more take two varint bytes, of 16384 three. */
+	assert_int_equal(
+		sql_count("SELECT count(*) WHERE voucher_pb_bytes(1, convert_to('ab', 'UTF8')) = '\\x0a026162'"), 1);
+	assert_int_equal(
+		sql_count("SELECT count(*) WHERE substr(voucher_pb_bytes(3, convert_to(repeat('a', 200), 'UTF8')),"
+			  " 1, 3) = '\\x1ac801'"),
+		1);
+	assert_int_equal(
+		sql_count("SELECT count(*) WHERE substr(voucher_pb_bytes(3, convert_to(repeat('a', 20000), 'UTF8')),"
+			  " 1, 4) = '\\x1aa09c01'"),
+		1);
 }
 
 /* ---- the storm ---- */
@@ -1047,6 +1196,7 @@ static void test_a_storm_of_32_callers_on_two_processes_never_sells_a_barcode_tw
 	assert_int_equal(sql_count("SELECT count(*) FROM voucher_orders"), norders);
 	assert_int_equal(sql_count("SELECT sum(tickets) FROM voucher_customers"), STORM_STOCK);
 	assert_int_equal(sql_count("SELECT count(*) FROM voucher_issues WHERE order_id = ''"), 0);
+	assert_int_equal(sort_keys_wrong(), 0);
 	assert_int_equal(sql_count("SELECT last_seq FROM stream_topics WHERE topic = 'vouchers.issued'"),
 			 seq0 + norders);
 	/* What each caller got is what the stock says its order holds. */
@@ -1074,6 +1224,8 @@ int main(void)
 		cmocka_unit_test_setup(test_a_second_import_merges_into_the_stock, reset),
 		cmocka_unit_test_setup(test_reports_sort_page_and_filter, reset),
 		cmocka_unit_test_setup(test_issue_vouchers_sells_unused_barcodes_once_and_says_when_short, reset),
+		cmocka_unit_test_setup(test_claims_find_every_unused_barcode_wherever_they_start, reset),
+		cmocka_unit_test_setup(test_the_issued_message_is_what_protobuf_c_packs, reset),
 		cmocka_unit_test_setup(test_a_storm_of_32_callers_on_two_processes_never_sells_a_barcode_twice, reset),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);

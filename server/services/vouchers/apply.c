@@ -165,6 +165,12 @@ rpcq_status vouchers_finish_import(call *c, const ProtobufCMessage *msg, Protobu
 		if ((st = check_complete(&x, orders_name, sizeof(orders_name))) != RPCQ_OK ||
 		    (st = merge(&x, orders_name)) != RPCQ_OK || (st = db_commit(x.db, &x.err)) != RPCQ_OK)
 			goto fail;
+		/* After the commit, in a statement of its own: IssueVouchers'
+		 * claims start from points spread over the unused stock, and the
+		 * import may have added a range the old points miss. Stale points
+		 * only cost speed, so a failure here fails nothing. */
+		if (db_exec(x.db, &vouchers_sql_claim_points, NULL, NULL, &x.err) != RPCQ_OK)
+			log_warn("vouchers: import %s: the claim points were not refreshed: %s", ids, x.err.message);
 	} else {
 		db_rollback(x.db);
 	}

@@ -123,8 +123,9 @@ const db_stmt vouchers_sql_apply_orders_reject = {
 
 const db_stmt vouchers_sql_apply_orders_insert = {
 	"vouchers_apply_orders_insert",
-	"WITH ins AS (INSERT INTO voucher_orders (order_id, customer_id, import_id)"
-	" SELECT order_id, customer_id, $1::int8 FROM vo WHERE line = first AND stored IS NULL RETURNING 1)"
+	"WITH ins AS (INSERT INTO voucher_orders (order_id, customer_id, customer_key, order_key, import_id)"
+	" SELECT order_id, customer_id, voucher_sort_key(customer_id), voucher_sort_key(order_id), $1::int8"
+	" FROM vo WHERE line = first AND stored IS NULL RETURNING 1)"
 	" SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM vo WHERE line = first AND stored = customer_id)",
 	1,
 };
@@ -172,7 +173,8 @@ const db_stmt vouchers_sql_apply_barcodes_reject = {
 #define ADD_TICKETS(cte)                                                                                 \
 	" c AS (SELECT o.customer_id, count(*) AS n FROM " cte " JOIN voucher_orders o USING (order_id)" \
 	" GROUP BY o.customer_id),"                                                                      \
-	" t AS (INSERT INTO voucher_customers AS vc (customer_id, tickets) SELECT customer_id, n FROM c" \
+	" t AS (INSERT INTO voucher_customers AS vc (customer_id, customer_key, tickets)"                \
+	" SELECT customer_id, voucher_sort_key(customer_id), n FROM c"                                   \
 	" ON CONFLICT (customer_id) DO UPDATE SET tickets = vc.tickets + excluded.tickets)"
 
 const db_stmt vouchers_sql_apply_barcodes_sell = {
@@ -264,7 +266,10 @@ const db_stmt vouchers_sql_stock = {"vouchers_stock",
 
 const db_stmt vouchers_sql_issue = {
 	"vouchers_issue",
-	"SELECT v.r_status, v.r_order_id, v.r_available, k.barcode FROM voucher_issue($1, $2::int4, $3) v"
+	"SELECT v.r_status, v.r_order_id, v.r_available, v.r_seq, k.barcode"
+	" FROM voucher_issue_publish($1, $2::int4, $3, $4, $5, $6, $7) v"
 	" LEFT JOIN LATERAL unnest(v.r_barcodes) WITH ORDINALITY AS k (barcode, ord) ON true ORDER BY k.ord",
-	3,
+	7,
 };
+
+const db_stmt vouchers_sql_claim_points = {"vouchers_claim_points", "SELECT voucher_claim_points_refresh()", 0};

@@ -78,9 +78,14 @@ extern const db_stmt vouchers_sql_top;
 /* -> unused, sold */
 extern const db_stmt vouchers_sql_stock;
 
-/* IssueVouchers: customer, quantity, key (NULL: none) -> status, order_id,
- * available, barcode (one row per barcode, in order; one row without a
- * barcode when none is returned) */
+/* IssueVouchers, in one autocommitted statement (voucher_issue_publish):
+ * customer, quantity, key (NULL: none), topic, message type, the packed
+ * customer_id field and the packed fields after the barcodes (binary) ->
+ * status, order_id, available, seq (set when the message was appended),
+ * barcode (one row per barcode, in order; one row without a barcode when
+ * none is returned) */
 extern const db_stmt vouchers_sql_issue;
+/* Recomputes the points IssueVouchers' claims start from (after an import). */
+extern const db_stmt vouchers_sql_claim_points;
 
 #endif

@@ -20,7 +20,10 @@
  * When: each committing append NOTIFYs rpcq_stream (once per transaction);
  * the thread waits on its connection's socket for a notification, at most
  * PUBLISHER_POLL_MS, then runs a cycle. A lost notification therefore delays
- * a message by at most one poll period and never loses it.
+ * a message by at most one poll period and never loses it. Appends that
+ * commit without a NOTIFY (IssueVouchers: see publisher_kick) kick this
+ * process's thread instead, which runs a cycle and then sends one NOTIFY
+ * for all the kicks since its previous cycle, for the other processes.
  *
  * The thread owns its libpq connection (not from the pool: a LISTEN belongs
  * to a session, and the publisher must not compete with calls for pooled
@@ -106,8 +109,9 @@ struct publisher {
 
 	pthread_t thread;
 	int thread_started;
-	int wake[2]; /* publisher_destroy writes to wake[1] */
+	int wake[2]; /* publisher_destroy and publisher_kick write to wake[1] */
 	atomic_int stopping;
+	atomic_int kicked; /* publisher_kick since the last cycle began */
 
 	/* The thread's own, below. */
 	PGconn *pg;
@@ -134,14 +138,18 @@ struct publisher {
 };
 
 /* Outcome of a wait: ready, timed out, or the publisher is stopping. */
-enum { W_READY = 1, W_TIMEOUT = 0, W_STOP = -1 };
+enum { W_KICK = 2, W_READY = 1, W_TIMEOUT = 0, W_STOP = -1 };
 
-/* Waits until fd has events, `until` passes, or publisher_destroy wakes us. */
-static int wait_fd(publisher *p, int fd, short events, nng_time until)
+/* Waits until fd has events, `until` passes, or publisher_destroy wakes us;
+ * with `kickable`, a publisher_kick also ends the wait (W_KICK). Kicks that
+ * come while a statement runs wait for the cycle after it. */
+static int wait_fd_for(publisher *p, int fd, short events, nng_time until, int kickable)
 {
 	for (;;) {
 		if (atomic_load(&p->stopping))
 			return W_STOP;
+		if (kickable && atomic_load(&p->kicked))
+			return W_KICK;
 		nng_time now = nng_clock();
 		if (now >= until)
 			return W_TIMEOUT;
@@ -149,11 +157,21 @@ static int wait_fd(publisher *p, int fd, short events, nng_time until)
 		int r = poll(pfd, fd >= 0 ? 2 : 1, (int)(until - now));
 		if (r < 0 && errno != EINTR)
 			return W_STOP;
-		if (pfd[0].revents)
-			return W_STOP;
+		if (pfd[0].revents) {
+			/* A stop or a kick: the flags say which; empty the pipe. */
+			char buf[64];
+			while (read(p->wake[0], buf, sizeof(buf)) > 0)
+				;
+			continue;
+		}
 		if (r > 0 && pfd[1].revents)
 			return W_READY;
 	}
+}
+
+static int wait_fd(publisher *p, int fd, short events, nng_time until)
+{
+	return wait_fd_for(p, fd, events, until, 0);
 }
 
 static void db_drop(publisher *p, const char *why)
@@ -573,8 +591,16 @@ static void *run(void *arg)
 		PGnotify *nt;
 		while ((nt = PQnotifies(p->pg)) != NULL)
 			PQfreemem(nt);
+		int kicked = atomic_exchange(&p->kicked, 0);
 		if (find_changed(p) == 0)
 			publish_pending(p);
+		/* A commit of this process appended without notifying (see
+		 * publisher_kick): now that this cycle has read it, wake the
+		 * other processes' publishers, once for every kick since the
+		 * last cycle. Our own LISTEN hears it too: one more cycle that
+		 * finds little, unless more came meanwhile. */
+		if (kicked && p->pg != NULL && command(p, "NOTIFY rpcq_stream") != 0)
+			atomic_store(&p->kicked, 1); /* the connection went: notify after the reconnect */
 		atomic_store(&p->started, 1);
 		if (p->pg != NULL && nng_clock() >= p->next_trim) {
 			trim(p);
@@ -582,7 +608,7 @@ static void *run(void *arg)
 		}
 		if (p->pg == NULL)
 			continue;
-		int w = wait_fd(p, PQsocket(p->pg), POLLIN, nng_clock() + PUBLISHER_POLL_MS);
+		int w = wait_fd_for(p, PQsocket(p->pg), POLLIN, nng_clock() + PUBLISHER_POLL_MS, 1);
 		if (w == W_STOP)
 			break;
 		if (w == W_READY && !PQconsumeInput(p->pg))
@@ -684,7 +710,8 @@ rpcq_status publisher_create(publisher **out, const rpcq_config *cfg, rpcq_error
 		goto fail;
 	}
 	if (pipe(p->wake) != 0 || fcntl(p->wake[1], F_SETFL, O_NONBLOCK) != 0 ||
-	    fcntl(p->wake[0], F_SETFD, FD_CLOEXEC) != 0 || fcntl(p->wake[1], F_SETFD, FD_CLOEXEC) != 0) {
+	    fcntl(p->wake[0], F_SETFL, O_NONBLOCK) != 0 || fcntl(p->wake[0], F_SETFD, FD_CLOEXEC) != 0 ||
+	    fcntl(p->wake[1], F_SETFD, FD_CLOEXEC) != 0) {
 		st = rpcq_error_set(err, RPCQ_INTERNAL, "stream publisher: pipe: %s", strerror(errno));
 		goto fail;
 	}
@@ -709,6 +736,17 @@ rpcq_status publisher_create(publisher **out, const rpcq_config *cfg, rpcq_error
 fail:
 	publisher_destroy(p);
 	return st;
+}
+
+void publisher_kick(publisher *p)
+{
+	if (p == NULL || !p->thread_started)
+		return;
+	if (atomic_exchange(&p->kicked, 1))
+		return; /* a wake-up is on its way already */
+	char b = 0;
+	if (write(p->wake[1], &b, 1) < 0 && errno != EAGAIN)
+		log_error("stream publisher: cannot wake the thread: %s", strerror(errno));
 }
 
 void publisher_destroy(publisher *p)

@@ -32,6 +32,17 @@ int publisher_add_listener(publisher *p, publisher_listener_fn fn, void *arg);
  * again. Any thread but the publisher's own (from inside fn it deadlocks). */
 void publisher_remove_listener(publisher *p, publisher_listener_fn fn, void *arg);
 
+/* Asks for a cycle soon, for an append this process committed without a
+ * NOTIFY (the migrations' stream_append(..., false), as IssueVouchers does:
+ * a NOTIFY in the committing transaction is made under the topic's row lock,
+ * which every append to the topic waits for). The cycle publishes it here
+ * and then NOTIFYs rpcq_stream once, for every kick since the cycle before,
+ * so the other processes' publishers publish it too. A process that dies
+ * between its commit and the kick leaves the others to find the message at
+ * their next poll (PUBLISHER_POLL_MS). Never blocks; any thread; NULL is a
+ * no-op. */
+void publisher_kick(publisher *p);
+
 /* Messages published since start, and SUB connections now. Any thread. */
 void publisher_get_stats(publisher *p, uint64_t *published, unsigned *subscribers);
 

@@ -7,7 +7,10 @@
  * on any number of processes claim different barcodes without waiting for
  * each other; the topic's row lock, which keeps the stream's seqs gap-free,
  * is taken last, inside the statement, so issues queue only for the append
- * and the commit, never for a round trip.
+ * and the commit, never for a round trip. The append makes no NOTIFY, which
+ * would be made under that lock: after the commit the issue kicks this
+ * process's publisher, which publishes the message and notifies the other
+ * processes (publisher_kick).
  *
  * The message is packed here except for order_id and barcodes, which only
  * the database knows: the statement gets customer_id's field and the fields
@@ -28,6 +31,7 @@
 #include <nng/nng.h>
 #include <nng/supplemental/util/platform.h>
 
+#include "publisher.h"
 #include "sql.h"
 #include "stream.h"
 #include "vouchers_service.h"
@@ -141,6 +145,10 @@ static attempt issue_once(call *c, const Rpcq__Vouchers__IssueVouchersRequest *i
 		if (!PQgetisnull(res, i, 4))
 			resp->barcodes[resp->n_barcodes++] = arena_strdup(ar, PQgetvalue(res, i, 4));
 	PQclear(res);
+	/* The append made no NOTIFY: this process's publisher publishes the
+	 * message and wakes the other processes'. */
+	if (!resp->replayed)
+		publisher_kick(server_publisher(call_server(c)));
 	*result = RPCQ_OK;
 	return ATTEMPT_DONE;
 }

@@ -570,6 +570,19 @@ out:
 		db_drop(p, "rollback failed");
 }
 
+/* Drops the notifications received so far: 1 if one came from another
+ * session than the publisher's own. */
+static int foreign_notification(publisher *p)
+{
+	int own = PQbackendPID(p->pg), foreign = 0;
+	PGnotify *nt;
+	while ((nt = PQnotifies(p->pg)) != NULL) {
+		foreign |= nt->be_pid != own;
+		PQfreemem(nt);
+	}
+	return foreign;
+}
+
 static void *run(void *arg)
 {
 	publisher *p = arg;
@@ -597,8 +610,7 @@ static void *run(void *arg)
 		/* A commit of this process appended without notifying (see
 		 * publisher_kick): now that this cycle has read it, wake the
 		 * other processes' publishers, once for every kick since the
-		 * last cycle. Our own LISTEN hears it too: one more cycle that
-		 * finds little, unless more came meanwhile. */
+		 * last cycle. */
 		if (kicked && p->pg != NULL && command(p, "NOTIFY rpcq_stream") != 0)
 			atomic_store(&p->kicked, 1); /* the connection went: notify after the reconnect */
 		atomic_store(&p->started, 1);
@@ -608,11 +620,23 @@ static void *run(void *arg)
 		}
 		if (p->pg == NULL)
 			continue;
-		int w = wait_fd_for(p, PQsocket(p->pg), POLLIN, nng_clock() + PUBLISHER_POLL_MS, 1);
+		/* Until a reason to look again: another session's notification
+		 * (libpq may have read one already, during the cycle's
+		 * statements: those come first), a kick, or the poll. Our own
+		 * NOTIFY comes back to our LISTEN; that one is no reason (this
+		 * cycle read what it announces). */
+		nng_time until = nng_clock() + PUBLISHER_POLL_MS;
+		int w = W_READY;
+		while (!foreign_notification(p)) {
+			if ((w = wait_fd_for(p, PQsocket(p->pg), POLLIN, until, 1)) != W_READY)
+				break;
+			if (!PQconsumeInput(p->pg)) {
+				db_drop(p, NULL);
+				break;
+			}
+		}
 		if (w == W_STOP)
 			break;
-		if (w == W_READY && !PQconsumeInput(p->pg))
-			db_drop(p, NULL);
 	}
 	return NULL;
 }

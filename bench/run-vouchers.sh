@@ -22,13 +22,16 @@
 #      --vary CUSTOMERS, or all calls for one customer with -1) and pgbench
 #      running bench/vouchers_issue.sql (the same statements, -M prepared,
 #      customers at random over the same range, or the one customer) at the
-#      same client count; and pgbench of bench/vouchers_floor.sql (BEGIN, two
-#      SELECT 1, COMMIT: the same round trips doing nothing), the ceiling of
-#      any four-round-trip transaction on this machine.
+#      same client count; and pgbench of bench/vouchers_floor.sql (SELECT 1:
+#      the same one round trip doing nothing), the ceiling of any
+#      one-statement transaction on this machine. With -4 also pgbench of
+#      bench/vouchers_issue4.sql (the issue as four round trips, BEGIN,
+#      voucher_issue, stream_append, COMMIT, as rpcqd sent it before
+#      migration 0007) and of its floor, bench/vouchers_floor4.sql.
 #
 #   bench/run-vouchers.sh [-s ORDERSxBARCODES (1000000x5000000)] [-C CUSTOMERS (200000)]
 #       [-i IMPORT_ROUNDS (1)] [-n REPORT_CALLS (20)] [-r ISSUE_ROUNDS (2)] [-d SECONDS (5)]
-#       [-c "CALLERS" ("1 8 32")] [-k ISSUE_STOCK (2000000)] [-1] [-L] [-o OUTDIR]
+#       [-c "CALLERS" ("1 8 32")] [-k ISSUE_STOCK (2000000)] [-1] [-4] [-L] [-o OUTDIR]
 #       [-S STEPS ("import reports issue")]
 #
 # Environment: BUILD (default build), RPCQD, RPCQ_CLI, RPCQ_LOAD,
@@ -59,16 +62,17 @@ seconds=5
 callers="1 8 32"
 issue_stock=2000000
 one_customer=0
+four=0
 with_cli=0
 outdir=""
 steps="import reports issue"
 
 usage() {
-	sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
-while getopts "s:C:i:n:r:d:c:k:1Lo:S:h" o; do
+while getopts "s:C:i:n:r:d:c:k:14Lo:S:h" o; do
 	case $o in
 	s) size=$OPTARG ;;
 	C) customers=$OPTARG ;;
@@ -79,6 +83,7 @@ while getopts "s:C:i:n:r:d:c:k:1Lo:S:h" o; do
 	c) callers=$OPTARG ;;
 	k) issue_stock=$OPTARG ;;
 	1) one_customer=1 ;;
+	4) four=1 ;;
 	L) with_cli=1 ;;
 	o) outdir=$OPTARG ;;
 	S) steps=$OPTARG ;;
@@ -375,6 +380,10 @@ PY
 				run_rpcq "$c" "$r"
 			fi
 			run_pgbench "$c" "$r" floor "$here/vouchers_floor.sql"
+			if ((four)); then
+				run_pgbench "$c" "$r" pgbench4 "$here/vouchers_issue4.sql"
+				run_pgbench "$c" "$r" floor4 "$here/vouchers_floor4.sql"
+			fi
 		done
 	done
 	psql -qXAt "$last_db" -c "SELECT 'kind=check sold_twice=' || (SELECT count(*) FROM (SELECT barcode FROM
@@ -437,13 +446,22 @@ if reps:
 
 iss = get("issue")
 if iss:
+    four = bool(get("issue", side="pgbench4"))
     print("\n| callers | rpcq issues/s | pgbench issues/s | rpcq/pgbench | rpcq p50 ms | rpcq p99 ms "
-          "| pgbench p50 ms | pgbench p99 ms | floor tx/s | load averages | goal at 32 (≥5000/s, p99 ≤ 20 ms) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|:---|")
+          "| pgbench p50 ms | pgbench p99 ms | floor tx/s | rpcq/floor |"
+          + (" pgbench 4-RT issues/s | floor 4-RT tx/s |" if four else "")
+          + " load averages | goal at 32 (≥5000/s, p99 ≤ 20 ms) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if four else "") + "---|:---|")
     for c in dict.fromkeys(r["callers"] for r in iss):
         a, b = get("issue", side="rpcq", callers=c), get("issue", side="pgbench", callers=c)
         m = lambda rs, k: med([float(r[k]) for r in rs])
         ratio = med([float(x["calls_per_s"]) / float(y["calls_per_s"]) for x, y in zip(a, b)])
+        fl = get("issue", side="floor", callers=c)
+        fratio = med([float(x["calls_per_s"]) / float(y["calls_per_s"]) for x, y in zip(a, fl)])
+        extra = ""
+        if four:
+            extra = (f" {m(get('issue', side='pgbench4', callers=c), 'calls_per_s'):.0f} "
+                     f"| {m(get('issue', side='floor4', callers=c), 'calls_per_s'):.0f} |")
         goal = ""
         if c == "32":
             ok = m(a, "calls_per_s") >= 5000 and m(a, "p99_us") <= 20000
@@ -451,8 +469,8 @@ if iss:
             goal = "meets" if ok else "below"
         print(f"| {c} | {m(a, 'calls_per_s'):.0f} | {m(b, 'calls_per_s'):.0f} | {ratio:.2f} "
               f"| {m(a, 'p50_us') / 1e3:.2f} | {m(a, 'p99_us') / 1e3:.2f} | {m(b, 'p50_us') / 1e3:.2f} "
-              f"| {m(b, 'p99_us') / 1e3:.2f} | {m(get('issue', side='floor', callers=c), 'calls_per_s'):.0f} "
-              f"| {', '.join(r['load'] for r in a + b)} | {goal} |")
+              f"| {m(b, 'p99_us') / 1e3:.2f} | {m(fl, 'calls_per_s'):.0f} | {fratio:.2f} |{extra}"
+              f" {', '.join(r['load'] for r in a + b)} | {goal} |")
     for r in get("check"):
         print(f"\nafter the issues: {r['sold_twice']} barcodes stored twice, {r['unused']} unused "
               f"(voucher_stock says {r['stock_unused']})")

@@ -1,7 +1,9 @@
 /*
  * A hash map from topic name to a fixed-size record, for the two places that
  * keep state per stream topic: rpcqd's publisher (the last seq it published)
- * and a subscription (the last seq it queued and delivered). Topics number in
+ * and a subscription (the last seq it queued and delivered); any short
+ * string key will do (billing's chunk import maps debtIds to their first
+ * line with it). Topics number in
  * the thousands (billing.imports.<id>), and every frame looks its topic up,
  * so lookups are O(1): open addressing with linear probing, grown at 50% load.
  * Entries are never removed. Not locked: each map belongs to one thread.

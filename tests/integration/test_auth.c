@@ -810,11 +810,16 @@ static void test_rpcqd_keys_refuses_what_would_not_work_and_lists_no_secret(void
 
 /* Certificates of the test's own, under pg.dir: a CA, and certificates it
  * signs for 127.0.0.1 (servers and clients alike). */
+static void pem_path(char out[300], const char *name, const char *ext)
+{
+	snprintf(out, 300, "%s/%s.%s", pg.dir, name, ext);
+}
+
 static void make_ca(const char *name, const char *cn)
 {
 	char crt[300], key[300], subj[100];
-	snprintf(crt, sizeof(crt), "%s/%s.crt", pg.dir, name);
-	snprintf(key, sizeof(key), "%s/%s.key", pg.dir, name);
+	pem_path(crt, name, "crt");
+	pem_path(key, name, "key");
 	snprintf(subj, sizeof(subj), "/CN=%s", cn);
 	const char *argv[] = {"openssl", "req", "-x509",   "-newkey", "rsa:2048", "-nodes", "-days", "2",
 			      "-subj",	 subj,	"-keyout", key,	      "-out",	  crt,	    NULL};
@@ -824,11 +829,11 @@ static void make_ca(const char *name, const char *cn)
 static void make_signed(const char *ca, const char *name)
 {
 	char ca_crt[300], ca_key[300], csr[300], crt[300], key[300], ext[300];
-	snprintf(ca_crt, sizeof(ca_crt), "%s/%s.crt", pg.dir, ca);
-	snprintf(ca_key, sizeof(ca_key), "%s/%s.key", pg.dir, ca);
-	snprintf(csr, sizeof(csr), "%s/%s.csr", pg.dir, name);
-	snprintf(crt, sizeof(crt), "%s/%s.crt", pg.dir, name);
-	snprintf(key, sizeof(key), "%s/%s.key", pg.dir, name);
+	pem_path(ca_crt, ca, "crt");
+	pem_path(ca_key, ca, "key");
+	pem_path(csr, name, "csr");
+	pem_path(crt, name, "crt");
+	pem_path(key, name, "key");
 	snprintf(ext, sizeof(ext), "%s/san.ext", pg.dir);
 	FILE *f = fopen(ext, "w");
 	assert_non_null(f);
@@ -849,10 +854,10 @@ static void test_tls_with_the_ca_check_on(void **state)
 {
 	(void)state;
 	char ca[300], other[300], cert[300], key[300];
-	snprintf(ca, sizeof(ca), "%s/ca.crt", pg.dir);
-	snprintf(other, sizeof(other), "%s/other.crt", pg.dir);
-	snprintf(cert, sizeof(cert), "%s/server.crt", pg.dir);
-	snprintf(key, sizeof(key), "%s/server.key", pg.dir);
+	pem_path(ca, "ca", "crt");
+	pem_path(other, "other", "crt");
+	pem_path(cert, "server", "crt");
+	pem_path(key, "server", "key");
 	make_ca("ca", "rpcq test CA");
 	make_ca("other", "another CA");
 	make_signed("ca", "server");
@@ -951,13 +956,13 @@ static void test_publish_listeners_take_only_subscribers_with_a_certificate(void
 {
 	(void)state;
 	char ca[300], cert[300], key[300], client[300], client_key[300], stranger[300], stranger_key[300];
-	snprintf(ca, sizeof(ca), "%s/pca.crt", pg.dir);
-	snprintf(cert, sizeof(cert), "%s/pserver.crt", pg.dir);
-	snprintf(key, sizeof(key), "%s/pserver.key", pg.dir);
-	snprintf(client, sizeof(client), "%s/subscriber.crt", pg.dir);
-	snprintf(client_key, sizeof(client_key), "%s/subscriber.key", pg.dir);
-	snprintf(stranger, sizeof(stranger), "%s/stranger.crt", pg.dir);
-	snprintf(stranger_key, sizeof(stranger_key), "%s/stranger.key", pg.dir);
+	pem_path(ca, "pca", "crt");
+	pem_path(cert, "pserver", "crt");
+	pem_path(key, "pserver", "key");
+	pem_path(client, "subscriber", "crt");
+	pem_path(client_key, "subscriber", "key");
+	pem_path(stranger, "stranger", "crt");
+	pem_path(stranger_key, "stranger", "key");
 	make_ca("pca", "rpcq streams CA");
 	make_ca("pother", "someone else's CA");
 	make_signed("pca", "pserver");

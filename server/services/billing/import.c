@@ -20,14 +20,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <rpcq/alloc.h>
-
 #include "arena.h"
 #include "billing_service.h"
 #include "debt.h"
 #include "pgcopy.h"
 #include "sql.h"
 #include "stream.h"
+#include "topic_map.h"
 #include "upload.h"
 #include "utf8.h"
 
@@ -199,68 +198,18 @@ typedef struct chunk_rows {
 	uint64_t rows, bad;
 } chunk_rows;
 
-/* The first line of each debtId in a chunk, so that the stage says which
- * row is a debtId's first (the merge inserts those) without a window over
- * the chunk in SQL. Open addressing; keys point into the chunk's text. */
-typedef struct first_slot {
-	const char *key; /* NULL: empty */
-	size_t len;
-	uint64_t line;
-} first_slot;
-
-typedef struct first_lines {
-	first_slot *slots;
-	size_t mask, used;
-} first_lines;
-
-static uint64_t key_hash(const char *s, size_t n)
-{
-	uint64_t h = 14695981039346656037u; /* FNV-1a */
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211u;
-	return h;
-}
-
-static int first_lines_grow(first_lines *f)
-{
-	size_t cap = f->slots ? (f->mask + 1) * 2 : 1024;
-	first_slot *n = rpcq_calloc(cap, sizeof(*n));
-	if (n == NULL)
-		return -1;
-	for (size_t i = 0; f->slots && i <= f->mask; i++) {
-		if (f->slots[i].key == NULL)
-			continue;
-		size_t j = key_hash(f->slots[i].key, f->slots[i].len) & (cap - 1);
-		while (n[j].key)
-			j = (j + 1) & (cap - 1);
-		n[j] = f->slots[i];
-	}
-	rpcq_free(f->slots);
-	f->slots = n;
-	f->mask = cap - 1;
-	return 0;
-}
-
-/* The first line of key in the chunk: line itself when it is new. 0 when
- * out of memory. */
-static uint64_t first_line_of(first_lines *f, const char *key, size_t len, uint64_t line)
-{
-	if ((f->slots == NULL || (f->used + 1) * 2 > f->mask + 1) && first_lines_grow(f) != 0)
-		return 0;
-	size_t j = key_hash(key, len) & f->mask;
-	for (; f->slots[j].key; j = (j + 1) & f->mask)
-		if (f->slots[j].len == len && memcmp(f->slots[j].key, key, len) == 0)
-			return f->slots[j].line;
-	f->slots[j] = (first_slot){key, len, line};
-	f->used++;
-	return line;
-}
-
 static int read_rows(int64_t id, const upload_piece *pc, int *header_seen, chunk_rows *out, rpcq_error *err)
 {
 	billing_reader r;
 	billing_row row;
-	first_lines firsts = {0};
+	/* The first line of each debtId in the chunk, so that the stage says
+	 * which row is a debtId's first (the merge inserts those) without a
+	 * window over the chunk in SQL. */
+	topic_map *firsts = topic_map_create(sizeof(uint64_t));
+	if (firsts == NULL) {
+		rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory reading the chunk");
+		return -1;
+	}
 	int k;
 	billing_reader_init(&r, pc->records, pc->records_len, pc->first_line, *header_seen);
 	pgcopy_header(&out->stage);
@@ -275,15 +224,18 @@ static int read_rows(int64_t id, const upload_piece *pc, int *header_seen, chunk
 			out->bad++;
 			continue;
 		}
-		uint64_t first = first_line_of(&firsts, row.debt_id, row.debt_id_len, row.line);
-		if (first == 0) {
-			rpcq_free(firsts.slots);
+		int inserted;
+		uint64_t *first = topic_map_put(firsts, row.debt_id, row.debt_id_len, &inserted);
+		if (first == NULL) {
+			topic_map_destroy(firsts);
 			rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory reading the chunk");
 			return -1;
 		}
+		if (inserted)
+			*first = row.line;
 		pgcopy_row(&out->stage, 8);
 		pgcopy_int8(&out->stage, (int64_t)row.line);
-		pgcopy_int8(&out->stage, (int64_t)first);
+		pgcopy_int8(&out->stage, (int64_t)*first);
 		pgcopy_bytes(&out->stage, row.debt_id, row.debt_id_len);
 		pgcopy_bytes(&out->stage, row.name, row.name_len);
 		pgcopy_bytes(&out->stage, row.government_id, row.government_id_len);
@@ -291,7 +243,7 @@ static int read_rows(int64_t id, const upload_piece *pc, int *header_seen, chunk
 		pgcopy_int8(&out->stage, row.amount_cents);
 		pgcopy_int4(&out->stage, row.due_day - PG_EPOCH_DAYS);
 	}
-	rpcq_free(firsts.slots);
+	topic_map_destroy(firsts);
 	*header_seen = r.header_seen;
 	return k;
 }

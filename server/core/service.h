@@ -50,4 +50,11 @@ pool *server_pool(server *srv);
 const struct rpcq_config *server_config(server *srv);
 publisher *server_publisher(server *srv);
 
+/* Around a handler's wait for other calls' handlers (not for the database
+ * or the network, which any worker may do): IssueVouchers waiting for the
+ * batch that carries its issue. Meanwhile another thread may run a call in
+ * this worker's stead, so waiting calls do not use up --workers. */
+void server_wait_begin(server *srv);
+void server_wait_end(server *srv);
+
 #endif

@@ -1,8 +1,9 @@
 /*
  * stream_append: the write side of update streams, inside the caller's
- * transaction. One statement does the three steps (the function
- * stream_append() of migration 0007 for one message, stmt_append_batch for
- * many), so an append costs one round trip:
+ * transaction. One statement does the three steps (the functions
+ * stream_append() of migration 0007 for one message and
+ * stream_append_batch() of 0009 for many, which services' own statements
+ * call too), so an append costs one round trip:
  *   1. bump the topic's last_seq (an upsert on stream_topics, which also
  *      records the appending transaction's xid for the publishers). The row lock it
  *      takes lasts until the caller commits, so a concurrent append to the
@@ -38,23 +39,13 @@ static const db_stmt stmt_append = {
 	3,
 };
 
-/* n messages of one type in one statement: the topic's last_seq moves by n
- * under its row lock, and the messages take the seqs below it in order. */
+/* n messages of one type in one statement: stream_append_batch() of
+ * migration 0009 moves the topic's last_seq by n under its row lock, and the
+ * messages take the seqs below it in order. */
 static const db_stmt stmt_append_batch = {
 	"stream_append_batch",
-	"WITH t AS ("
-	" INSERT INTO stream_topics AS s (topic, last_seq, first_retained_seq, updated_at)"
-	" VALUES ($1, $4::int8, 1, now())"
-	" ON CONFLICT (topic) DO UPDATE SET last_seq = s.last_seq + $4::int8, updated_at = now(),"
-	" xid = pg_current_xact_id()"
-	" RETURNING s.last_seq),"
-	" l AS ("
-	" INSERT INTO stream_log (topic, seq, type, payload, published_at)"
-	" SELECT $1, t.last_seq - $4::int8 + m.ord, $2, m.payload, clock_timestamp()"
-	" FROM t, unnest($3::bytea[]) WITH ORDINALITY AS m(payload, ord)"
-	" RETURNING seq)"
-	" SELECT max(l.seq), pg_notify('rpcq_stream', '') FROM l",
-	4,
+	"SELECT stream_append_batch($1, $2, $3::bytea[])",
+	3,
 };
 
 static uint8_t *put_be32(uint8_t *p, uint32_t v)
@@ -112,11 +103,9 @@ rpcq_status stream_append_batch(dbconn *c, const char *topic, const ProtobufCMes
 		p = put_be32(p, (uint32_t)len);
 		p += protobuf_c_message_pack(msgs[i], p);
 	}
-	char count[24];
-	snprintf(count, sizeof(count), "%zu", n);
-	const char *values[4] = {topic, msgs[0]->descriptor->name, (const char *)buf, count};
-	const int lengths[4] = {0, 0, (int)total, 0};
-	const int formats[4] = {0, 0, 1, 0};
+	const char *values[3] = {topic, msgs[0]->descriptor->name, (const char *)buf};
+	const int lengths[3] = {0, 0, (int)total};
+	const int formats[3] = {0, 0, 1};
 	result = db_exec_params(c, &stmt_append_batch, values, lengths, formats, 0, &res, err);
 	if (result != RPCQ_OK)
 		goto out;

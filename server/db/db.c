@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <rpcq/alloc.h>
+
 #include "db.h"
 #include "log.h"
 
@@ -506,4 +508,85 @@ int64_t db_int8(const PGresult *res, int row, int col)
 int32_t db_int4(const PGresult *res, int row, int col)
 {
 	return (int32_t)(uint32_t)big_endian(res, row, col, 4);
+}
+
+/* Room for n more bytes (and the closing brace and NUL); 0 when out of memory. */
+static int array_room(db_array *a, size_t n)
+{
+	if (a->failed)
+		return 0;
+	if (a->len + n + 2 > a->cap) {
+		size_t cap = (a->cap ? a->cap * 2 : 256) + n + 2;
+		char *b = rpcq_realloc(a->buf, cap);
+		if (b == NULL) {
+			a->failed = 1;
+			return 0;
+		}
+		a->buf = b;
+		a->cap = cap;
+	}
+	return 1;
+}
+
+/* The separator before the next element ("{" for the first). */
+static void array_next(db_array *a)
+{
+	a->buf[a->len++] = a->n++ ? ',' : '{';
+}
+
+void db_array_text(db_array *a, const char *s)
+{
+	if (s == NULL) {
+		if (array_room(a, 5)) {
+			array_next(a);
+			memcpy(a->buf + a->len, "NULL", 4);
+			a->len += 4;
+		}
+		return;
+	}
+	/* Worst case every byte escaped, plus the separator and the quotes. */
+	size_t n = strlen(s);
+	if (!array_room(a, 2 * n + 3))
+		return;
+	array_next(a);
+	a->buf[a->len++] = '"';
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '"' || s[i] == '\\')
+			a->buf[a->len++] = '\\';
+		a->buf[a->len++] = s[i];
+	}
+	a->buf[a->len++] = '"';
+}
+
+void db_array_bytea(db_array *a, const uint8_t *p, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	/* "\\x" and two digits a byte, inside quotes, after the separator. */
+	if (!array_room(a, 2 * n + 6))
+		return;
+	array_next(a);
+	memcpy(a->buf + a->len, "\"\\\\x", 4);
+	a->len += 4;
+	for (size_t i = 0; i < n; i++) {
+		a->buf[a->len++] = hex[p[i] >> 4];
+		a->buf[a->len++] = hex[p[i] & 15];
+	}
+	a->buf[a->len++] = '"';
+}
+
+const char *db_array_end(db_array *a)
+{
+	if (!array_room(a, 0))
+		return NULL;
+	if (a->n == 0)
+		a->buf[a->len++] = '{';
+	a->buf[a->len++] = '}';
+	a->buf[a->len] = '\0';
+	return a->buf;
+}
+
+void db_array_free(db_array *a)
+{
+	rpcq_free(a->buf);
+	*a = (db_array){0};
 }

@@ -78,6 +78,21 @@ rpcq_status db_status_from_result(const PGresult *res);
 int64_t db_int8(const PGresult *res, int row, int col);
 int32_t db_int4(const PGresult *res, int row, int col);
 
+/* An array parameter in PostgreSQL's text form ({"a",NULL,"\\x0a"}), built
+ * one element at a time: db_array_text or db_array_bytea for each element,
+ * then db_array_end, which gives the literal (NULL when memory ran out on
+ * the way), valid until db_array_free. Elements are quoted and escaped, so
+ * any text may be one. */
+typedef struct db_array {
+	char *buf;
+	size_t len, cap;
+	int n, failed;
+} db_array;
+void db_array_text(db_array *a, const char *s); /* s NULL: a NULL element */
+void db_array_bytea(db_array *a, const uint8_t *p, size_t n);
+const char *db_array_end(db_array *a);
+void db_array_free(db_array *a);
+
 /* The status for a five-character SQLSTATE ("23505"); the table above, as a
  * pure function. NULL or "" (no SQLSTATE: a client-side error) is UNAVAILABLE. */
 rpcq_status db_status_from_sqlstate(const char *sqlstate);

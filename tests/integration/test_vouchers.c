@@ -913,6 +913,110 @@ static void test_issue_vouchers_sells_unused_barcodes_once_and_says_when_short(v
 	assert_int_equal(issue(cl[0], "c\001", 1, NULL, &r, &err), RPCQ_INVALID_ARGUMENT);
 }
 
+/* A batch of issues, as voucher_issue_batch makes it for the issues that
+ * reach one process together (how they meet is up to timing, so the batch
+ * is made here by its statement): each item gets its own answer in one
+ * transaction. One that asks for more than is left gets nothing and keeps
+ * no key while the items after it go on; the messages take consecutive
+ * seqs in item order; a key of an earlier batch is replayed, a key given up
+ * by a short item can be used again. */
+#define BATCH_SQL(customers, quantities, keys)                                                                \
+	"CREATE TABLE batch_result AS SELECT * FROM voucher_issue_batch(" customers ", " quantities ", " keys \
+	", 'vouchers.issued', 'rpcq.vouchers.VouchersIssued', (SELECT array_agg(voucher_pb_bytes(2, "         \
+	"convert_to(c, 'UTF8')) ORDER BY o) FROM unnest(" customers ") WITH ORDINALITY AS u(c, o)), "         \
+	"(SELECT array_agg(''::bytea) FROM unnest(" customers ")))"
+#define LAST_SEQ "(SELECT last_seq FROM stream_topics WHERE topic = 'vouchers.issued')"
+static void test_issues_in_one_batch_each_get_their_own_answer(void **state)
+{
+	(void)state;
+	stock_of(12);
+	Rpcq__Vouchers__IssueVouchersResponse *r = NULL;
+	rpcq_error err;
+	/* A customer id and a key with the characters an array literal
+	 * quotes, through IssueVouchers (its batch's array parameters): stored
+	 * as given. */
+	assert_int_equal(issue(cl[0], "a \"q\", {b} \\ z", 2, "k\"3\\", &r, &err), RPCQ_OK);
+	assert_string_equal(r->customer_id, "a \"q\", {b} \\ z");
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	char *top = top_lines(cl[1], 1);
+	assert_string_equal(top, "a \"q\", {b} \\ z, 2\n");
+	free(top);
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_issues WHERE idempotency_key = 'k\"3\\'"), 1);
+
+	long long seq0 = sql_count("SELECT coalesce((SELECT last_seq FROM stream_topics WHERE topic = "
+				   "'vouchers.issued'), 0)");
+	harness_sql(pg.conninfo, "DROP TABLE IF EXISTS batch_result");
+	harness_sql(pg.conninfo, BATCH_SQL("ARRAY['a \"q\", {b} \\ z', 'c2', 'c3', 'a \"q\", {b} \\ z']",
+					   "ARRAY[3, 100, 4, 2]", "ARRAY['k1', 'k2', NULL, NULL]"));
+	assert_int_equal(sql_count("SELECT count(*) FROM batch_result"), 4);
+	assert_int_equal(sql_count(LAST_SEQ), seq0 + 3);
+	assert_int_equal(sql_count("SELECT count(*) FROM batch_result WHERE r_item = 1 AND r_status = 'ok'"
+				   " AND cardinality(r_barcodes) = 3 AND r_seq = " LAST_SEQ " - 3 + 1"),
+			 1);
+	assert_int_equal(sql_count("SELECT count(*) FROM batch_result WHERE r_item = 2 AND r_status = 'short'"
+				   " AND r_available = 1 AND r_order_id IS NULL AND r_barcodes IS NULL"),
+			 1);
+	assert_int_equal(sql_count("SELECT count(*) FROM batch_result WHERE r_item = 3 AND r_status = 'ok'"
+				   " AND cardinality(r_barcodes) = 4 AND r_seq = " LAST_SEQ " - 3 + 2"),
+			 1);
+	assert_int_equal(sql_count("SELECT count(*) FROM batch_result WHERE r_item = 4 AND r_status = 'ok'"
+				   " AND cardinality(r_barcodes) = 2 AND r_seq = " LAST_SEQ " - 3 + 3"),
+			 1);
+	/* Every barcode sold once, each order's in ascending order with its
+	 * rank, and all of it in one transaction. */
+	assert_int_equal(sql_count("SELECT count(DISTINCT b) FROM batch_result, unnest(r_barcodes) b"), 9);
+	assert_int_equal(sql_count("SELECT count(*) FROM batch_result r, unnest(r.r_barcodes) WITH ORDINALITY"
+				   " AS k(b, o) JOIN voucher_barcodes v ON v.barcode = k.b"
+				   " WHERE v.order_id = r.r_order_id AND v.pos = k.o"),
+			 9);
+	assert_int_equal(sql_count("SELECT count(*) FROM batch_result WHERE r_barcodes <> ARRAY(SELECT b FROM "
+				   "unnest(r_barcodes) b ORDER BY b)"),
+			 0);
+	assert_int_equal(sql_count("SELECT count(DISTINCT o.created_at) FROM voucher_orders o JOIN batch_result r"
+				   " ON r.r_order_id = o.order_id"),
+			 1);
+	assert_int_equal(sql_count("SELECT tickets FROM voucher_customers WHERE customer_id = 'a \"q\", {b} \\ z'"), 7);
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_issues"), 2);
+	assert_int_equal(sql_count("SELECT sum(unused) FROM voucher_stock"), 1);
+	assert_int_equal(sql_count("SELECT sum(sold) FROM voucher_stock"), 11);
+	/* The messages: item order, each naming its order and customer. */
+	assert_int_equal(sql_count("SELECT count(*) FROM stream_log l JOIN batch_result r ON l.seq = r.r_seq"
+				   " WHERE l.topic = 'vouchers.issued' AND position(convert_to(r.r_order_id, 'UTF8')"
+				   " IN l.payload) = 3"),
+			 3);
+	Rpcq__ReplayRequest rr = RPCQ__REPLAY_REQUEST__INIT;
+	rr.topic = "vouchers.issued";
+	rr.after_seq = (uint64_t)seq0;
+	Rpcq__ReplayResponse *rep = NULL;
+	assert_int_equal(rpcq_streams_replay(cl[1], &rr, &rep, NULL, &err), RPCQ_OK);
+	assert_int_equal(rep->n_messages, 3);
+	Rpcq__Vouchers__VouchersIssued *ev = rpcq__vouchers__vouchers_issued__unpack(
+		NULL, rep->messages[2]->payload.len, rep->messages[2]->payload.data);
+	assert_non_null(ev);
+	assert_string_equal(ev->customer_id, "a \"q\", {b} \\ z");
+	assert_int_equal(ev->n_barcodes, 2);
+	protobuf_c_message_free_unpacked(&ev->base, NULL);
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+
+	/* The next batch: k1 replayed, k2 (given up) used again for the last
+	 * barcode, and nothing left for a third. */
+	harness_sql(pg.conninfo, "DROP TABLE batch_result");
+	harness_sql(pg.conninfo,
+		    BATCH_SQL("ARRAY['a \"q\", {b} \\ z', 'c9', 'c3']", "ARRAY[3, 1, 1]", "ARRAY['k1', 'k2', NULL]"));
+	assert_int_equal(sql_count("SELECT count(*) FROM batch_result b JOIN voucher_issues k ON k.idempotency_key ="
+				   " 'k1' WHERE b.r_item = 1 AND b.r_status = 'replayed' AND b.r_order_id = k.order_id"
+				   " AND b.r_barcodes = k.barcodes AND b.r_seq IS NULL"),
+			 1);
+	assert_int_equal(sql_count("SELECT count(*) FROM batch_result WHERE r_item = 2 AND r_status = 'ok'"
+				   " AND cardinality(r_barcodes) = 1"),
+			 1);
+	assert_int_equal(sql_count("SELECT count(*) FROM batch_result WHERE r_item = 3 AND r_status = 'short'"
+				   " AND r_available = 0"),
+			 1);
+	assert_int_equal(sql_count("SELECT sum(unused) FROM voucher_stock"), 0);
+	harness_sql(pg.conninfo, "DROP TABLE batch_result");
+}
+
 /* The claim starts at a random claim point and wraps around to the lowest
  * barcode: wherever the points lie (past every unused barcode, in the
  * middle, or none at all), every unused barcode is found, in barcode order. */
@@ -1272,6 +1376,7 @@ int main(void)
 		cmocka_unit_test_setup(test_a_second_import_merges_into_the_stock, reset),
 		cmocka_unit_test_setup(test_reports_sort_page_and_filter, reset),
 		cmocka_unit_test_setup(test_issue_vouchers_sells_unused_barcodes_once_and_says_when_short, reset),
+		cmocka_unit_test_setup(test_issues_in_one_batch_each_get_their_own_answer, reset),
 		cmocka_unit_test_setup(test_claims_find_every_unused_barcode_wherever_they_start, reset),
 		cmocka_unit_test_setup(test_the_issued_message_is_what_protobuf_c_packs, reset),
 		cmocka_unit_test_setup(test_the_other_process_publishes_an_issue_without_waiting_for_its_poll, reset),

@@ -1,7 +1,7 @@
 /*
- * The vouchers service's definition: its method table. The service keeps
- * no state in the process (everything is in PostgreSQL), so it has no
- * start or stop hook.
+ * The vouchers service's definition: its method table, and the start and
+ * stop hooks of its one piece of state in the process, issue.c's batches
+ * (everything else is in PostgreSQL).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +31,17 @@ int64_t vouchers_int(const PGresult *res, int row, int col)
 	return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
+static rpcq_status start(server *srv, void **state, rpcq_error *err)
+{
+	(void)srv;
+	return vouchers_issuer_create((vouchers_issuer **)state, err);
+}
+
+static void stop(void *state)
+{
+	vouchers_issuer_destroy(state);
+}
+
 static const method_def methods[] = {
 	{"StartImport", vouchers_start_import},
 	{"ImportChunk", vouchers_import_chunk},
@@ -47,4 +58,6 @@ static const method_def methods[] = {
 const service_def vouchers_service = {
 	.descriptor = &rpcq__vouchers__voucher_service__descriptor,
 	.methods = methods,
+	.start = start,
+	.stop = stop,
 };

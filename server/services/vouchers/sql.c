@@ -264,11 +264,20 @@ const db_stmt vouchers_sql_top = {
 const db_stmt vouchers_sql_stock = {"vouchers_stock",
 				    "SELECT coalesce(sum(unused), 0), coalesce(sum(sold), 0) FROM voucher_stock", 0};
 
-const db_stmt vouchers_sql_issue = {
-	"vouchers_issue",
-	"SELECT v.r_status, v.r_order_id, v.r_available, v.r_seq, k.barcode"
+const db_stmt vouchers_sql_issue_one = {
+	"vouchers_issue_one",
+	"SELECT 1, v.r_status, v.r_order_id, v.r_available, v.r_seq, k.barcode"
 	" FROM voucher_issue_publish($1, $2::int4, $3, $4, $5, $6, $7) v"
 	" LEFT JOIN LATERAL unnest(v.r_barcodes) WITH ORDINALITY AS k (barcode, ord) ON true ORDER BY k.ord",
+	7,
+};
+
+const db_stmt vouchers_sql_issue_batch = {
+	"vouchers_issue_batch",
+	"SELECT v.r_item, v.r_status, v.r_order_id, v.r_available, v.r_seq, k.barcode"
+	" FROM voucher_issue_batch($1::text[], $2::int4[], $3::text[], $4, $5, $6::bytea[], $7::bytea[]) v"
+	" LEFT JOIN LATERAL unnest(v.r_barcodes) WITH ORDINALITY AS k (barcode, ord) ON true"
+	" ORDER BY v.r_item, k.ord",
 	7,
 };
 

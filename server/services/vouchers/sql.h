@@ -78,13 +78,18 @@ extern const db_stmt vouchers_sql_top;
 /* -> unused, sold */
 extern const db_stmt vouchers_sql_stock;
 
-/* IssueVouchers, in one autocommitted statement (voucher_issue_publish):
- * customer, quantity, key (NULL: none), topic, message type, the packed
- * customer_id field and the packed fields after the barcodes (binary) ->
- * status, order_id, available, seq (set when the message was appended),
- * barcode (one row per barcode, in order; one row without a barcode when
- * none is returned) */
-extern const db_stmt vouchers_sql_issue;
+/* A batch of issues, in one autocommitted statement (voucher_issue_batch):
+ * arrays of the customers, quantities, keys (NULL: none), topic, message
+ * type, arrays of the packed customer_id fields and of the packed fields
+ * after the barcodes (bytea) -> item (1-based), status, order_id,
+ * available, seq (set when the message was appended), barcode (one row per
+ * barcode, in order; one row without a barcode when none is returned), by
+ * item */
+extern const db_stmt vouchers_sql_issue_batch;
+/* A batch of one issue, in the same shape (voucher_issue_publish, 0007,
+ * which is cheaper for one than the batch's loops): customer, quantity,
+ * key, topic, type, the two packed fields (binary) -> the same columns. */
+extern const db_stmt vouchers_sql_issue_one;
 /* Recomputes the points IssueVouchers' claims start from (after an import). */
 extern const db_stmt vouchers_sql_claim_points;
 

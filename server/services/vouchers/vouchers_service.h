@@ -4,8 +4,9 @@
  * imports (StartImport, ImportChunk, GetImport, ListRejections) and apply.c
  * merges a complete import into the stock (FinishImport); reports.c answers
  * the reports and issue.c IssueVouchers. Everything is in PostgreSQL
- * (db/migrations/0004_vouchers.sql): the service keeps no state of its own,
- * so any process may take any call of an import.
+ * (db/migrations/0004_vouchers.sql), so any process may take any call of an
+ * import; the only state in the process is issue.c's queue of issues that
+ * wait for a batch.
  */
 #ifndef RPCQ_VOUCHERS_SERVICE_H
 #define RPCQ_VOUCHERS_SERVICE_H
@@ -43,7 +44,10 @@ rpcq_status vouchers_list_vouchers(call *c, const ProtobufCMessage *in, Protobuf
 rpcq_status vouchers_top_customers(call *c, const ProtobufCMessage *in, ProtobufCMessage **out);
 rpcq_status vouchers_count_unused(call *c, const ProtobufCMessage *in, ProtobufCMessage **out);
 
-/* issue.c */
+/* issue.c: IssueVouchers, and the batches it makes (the service's state). */
+typedef struct vouchers_issuer vouchers_issuer;
+rpcq_status vouchers_issuer_create(vouchers_issuer **out, rpcq_error *err) RPCQ_NODISCARD;
+void vouchers_issuer_destroy(vouchers_issuer *is);
 rpcq_status vouchers_issue(call *c, const ProtobufCMessage *in, ProtobufCMessage **out);
 
 /* Checks an id given in a request (customer_id, idempotency key): present

@@ -89,6 +89,7 @@ struct server {
 
 	nng_mtx *lock;
 	nng_cv *queue_cv; /* work queued, or stopping */
+	nng_cv *spare_cv; /* work queued while workers wait, or stopping */
 	nng_cv *idle_cv;  /* in_flight dropped to zero */
 	server_job *head, *tail;
 	int stopping;
@@ -97,7 +98,8 @@ struct server {
 	nng_time drain_start;	  /* set before draining */
 	pthread_t *threads;
 	int nthreads;
-	int running; /* workers running a job, less those in server_wait_begin */
+	int waiting;	   /* workers between server_wait_begin and _end */
+	int spare_running; /* spare threads running a job */
 
 	atomic_uint in_flight;	  /* received, reply not yet handed to nng */
 	atomic_uint pipes_closed; /* connections gone since start */
@@ -229,6 +231,8 @@ static void enqueue_locked(server *srv, server_job *job)
 		srv->head = job;
 	srv->tail = job;
 	nng_cv_wake1(srv->queue_cv);
+	if (srv->spare_running < srv->waiting)
+		nng_cv_wake1(srv->spare_cv);
 }
 
 /* Counts a call received: in flight until its job has run. */
@@ -355,6 +359,23 @@ static void serve_call(server_job *job, arena *ar)
 	}
 }
 
+/* Takes the first queued job; srv->lock held, the queue not empty. */
+static server_job *dequeue_locked(server *srv)
+{
+	server_job *job = srv->head;
+	srv->head = job->next;
+	if (srv->head == NULL)
+		srv->tail = NULL;
+	return job;
+}
+
+static void run_job(server *srv, server_job *job, arena *ar)
+{
+	job->run(job, ar);
+	arena_reset(ar);
+	call_done(srv);
+}
+
 /* Worker thread: runs queued calls until the server stops. */
 static void *worker_main(void *arg)
 {
@@ -364,32 +385,63 @@ static void *worker_main(void *arg)
 		log_error("worker: out of memory");
 		return NULL;
 	}
-	int ran = 0;
 	for (;;) {
 		nng_mtx_lock(srv->lock);
-		srv->running -= ran;
-		/* At most --workers run at once; the spare threads take a job
-		 * only while workers wait in server_wait_begin. A thread woken
-		 * for a job it may not take goes back to sleep: a worker that
-		 * finishes looks at the queue before it does. */
-		while ((srv->head == NULL || srv->running >= srv->cfg->workers) && !srv->stopping)
+		while (srv->head == NULL && !srv->stopping)
 			nng_cv_wait(srv->queue_cv);
-		server_job *job = srv->head;
-		if (job == NULL) {
+		if (srv->head == NULL) {
 			nng_mtx_unlock(srv->lock);
 			break;
 		}
-		srv->head = job->next;
-		if (srv->head == NULL)
-			srv->tail = NULL;
-		srv->running++;
+		server_job *job = dequeue_locked(srv);
 		nng_mtx_unlock(srv->lock);
-		job->run(job, ar);
-		arena_reset(ar);
-		call_done(srv);
-		ran = 1;
+		run_job(srv, job, ar);
 	}
 	arena_destroy(ar);
+	return NULL;
+}
+
+/* Spare thread: runs queued calls only while fewer spare threads run than
+ * workers wait (server_wait_begin), so that at most --workers calls run
+ * and the rest of the time it sleeps on a condition variable of its own
+ * (woken for every call, the workers' one measured slower for Echo). Its
+ * arena is made at its first call. */
+static void *spare_main(void *arg)
+{
+	server *srv = arg;
+	arena *ar = NULL;
+	int ran = 0;
+	for (;;) {
+		nng_mtx_lock(srv->lock);
+		srv->spare_running -= ran;
+		ran = 0;
+		while ((srv->head == NULL || srv->spare_running >= srv->waiting) && !srv->stopping)
+			nng_cv_wait(srv->spare_cv);
+		if (srv->head == NULL || srv->stopping) {
+			nng_mtx_unlock(srv->lock);
+			break;
+		}
+		server_job *job = dequeue_locked(srv);
+		srv->spare_running++;
+		nng_mtx_unlock(srv->lock);
+		ran = 1;
+		if (ar == NULL && (ar = arena_create(64 * 1024)) == NULL) {
+			/* Give the job back to the workers. */
+			log_error("worker: out of memory");
+			nng_mtx_lock(srv->lock);
+			srv->spare_running--;
+			job->next = srv->head;
+			srv->head = job;
+			if (srv->tail == NULL)
+				srv->tail = job;
+			nng_cv_wake1(srv->queue_cv);
+			nng_mtx_unlock(srv->lock);
+			return NULL;
+		}
+		run_job(srv, job, ar);
+	}
+	if (ar != NULL)
+		arena_destroy(ar);
 	return NULL;
 }
 
@@ -456,16 +508,16 @@ static rpcq_status start_works(server *srv, rpcq_error *err)
 void server_wait_begin(server *srv)
 {
 	nng_mtx_lock(srv->lock);
-	srv->running--;
+	srv->waiting++;
 	if (srv->head != NULL)
-		nng_cv_wake1(srv->queue_cv);
+		nng_cv_wake1(srv->spare_cv);
 	nng_mtx_unlock(srv->lock);
 }
 
 void server_wait_end(server *srv)
 {
 	nng_mtx_lock(srv->lock);
-	srv->running++;
+	srv->waiting--;
 	nng_mtx_unlock(srv->lock);
 }
 
@@ -478,7 +530,7 @@ static rpcq_status start_workers(server *srv, rpcq_error *err)
 	if (srv->threads == NULL)
 		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
 	for (int i = 0; i < n; i++) {
-		if (pthread_create(&srv->threads[i], NULL, worker_main, srv) != 0)
+		if (pthread_create(&srv->threads[i], NULL, i < srv->cfg->workers ? worker_main : spare_main, srv) != 0)
 			return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "cannot start worker thread %d", i);
 		srv->nthreads++;
 	}
@@ -506,6 +558,8 @@ static void free_sync(server *srv)
 		nng_cv_free(srv->idle_cv);
 	if (srv->queue_cv)
 		nng_cv_free(srv->queue_cv);
+	if (srv->spare_cv)
+		nng_cv_free(srv->spare_cv);
 	if (srv->lock)
 		nng_mtx_free(srv->lock);
 	rpcq_free(srv);
@@ -521,7 +575,7 @@ rpcq_status server_create(server **out, rpcq_config *cfg, const service_def *con
 	srv->services = services;
 	srv->start_time = nng_clock();
 	if (nng_mtx_alloc(&srv->lock) != 0 || nng_cv_alloc(&srv->queue_cv, srv->lock) != 0 ||
-	    nng_cv_alloc(&srv->idle_cv, srv->lock) != 0) {
+	    nng_cv_alloc(&srv->spare_cv, srv->lock) != 0 || nng_cv_alloc(&srv->idle_cv, srv->lock) != 0) {
 		free_sync(srv);
 		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
 	}
@@ -640,6 +694,7 @@ void server_destroy(server *srv, server_stats *final)
 	nng_mtx_lock(srv->lock);
 	srv->stopping = 1;
 	nng_cv_wake(srv->queue_cv);
+	nng_cv_wake(srv->spare_cv);
 	nng_mtx_unlock(srv->lock);
 	for (int i = 0; i < srv->nthreads; i++)
 		pthread_join(srv->threads[i], NULL);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 
 #include <rpcq/rpcq.h>
 
@@ -1017,6 +1018,89 @@ static void test_issues_in_one_batch_each_get_their_own_answer(void **state)
 	harness_sql(pg.conninfo, "DROP TABLE batch_result");
 }
 
+/* Workers waiting for a batch do not hold up other calls. The test holds
+ * the topic's row, so the first issue's statement waits in the database;
+ * the issues behind it wait for that batch and would occupy every worker
+ * (4, the default) if spare threads did not take calls in their stead
+ * (server_wait_begin): a report is answered meanwhile. Then every issue
+ * goes through. */
+#define HELD_ISSUES 8
+
+typedef struct held_issue {
+	pthread_t thread;
+	int index;
+	rpcq_status st;
+	char message[sizeof(((rpcq_error *)0)->message)];
+} held_issue;
+
+static void *held_issue_thread(void *arg)
+{
+	held_issue *h = arg;
+	char customer[16];
+	snprintf(customer, sizeof(customer), "held%d", h->index);
+	Rpcq__Vouchers__IssueVouchersResponse *r = NULL;
+	rpcq_error err;
+	h->st = issue(cl[0], customer, 1, NULL, &r, &err);
+	if (h->st != RPCQ_OK)
+		snprintf(h->message, sizeof(h->message), "%s", err.message);
+	if (r != NULL)
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+	return NULL;
+}
+
+static void test_calls_are_answered_while_workers_wait_for_a_batch(void **state)
+{
+	(void)state;
+	stock_of(20);
+	Rpcq__Vouchers__IssueVouchersResponse *r = NULL;
+	rpcq_error err;
+	/* The topic's row exists from here on. */
+	assert_int_equal(issue(cl[0], "first", 1, NULL, &r, &err), RPCQ_OK);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+
+	PGconn *db = PQconnectdb(pg.conninfo);
+	assert_int_equal(PQstatus(db), CONNECTION_OK);
+	PGresult *res = PQexec(db, "BEGIN");
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	res = PQexec(db, "SELECT 1 FROM stream_topics WHERE topic = 'vouchers.issued' FOR UPDATE");
+	assert_int_equal(PQntuples(res), 1);
+	PQclear(res);
+
+	held_issue held[HELD_ISSUES];
+	memset(held, 0, sizeof(held));
+	for (int i = 0; i < HELD_ISSUES; i++) {
+		held[i].index = i;
+		if (pthread_create(&held[i].thread, NULL, held_issue_thread, &held[i]) != 0)
+			fail_msg("pthread_create");
+	}
+	/* The first batch waits for the topic's row. */
+	int64_t until = harness_now_ms() + 30000;
+	while (sql_count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+			 " AND query LIKE '%voucher_issue%'") == 0) {
+		if (harness_now_ms() > until)
+			fail_msg("no issue waited for the topic's row");
+		harness_sleep_ms(10);
+	}
+	/* Answered while the issues wait: nothing of them is committed. */
+	uint64_t unused;
+	stock(cl[0], &unused, NULL);
+	assert_int_equal(unused, 19);
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_orders"), 1);
+
+	res = PQexec(db, "COMMIT");
+	PQclear(res);
+	PQfinish(db);
+	for (int i = 0; i < HELD_ISSUES; i++) {
+		pthread_join(held[i].thread, NULL);
+		if (held[i].st != RPCQ_OK)
+			fail_msg("issue %d: %s: %s", i, rpcq_status_name(held[i].st), held[i].message);
+	}
+	stock(cl[1], &unused, NULL);
+	assert_int_equal(unused, 20 - 1 - HELD_ISSUES);
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_orders"), 1 + HELD_ISSUES);
+}
+
 /* The claim starts at a random claim point and wraps around to the lowest
  * barcode: wherever the points lie (past every unused barcode, in the
  * middle, or none at all), every unused barcode is found, in barcode order. */
@@ -1377,6 +1461,7 @@ int main(void)
 		cmocka_unit_test_setup(test_reports_sort_page_and_filter, reset),
 		cmocka_unit_test_setup(test_issue_vouchers_sells_unused_barcodes_once_and_says_when_short, reset),
 		cmocka_unit_test_setup(test_issues_in_one_batch_each_get_their_own_answer, reset),
+		cmocka_unit_test_setup(test_calls_are_answered_while_workers_wait_for_a_batch, reset),
 		cmocka_unit_test_setup(test_claims_find_every_unused_barcode_wherever_they_start, reset),
 		cmocka_unit_test_setup(test_the_issued_message_is_what_protobuf_c_packs, reset),
 		cmocka_unit_test_setup(test_the_other_process_publishes_an_issue_without_waiting_for_its_poll, reset),

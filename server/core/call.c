@@ -36,6 +36,8 @@ struct call {
 	rpcq_status status; /* of the reply */
 	const char *trailers[2 * MAX_TRAILERS + 1];
 	int ntrailers;
+	call_emit_fn emit;
+	void *emit_arg;
 };
 
 const char *call_method(const call *c)
@@ -353,7 +355,12 @@ void call_run(server *srv, arena *ar, const call_request *rq, call_result *res)
 {
 	const rpcq_config *cfg = server_config(srv);
 	const Rpcq__Request *req = rq->req;
-	call c = {.srv = srv, .arena = ar, .req = req, .status = RPCQ_INTERNAL};
+	call c = {.srv = srv,
+		  .arena = ar,
+		  .req = req,
+		  .status = RPCQ_INTERNAL,
+		  .emit = rq->emit,
+		  .emit_arg = rq->emit_arg};
 	memset(res, 0, sizeof(*res));
 	set_request_id(&c);
 	log_set_request_id(c.request_id);
@@ -440,8 +447,21 @@ static rpcq_status given_input(void *arg, const ProtobufCMessageDescriptor *desc
 	return RPCQ_OK;
 }
 
+call_emit_fn call_emitter(call *c, void **arg)
+{
+	*arg = c->emit_arg;
+	return c->emit;
+}
+
 void call_run_message(server *srv, arena *ar, const char *method, uint32_t deadline_ms, nng_time received,
 		      uint64_t received_ns, ProtobufCMessage *in, const call_origin *from, call_result *res)
+{
+	call_run_emitting(srv, ar, method, deadline_ms, received, received_ns, in, from, NULL, NULL, res);
+}
+
+void call_run_emitting(server *srv, arena *ar, const char *method, uint32_t deadline_ms, nng_time received,
+		       uint64_t received_ns, ProtobufCMessage *in, const call_origin *from, call_emit_fn emit,
+		       void *emit_arg, call_result *res)
 {
 	Rpcq__Request req = RPCQ__REQUEST__INIT;
 	req.method = (char *)method;
@@ -450,7 +470,9 @@ void call_run_message(server *srv, arena *ar, const char *method, uint32_t deadl
 			   .received = received,
 			   .received_ns = received_ns,
 			   .origin = from,
-			   .in_process = from == NULL};
+			   .in_process = from == NULL,
+			   .emit = emit,
+			   .emit_arg = emit_arg};
 	if (in != NULL) {
 		rq.decode = given_input;
 		rq.decode_arg = in;

@@ -66,6 +66,17 @@ rpcq_status call_fail_err(call *c, rpcq_status status, const rpcq_error *err);
 /* Adds a trailer to the reply (copied into the arena). */
 void call_set_trailer(call *c, const char *key, const char *value);
 
+/* A caller inside rpcqd may take a method's repeated results one at a time
+ * instead of in the output message: each as a message that is valid only
+ * during the callback (it may point into the handler's own data, read
+ * under its lock), so nothing is copied. The gateway's /search writes each
+ * event's JSON this way. A handler that can emit asks for the emitter and,
+ * when there is one, calls it for every result and leaves them out of its
+ * output (which keeps the rest, a next page's token). Nonzero from the
+ * emitter: out of memory, stop. NULL: no emitter, build the output. */
+typedef int (*call_emit_fn)(void *arg, const ProtobufCMessage *item);
+call_emit_fn call_emitter(call *c, void **arg);
+
 /* The server and the state of the service being called (from its start hook). */
 server *call_server(call *c);
 void *call_service_state(call *c);

@@ -43,6 +43,8 @@ typedef struct call_request {
 	uint64_t received_ns;  /* call_clock_ns() when it arrived, for the latency histogram */
 	call_decode_fn decode; /* NULL: req->payload is protobuf */
 	void *decode_arg;
+	call_emit_fn emit; /* NULL: results in the output (call_emitter) */
+	void *emit_arg;
 } call_request;
 
 typedef struct call_result {
@@ -68,6 +70,12 @@ void call_run(server *srv, arena *ar, const call_request *rq, call_result *res);
  * access control, drain, deadline, logging and counters as any call. */
 void call_run_message(server *srv, arena *ar, const char *method, uint32_t deadline_ms, nng_time received,
 		      uint64_t received_ns, ProtobufCMessage *in, const call_origin *from, call_result *res);
+
+/* The same, with the method's repeated results given to emit one at a time
+ * (call_emitter in call.h) instead of in res->output. */
+void call_run_emitting(server *srv, arena *ar, const char *method, uint32_t deadline_ms, nng_time received,
+		       uint64_t received_ns, ProtobufCMessage *in, const call_origin *from, call_emit_fn emit,
+		       void *emit_arg, call_result *res);
 
 /* Access control for a call of method on behalf of from, as call_run does
  * it, audit line included: OK, or the refusal's status with its message in

@@ -42,8 +42,14 @@ call_origin gw_origin(const conn *c)
 void gw_call(conn *c, arena *ar, const char *method, uint32_t deadline_ms, nng_time received, uint64_t received_ns,
 	     ProtobufCMessage *in, call_result *res)
 {
+	gw_call_emitting(c, ar, method, deadline_ms, received, received_ns, in, NULL, NULL, res);
+}
+
+void gw_call_emitting(conn *c, arena *ar, const char *method, uint32_t deadline_ms, nng_time received,
+		      uint64_t received_ns, ProtobufCMessage *in, call_emit_fn emit, void *emit_arg, call_result *res)
+{
 	call_origin from = gw_origin(c);
-	call_run_message(c->gw->srv, ar, method, deadline_ms, received, received_ns, in, &from, res);
+	call_run_emitting(c->gw->srv, ar, method, deadline_ms, received, received_ns, in, &from, emit, emit_arg, res);
 	c->retry_after_ms = res->retry_after_ms;
 }
 

@@ -399,8 +399,10 @@ static void wait_ready(rpcq_client *c)
 }
 
 /* Starts rpcqd on db fetching from feed_url every interval_s (0: on Sync
- * only), and waits until it searches. */
-static harness_server *server_start(const harness_pg *db, const char *feed_url, int interval_s)
+ * only), with one more flag and its value when flag is not NULL, and waits
+ * until it searches. */
+static harness_server *server_start_with(const harness_pg *db, const char *feed_url, int interval_s, const char *flag,
+					 const char *value)
 {
 	int slot = 0;
 	while (slot < MAX_SERVERS && servers[slot] != NULL)
@@ -421,11 +423,18 @@ static harness_server *server_start(const harness_pg *db, const char *feed_url, 
 			      timeout,
 			      "--http-heartbeat-ms",
 			      "300",
+			      flag,
+			      value,
 			      NULL};
 	harness_server_start(s, db, args);
 	rpcq_client *c = client_of(s);
 	wait_ready(c);
 	return s;
+}
+
+static harness_server *server_start(const harness_pg *db, const char *feed_url, int interval_s)
+{
+	return server_start_with(db, feed_url, interval_s, NULL, NULL);
 }
 
 static void server_stop(harness_server *s)
@@ -1204,6 +1213,17 @@ static void test_get_search_answers_field_by_field_as_the_openapi_description_sa
 	body = http_search(srv, "");
 	expect_search_body("GET /search", body, all, 7);
 	free(body);
+	/* With a 2 KB message limit Search answers in pages of five events:
+	 * /search joins them into the same body. */
+	harness_server *small = server_start_with(&db, sim->feed_url, 0, "--max-message-bytes", "2048");
+	body = http_search(small, "");
+	expect_search_body("GET /search in pages of a 2 KB message limit", body, all, 7);
+	free(body);
+	struct found pages = {0};
+	search_all(client_of(small), NULL, NULL, 0, &pages);
+	if (pages.npages < 2)
+		fail_msg("Search with a 2 KB message limit gave %zu page(s)", pages.npages);
+	found_free(&pages);
 	harness_http_reply r;
 	http_get(srv, "/search", &r);
 	const char *ct = harness_http_header(&r, "Content-Type");

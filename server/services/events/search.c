@@ -20,12 +20,34 @@
 
 struct collect {
 	call *c;
+	call_emit_fn emit; /* NULL: collect messages in events */
+	void *emit_arg;
 	Rpcq__Events__Event **events;
 	size_t n, cap;
 	size_t bytes, budget;
 	int oom;
-	int full; /* stopped because the page is full */
+	int full;			  /* stopped because the page is full */
+	char last_start[20], last_id[37]; /* of the last event taken */
 };
+
+/* Event r as a message that points into it, for an emitter: valid while the
+ * index's read lock is held, that is during the callback. */
+static void view_of(const event_rec *r, Rpcq__Events__Event *v)
+{
+	rpcq__events__event__init(v);
+	v->id = (char *)r->id;
+	v->base_id = r->base_id;
+	v->event_id = r->event_id;
+	v->title = r->title;
+	v->starts_at = (char *)r->starts_at;
+	v->ends_at = (char *)r->ends_at;
+	v->min_price = (char *)r->min_price;
+	v->max_price = (char *)r->max_price;
+	v->sold_out = r->sold_out;
+	v->sell_from = (char *)r->sell_from;
+	v->sell_to = (char *)r->sell_to;
+	v->seq = r->seq;
+}
 
 /* An upper bound of m's packed size, for the page budget, cheaper than
  * protobuf_c_message_get_packed_size (which sizes every field again): the
@@ -46,13 +68,23 @@ static int collect_one(void *arg, const event_rec *r)
 		k->full = 1;
 		return 1;
 	}
-	Rpcq__Events__Event *m = events_message_of(call_arena(k->c), r);
-	if (m == NULL) {
+	Rpcq__Events__Event view, *m = &view;
+	if (k->emit != NULL) {
+		view_of(r, &view);
+		if (k->emit(k->emit_arg, &view.base) != 0) {
+			k->oom = 1;
+			return 1;
+		}
+	} else if ((m = events_message_of(call_arena(k->c), r)) == NULL) {
 		k->oom = 1;
 		return 1;
+	} else {
+		k->events[k->n] = m;
 	}
-	k->events[k->n++] = m;
+	k->n++;
 	k->bytes += packed_bound(r, m) + 8;
+	memcpy(k->last_start, r->starts_at, sizeof(k->last_start));
+	memcpy(k->last_id, r->id, sizeof(k->last_id));
 	return 0;
 }
 
@@ -97,9 +129,10 @@ rpcq_status events_search(call *c, const ProtobufCMessage *msg, ProtobufCMessage
 	size_t limit = in->limit == 0 || in->limit > SEARCH_MAX_PAGE ? SEARCH_MAX_PAGE : in->limit;
 	long maxb = server_config(call_server(c))->max_message_bytes;
 	struct collect k = {.c = c, .cap = limit, .budget = (size_t)(maxb / PAGE_BUDGET_DEN * PAGE_BUDGET_NUM)};
-	size_t room = limit < 1024 ? limit : 1024;
-	k.events = arena_alloc(call_arena(c), room * sizeof(*k.events));
-	if (k.events == NULL)
+	k.emit = call_emitter(c, &k.emit_arg);
+	/* Emitted events need no array: one round takes the whole page. */
+	size_t room = k.emit ? limit : limit < 1024 ? limit : 1024;
+	if (k.emit == NULL && (k.events = arena_alloc(call_arena(c), room * sizeof(*k.events))) == NULL)
 		return call_fail(c, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
 	/* The array grows as results come (a search of twenty events allocates
 	 * for 1024 pointers at most); each round goes on after the last event
@@ -109,8 +142,8 @@ rpcq_status events_search(call *c, const ProtobufCMessage *msg, ProtobufCMessage
 		k.cap = room;
 		size_t before = k.n;
 		event_index_search(st->index, from[0] ? from : NULL, to[0] ? to : NULL,
-				   k.n ? k.events[k.n - 1]->starts_at : (after_id[0] ? after_start : NULL),
-				   k.n ? k.events[k.n - 1]->id : (after_id[0] ? after_id : NULL), 0, collect_one, &k);
+				   k.n ? k.last_start : (after_id[0] ? after_start : NULL),
+				   k.n ? k.last_id : (after_id[0] ? after_id : NULL), 0, collect_one, &k);
 		if (k.oom)
 			return call_fail(c, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
 		if (!k.full || k.bytes >= k.budget || k.n >= limit || k.n == before)
@@ -129,11 +162,10 @@ rpcq_status events_search(call *c, const ProtobufCMessage *msg, ProtobufCMessage
 		return call_fail(c, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
 	rpcq__events__search_response__init(r);
 	r->events = k.events;
-	r->n_events = k.n;
+	r->n_events = k.emit ? 0 : k.n;
 	r->next_page_token = "";
 	if (k.full && k.n > 0) {
-		const Rpcq__Events__Event *last = k.events[k.n - 1];
-		r->next_page_token = arena_printf(call_arena(c), "%s/%s", last->starts_at, last->id);
+		r->next_page_token = arena_printf(call_arena(c), "%s/%s", k.last_start, k.last_id);
 		if (r->next_page_token == NULL)
 			return call_fail(c, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
 	}

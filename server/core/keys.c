@@ -14,6 +14,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "db/db.h"
 #include "db/migrate.h"
 #include "dispatch.h"
 #include "keys.h"
@@ -185,13 +186,17 @@ static int cmd_create(const rpcq_config *cfg, const char *name, char **scopes, i
 	PGconn *pg = connect_db(cfg);
 	if (pg == NULL)
 		return 1;
-	/* The scopes as an array literal: they hold no quote, comma or brace. */
-	char arr[MAX_SCOPES * 210 + 8];
-	size_t al = (size_t)snprintf(arr, sizeof(arr), "{");
+	db_array scope_list = {0};
 	for (int i = 0; i < nscopes; i++)
-		al += (size_t)snprintf(arr + al, sizeof(arr) - al, "%s\"%s\"", i ? "," : "", scopes[i]);
-	snprintf(arr + al, sizeof(arr) - al, "}");
-	char shown[sizeof(arr)];
+		db_array_text(&scope_list, scopes[i]);
+	const char *arr = db_array_end(&scope_list);
+	if (arr == NULL) {
+		db_array_free(&scope_list);
+		PQfinish(pg);
+		fprintf(stderr, "rpcqd keys create: out of memory\n");
+		return 1;
+	}
+	char shown[MAX_SCOPES * 210 + 8];
 	size_t sl = 0;
 	shown[0] = '\0';
 	for (int i = 0; i < nscopes; i++)
@@ -263,6 +268,7 @@ static int cmd_create(const rpcq_config *cfg, const char *name, char **scopes, i
 		PQclear(res);
 		break;
 	}
+	db_array_free(&scope_list);
 	PQfinish(pg);
 	return rc;
 }

@@ -430,23 +430,6 @@ static void publish(publisher *p, const char *topic, uint64_t seq, const char *t
 	atomic_fetch_add_explicit(&p->published, 1, memory_order_relaxed);
 }
 
-/* Appends s to a growing text buffer; -1 when out of memory. */
-static int buf_add(char **buf, size_t *len, size_t *cap, const char *s)
-{
-	size_t n = strlen(s);
-	if (*len + n + 1 > *cap) {
-		size_t c = (*cap ? *cap * 2 : 256) + n;
-		char *b = rpcq_realloc(*buf, c);
-		if (b == NULL)
-			return -1;
-		*buf = b;
-		*cap = c;
-	}
-	memcpy(*buf + *len, s, n + 1);
-	*len += n;
-	return 0;
-}
-
 /* Publishes the messages of up to FETCH_TOPICS pending topics, read with one
  * statement, and takes the topics that have caught up off the list.
  * 0 on success. */
@@ -454,23 +437,19 @@ static int fetch_batch(publisher *p)
 {
 	size_t k = p->npending < FETCH_TOPICS ? p->npending : FETCH_TOPICS;
 	char **batch = p->pending + p->npending - k;
-	char *topics = NULL, *afters = NULL;
-	size_t tl = 0, tc = 0, al = 0, ac = 0;
+	db_array topic_list = {0}, after_list = {0};
 	PGresult *res = NULL;
 	int result = -1;
 	char num[32];
-	/* Array literals: topics hold no quote, backslash or comma, and are
-	 * quoted so that a topic named NULL stays a string. */
 	for (size_t i = 0; i < k; i++) {
 		struct cursor *c = topic_map_get(p->cursors, batch[i], strlen(batch[i]));
 		c->target = c->target > c->published ? c->target : c->published;
 		snprintf(num, sizeof(num), "%llu", (unsigned long long)c->published);
-		if (buf_add(&topics, &tl, &tc, i ? ",\"" : "{\"") || buf_add(&topics, &tl, &tc, batch[i]) ||
-		    buf_add(&topics, &tl, &tc, "\"") || buf_add(&afters, &al, &ac, i ? "," : "{") ||
-		    buf_add(&afters, &al, &ac, num))
-			goto out;
+		db_array_text(&topic_list, batch[i]);
+		db_array_text(&after_list, num);
 	}
-	if (buf_add(&topics, &tl, &tc, "}") || buf_add(&afters, &al, &ac, "}"))
+	const char *topics = db_array_end(&topic_list), *afters = db_array_end(&after_list);
+	if (topics == NULL || afters == NULL)
 		goto out;
 	char limit[16], bytes[24];
 	snprintf(limit, sizeof(limit), "%d", FETCH_PER_TOPIC);
@@ -537,8 +516,8 @@ static int fetch_batch(publisher *p)
 	result = 0;
 out:
 	PQclear(res);
-	rpcq_free(topics);
-	rpcq_free(afters);
+	db_array_free(&topic_list);
+	db_array_free(&after_list);
 	return result;
 }
 

@@ -82,7 +82,8 @@ int32_t db_int4(const PGresult *res, int row, int col);
  * one element at a time: db_array_text or db_array_bytea for each element,
  * then db_array_end, which gives the literal (NULL when memory ran out on
  * the way), valid until db_array_free. Elements are quoted and escaped, so
- * any text may be one. */
+ * any text may be one, and a text "NULL" stays a string. Every array
+ * parameter rpcqd sends is built with it. */
 typedef struct db_array {
 	char *buf;
 	size_t len, cap;

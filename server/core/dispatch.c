@@ -87,6 +87,8 @@ rpcq_status dispatch_create(dispatch **out, const service_def *const *services, 
 			e->read = info && info->no_side_effects;
 			for (const char *const *r = s->reads; r && *r; r++)
 				e->read |= strcmp(*r, m->name) == 0;
+			for (const char *const *r = s->from_memory; r && *r; r++)
+				e->from_memory |= strcmp(*r, m->name) == 0;
 		}
 	}
 	qsort(d->entries, d->count, sizeof(*d->entries), entry_cmp);

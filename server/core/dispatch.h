@@ -18,8 +18,9 @@ typedef struct dispatch_entry {
 	const service_def *service;
 	size_t service_index; /* in the list given to dispatch_create */
 	handler_fn handler;
-	size_t index; /* in dispatch_entries(), for per-method counters */
-	int read;     /* changes nothing stored: NO_SIDE_EFFECTS, or method_def.read */
+	size_t index;	 /* in dispatch_entries(), for per-method counters */
+	int read;	 /* changes nothing stored: NO_SIDE_EFFECTS, or service_def.reads */
+	int from_memory; /* service_def.from_memory: may run on its caller's thread */
 } dispatch_entry;
 
 typedef struct dispatch dispatch;

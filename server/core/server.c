@@ -257,6 +257,16 @@ int server_submit(server *srv, server_job *job)
 	return 0;
 }
 
+void server_inline_begin(server *srv)
+{
+	call_received(srv);
+}
+
+void server_inline_end(server *srv)
+{
+	call_done(srv);
+}
+
 static void serve_call(server_job *job, arena *ar);
 
 /* The nng callback of w->recv: queues the call for a worker. Never blocks. */

@@ -70,6 +70,12 @@ struct server_job {
  * workers have stopped (the job is not queued), else 0. */
 int server_submit(server *srv, server_job *job);
 
+/* A call that a transport runs on its own thread (a method that answers
+ * from memory, dispatch_entry.from_memory) instead of submitting it: in
+ * flight from begin to end, as a submitted job is until it has run. */
+void server_inline_begin(server *srv);
+void server_inline_end(server *srv);
+
 /* A call answered, for the counters of Health/Check and /metrics. */
 void server_count_call(server *srv, const dispatch_entry *e, rpcq_status status, uint64_t duration_ns);
 

@@ -29,6 +29,12 @@ typedef struct service_def {
 	 * upload that only feeds a Compute). A method the .proto marks
 	 * NO_SIDE_EFFECTS is a read anyway. */
 	const char *const *reads;
+	/* Optional, NULL-terminated: methods that answer from this process's
+	 * memory and never block (no database, no waiting on anything but a
+	 * short lock): rpcqd's own callers may run them on the thread they are
+	 * on instead of a worker's (the gateway's /search runs Search so, one
+	 * bounded page, saving the hand-over). */
+	const char *const *from_memory;
 	/* Optional: creates the service's shared state (*state) before serving. */
 	rpcq_status (*start)(server *srv, void **state, rpcq_error *err);
 	/* Optional: frees it after the last call has finished. */

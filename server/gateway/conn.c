@@ -56,6 +56,8 @@ static void conn_free(conn *c)
 	nng_stream_free(c->stream);
 	http_reader_fini(&c->reader);
 	upload_free(c->up);
+	search_free(c->search);
+	arena_destroy(c->arena);
 	nng_mtx_free(c->lock);
 	rpcq_free(c->out);
 	rpcq_free(c->sending);

@@ -43,6 +43,7 @@ typedef struct conn conn;
 enum conn_state { CONN_READING, CONN_BUSY, CONN_STREAMING, CONN_UPLOAD, CONN_CLOSED };
 
 typedef struct upload upload;
+typedef struct gw_search gw_search;
 
 /* One Server-Sent Events subscription (sse.c), inside its connection. */
 typedef struct sse_state {
@@ -97,6 +98,8 @@ struct conn {
 
 	sse_state sse;
 	upload *up;	   /* a streamed body's route state (upload.c), freed with the connection */
+	gw_search *search; /* /search's (search.c), made on first use, freed with the connection */
+	arena *arena;	   /* for calls run on the connection's thread, made on first use */
 	int body_paused;   /* CONN_UPLOAD: the route holds a piece; no reading until it resumes */
 	conn *next, *prev; /* in gw->conns */
 };
@@ -211,6 +214,7 @@ void rpc_route(conn *c);
 
 /* --- search.c: GET /search of the events service --- */
 void search_route(conn *c);
+void search_free(gw_search *s);
 
 /* --- upload.c: POST /billing/imports, GET /billing/imports/<id> --- */
 /* http_limits.stream_body: the requests whose body is streamed. */

@@ -8,12 +8,14 @@
  *
  * and {"data":null,"error":{"code":..,"message":..}} with 400 for a
  * malformed query, 500 for anything else. It is rpcq.events.EventService/
- * Search run through call_run on a worker, page after page until the last,
- * so it is served exactly as an RPC caller is (access control, deadline,
- * logging, counters), except that the events are not copied into the
- * reply: Search gives each one to emit_event as it finds it (call_emitter),
- * which writes its JSON from the index. Prices go from the feed's decimal
- * text to JSON numbers without passing through a double.
+ * Search run through call_run, page after page until the last, so it is
+ * served exactly as an RPC caller is (access control, deadline, logging,
+ * counters), except that the events are not copied into the reply: Search
+ * gives each one to emit_event as it finds it (call_emitter), which writes
+ * its JSON from the index. Search answers from memory, so its first page
+ * (a bounded one) runs on the thread that read the request; the pages of a
+ * larger result follow on a worker. Prices go from the feed's decimal text
+ * to JSON numbers without passing through a double.
  */
 #include <stdio.h>
 #include <string.h>
@@ -156,56 +158,136 @@ static int emit_event(void *arg, const ProtobufCMessage *item)
 	return e->o->failed ? -1 : 0;
 }
 
+/* The first page of a /search runs on the thread that read the request
+ * when Search answers from memory (dispatch_entry.from_memory): at most
+ * this many events, so that one of nng's few threads is never held for
+ * long; the rest of a larger result follows on a worker, page by page. */
+#define INLINE_EVENTS 256
+/* A connection keeps its JSON buffer between searches up to this size. */
+#define KEEP_BYTES (256 * 1024)
+
+/* A /search in progress on a connection (c->search, made on first use,
+ * freed with it): the JSON so far and where the next page starts. */
+struct gw_search {
+	struct out o;
+	struct emit em;
+	search_bounds b;
+	char token[128];
+};
+
+void search_free(gw_search *s)
+{
+	if (s != NULL)
+		rpcq_free(s->o.p);
+	rpcq_free(s);
+}
+
+enum { PAGE_LAST, PAGE_MORE, PAGE_ANSWERED };
+
+/* One page of Search (at most limit events; 0: the server's page), its
+ * events appended to s->o. PAGE_MORE with s->token set when another page
+ * follows; PAGE_ANSWERED when the call failed and its error was sent. */
+static int search_page(conn *c, arena *ar, gw_search *s, uint32_t limit)
+{
+	Rpcq__Events__SearchRequest in = RPCQ__EVENTS__SEARCH_REQUEST__INIT;
+	in.starts_at = s->b.starts_at;
+	in.ends_at = s->b.ends_at;
+	in.page_token = s->token;
+	in.limit = limit;
+	call_result res;
+	gw_call_emitting(c, ar, "/rpcq.events.EventService/Search", 0, c->received, c->received_ns, &in.base,
+			 emit_event, &s->em, &res);
+	if (res.status != RPCQ_OK) {
+		/* The spec's 400 and 500, and access control's 401, 403 and 429. */
+		int mapped = res.status == RPCQ_INVALID_ARGUMENT || res.status == RPCQ_UNAUTHENTICATED ||
+			     res.status == RPCQ_PERMISSION_DENIED ||
+			     (res.status == RPCQ_RESOURCE_EXHAUSTED && res.retry_after_ms);
+		respond_error(c, mapped ? gateway_http_status(res.status) : 500, gateway_connect_code(res.status),
+			      res.message);
+		return PAGE_ANSWERED;
+	}
+	/* The events went to emit_event; the reply says whether more follow. */
+	const Rpcq__Events__SearchResponse *r = (const Rpcq__Events__SearchResponse *)res.output;
+	if (r->next_page_token == NULL || r->next_page_token[0] == '\0' ||
+	    strlen(r->next_page_token) >= sizeof(s->token))
+		return PAGE_LAST;
+	snprintf(s->token, sizeof(s->token), "%s", r->next_page_token);
+	return PAGE_MORE;
+}
+
+/* The last page is written: the answer. */
+static void search_answer(conn *c, gw_search *s)
+{
+	puts_(&s->o, "]},\"error\":null}");
+	if (s->o.failed)
+		respond_error(c, 500, "resource_exhausted", "out of memory writing the search result");
+	else
+		conn_respond(c, 200, "application/json", NULL, s->o.p, s->o.len);
+}
+
+/* The buffer of a search answered: kept for the connection's next one
+ * unless a large result made it large. */
+static void search_done(gw_search *s)
+{
+	if (s->o.cap > KEEP_BYTES) {
+		rpcq_free(s->o.p);
+		s->o = (struct out){0};
+	}
+	s->o.len = 0;
+	s->o.failed = 0;
+}
+
+/* On a worker: the pages after the first (or all of them, when Search
+ * does not answer from memory). */
 static void search_run(server_job *job, arena *ar)
 {
 	conn *c = conn_of_job(job);
-	search_bounds b;
-	char why[300];
-	struct out o = {0};
-	if (search_query_parse(c->req->query, &b, why, sizeof(why)) != 0) {
-		respond_error(c, 400, "invalid_argument", why);
-		goto out;
-	}
-	Rpcq__Events__SearchRequest in = RPCQ__EVENTS__SEARCH_REQUEST__INIT;
-	in.starts_at = b.starts_at;
-	in.ends_at = b.ends_at;
-	char token[128] = "";
-	puts_(&o, "{\"data\":{\"events\":[");
-	struct emit em = {.o = &o, .first = 1};
-	for (;;) {
-		in.page_token = token;
-		call_result res;
-		gw_call_emitting(c, ar, "/rpcq.events.EventService/Search", 0, c->received, c->received_ns, &in.base,
-				 emit_event, &em, &res);
-		if (res.status != RPCQ_OK) {
-			/* The spec's 400 and 500, and access control's 401, 403 and 429. */
-			int mapped = res.status == RPCQ_INVALID_ARGUMENT || res.status == RPCQ_UNAUTHENTICATED ||
-				     res.status == RPCQ_PERMISSION_DENIED ||
-				     (res.status == RPCQ_RESOURCE_EXHAUSTED && res.retry_after_ms);
-			respond_error(c, mapped ? gateway_http_status(res.status) : 500,
-				      gateway_connect_code(res.status), res.message);
-			goto out;
-		}
-		/* The events went to emit_event; the reply says whether more follow. */
-		const Rpcq__Events__SearchResponse *r = (const Rpcq__Events__SearchResponse *)res.output;
-		if (r->next_page_token == NULL || r->next_page_token[0] == '\0' ||
-		    strlen(r->next_page_token) >= sizeof(token))
-			break;
-		snprintf(token, sizeof(token), "%s", r->next_page_token);
+	gw_search *s = c->search;
+	int r;
+	while ((r = search_page(c, ar, s, 0)) == PAGE_MORE)
 		arena_reset(ar); /* the page is written out; the next one starts afresh */
-	}
-	puts_(&o, "]},\"error\":null}");
-	if (o.failed)
-		respond_error(c, 500, "resource_exhausted", "out of memory writing the search result");
-	else
-		conn_respond(c, 200, "application/json", NULL, o.p, o.len);
-out:
-	rpcq_free(o.p);
+	if (r == PAGE_LAST)
+		search_answer(c, s);
+	search_done(s);
 	nng_mtx_lock(c->lock);
 	conn_release_unlock(c);
 }
 
 void search_route(conn *c)
 {
+	char why[300];
+	if (c->search == NULL && (c->search = rpcq_calloc(1, sizeof(*c->search))) == NULL) {
+		respond_error(c, 500, "resource_exhausted", "out of memory");
+		return;
+	}
+	gw_search *s = c->search;
+	if (search_query_parse(c->req->query, &s->b, why, sizeof(why)) != 0) {
+		respond_error(c, 400, "invalid_argument", why);
+		return;
+	}
+	s->o.len = 0;
+	s->o.failed = 0;
+	s->token[0] = '\0';
+	s->em = (struct emit){.o = &s->o, .first = 1};
+	puts_(&s->o, "{\"data\":{\"events\":[");
+	server *srv = c->gw->srv;
+	const dispatch_entry *e = dispatch_find(server_dispatch(srv), "/rpcq.events.EventService/Search");
+	if (e != NULL && e->from_memory) {
+		if (c->arena == NULL && (c->arena = arena_create(16 * 1024)) == NULL) {
+			respond_error(c, 500, "resource_exhausted", "out of memory");
+			search_done(s);
+			return;
+		}
+		server_inline_begin(srv);
+		int r = search_page(c, c->arena, s, INLINE_EVENTS);
+		arena_reset(c->arena);
+		server_inline_end(srv);
+		if (r != PAGE_MORE) {
+			if (r == PAGE_LAST)
+				search_answer(c, s);
+			search_done(s);
+			return;
+		}
+	}
 	conn_submit(c, search_run);
 }

@@ -1527,6 +1527,34 @@ static uint64_t max_event_seq(rpcq_client *c)
  * few batches each), Synced through each server in turn: the writer holds
  * its own changes when Sync answers, the other converges, and both hold
  * what a server that loads the database afresh holds. */
+/* GET /search with no bounds gives the events of Search, in its order:
+ * more than the first page that the gateway answers on the connection's
+ * thread (256 events, search.c), the rest continued on a worker. */
+static void expect_http_search_as_rpc(const harness_server *srv, rpcq_client *c, const char *what)
+{
+	struct found f;
+	search_all(c, NULL, NULL, 0, &f);
+	if (f.n <= 256)
+		fail_msg("%s: Search found %zu events, wanted more than one inline page", what, f.n);
+	char *body = http_search(srv, "");
+	json_error_t jerr;
+	json_t *root = json_loads(body, 0, &jerr);
+	if (root == NULL)
+		fail_msg("%s: GET /search is not JSON: %s", what, jerr.text);
+	json_t *events = json_object_get(json_object_get(root, "data"), "events");
+	if (!json_is_array(events) || json_array_size(events) != f.n)
+		fail_msg("%s: GET /search gave %zu events, Search %zu", what, json_array_size(events), f.n);
+	for (size_t i = 0; i < f.n; i++) {
+		const char *id = json_string_value(json_object_get(json_array_get(events, i), "id"));
+		if (id == NULL || strcmp(id, f.ev[i]->id) != 0)
+			fail_msg("%s: event %zu of GET /search is %s, of Search %s", what, i, id ? id : "(none)",
+				 f.ev[i]->id);
+	}
+	json_decref(root);
+	free(body);
+	found_free(&f);
+}
+
 static void test_syncs_of_thousands_of_changes_through_either_server_converge_on_the_database(void **state)
 {
 	(void)state;
@@ -1564,6 +1592,8 @@ static void test_syncs_of_thousands_of_changes_through_either_server_converge_on
 		fail_msg("a fresh server loaded %d events, wanted at least 2200", count_lines(loaded));
 	if (strcmp(ta, loaded) != 0 || strcmp(tb, loaded) != 0)
 		fail_msg("after four Syncs the servers' indexes differ from what a fresh server loads");
+	expect_http_search_as_rpc(a, ca, "server a");
+	expect_http_search_as_rpc(c, client_of(c), "a fresh server");
 	free(loaded);
 	free(ta);
 	free(tb);

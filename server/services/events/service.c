@@ -46,9 +46,13 @@ static const method_def methods[] = {
 	{NULL, NULL},
 };
 
+/* Both answer from the index (search.c). */
+static const char *const from_memory[] = {"Search", "GetEvent", NULL};
+
 const service_def events_service = {
 	.descriptor = &rpcq__events__event_service__descriptor,
 	.methods = methods,
+	.from_memory = from_memory,
 	.start = start,
 	.stop = stop,
 };

@@ -87,7 +87,6 @@ static int on_event(void *arg, const feed_event *ev)
 	mix_str(&o->hash, ev->max_price);
 	mix(&o->hash, &ev->sold_out, sizeof ev->sold_out);
 	mix(&o->hash, &ev->zones, sizeof ev->zones);
-	mix(&o->hash, &ev->line, sizeof ev->line);
 	return 0;
 }
 

@@ -29,7 +29,6 @@ typedef struct got_event {
 	char min_price[FEED_PRICE_MAX], max_price[FEED_PRICE_MAX];
 	int sold_out;
 	unsigned zones;
-	unsigned long line;
 } got_event;
 
 typedef struct got_skip {
@@ -71,7 +70,6 @@ static int on_event(void *arg, const feed_event *ev)
 		copy(g->max_price, sizeof g->max_price, ev->max_price);
 		g->sold_out = ev->sold_out;
 		g->zones = ev->zones;
-		g->line = ev->line;
 	}
 	return c->stop_after != 0 && c->count >= c->stop_after;
 }
@@ -180,7 +178,6 @@ static void test_the_first_response_yields_its_three_online_events(void **state)
 	assert_string_equal(c.ev[0].sell_to, "2021-06-30T20:00:00");
 	assert_int_equal(c.ev[0].sold_out, 0);
 	assert_int_equal(c.ev[0].zones, 3);
-	assert_int_equal(c.ev[0].line, 5);
 	assert_event(&c.ev[1], "322", "1642", "Pantomima Full", "2021-02-10T20:00:00", "2021-02-10T21:30:00", "55.00",
 		     "55.00");
 	assert_int_equal(c.ev[1].zones, 1);
@@ -319,6 +316,7 @@ static void test_malformed_events_are_skipped_with_their_ids_and_reason(void **s
 	assert_string_equal(c.skip[0].reason, "attribute \"event_start_date\": \"2021-09-31T20:00:00\" is not a date");
 	assert_string_equal(c.skip[1].reason, "attribute \"event_end_date\" is missing");
 	assert_string_equal(c.skip[2].reason, "zone on line 4: attribute \"price\": \"1.5.0\" is not a price");
+	assert_int_equal(c.skip[2].line, 4); /* a zone's problem: the zone's line */
 	assert_string_equal(c.skip[3].reason,
 			    "zone on line 5: attribute \"capacity\": \"-1\" is not a non-negative integer");
 	assert_string_equal(c.skip[4].reason, "attribute \"sold_out\": \"maybe\" is neither true nor false");
@@ -329,6 +327,7 @@ static void test_malformed_events_are_skipped_with_their_ids_and_reason(void **s
 	assert_string_equal(c.skip[8].base_id, "");
 	assert_string_equal(c.skip[8].event_id, "9");
 	assert_string_equal(c.skip[8].reason, "attribute \"base_event_id\" is missing");
+	assert_int_equal(c.skip[8].line, 11); /* a base's problem: the event element's line */
 	assert_string_equal(c.skip[9].base_id, "10");
 	assert_string_equal(c.skip[9].reason, "attribute \"title\" is missing");
 }

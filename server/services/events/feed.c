@@ -84,6 +84,7 @@ struct feed_parser {
 	unsigned long event_depth;
 	char event_id[FEED_ID_MAX + 1];
 	char reason[FEED_REASON_MAX]; /* its first problem, "" while none */
+	unsigned long reason_line;    /* where that is */
 	feed_event ev;
 };
 
@@ -215,7 +216,6 @@ static void start_event(feed_parser *p, const XML_Char **atts)
 	ev->base_id = p->base_id;
 	ev->event_id = p->event_id;
 	ev->title = p->title;
-	ev->line = (unsigned long)XML_GetCurrentLineNumber(p->xp);
 	memcpy(p->reason, p->base_reason, sizeof p->reason);
 
 	take_id(attr(atts, v->event_id), v->event_id, p->event_id, p->reason);
@@ -230,6 +230,8 @@ static void start_event(feed_parser *p, const XML_Char **atts)
 		quote(sold_out, q, sizeof q);
 		set_reason(p->reason, sizeof p->reason, "attribute \"sold_out\": \"%s\" is neither true nor false", q);
 	}
+	/* Asked only now (see feed_skip_fn): the start tag's line. */
+	p->reason_line = p->reason[0] != '\0' ? (unsigned long)XML_GetCurrentLineNumber(p->xp) : 0;
 }
 
 /* 1 when s is a non-negative integer in decimal digits; *positive says
@@ -253,28 +255,32 @@ static void read_zone(feed_parser *p, const XML_Char **atts)
 {
 	feed_event *ev = &p->ev;
 	char price[FEED_PRICE_MAX], q[FEED_QUOTE_MAX + 4];
-	unsigned long line = (unsigned long)XML_GetCurrentLineNumber(p->xp);
 	int positive;
 
 	ev->zones++;
 	if (p->reason[0] != '\0')
 		return;
+	/* A problem here is the event's first: its line is the zone's. */
 	const char *capacity = attr(atts, "capacity"), *value = attr(atts, "price");
 	if (capacity == NULL || value == NULL) {
-		set_reason(p->reason, sizeof p->reason, "zone on line %lu: attribute \"%s\" is missing", line,
+		p->reason_line = (unsigned long)XML_GetCurrentLineNumber(p->xp);
+		set_reason(p->reason, sizeof p->reason, "zone on line %lu: attribute \"%s\" is missing", p->reason_line,
 			   capacity == NULL ? "capacity" : "price");
 		return;
 	}
 	if (!parse_capacity(capacity, &positive)) {
+		p->reason_line = (unsigned long)XML_GetCurrentLineNumber(p->xp);
 		quote(capacity, q, sizeof q);
 		set_reason(p->reason, sizeof p->reason,
-			   "zone on line %lu: attribute \"capacity\": \"%s\" is not a non-negative integer", line, q);
+			   "zone on line %lu: attribute \"capacity\": \"%s\" is not a non-negative integer",
+			   p->reason_line, q);
 		return;
 	}
 	if (decimal_normalize(value, price, sizeof price) != 0) {
+		p->reason_line = (unsigned long)XML_GetCurrentLineNumber(p->xp);
 		quote(value, q, sizeof q);
 		set_reason(p->reason, sizeof p->reason, "zone on line %lu: attribute \"price\": \"%s\" is not a price",
-			   line, q);
+			   p->reason_line, q);
 		return;
 	}
 	if (!positive)
@@ -291,7 +297,7 @@ static void end_event(feed_parser *p)
 	if (p->reason[0] != '\0') {
 		p->stats.skipped++;
 		if (p->on_skip != NULL)
-			p->on_skip(p->arg, p->base_id, p->event_id, p->ev.line, p->reason);
+			p->on_skip(p->arg, p->base_id, p->event_id, p->reason_line, p->reason);
 		return;
 	}
 	p->stats.events++;

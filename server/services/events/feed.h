@@ -32,9 +32,8 @@ typedef struct feed_event {
 	 * exact decimal text (decimal_normalize); "" when no zone has tickets. */
 	char min_price[FEED_PRICE_MAX];
 	char max_price[FEED_PRICE_MAX];
-	int sold_out;	    /* the sold_out attribute ("true") */
-	unsigned zones;	    /* zone elements read */
-	unsigned long line; /* of the event element */
+	int sold_out;	/* the sold_out attribute ("true") */
+	unsigned zones; /* zone elements read */
 } feed_event;
 
 /* Called for each valid online event; ev and its strings are valid only
@@ -44,7 +43,11 @@ typedef int (*feed_event_fn)(void *arg, const feed_event *ev);
 
 /* Called for each skipped event: ids may be "" when missing; reason says
  * what and where ('attribute "event_start_date": "2021-09-31T20:00:00" is
- * not a date'). */
+ * not a date'); line is where its first problem is: the event element's
+ * line for one in its own or its base's attributes, the zone's for a
+ * zone's. Only skipped events get a line: expat counts lines by reading
+ * every byte again up to where it is asked, which asked for every event
+ * was a tenth of a repeat ingest's time. */
 typedef void (*feed_skip_fn)(void *arg, const char *base_id, const char *event_id, unsigned long line,
 			     const char *reason);
 

@@ -61,7 +61,9 @@ const char billing_sql_stage_create[] =
  * the merge lock (so the snapshot holds every debt stored before). The
  * stage marks each debtId's first row in the chunk (first = line); those
  * are inserted unless the debtId is stored (ON CONFLICT: one index
- * operation a row, where a probe and then an insert took two), and the new
+ * operation a row, where a probe and then an insert took two), in debtId
+ * order (the key's pages visited in order; so a chunk's ids, the bill
+ * numbers, follow its debtIds rather than its lines), and the new
  * debts are queued for their bills as ranges of at most $2 ids. The rows
  * left over (a stored debtId, or a later row of one in the chunk: a few in
  * a hundred in real files) are compared with the stored debt, or else with
@@ -73,7 +75,7 @@ const db_stmt billing_sql_merge = {
 	"billing_merge",
 	"WITH ins AS (INSERT INTO billing_debts (debt_id, name, government_id, email, amount_cents, due_date,"
 	" import_id, line) SELECT debt_id, name, government_id, email, amount_cents, due_date, $1::int8, line"
-	" FROM billing_stage WHERE line = first ORDER BY line ON CONFLICT (debt_id) DO NOTHING RETURNING id, line),"
+	" FROM billing_stage WHERE line = first ORDER BY debt_id ON CONFLICT (debt_id) DO NOTHING RETURNING id, line),"
 	" q AS (INSERT INTO billing_bill_ranges (lo, hi, n, import_id)"
 	" SELECT min(id), max(id), count(*), $1::int8 FROM"
 	" (SELECT id, (row_number() OVER (ORDER BY id) - 1) / $2::int8 AS piece FROM ins) p GROUP BY piece),"

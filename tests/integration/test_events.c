@@ -1287,6 +1287,50 @@ static void *sync_thread(void *arg)
 	return NULL;
 }
 
+/* GET /search needs no worker (Search answers from memory, and its first
+ * page runs on the thread that read the request): with the one worker of
+ * --workers 1 held by a Sync whose fetch the provider hangs, it still
+ * answers at once, the same. */
+static void test_get_search_answers_while_every_worker_is_busy(void **state)
+{
+	(void)state;
+	harness_pg db;
+	fresh_db(&db);
+	char *r1 = shared_file("provider_v1_response_1.xml");
+	const char *files[] = {r1, NULL};
+	struct sim *sim = sim_files(files);
+	free(r1);
+	harness_server *srv = server_start_with(&db, sim->feed_url, 0, "--workers", "1");
+	rpcq_client *c = client_of(srv);
+	protobuf_c_message_free_unpacked(&sync_ok(c, "response 1")->base, NULL);
+	char *before = http_search(srv, "");
+
+	sim_control(sim, "mode=hang");
+	struct pending_sync p = {.c = c};
+	if (pthread_create(&p.thread, NULL, sync_thread, &p) != 0)
+		fail_msg("pthread_create");
+	int64_t deadline = now_ms() + 5000;
+	while (sim_pending(sim, "hang") < 1) {
+		if (now_ms() > deadline)
+			fail_msg("the simulator never held the fetch");
+		sleep_ms(10);
+	}
+	char u[300];
+	snprintf(u, sizeof(u), "%s/search", srv->http_url);
+	harness_http_reply r;
+	assert_int_equal(harness_http("GET", u, NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	if (r.seconds > FAST_SEARCH_SECONDS)
+		fail_msg("GET /search took %.3f s while the only worker waited for a fetch", r.seconds);
+	assert_string_equal(r.body, before);
+	harness_http_reply_free(&r);
+	pthread_join(p.thread, NULL);
+	if (p.st != RPCQ_UNAVAILABLE)
+		fail_msg("Sync against a hanging provider: %s (%s), wanted UNAVAILABLE", rpcq_status_name(p.st),
+			 p.message);
+	free(before);
+}
+
 static void test_every_failure_of_the_provider_leaves_the_stored_events_and_search_as_they_were(void **state)
 {
 	(void)state;
@@ -2086,6 +2130,7 @@ int main(void)
 		cmocka_unit_test_teardown(
 			test_every_failure_of_the_provider_leaves_the_stored_events_and_search_as_they_were,
 			teardown_test),
+		cmocka_unit_test_teardown(test_get_search_answers_while_every_worker_is_busy, teardown_test),
 		cmocka_unit_test_teardown(test_two_servers_on_one_database_fetch_once_per_interval_between_them,
 					  teardown_test),
 		cmocka_unit_test_teardown(

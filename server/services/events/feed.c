@@ -251,6 +251,20 @@ static int parse_capacity(const char *s, int *positive)
 	return 1;
 }
 
+/* The event's first problem, in the zone being read: "zone on line N: "
+ * and the message, N (asked of expat only now) its line. */
+__attribute__((format(printf, 2, 3))) static void zone_problem(feed_parser *p, const char *fmt, ...)
+{
+	p->reason_line = (unsigned long)XML_GetCurrentLineNumber(p->xp);
+	int n = snprintf(p->reason, sizeof p->reason, "zone on line %lu: ", p->reason_line);
+	if (n < 0 || (size_t)n >= sizeof p->reason)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p->reason + n, sizeof p->reason - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
 static void read_zone(feed_parser *p, const XML_Char **atts)
 {
 	feed_event *ev = &p->ev;
@@ -260,27 +274,19 @@ static void read_zone(feed_parser *p, const XML_Char **atts)
 	ev->zones++;
 	if (p->reason[0] != '\0')
 		return;
-	/* A problem here is the event's first: its line is the zone's. */
 	const char *capacity = attr(atts, "capacity"), *value = attr(atts, "price");
 	if (capacity == NULL || value == NULL) {
-		p->reason_line = (unsigned long)XML_GetCurrentLineNumber(p->xp);
-		set_reason(p->reason, sizeof p->reason, "zone on line %lu: attribute \"%s\" is missing", p->reason_line,
-			   capacity == NULL ? "capacity" : "price");
+		zone_problem(p, "attribute \"%s\" is missing", capacity == NULL ? "capacity" : "price");
 		return;
 	}
 	if (!parse_capacity(capacity, &positive)) {
-		p->reason_line = (unsigned long)XML_GetCurrentLineNumber(p->xp);
 		quote(capacity, q, sizeof q);
-		set_reason(p->reason, sizeof p->reason,
-			   "zone on line %lu: attribute \"capacity\": \"%s\" is not a non-negative integer",
-			   p->reason_line, q);
+		zone_problem(p, "attribute \"capacity\": \"%s\" is not a non-negative integer", q);
 		return;
 	}
 	if (decimal_normalize(value, price, sizeof price) != 0) {
-		p->reason_line = (unsigned long)XML_GetCurrentLineNumber(p->xp);
 		quote(value, q, sizeof q);
-		set_reason(p->reason, sizeof p->reason, "zone on line %lu: attribute \"price\": \"%s\" is not a price",
-			   p->reason_line, q);
+		zone_problem(p, "attribute \"price\": \"%s\" is not a price", q);
 		return;
 	}
 	if (!positive)

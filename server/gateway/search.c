@@ -226,15 +226,13 @@ static void search_answer(conn *c, gw_search *s)
 }
 
 /* The buffer of a search answered: kept for the connection's next one
- * unless a large result made it large. */
+ * (search_route empties it) unless a large result made it large. */
 static void search_done(gw_search *s)
 {
 	if (s->o.cap > KEEP_BYTES) {
 		rpcq_free(s->o.p);
 		s->o = (struct out){0};
 	}
-	s->o.len = 0;
-	s->o.failed = 0;
 }
 
 /* On a worker: the pages after the first (or all of them, when Search

@@ -1287,6 +1287,28 @@ static void *sync_thread(void *arg)
 	return NULL;
 }
 
+/* While the provider holds a fetch (the simulator's pending count of kind
+ * held is at least 1), GET /search answers at once, with want. */
+static void expect_search_while_held(const harness_server *srv, struct sim *sim, const char *held, const char *want,
+				     const char *what)
+{
+	int64_t deadline = now_ms() + 5000;
+	while (sim_pending(sim, held) < 1) {
+		if (now_ms() > deadline)
+			fail_msg("%s: the simulator never held a request", what);
+		sleep_ms(10);
+	}
+	char u[300];
+	snprintf(u, sizeof(u), "%s/search", srv->http_url);
+	harness_http_reply r;
+	assert_int_equal(harness_http("GET", u, NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	if (r.seconds > FAST_SEARCH_SECONDS)
+		fail_msg("%s: GET /search took %.3f s while a fetch was held", what, r.seconds);
+	assert_string_equal(r.body, want);
+	harness_http_reply_free(&r);
+}
+
 /* GET /search needs no worker (Search answers from memory, and its first
  * page runs on the thread that read the request): with the one worker of
  * --workers 1 held by a Sync whose fetch the provider hangs, it still
@@ -1309,21 +1331,7 @@ static void test_get_search_answers_while_every_worker_is_busy(void **state)
 	struct pending_sync p = {.c = c};
 	if (pthread_create(&p.thread, NULL, sync_thread, &p) != 0)
 		fail_msg("pthread_create");
-	int64_t deadline = now_ms() + 5000;
-	while (sim_pending(sim, "hang") < 1) {
-		if (now_ms() > deadline)
-			fail_msg("the simulator never held the fetch");
-		sleep_ms(10);
-	}
-	char u[300];
-	snprintf(u, sizeof(u), "%s/search", srv->http_url);
-	harness_http_reply r;
-	assert_int_equal(harness_http("GET", u, NULL, NULL, 0, &r), 0);
-	assert_int_equal(r.status, 200);
-	if (r.seconds > FAST_SEARCH_SECONDS)
-		fail_msg("GET /search took %.3f s while the only worker waited for a fetch", r.seconds);
-	assert_string_equal(r.body, before);
-	harness_http_reply_free(&r);
+	expect_search_while_held(srv, sim, "hang", before, "the only worker waiting for a fetch");
 	pthread_join(p.thread, NULL);
 	if (p.st != RPCQ_UNAVAILABLE)
 		fail_msg("Sync against a hanging provider: %s (%s), wanted UNAVAILABLE", rpcq_status_name(p.st),
@@ -1370,22 +1378,7 @@ static void test_every_failure_of_the_provider_leaves_the_stored_events_and_sear
 		if (pthread_create(&p.thread, NULL, sync_thread, &p) != 0)
 			fail_msg("pthread_create");
 		if (modes[m].held != NULL) {
-			/* While the provider holds the fetch, search answers at once, the same. */
-			int64_t deadline = now_ms() + 5000;
-			while (sim_pending(sim, modes[m].held) < 1) {
-				if (now_ms() > deadline)
-					fail_msg("%s: the simulator never held a request", what);
-				sleep_ms(10);
-			}
-			char u[300];
-			snprintf(u, sizeof(u), "%s/search", srv->http_url);
-			harness_http_reply r;
-			assert_int_equal(harness_http("GET", u, NULL, NULL, 0, &r), 0);
-			assert_int_equal(r.status, 200);
-			if (r.seconds > FAST_SEARCH_SECONDS)
-				fail_msg("%s: GET /search took %.3f s while a fetch was held", what, r.seconds);
-			assert_string_equal(r.body, http_before);
-			harness_http_reply_free(&r);
+			expect_search_while_held(srv, sim, modes[m].held, http_before, what);
 			char *during = search_text(c, "", "");
 			assert_string_equal(during, rpc_before);
 			free(during);

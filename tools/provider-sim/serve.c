@@ -133,10 +133,12 @@ static void copy_str(char *dst, size_t cap, const char *src)
 	dst[n] = '\0';
 }
 
-/* Answers a handler's aio with status, type and a copy of body. Returns
- * the bytes sent (0 when even the answer failed: the server then closes
- * the connection). */
-static size_t respond(nng_aio *aio, uint16_t status, const char *type, const void *body, size_t len)
+/* Answers a handler's aio with status, type and body: a copy of it, or,
+ * with shared, body itself (it must outlive the server: the files of the
+ * command line, which a copy of a 100 MB feed would keep waiting for its
+ * first byte). Returns the bytes sent (0 when even the answer failed: the
+ * server then closes the connection). */
+static size_t respond_body(nng_aio *aio, uint16_t status, const char *type, const void *body, size_t len, bool shared)
 {
 	nng_http_res *res;
 	int rv = nng_http_res_alloc(&res);
@@ -146,7 +148,7 @@ static size_t respond(nng_aio *aio, uint16_t status, const char *type, const voi
 	}
 	if ((rv = nng_http_res_set_status(res, status)) != 0 ||
 	    (rv = nng_http_res_set_header(res, "Content-Type", type)) != 0 ||
-	    (rv = nng_http_res_copy_data(res, body, len)) != 0) {
+	    (rv = shared ? nng_http_res_set_data(res, body, len) : nng_http_res_copy_data(res, body, len)) != 0) {
 		nng_http_res_free(res);
 		sim_log("cannot answer: %s", nng_strerror(rv));
 		nng_aio_finish(aio, rv);
@@ -155,6 +157,11 @@ static size_t respond(nng_aio *aio, uint16_t status, const char *type, const voi
 	nng_aio_set_output(aio, 0, res);
 	nng_aio_finish(aio, 0);
 	return len;
+}
+
+static size_t respond(nng_aio *aio, uint16_t status, const char *type, const void *body, size_t len)
+{
+	return respond_body(aio, status, type, body, len, false);
 }
 
 static serve *handler_serve(nng_aio *aio)
@@ -244,7 +251,7 @@ static void work_one(serve *s, struct job *j, uint64_t consumed, uint64_t epoch)
 	if (whole && s->epoch == epoch)
 		s->responses = number;
 	nng_mtx_unlock(s->mtx);
-	size_t sent = respond(j->haio, 200, "application/xml", body, n);
+	size_t sent = respond_body(j->haio, 200, "application/xml", body, n, s->feed == NULL);
 	char note[64];
 	snprintf(note, sizeof(note), "response=%" PRIu64 "%s", number, whole ? "" : " (cut)");
 	log_request(j->method, j->path, j->mode, sent ? 200 : 0, sent, j->start, note);

@@ -79,6 +79,37 @@ static void test_decimals_compare_by_value_not_by_text(void **state)
 	assert_true(decimal_cmp("0", "0.000001") < 0);
 }
 
+/* The feed's zones are compared as they stand in the feed, leading zeros
+ * and all, and only a new lowest or highest is written out. */
+static void test_decimals_compare_unnormalized_and_write_their_normal_form(void **state)
+{
+	(void)state;
+	decimal a, b;
+	assert_int_equal(decimal_parse("007.50", &a), 0);
+	assert_int_equal(decimal_parse("7.5", &b), 0);
+	assert_int_equal(decimal_compare(&a, &b), 0);
+	assert_int_equal(decimal_parse("0010", &b), 0);
+	assert_true(decimal_compare(&a, &b) < 0);
+	assert_true(decimal_compare(&b, &a) > 0);
+	assert_int_equal(decimal_parse("000", &b), 0);
+	assert_true(decimal_compare(&b, &a) < 0);
+	assert_int_equal(decimal_parse("7.", &b), -1);
+	assert_int_equal(decimal_parse("", &b), -1);
+
+	char out[DECIMAL_TEXT_MAX];
+	assert_int_equal(decimal_write(&a, out, sizeof out), 0);
+	assert_string_equal(out, "7.50");
+	/* a now points into out, and still compares by value. */
+	assert_ptr_equal(a.intp, out);
+	assert_int_equal(decimal_parse("7.500", &b), 0);
+	assert_int_equal(decimal_compare(&a, &b), 0);
+	char longest[DECIMAL_TEXT_MAX];
+	assert_int_equal(decimal_parse("123456789012345678.123456", &b), 0);
+	assert_int_equal(decimal_write(&b, longest, sizeof longest), 0);
+	assert_string_equal(longest, "123456789012345678.123456");
+	assert_int_equal(decimal_write(&b, out, DECIMAL_TEXT_MAX - 1), -1);
+}
+
 static void assert_local(const char *s, int ok)
 {
 	char out[20] = "";
@@ -294,6 +325,7 @@ int main(void)
 		cmocka_unit_test(test_decimals_lose_leading_zeros_and_keep_their_fraction_digits),
 		cmocka_unit_test(test_anything_but_a_plain_non_negative_decimal_is_refused),
 		cmocka_unit_test(test_decimals_compare_by_value_not_by_text),
+		cmocka_unit_test(test_decimals_compare_unnormalized_and_write_their_normal_form),
 		cmocka_unit_test(test_local_times_follow_the_real_calendar),
 		cmocka_unit_test(test_local_times_have_exactly_one_form),
 		cmocka_unit_test(test_search_bounds_keep_the_wall_clock_and_drop_zone_and_fraction),

@@ -2,7 +2,10 @@
  * Exact decimals as text (decimal.h). Prices travel from the feed to the
  * JSON of /search as the digits the provider wrote, so nothing here ever
  * converts to binary floating point: validation is a scan of the bytes and
- * comparison is of digit strings, integer part by length first.
+ * comparison is of digit strings, integer part by length first. The feed
+ * parser compares every zone's price against the event's lowest and
+ * highest without copying it (decimal_parse, decimal_compare), and writes
+ * out only a new lowest or highest.
  */
 #include <string.h>
 
@@ -10,67 +13,90 @@
 
 #define DECIMAL_INT_DIGITS 18
 #define DECIMAL_FRAC_DIGITS 6
+_Static_assert(DECIMAL_INT_DIGITS + 1 + DECIMAL_FRAC_DIGITS + 1 == DECIMAL_TEXT_MAX, "decimal.h's DECIMAL_TEXT_MAX");
 
 static int is_digit(char c)
 {
 	return c >= '0' && c <= '9';
 }
 
-int decimal_normalize(const char *in, char *out, size_t outlen)
+int decimal_parse(const char *in, decimal *d)
 {
-	size_t nint = 0, nfrac = 0, i = 0;
-	while (is_digit(in[i])) {
-		i++;
-		nint++;
-	}
-	size_t int_end = i;
-	if (in[i] == '.') {
-		for (i++; is_digit(in[i]); i++)
-			nfrac++;
+	const char *s = in;
+	while (is_digit(*s))
+		s++;
+	size_t nint = (size_t)(s - in);
+	const char *frac = s;
+	size_t nfrac = 0;
+	if (*s == '.') {
+		frac = ++s;
+		while (is_digit(*s))
+			s++;
+		nfrac = (size_t)(s - frac);
 		/* "20." says a fraction and gives none: refused, like ".5". */
 		if (nfrac == 0)
 			return -1;
 	}
-	if (in[i] != '\0' || nint == 0 || nint > DECIMAL_INT_DIGITS || nfrac > DECIMAL_FRAC_DIGITS)
+	if (*s != '\0' || nint == 0 || nint > DECIMAL_INT_DIGITS || nfrac > DECIMAL_FRAC_DIGITS)
 		return -1;
-
 	size_t skip = 0;
 	while (skip + 1 < nint && in[skip] == '0')
 		skip++;
-	size_t n = (nint - skip) + (nfrac ? 1 + nfrac : 0);
-	if (n + 1 > outlen)
-		return -1;
-	memcpy(out, in + skip, nint - skip);
-	if (nfrac)
-		memcpy(out + (nint - skip), in + int_end, 1 + nfrac);
-	out[n] = '\0';
+	d->intp = in + skip;
+	d->nint = nint - skip;
+	d->frac = frac;
+	d->nfrac = nfrac;
 	return 0;
 }
 
-/* The length of the integer part of a normalized decimal. */
-static size_t int_len(const char *s)
+int decimal_compare(const decimal *a, const decimal *b)
 {
-	const char *dot = strchr(s, '.');
-	return dot != NULL ? (size_t)(dot - s) : strlen(s);
-}
-
-int decimal_cmp(const char *a, const char *b)
-{
-	size_t la = int_len(a), lb = int_len(b);
-	/* Normalized integer parts have no leading zeros: the longer is larger. */
-	if (la != lb)
-		return la < lb ? -1 : 1;
-	int c = memcmp(a, b, la);
+	/* Integer parts have no leading zeros: the longer is larger. */
+	if (a->nint != b->nint)
+		return a->nint < b->nint ? -1 : 1;
+	int c = memcmp(a->intp, b->intp, a->nint);
 	if (c != 0)
 		return c < 0 ? -1 : 1;
 	/* Fractions digit by digit, the shorter one padded with zeros. */
-	const char *fa = a[la] == '.' ? a + la + 1 : a + la;
-	const char *fb = b[lb] == '.' ? b + lb + 1 : b + lb;
-	while (*fa != '\0' || *fb != '\0') {
-		char da = *fa != '\0' ? *fa++ : '0';
-		char db = *fb != '\0' ? *fb++ : '0';
+	size_t n = a->nfrac > b->nfrac ? a->nfrac : b->nfrac;
+	for (size_t i = 0; i < n; i++) {
+		char da = i < a->nfrac ? a->frac[i] : '0';
+		char db = i < b->nfrac ? b->frac[i] : '0';
 		if (da != db)
 			return da < db ? -1 : 1;
 	}
 	return 0;
+}
+
+int decimal_write(decimal *d, char *out, size_t outlen)
+{
+	size_t n = d->nint + (d->nfrac ? 1 + d->nfrac : 0);
+	if (n + 1 > outlen)
+		return -1;
+	memmove(out, d->intp, d->nint);
+	if (d->nfrac) {
+		out[d->nint] = '.';
+		memmove(out + d->nint + 1, d->frac, d->nfrac);
+	}
+	out[n] = '\0';
+	d->intp = out;
+	d->frac = out + d->nint + 1;
+	return 0;
+}
+
+int decimal_normalize(const char *in, char *out, size_t outlen)
+{
+	decimal d;
+	return decimal_parse(in, &d) != 0 ? -1 : decimal_write(&d, out, outlen);
+}
+
+int decimal_cmp(const char *a, const char *b)
+{
+	decimal da, db;
+	/* Normalized decimals parse; an invalid one compares as zero. */
+	if (decimal_parse(a, &da) != 0)
+		da = (decimal){.intp = "0", .nint = 1};
+	if (decimal_parse(b, &db) != 0)
+		db = (decimal){.intp = "0", .nint = 1};
+	return decimal_compare(&da, &db);
 }

@@ -35,6 +35,8 @@
 
 #define FEED_REASON_MAX 256
 #define FEED_ERR_MAX 256
+_Static_assert(DECIMAL_TEXT_MAX <= FEED_PRICE_MAX, "a normalized price fits feed_event's");
+
 /* Bytes of a wrong value quoted in a skip reason. */
 #define FEED_QUOTE_MAX 48
 
@@ -86,13 +88,14 @@ struct feed_parser {
 	char reason[FEED_REASON_MAX]; /* its first problem, "" while none */
 	unsigned long reason_line;    /* where that is */
 	feed_event ev;
+	decimal min, max; /* ev's min_price and max_price once set */
 };
 
 /* The value of attribute name in expat's NULL-terminated name/value list. */
 static const char *attr(const XML_Char **atts, const char *name)
 {
 	for (size_t i = 0; atts[i] != NULL; i += 2)
-		if (strcmp(atts[i], name) == 0)
+		if (atts[i][0] == name[0] && strcmp(atts[i], name) == 0)
 			return atts[i + 1];
 	return NULL;
 }
@@ -265,16 +268,28 @@ __attribute__((format(printf, 2, 3))) static void zone_problem(feed_parser *p, c
 	va_end(ap);
 }
 
+/* A zone: counted, and its price folded into the event's lowest and
+ * highest when it has tickets left. A zone is read a million times in a
+ * large feed, so its two attributes are found in one pass and its price is
+ * compared where expat keeps it, and copied only when it is a new lowest or
+ * highest. */
 static void read_zone(feed_parser *p, const XML_Char **atts)
 {
 	feed_event *ev = &p->ev;
-	char price[FEED_PRICE_MAX], q[FEED_QUOTE_MAX + 4];
+	char q[FEED_QUOTE_MAX + 4];
 	int positive;
 
 	ev->zones++;
 	if (p->reason[0] != '\0')
 		return;
-	const char *capacity = attr(atts, "capacity"), *value = attr(atts, "price");
+	const char *capacity = NULL, *value = NULL;
+	for (size_t i = 0; atts[i] != NULL; i += 2) {
+		const char *name = atts[i];
+		if (name[0] == 'c' && strcmp(name, "capacity") == 0)
+			capacity = atts[i + 1];
+		else if (name[0] == 'p' && strcmp(name, "price") == 0)
+			value = atts[i + 1];
+	}
 	if (capacity == NULL || value == NULL) {
 		zone_problem(p, "attribute \"%s\" is missing", capacity == NULL ? "capacity" : "price");
 		return;
@@ -284,17 +299,28 @@ static void read_zone(feed_parser *p, const XML_Char **atts)
 		zone_problem(p, "attribute \"capacity\": \"%s\" is not a non-negative integer", q);
 		return;
 	}
-	if (decimal_normalize(value, price, sizeof price) != 0) {
+	decimal price;
+	if (decimal_parse(value, &price) != 0) {
 		quote(value, q, sizeof q);
 		zone_problem(p, "attribute \"price\": \"%s\" is not a price", q);
 		return;
 	}
 	if (!positive)
 		return;
-	if (ev->min_price[0] == '\0' || decimal_cmp(price, ev->min_price) < 0)
-		memcpy(ev->min_price, price, sizeof price);
-	if (ev->max_price[0] == '\0' || decimal_cmp(price, ev->max_price) > 0)
-		memcpy(ev->max_price, price, sizeof price);
+	if (ev->min_price[0] == '\0') {
+		/* The first zone with tickets: both ends. */
+		p->min = p->max = price;
+		decimal_write(&p->min, ev->min_price, sizeof ev->min_price);
+		decimal_write(&p->max, ev->max_price, sizeof ev->max_price);
+		return;
+	}
+	if (decimal_compare(&price, &p->min) < 0) {
+		p->min = price;
+		decimal_write(&p->min, ev->min_price, sizeof ev->min_price);
+	} else if (decimal_compare(&price, &p->max) > 0) {
+		p->max = price;
+		decimal_write(&p->max, ev->max_price, sizeof ev->max_price);
+	}
 }
 
 static void end_event(feed_parser *p)
@@ -344,7 +370,7 @@ static void XMLCALL on_start(void *data, const XML_Char *name, const XML_Char **
 			start_event(p, atts);
 		return;
 	}
-	if (p->depth == p->event_depth + 1 && strcmp(name, "zone") == 0)
+	if (p->depth == p->event_depth + 1 && name[0] == 'z' && strcmp(name, "zone") == 0)
 		read_zone(p, atts);
 }
 

@@ -110,6 +110,7 @@ struct event_index {
 	int lock_ok;
 	tree t[2];	     /* 0: ends_at >= starts_at; 1: events ending before they start */
 	event_rec **slots;   /* hash map by id, linear probing; no deletes */
+	uint32_t *tags;	     /* of each slot's id: a probe reads a record only when its tag matches */
 	size_t cap;	     /* slots, a power of two */
 	size_t n;	     /* events */
 	leaf *spare_leaves;  /* linked by next */
@@ -487,21 +488,38 @@ static void tree_free(void *node, int height)
 
 /* The hash map. */
 
-static size_t id_hash(const char *s)
+/* FNV-1a of an id: its low bits choose the slot, its high 32 are the tag. */
+static uint64_t id_hash(const char *s)
 {
-	uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+	uint64_t h = 14695981039346656037ULL;
 	for (; *s != '\0'; s++)
 		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return (size_t)(h ^ (h >> 32));
+	return h;
 }
 
-/* The slot holding id, or the empty slot where it would go. */
+static uint32_t hash_tag(uint64_t h)
+{
+	return (uint32_t)(h >> 32);
+}
+
+/* The slot holding id, or the empty slot where it would go. A repeat
+ * ingest looks up every event of the feed, and a record is a cache miss:
+ * the tags, beside the slots, keep the probes from reading the records of
+ * other ids. */
 static size_t hash_slot(const event_index *ix, const char *id)
 {
-	size_t mask = ix->cap - 1, i = id_hash(id) & mask;
-	while (ix->slots[i] != NULL && strcmp(ix->slots[i]->id, id) != 0)
+	uint64_t h = id_hash(id);
+	uint32_t tag = hash_tag(h);
+	size_t mask = ix->cap - 1, i = (size_t)h & mask;
+	while (ix->slots[i] != NULL && (ix->tags[i] != tag || strcmp(ix->slots[i]->id, id) != 0))
 		i = (i + 1) & mask;
 	return i;
+}
+
+static void hash_set(event_index *ix, size_t slot, event_rec *r)
+{
+	ix->slots[slot] = r;
+	ix->tags[slot] = hash_tag(id_hash(r->id));
 }
 
 /* Room for n events at a load of at most 0.7. 0, or -1 when out of memory
@@ -514,18 +532,25 @@ static int hash_reserve(event_index *ix, size_t n)
 	while (n * 10 > cap * 7)
 		cap *= 2;
 	event_rec **slots = rpcq_calloc(cap, sizeof(*slots));
-	if (slots == NULL)
+	uint32_t *tags = rpcq_calloc(cap, sizeof(*tags));
+	if (slots == NULL || tags == NULL) {
+		rpcq_free(slots);
+		rpcq_free(tags);
 		return -1;
+	}
 	for (size_t i = 0; i < ix->cap; i++) {
 		if (ix->slots[i] == NULL)
 			continue;
-		size_t j = id_hash(ix->slots[i]->id) & (cap - 1);
+		size_t j = (size_t)id_hash(ix->slots[i]->id) & (cap - 1);
 		while (slots[j] != NULL)
 			j = (j + 1) & (cap - 1);
 		slots[j] = ix->slots[i];
+		tags[j] = ix->tags[i];
 	}
 	rpcq_free(ix->slots);
+	rpcq_free(ix->tags);
 	ix->slots = slots;
+	ix->tags = tags;
 	ix->cap = cap;
 	return 0;
 }
@@ -575,7 +600,8 @@ event_index *event_index_create(void)
 	}
 	ix->cap = HASH_INITIAL;
 	ix->slots = rpcq_calloc(ix->cap, sizeof(*ix->slots));
-	if (ix->slots == NULL)
+	ix->tags = rpcq_calloc(ix->cap, sizeof(*ix->tags));
+	if (ix->slots == NULL || ix->tags == NULL)
 		goto fail;
 	return ix;
 fail:
@@ -592,6 +618,7 @@ void event_index_destroy(event_index *ix)
 			rpcq_free(ix->slots[i]);
 		rpcq_free(ix->slots);
 	}
+	rpcq_free(ix->tags);
 	for (int i = 0; i < 2; i++) {
 		if (ix->t[i].root != NULL)
 			tree_free(ix->t[i].root, ix->t[i].height);
@@ -641,7 +668,7 @@ static int put(event_index *ix, event_rec *r, int newer_only)
 			ix->n++;
 		tree_insert(ix, &ix->t[which], r);
 	}
-	ix->slots[s] = r;
+	hash_set(ix, s, r);
 	r = old; /* freed below, once no reader can hold it */
 	result = 1;
 out:

@@ -1497,6 +1497,86 @@ static void test_two_servers_on_one_database_fetch_once_per_interval_between_the
 	}
 }
 
+/* The times (now_ms) at which the simulator's count of feed requests went
+ * up, polled every 10 ms, from its first request on for ms (at most 10 s to
+ * wait for that one): their number, at most max. */
+static int watch_requests(const struct sim *sim, int ms, int64_t *at, int max)
+{
+	int n = 0;
+	long long seen = 0;
+	int64_t first_by = now_ms() + 10000, end = 0;
+	for (;;) {
+		int64_t t = now_ms();
+		long long c = sim_feed_requests(sim);
+		for (; seen < c && n < max; seen++)
+			at[n++] = t;
+		seen = c;
+		if (n > 0 && end == 0)
+			end = at[0] + ms;
+		if (n == 0 && t > first_by)
+			fail_msg("no scheduled fetch within 10 s");
+		if (end != 0 && t >= end)
+			return n;
+		sleep_ms(10);
+	}
+}
+
+static void test_a_failing_provider_is_retried_on_one_backoff_between_two_servers(void **state)
+{
+	(void)state;
+	harness_pg db;
+	fresh_db(&db);
+	const char *args[] = {"--events", "5", "--zones", "2", "--mode", "error", NULL};
+	struct sim *sim = sim_start(args);
+	harness_server *a = server_start(&db, sim->feed_url, 4);
+	harness_server *b = server_start(&db, sim->feed_url, 4);
+	/* A failure is retried after 1, 2, 4, 4... s less up to half of it
+	 * (jitter), the interval being 4 s, by whichever process comes first:
+	 * the k-th retry comes at least 0.5, 1, 2, 2... s after the one before,
+	 * so at most 5 requests in the 6.5 s from the first. Two processes
+	 * each on its own backoff would make about 8, some close together. */
+	int64_t at[64];
+	int n = watch_requests(sim, 6500, at, 64);
+	print_message("a failing provider, two servers, interval 4 s: %d requests in 6.5 s\n", n);
+	for (int k = 1; k < n; k++) {
+		int64_t least = 500LL << (k - 1 < 2 ? k - 1 : 2);
+		if (at[k] - at[k - 1] < least - 100) {
+			print_server_logs();
+			sim_print_log(sim);
+			fail_msg("retry %d came %lld ms after the request before it, wanted at least %lld ms (the "
+				 "backoff of %d failures between the two servers)",
+				 k, (long long)(at[k] - at[k - 1]), (long long)least, k);
+		}
+	}
+	if (n < 3 || n > 5) {
+		print_server_logs();
+		sim_print_log(sim);
+		fail_msg("%d requests to a failing provider in 6.5 s, wanted 3..5: retries sooner than the interval, "
+			 "on one backoff between the servers",
+			 n);
+	}
+	/* The shared state says why, and how many in a row. */
+	assert_true(harness_sql_scalar(db.conninfo, "SELECT consecutive_failures FROM events_fetch_state") >= n);
+	assert_int_equal(
+		harness_sql_scalar(db.conninfo,
+				   "SELECT (last_error LIKE '%answered HTTP 500%')::int FROM events_fetch_state"),
+		1);
+	/* Once the provider answers again, the next fetch applies and resets the count. */
+	sim_control(sim, "mode=ok");
+	int64_t deadline = now_ms() + 10000;
+	while (harness_sql_scalar(db.conninfo, "SELECT consecutive_failures FROM events_fetch_state") != 0) {
+		if (now_ms() > deadline)
+			fail_msg("no successful fetch within 10 s of the provider answering again");
+		sleep_ms(50);
+	}
+	assert_int_equal(harness_sql_scalar(
+				 db.conninfo,
+				 "SELECT (last_error IS NULL AND last_ok_at IS NOT NULL)::int FROM events_fetch_state"),
+			 1);
+	(void)a;
+	(void)b;
+}
+
 /* Polls c's Search until it answers want (as search_text), within ms;
  * returns how long it took. */
 static int64_t wait_search(rpcq_client *c, const char *want, int ms, const char *what)
@@ -1908,6 +1988,59 @@ static void expect_cli(const char *what, int rc, int want_rc, const char *out, c
 			 err ? err : "");
 }
 
+/* `rpcq events sync` says why the provider gave nothing, also when it
+ * does not answer within the call's own time, and when nothing listens. */
+static void test_the_cli_sync_names_a_hung_or_unreachable_provider(void **state)
+{
+	(void)state;
+	harness_pg db;
+	fresh_db(&db);
+	const char *args[] = {"--events", "5", "--zones", "2", "--mode", "hang", NULL};
+	struct sim *sim = sim_start(args);
+	/* The provider's timeout is longer than the call's: the fetch stops
+	 * with time left to answer why. */
+	harness_server *srv = server_start_with(&db, sim->feed_url, 0, "--provider-timeout-ms", "10000");
+	char *out, *err;
+	int64_t t0 = now_ms();
+	int rc = cli(srv, (const char *[]){"--timeout", "3000", "events", "sync", NULL}, &out, &err);
+	int64_t took = now_ms() - t0;
+	expect_cli("sync, provider hanging, --timeout 3000", rc, 1, out, err);
+	const char *p = strstr(err, ": no whole answer within ");
+	long ms = p != NULL ? strtol(p + strlen(": no whole answer within "), NULL, 10) : -1;
+	if (strncmp(err, "rpcq: UNAVAILABLE: provider ", 28) != 0 || ms < 2000 || ms > 2750)
+		fail_msg("sync, provider hanging, --timeout 3000: stderr %s (wanted UNAVAILABLE, the provider's "
+			 "timeout cut to what the call's 3000 ms leave)",
+			 err);
+	if (took > 3000)
+		fail_msg("sync, provider hanging, --timeout 3000: took %lld ms", (long long)took);
+	assert_string_equal(out, "");
+	free(out);
+	free(err);
+	assert_int_equal(
+		harness_sql_scalar(db.conninfo,
+				   "SELECT (consecutive_failures = 1 AND last_error LIKE '%no whole answer%')::int"
+				   " FROM events_fetch_state"),
+		1);
+
+	/* Nothing listening at the provider's address. */
+	char url[64];
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/feed", harness_free_port());
+	harness_server *lone = server_start(&db, url, 0);
+	rc = cli(lone, (const char *[]){"events", "sync", NULL}, &out, &err);
+	expect_cli("sync, nothing listening", rc, 1, out, err);
+	if (strncmp(err, "rpcq: UNAVAILABLE: provider http://127.0.0.1:", 45) != 0 || strstr(err, "onnect") == NULL)
+		fail_msg("sync, nothing listening: stderr %s (wanted UNAVAILABLE and the failed connection)", err);
+	free(out);
+	free(err);
+	/* Search answers all the same, from what is stored (nothing). */
+	rc = cli(lone, (const char *[]){"events", "search", "--json", NULL}, &out, &err);
+	expect_cli("search after the failed syncs", rc, 0, out, err);
+	assert_string_equal(out, "");
+	free(out);
+	free(err);
+	assert_int_equal(harness_sql_scalar(db.conninfo, "SELECT consecutive_failures FROM events_fetch_state"), 2);
+}
+
 static void test_the_cli_searches_gets_syncs_and_lists_changes(void **state)
 {
 	(void)state;
@@ -2124,6 +2257,8 @@ int main(void)
 			test_every_failure_of_the_provider_leaves_the_stored_events_and_search_as_they_were,
 			teardown_test),
 		cmocka_unit_test_teardown(test_get_search_answers_while_every_worker_is_busy, teardown_test),
+		cmocka_unit_test_teardown(test_a_failing_provider_is_retried_on_one_backoff_between_two_servers,
+					  teardown_test),
 		cmocka_unit_test_teardown(test_two_servers_on_one_database_fetch_once_per_interval_between_them,
 					  teardown_test),
 		cmocka_unit_test_teardown(
@@ -2138,6 +2273,7 @@ int main(void)
 			test_the_change_stream_carries_each_change_once_in_order_across_a_subscriber_restart,
 			teardown_test),
 		cmocka_unit_test_teardown(test_the_cli_searches_gets_syncs_and_lists_changes, teardown_test),
+		cmocka_unit_test_teardown(test_the_cli_sync_names_a_hung_or_unreachable_provider, teardown_test),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

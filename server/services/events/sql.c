@@ -11,7 +11,9 @@ const db_stmt events_sql_lock = {"events_lock", "SELECT pg_advisory_xact_lock(" 
 const db_stmt events_sql_claim_due = {
 	"events_claim_due",
 	"UPDATE events_fetch_state SET last_started_at = now()"
-	" WHERE last_started_at IS NULL OR last_started_at <= now() - make_interval(secs => $1::int4)"
+	" WHERE last_started_at IS NULL OR last_started_at <= now() - make_interval(secs => CASE"
+	" WHEN consecutive_failures = 0 THEN $1::int4::float8"
+	" ELSE least($1::int4::float8, power(2, least(consecutive_failures - 1, 30))) / 2 END)"
 	" RETURNING 1",
 	1,
 };
@@ -23,6 +25,13 @@ const db_stmt events_sql_fetched = {
 	"UPDATE events_fetch_state SET last_finished_at = now(), last_ok_at = now(), last_error = NULL,"
 	" consecutive_failures = 0",
 	0,
+};
+
+const db_stmt events_sql_failed = {
+	"events_failed",
+	"UPDATE events_fetch_state SET last_finished_at = now(), last_error = $1,"
+	" consecutive_failures = consecutive_failures + 1",
+	1,
 };
 
 const db_stmt events_sql_last_seq = {

@@ -15,12 +15,17 @@
 extern const db_stmt events_sql_try_lock;
 /* waits for the lock (bounded by the statement deadline) */
 extern const db_stmt events_sql_lock;
-/* interval_s -> one row when a scheduled fetch is due (and claims it) */
+/* interval_s -> one row when a scheduled fetch is due (and claims it):
+ * an interval after the last one started, or after a failure the shortest
+ * retry the ingest thread's backoff can make (ingest_backoff_ms), so that
+ * the processes retry a failing provider as one would */
 extern const db_stmt events_sql_claim_due;
 /* claims a fetch on demand */
 extern const db_stmt events_sql_claim_now;
 /* a fetch applied */
 extern const db_stmt events_sql_fetched;
+/* error -> a fetch failed (nothing of it applied) */
+extern const db_stmt events_sql_failed;
 /* -> last_seq of events.changed (0 when none) */
 extern const db_stmt events_sql_last_seq;
 /* -> every event: id, base_id, event_id, title, starts_at, ends_at,

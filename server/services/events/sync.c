@@ -5,7 +5,11 @@
  * One fetch runs at a time across every rpcqd on the database: the fetch's
  * transaction takes an advisory lock, and a scheduled fetch also claims the
  * interval in events_fetch_state (so two processes fetch once per interval
- * between them, not once each). The feed is parsed as it downloads
+ * between them, not once each). A fetch that fails rolls back to a
+ * savepoint after its claim and commits the claim with the failure
+ * (last_error, consecutive_failures): the next due time then follows the
+ * shared count of failures, so the processes retry a failing provider on
+ * one backoff between them, not on one each. The feed is parsed as it downloads
  * (feed.c); each event is compared with the in-memory index, which first
  * catches up with the log as it stands under the lock, so the comparison is
  * with what is stored. Changed events are written in batches inside the
@@ -54,6 +58,10 @@
 /* Sync's reply lists at most this many changed events (all are on the stream). */
 #define SYNC_REPLY_MAX 1000
 #define INDEX_WAIT_MS 5000
+/* Of a call's deadline, what is kept from the provider's timeout to roll
+ * back, record the failure and answer: a Sync reports why the provider did
+ * not answer rather than run out of time itself. */
+#define REPLY_MARGIN_MS 250
 /* At most this many changes of one fetch go to this process's index
  * straight from the fetch (events_follow_apply_own); past it, all of them
  * come through the log as other processes' do. The records are what the
@@ -120,6 +128,7 @@ struct fetch {
 	rpcq_error err;
 	char xml_error[200];
 	int malformed;
+	int savepoint; /* set once the claim is made: a failure is recorded */
 	/* The records of every change written, in seq order, for this
 	 * process's index once the transaction commits; own_off once past
 	 * OWN_MAX or out of memory (then the log brings them). The writer's
@@ -552,8 +561,21 @@ static int sink(void *arg, const char *data, size_t len)
 	return rc != FEED_OK;
 }
 
+/* Undoes what the failed fetch wrote and commits its claim with why. */
+static void record_failure(struct fetch *f, const rpcq_error *why)
+{
+	rpcq_error e;
+	PGresult *res = NULL;
+	const char *v[1] = {why->message};
+	if (db_command(f->db, "ROLLBACK TO SAVEPOINT feed", &e) != RPCQ_OK ||
+	    db_exec(f->db, &events_sql_failed, v, &res, &e) != RPCQ_OK || db_commit(f->db, &e) != RPCQ_OK)
+		log_warn("events: recording a failed fetch (%s): %s", why->message, e.message);
+	PQclear(res);
+}
+
 /* One fetch. scheduled: skip it (OK) when another process holds the lock
- * or fetched within the interval. deadline bounds the database work. */
+ * or fetched within the interval. deadline bounds the database work and,
+ * less REPLY_MARGIN_MS, the provider's answer. */
 static rpcq_status fetch(events_state *st, int scheduled, nng_time deadline, const atomic_int *stop, struct fetch *f,
 			 rpcq_error *err)
 {
@@ -604,6 +626,9 @@ static rpcq_status fetch(events_state *st, int scheduled, nng_time deadline, con
 		PQclear(res);
 		res = NULL;
 	}
+	if ((s = db_command(f->db, "SAVEPOINT feed", err)) != RPCQ_OK)
+		goto out;
+	f->savepoint = 1;
 	/* Compare with what is stored: the index must hold the log as it
 	 * stands now that no other fetch can write. */
 	if ((s = db_exec(f->db, &events_sql_last_seq, NULL, &res, err)) != RPCQ_OK)
@@ -622,7 +647,9 @@ static rpcq_status fetch(events_state *st, int scheduled, nng_time deadline, con
 		goto out;
 
 	nng_time started = nng_clock();
-	s = ingest_http_get(cfg->provider_url, cfg->provider_timeout_ms, sink, f, stop, err);
+	int64_t left = (int64_t)deadline - (int64_t)started - REPLY_MARGIN_MS;
+	int timeout_ms = left < cfg->provider_timeout_ms ? (int)(left > 1 ? left : 1) : cfg->provider_timeout_ms;
+	s = ingest_http_get(cfg->provider_url, timeout_ms, sink, f, stop, err);
 	if (f->failed != RPCQ_OK) {
 		s = f->failed;
 		*err = f->err;
@@ -669,7 +696,9 @@ static rpcq_status fetch(events_state *st, int scheduled, nng_time deadline, con
 		 f->skipped, own);
 out:
 	PQclear(res);
-	writer_stop(f);	    /* the connection is the fetch's again */
+	writer_stop(f); /* the connection is the fetch's again */
+	if (s != RPCQ_OK && s != RPCQ_ABORTED && f->savepoint)
+		record_failure(f, err);
 	db_rollback(f->db); /* a no-op after the commit */
 	pool_release(server_pool(st->srv), f->db);
 	f->db = NULL;

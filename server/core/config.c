@@ -87,8 +87,11 @@ static const struct knob knobs[] = {
 	{"billing-batch", "RPCQ_BILLING_BATCH", K_INT, OFF(billing_batch), 0, "5000", 1, 100000,
 	 "billing: debts billed per transaction"},
 	{"smtp-url", "RPCQ_SMTP_URL", K_STR, OFF(smtp_url), 0, "", 0, 0,
-	 "billing: send e-mails through this SMTP server (smtp://host:port, smtps:// for TLS, user:password@ "
-	 "for AUTH); empty: write them to --mail-spool"},
+	 "billing: send e-mails through this SMTP server: smtp://host:port (no TLS), smtp+starttls:// (STARTTLS "
+	 "required) or smtps:// (TLS from the start), user:password@ for AUTH; empty: write them to --mail-spool"},
+	{"smtp-ca-file", "RPCQ_SMTP_CA_FILE", K_STR, OFF(smtp_ca_file), 0, "", 0, 0,
+	 "billing: PEM CA bundle that the SMTP server's certificate must chain to, instead of the system's "
+	 "(empty: the system's)"},
 	{"mail-spool", "RPCQ_MAIL_SPOOL", K_STR, OFF(mail_spool), 0, "", 0, 0,
 	 "billing: without --smtp-url, write each e-mail as an RFC 5322 .eml file here (empty: no e-mails sent)"},
 	{"mail-from", "RPCQ_MAIL_FROM", K_STR, OFF(mail_from), 0, "rpcq Billing <billing@localhost>", 0, 0,

@@ -46,10 +46,11 @@ typedef struct rpcq_config {
 	const char *provider_url;    /* events: the provider's feed */
 	int provider_interval_s;
 	int provider_timeout_ms;
-	int billing_schedule_s; /* billing: sweep for due work this often (0: no background work) */
-	int billing_batch;	/* billing: debts billed per transaction */
-	const char *smtp_url;	/* billing: smtp:// or smtps://; empty: the spool */
-	const char *mail_spool; /* billing: .eml files here when no SMTP */
+	int billing_schedule_s;	  /* billing: sweep for due work this often (0: no background work) */
+	int billing_batch;	  /* billing: debts billed per transaction */
+	const char *smtp_url;	  /* billing: smtp://, smtp+starttls:// or smtps://; empty: the spool */
+	const char *smtp_ca_file; /* billing: PEM CAs that verify the SMTP server; empty: the system's */
+	const char *mail_spool;	  /* billing: .eml files here when no SMTP */
 	const char *mail_from;
 	int mail_max_attempts;
 	int mail_retry_base_ms;

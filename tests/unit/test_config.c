@@ -162,6 +162,48 @@ static void test_errors_name_the_flag_variable_or_file_line(void **state)
 	config_fini(&cfg);
 }
 
+static void test_smtp_ca_file_defaults_to_the_system_store_and_help_names_every_smtp_url(void **state)
+{
+	(void)state;
+	rpcq_config cfg;
+	rpcq_error err;
+	char *none[] = {NULL};
+	assert_int_equal(config_load(&cfg, 0, none, &err), RPCQ_OK);
+	assert_string_equal(cfg.smtp_ca_file, ""); /* "": libcurl's default, the system's bundle */
+	config_fini(&cfg);
+
+	setenv("RPCQ_SMTP_CA_FILE", "/env/ca.pem", 1);
+	assert_int_equal(config_load(&cfg, 0, none, &err), RPCQ_OK);
+	assert_string_equal(cfg.smtp_ca_file, "/env/ca.pem");
+	config_fini(&cfg);
+	char *flag[] = {"--smtp-url", "smtps://127.0.0.1:465", "--smtp-ca-file", "/flag/ca.pem", NULL};
+	assert_int_equal(config_load(&cfg, 4, flag, &err), RPCQ_OK);
+	assert_string_equal(cfg.smtp_url, "smtps://127.0.0.1:465");
+	assert_string_equal(cfg.smtp_ca_file, "/flag/ca.pem");
+	config_fini(&cfg);
+	unsetenv("RPCQ_SMTP_CA_FILE");
+
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	assert_non_null(f);
+	config_print_help(f);
+	assert_int_equal(fclose(f), 0);
+	const char *url = strstr(text, "--smtp-url");
+	assert_non_null(url);
+	const char *end = strstr(url + 1, "\n  --"); /* the next knob */
+	assert_non_null(end);
+	const char *forms[] = {"smtp://", "smtp+starttls://", "smtps://"};
+	for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		const char *at = strstr(url, forms[i]);
+		if (at == NULL || at > end)
+			fail_msg("--smtp-url's help does not name %s:\n%.*s", forms[i], (int)(end - url), url);
+	}
+	assert_non_null(strstr(text, "--smtp-ca-file"));
+	assert_non_null(strstr(text, "RPCQ_SMTP_CA_FILE"));
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -170,6 +212,8 @@ int main(void)
 		cmocka_unit_test_setup(test_an_empty_http_url_turns_http_off, clear_env),
 		cmocka_unit_test_setup(test_a_list_given_higher_replaces_the_lower_one, clear_env),
 		cmocka_unit_test_setup(test_errors_name_the_flag_variable_or_file_line, clear_env),
+		cmocka_unit_test_setup(test_smtp_ca_file_defaults_to_the_system_store_and_help_names_every_smtp_url,
+				       clear_env),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

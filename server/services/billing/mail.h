@@ -123,9 +123,11 @@ typedef struct mail_config {
 	 *                                                 offer it is PERMISSION_DENIED
 	 *   smtps://[user:password@]host[:port]           TLS from the first byte (port 465)
 	 * User and password (percent-encoded) log in with whatever AUTH mechanism the server
-	 * offers; over smtp:// they cross the network in clear. Certificates are verified
-	 * against the system's CA store. */
+	 * offers; over smtp:// they cross the network in clear. Over TLS the server's
+	 * certificate is always verified, chain and name (an IP address in the URL must be an
+	 * IP SAN of it), against ca_file or else the system's CA store. */
 	const char *smtp_url;
+	const char *ca_file;	/* PEM CA bundle, the only one trusted (CURLOPT_CAINFO); NULL or "": the system's */
 	const char *spool_dir;	/* the spool backend's directory (created if missing, with its parents) */
 	const char *from;	/* the From mailbox; its address is the default MAIL FROM; NULL: MAIL_DEFAULT_FROM */
 	int connect_timeout_ms; /* SMTP: connecting, TLS and the greeting; 0: 10000 */
@@ -145,9 +147,9 @@ typedef struct mail_envelope {
  * than an hour ago are removed. Calls ingest_global_init (libcurl's global
  * init, once per process). Sets *out only on success. INVALID_ARGUMENT for a
  * URL that does not parse or has another scheme, neither URL nor spool
- * directory, or a From without an address; PERMISSION_DENIED or UNAVAILABLE
- * when the spool directory cannot be made; RESOURCE_EXHAUSTED when out of
- * memory. Does not block on the network. */
+ * directory, a From without an address, or a CA file that cannot be read;
+ * PERMISSION_DENIED or UNAVAILABLE when the spool directory cannot be made;
+ * RESOURCE_EXHAUSTED when out of memory. Does not block on the network. */
 rpcq_status mail_sender_create(mail_sender **out, const mail_config *cfg, rpcq_error *err) RPCQ_NODISCARD;
 
 /* Sends message[0..len) (a whole RFC 5322 message with CRLF line ends, as

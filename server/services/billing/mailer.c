@@ -60,6 +60,7 @@ rpcq_status billing_mailer_create(billing_state *st, rpcq_error *err)
 	}
 	mail_config mc = {0};
 	mc.smtp_url = cfg->smtp_url;
+	mc.ca_file = cfg->smtp_ca_file;
 	mc.spool_dir = cfg->mail_spool;
 	mc.from = cfg->mail_from;
 	mc.timeout_ms = cfg->mail_timeout_ms;

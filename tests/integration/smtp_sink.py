@@ -3,6 +3,7 @@
 Debian's python3-aiosmtpd), keeping every message it accepts.
 
     smtp_sink.py --port P --dir D [--idle-timeout S]
+                 [--tls starttls|implicit --tls-cert PEM --tls-key PEM]
 
 Each accepted message goes to D/msgs/<n>/message.eml (n from 0, the bytes
 as received, dot-unstuffed) before the server answers 250, then one line
@@ -10,11 +11,19 @@ to D/log: "<n> <client port> <MAIL FROM> <RCPT TO>". Recipients whose
 local part starts with "reject" get 550, "busy" 451, and "slow" an answer
 only after 5 s. D/ready appears once the server accepts connections. It
 runs until SIGTERM or SIGINT.
+
+--tls starttls offers STARTTLS and refuses everything but EHLO, NOOP, QUIT
+and STARTTLS until the client has started TLS (530); --tls implicit speaks
+TLS from the first byte, as an smtps:// server on port 465 does. Either
+way with the certificate chain and key given. Handshakes that fail (a
+client that does not trust the certificate) are logged on stderr, and
+no message is kept.
 """
 import argparse
 import asyncio
 import os
 import signal
+import ssl
 import threading
 
 from aiosmtpd.controller import Controller
@@ -56,8 +65,21 @@ def main():
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--dir", required=True)
     ap.add_argument("--idle-timeout", type=float, default=300)
+    ap.add_argument("--tls", choices=["starttls", "implicit"])
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
     a = ap.parse_args()
-    c = Controller(Sink(a.dir), hostname="127.0.0.1", port=a.port, timeout=a.idle_timeout)
+    kw = {}
+    if a.tls:
+        if not (a.tls_cert and a.tls_key):
+            ap.error("--tls needs --tls-cert and --tls-key")
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(a.tls_cert, a.tls_key)
+        if a.tls == "starttls":
+            kw = {"tls_context": ctx, "require_starttls": True}
+        else:
+            kw = {"ssl_context": ctx}
+    c = Controller(Sink(a.dir), hostname="127.0.0.1", port=a.port, timeout=a.idle_timeout, **kw)
     c.start()
     open(os.path.join(a.dir, "ready"), "w").close()
     done = threading.Event()

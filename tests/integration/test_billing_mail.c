@@ -5,7 +5,11 @@
  * one sender arrive once each and intact over one connection; a refused
  * connection, a 4xx and a timeout are temporary, a refused recipient
  * permanent, a missing STARTTLS the configuration's fault; a connection the
- * server dropped is replaced. The spool backend's files parse as RFC 5322
+ * server dropped is replaced. Over TLS (smtps:// and smtp+starttls://, with
+ * a throwaway CA and server certificate that openssl makes at test time)
+ * messages arrive intact when the sender trusts that CA (mail_config.ca_file,
+ * rpcqd's --smtp-ca-file), and nothing is sent, with a certificate error,
+ * when it does not. The spool backend's files parse as RFC 5322
  * (tests/integration/mail_check.py) and a resend leaves one file. Prints the
  * send rate of one sender.
  */
@@ -69,9 +73,80 @@ static void rm_rf(const char *dir)
 		fprintf(stderr, "cannot remove %s\n", dir);
 }
 
+/* The test's PKI, made once by certs_make (openssl) and removed by the
+ * group teardown: a CA that signed the sink's certificate (for 127.0.0.1,
+ * as an IP SAN) and another CA that signed nothing the sink shows. */
+static struct certs {
+	char dir[64];
+	char ca[128], other_ca[128], cert[128], key[128];
+} certs;
+
+static const char certs_config[] = "[req]\n"
+				   "distinguished_name = dn\n"
+				   "[dn]\n"
+				   "[ca]\n"
+				   "basicConstraints = critical,CA:TRUE\n"
+				   "keyUsage = critical,keyCertSign,cRLSign\n"
+				   "subjectKeyIdentifier = hash\n"
+				   "[server]\n"
+				   "basicConstraints = critical,CA:FALSE\n"
+				   "keyUsage = critical,digitalSignature\n"
+				   "extendedKeyUsage = serverAuth\n"
+				   "subjectAltName = IP:127.0.0.1\n"
+				   "subjectKeyIdentifier = hash\n"
+				   "authorityKeyIdentifier = keyid\n";
+
+static int have_openssl(void)
+{
+	return system("openssl version >/dev/null 2>&1") == 0;
+}
+
+static void put(const char *dir, const char *name, const char *text)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+	assert_int_equal(fclose(f), 0);
+}
+
+/* What certs_make runs in its directory ($1): the two CAs (EC P-256, two
+ * days), then the server's key and request, signed by the first CA. */
+static const char certs_script[] =
+	"set -e; cd \"$1\"\n"
+	"new() { openssl req -config openssl.cnf -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \"$@\"; }\n"
+	"new -x509 -days 2 -subj '/CN=rpcq test CA' -extensions ca -keyout ca.key -out ca.crt\n"
+	"new -x509 -days 2 -subj '/CN=rpcq another CA' -extensions ca -keyout other-ca.key -out other-ca.crt\n"
+	"new -subj /CN=127.0.0.1 -keyout server.key -out server.csr\n"
+	"openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -set_serial 2 -days 2 \\\n"
+	"	-extfile openssl.cnf -extensions server -out server.crt\n";
+
+static void certs_make(void)
+{
+	if (certs.dir[0])
+		return;
+	snprintf(certs.dir, sizeof(certs.dir), "/tmp/rpcq-smtp-tls-XXXXXX");
+	assert_non_null(mkdtemp(certs.dir));
+	put(certs.dir, "openssl.cnf", certs_config);
+	const char *argv[] = {"sh", "-c", certs_script, "sh", certs.dir, NULL};
+	char *errs = NULL;
+	int rc = harness_run(argv, NULL, NULL, &errs, 20000);
+	if (rc != 0)
+		fail_msg("making the test certificates with openssl failed (%d): %s", rc, errs ? errs : "");
+	free(errs);
+	snprintf(certs.ca, sizeof(certs.ca), "%s/ca.crt", certs.dir);
+	snprintf(certs.other_ca, sizeof(certs.other_ca), "%s/other-ca.crt", certs.dir);
+	snprintf(certs.cert, sizeof(certs.cert), "%s/server.crt", certs.dir);
+	snprintf(certs.key, sizeof(certs.key), "%s/server.key", certs.dir);
+}
+
 /* Starts smtp_sink.py on a free port (another one if that was taken
- * meanwhile) and waits until it is ready; extra: one more flag pair or NULL. */
-static void sink_start(sink *s, const char *idle_timeout)
+ * meanwhile) and waits until it is ready. idle_timeout: the server's, in
+ * seconds (NULL: 300); tls: NULL, "starttls" (then url is
+ * smtp+starttls://) or "implicit" (smtps://), with the certs' server
+ * certificate. */
+static void sink_start_tls(sink *s, const char *idle_timeout, const char *tls)
 {
 	char script[512];
 	harness_source_path("tests/integration/smtp_sink.py", script, sizeof(script));
@@ -92,8 +167,20 @@ static void sink_start(sink *s, const char *idle_timeout)
 				dup2(fd, 1);
 				dup2(fd, 2);
 			}
-			const char *argv[] = {PYTHON,  script, "--port",	 port,
-					      "--dir", s->dir, "--idle-timeout", idle_timeout ? idle_timeout : "300",
+			const char *argv[] = {PYTHON,
+					      script,
+					      "--port",
+					      port,
+					      "--dir",
+					      s->dir,
+					      "--idle-timeout",
+					      idle_timeout ? idle_timeout : "300",
+					      tls ? "--tls" : NULL, /* without TLS, argv ends here */
+					      tls,
+					      "--tls-cert",
+					      certs.cert,
+					      "--tls-key",
+					      certs.key,
 					      NULL};
 			execv(PYTHON, (char *const *)argv);
 			_exit(127);
@@ -104,7 +191,10 @@ static void sink_start(sink *s, const char *idle_timeout)
 		for (int64_t deadline = now_ms() + 10000; now_ms() < deadline; sleep_ms(20)) {
 			if (access(ready, F_OK) == 0) {
 				s->pid = pid;
-				snprintf(s->url, sizeof(s->url), "smtp://127.0.0.1:%d", s->port);
+				const char *scheme = tls == NULL		    ? "smtp"
+						     : strcmp(tls, "implicit") == 0 ? "smtps"
+										    : "smtp+starttls";
+				snprintf(s->url, sizeof(s->url), "%s://127.0.0.1:%d", scheme, s->port);
 				return;
 			}
 			int status;
@@ -118,6 +208,11 @@ static void sink_start(sink *s, const char *idle_timeout)
 	snprintf(log, sizeof(log), "%s/stderr", s->dir);
 	char *text = harness_read_file(log, NULL);
 	fail_msg("smtp_sink.py did not start:\n%s", text ? text : "");
+}
+
+static void sink_start(sink *s, const char *idle_timeout)
+{
+	sink_start_tls(s, idle_timeout, NULL);
 }
 
 static void sink_stop(sink *s)
@@ -175,17 +270,10 @@ static int teardown(void **state)
 {
 	(void)state;
 	sink_stop(&shared);
+	if (certs.dir[0])
+		rm_rf(certs.dir);
+	certs.dir[0] = '\0';
 	return 0;
-}
-
-static void put(const char *dir, const char *name, const char *text)
-{
-	char path[300];
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	FILE *f = fopen(path, "wb");
-	assert_non_null(f);
-	assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
-	assert_int_equal(fclose(f), 0);
 }
 
 /* Message i of a run: its debt, its recipient, its body. */
@@ -259,14 +347,19 @@ static void mail_check(char (*dirs)[200], size_t n)
 	free(argv);
 }
 
-static mail_sender *smtp_sender(const char *url, int timeout_ms)
+static mail_sender *smtp_sender_ca(const char *url, int timeout_ms, const char *ca_file)
 {
-	mail_config cfg = {.smtp_url = url, .connect_timeout_ms = 2000, .timeout_ms = timeout_ms};
+	mail_config cfg = {.smtp_url = url, .ca_file = ca_file, .connect_timeout_ms = 2000, .timeout_ms = timeout_ms};
 	mail_sender *s = NULL;
 	rpcq_error err;
 	if (mail_sender_create(&s, &cfg, &err) != RPCQ_OK)
 		fail_msg("mail_sender_create: %s", err.message);
 	return s;
+}
+
+static mail_sender *smtp_sender(const char *url, int timeout_ms)
+{
+	return smtp_sender_ca(url, timeout_ms, NULL);
 }
 
 static void test_many_messages_through_one_sender_arrive_once_and_intact(void **state)
@@ -454,6 +547,121 @@ static void test_starttls_required_but_not_offered_is_the_configurations_fault(v
 	mail_sender_destroy(s);
 }
 
+/* Sends messages 20.. 20+n through a new sender trusting ca_file to the TLS
+ * sink k; asserts that each arrived once, intact, over one connection. */
+static void send_over_tls_and_check(sink *k, const char *ca_file, int n)
+{
+	enum { MAX = 8 };
+	assert_true(n <= MAX);
+	received got[MAX + 1];
+	mail_sender *s = smtp_sender_ca(k->url, 10000, ca_file);
+	assert_string_equal(mail_sender_describe(s), k->url);
+	char *msgs[MAX], keys[MAX][MAIL_KEY_MAX], ids[MAX][MAIL_MESSAGE_ID_MAX];
+	char dirs[MAX][200];
+	for (int i = 0; i < n; i++) {
+		char to[64], debt[64], body[256];
+		message_fields(20 + i, debt, sizeof(debt), to, sizeof(to), body, sizeof(body));
+		msgs[i] = compose_message(20 + i, keys[i], ids[i]);
+		mail_envelope env = {.to = to, .key = keys[i]};
+		rpcq_error err;
+		if (mail_send(s, &env, msgs[i], strlen(msgs[i]), &err) != RPCQ_OK)
+			fail_msg("%s, message %d: %s: %s", k->url, i, rpcq_status_name(err.code), err.message);
+	}
+	assert_int_equal(sink_log(k, got, MAX + 1), (size_t)n);
+	for (int i = 0; i < n; i++) {
+		char to[64], debt[64], body[256];
+		message_fields(20 + i, debt, sizeof(debt), to, sizeof(to), body, sizeof(body));
+		assert_int_equal(got[i].n, i);
+		assert_string_equal(got[i].to, to);
+		assert_string_equal(got[i].from, "billing@localhost");
+		assert_int_equal(got[i].client_port, got[0].client_port); /* one TLS session for all */
+		snprintf(dirs[i], sizeof(dirs[i]), "%s/msgs/%d", k->dir, i);
+		char path[300];
+		snprintf(path, sizeof(path), "%s/message.eml", dirs[i]);
+		size_t len;
+		char *arrived = harness_read_file(path, &len);
+		assert_non_null(arrived);
+		assert_int_equal(len, strlen(msgs[i]));
+		assert_memory_equal(arrived, msgs[i], len);
+		free(arrived);
+		want_message(dirs[i], 20 + i);
+		rpcq_free(msgs[i]);
+	}
+	mail_check(dirs, (size_t)n);
+	mail_sender_destroy(s);
+}
+
+static void test_smtps_delivers_intact_to_a_server_whose_ca_is_trusted(void **state)
+{
+	(void)state;
+	if (!have_aiosmtpd() || !have_openssl())
+		skip();
+	certs_make();
+	sink k;
+	sink_start_tls(&k, NULL, "implicit");
+	assert_int_equal(strncmp(k.url, "smtps://", 8), 0);
+	send_over_tls_and_check(&k, certs.ca, 3);
+	sink_stop(&k);
+}
+
+static void test_starttls_delivers_intact_to_a_server_whose_ca_is_trusted(void **state)
+{
+	(void)state;
+	if (!have_aiosmtpd() || !have_openssl())
+		skip();
+	certs_make();
+	sink k;
+	sink_start_tls(&k, NULL, "starttls"); /* it answers 530 to MAIL FROM before STARTTLS */
+	assert_int_equal(strncmp(k.url, "smtp+starttls://", 16), 0);
+	send_over_tls_and_check(&k, certs.ca, 3);
+	sink_stop(&k);
+}
+
+/* A sender to url trusting ca_file (NULL: the system's store) sends
+ * nothing: the configuration's fault (every message would fail alike), with
+ * an error that says what is wrong with the certificate. */
+static void expect_certificate_refused(sink *k, const char *url, const char *ca_file, const char *why)
+{
+	mail_sender *s = smtp_sender_ca(url, 5000, ca_file);
+	char key[MAIL_KEY_MAX], id[MAIL_MESSAGE_ID_MAX];
+	char *msg = compose_message(9, key, id);
+	mail_envelope env = {.to = "debtor9@example.com", .key = key};
+	rpcq_error err;
+	int64_t t0 = now_ms();
+	rpcq_status st = mail_send(s, &env, msg, strlen(msg), &err);
+	if (st != RPCQ_PERMISSION_DENIED || strstr(err.message, why) == NULL || strstr(err.message, url) == NULL)
+		fail_msg("%s with CA %s: %s: %s (wanted PERMISSION_DENIED naming the URL and \"%s\")", url,
+			 ca_file ? ca_file : "(system)", rpcq_status_name(st), err.message, why);
+	assert_true(now_ms() - t0 < 3000); /* refused at the handshake, not timed out */
+	received got[2];
+	assert_int_equal(sink_log(k, got, 2), 0);
+	rpcq_free(msg);
+	mail_sender_destroy(s);
+}
+
+static void test_a_certificate_not_trusted_or_for_another_host_sends_nothing(void **state)
+{
+	(void)state;
+	if (!have_aiosmtpd() || !have_openssl())
+		skip();
+	certs_make();
+	const char *modes[] = {"implicit", "starttls"};
+	for (size_t i = 0; i < 2; i++) {
+		sink k;
+		sink_start_tls(&k, NULL, modes[i]);
+		/* The system's store does not know the test's CA, nor does another CA. */
+		expect_certificate_refused(&k, k.url, NULL, "SSL certificate problem: unable to get local issuer");
+		expect_certificate_refused(&k, k.url, certs.other_ca,
+					   "SSL certificate problem: unable to get local issuer");
+		/* A trusted certificate that names 127.0.0.1, reached as localhost:
+		 * the name is checked too. */
+		char url[96];
+		snprintf(url, sizeof(url), "%s://localhost:%d", i == 0 ? "smtps" : "smtp+starttls", k.port);
+		expect_certificate_refused(&k, url, certs.ca, "localhost");
+		sink_stop(&k);
+	}
+}
+
 static void test_configurations_that_cannot_work_are_refused(void **state)
 {
 	(void)state;
@@ -462,12 +670,15 @@ static void test_configurations_that_cannot_work_are_refused(void **state)
 		{.smtp_url = "smtp://"},
 		{.smtp_url = NULL, .spool_dir = NULL},
 		{.smtp_url = "smtp://127.0.0.1:25", .from = "Billing without an address"},
+		{.smtp_url = "smtps://127.0.0.1:465", .ca_file = "/nonexistent/ca.crt"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		mail_sender *s = NULL;
 		rpcq_error err;
 		assert_int_equal(mail_sender_create(&s, &bad[i], &err), RPCQ_INVALID_ARGUMENT);
 		assert_null(s);
+		if (bad[i].ca_file) /* said when rpcqd starts, not at the first e-mail */
+			assert_non_null(strstr(err.message, "SMTP CA file /nonexistent/ca.crt: No such file"));
 	}
 	mail_sender_destroy(NULL);
 }
@@ -573,6 +784,9 @@ int main(void)
 		cmocka_unit_test(test_a_server_that_does_not_answer_in_time_is_temporary),
 		cmocka_unit_test(test_a_connection_the_server_closed_is_replaced),
 		cmocka_unit_test(test_starttls_required_but_not_offered_is_the_configurations_fault),
+		cmocka_unit_test(test_smtps_delivers_intact_to_a_server_whose_ca_is_trusted),
+		cmocka_unit_test(test_starttls_delivers_intact_to_a_server_whose_ca_is_trusted),
+		cmocka_unit_test(test_a_certificate_not_trusted_or_for_another_host_sends_nothing),
 		cmocka_unit_test(test_configurations_that_cannot_work_are_refused),
 		cmocka_unit_test(test_spool_files_parse_and_a_resend_replaces_the_file),
 	};

@@ -9,7 +9,10 @@
  * a throwaway CA and server certificate that openssl makes at test time)
  * messages arrive intact when the sender trusts that CA (mail_config.ca_file,
  * rpcqd's --smtp-ca-file), and nothing is sent, with a certificate error,
- * when it does not. The spool backend's files parse as RFC 5322
+ * when it does not; through rpcqd (a real PostgreSQL, `rpcq billing import`),
+ * --smtp-ca-file decides the same, and an e-mail held back by a certificate
+ * that is not trusted waits, uncounted, until rpcqd trusts it. The spool
+ * backend's files parse as RFC 5322
  * (tests/integration/mail_check.py) and a resend leaves one file. Prints the
  * send rate of one sender.
  */
@@ -268,7 +271,7 @@ static sink *shared_sink(void)
 
 static int teardown(void **state)
 {
-	(void)state;
+	(void)harness_teardown(state); /* an rpcqd and a cluster that a failed test left */
 	sink_stop(&shared);
 	if (certs.dir[0])
 		rm_rf(certs.dir);
@@ -662,6 +665,111 @@ static void test_a_certificate_not_trusted_or_for_another_host_sends_nothing(voi
 	}
 }
 
+/* Runs `rpcq billing ARGS...` against srv; fails the test unless it exits
+ * 0. Returns its stderr (the summary), malloc'd. */
+static char *billing_cli(const harness_server *srv, const char *const *args)
+{
+	char *out = NULL, *errs = NULL;
+	int rc = harness_cli(srv->rpc_url, args, NULL, &out, &errs);
+	if (rc != 0)
+		fail_msg("rpcq billing %s: exit %d\nstdout: %s\nstderr: %s", args[1], rc, out, errs);
+	free(out);
+	return errs;
+}
+
+/* Waits (at most 15 s) until rpcqd's log holds text; fails with the log. */
+static void wait_for_log(const harness_server *srv, const char *text)
+{
+	char *log = NULL;
+	for (int64_t deadline = now_ms() + 15000; now_ms() < deadline; sleep_ms(50)) {
+		free(log);
+		log = harness_read_file(srv->log_path, NULL);
+		if (log && strstr(log, text)) {
+			free(log);
+			return;
+		}
+	}
+	fail_msg("rpcqd did not log \"%s\" within 15 s; its log:\n%s", text, log ? log : "");
+}
+
+static void test_rpcqd_mails_over_tls_only_a_server_that_its_smtp_ca_file_trusts(void **state)
+{
+	(void)state;
+	if (!have_aiosmtpd() || !have_openssl())
+		skip();
+	certs_make();
+	harness_pg pg;
+	harness_pg_start(&pg);
+	assert_int_equal(harness_migrate(&pg), 0);
+	char csv[300], sql[400];
+	snprintf(csv, sizeof(csv), "%s/debts.csv", pg.dir);
+	put(pg.dir, "debts.csv",
+	    "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
+	    "John Doe,11111111111,johndoe@example.com,1000000.00,2022-10-12,1adb6ccf-ff16-467f-bea7-5f05d494280f\n"
+	    "Maria Souza,22222222222,maria@example.com,12.34,2022-11-01,2bdc7dd0-0017-467f-bea7-5f05d494280f\n");
+	sink k;
+	sink_start_tls(&k, NULL, "implicit");
+
+	/* Another CA: the bills are made, no e-mail goes, and the log says why.
+	 * Nothing counts against the e-mails (every one would fail alike); the
+	 * ones it claimed come back when its lease ends (1 s here, not 60). */
+	harness_server srv;
+	const char *untrusted[] = {
+		"--smtp-url", k.url, "--smtp-ca-file", certs.other_ca, "--billing-schedule", "1", "--mail-lease-s",
+		"1",	      NULL};
+	harness_server_start(&srv, &pg, untrusted);
+	const char *import_bills[] = {"billing", "import", csv, "--wait", "bills", NULL};
+	free(billing_cli(&srv, import_bills));
+	char want[400];
+	snprintf(want, sizeof(want),
+		 "billing: the mail sender is refused (PERMISSION_DENIED: SMTP %s: SSL certificate problem: unable to "
+		 "get local issuer certificate); e-mails wait",
+		 k.url);
+	wait_for_log(&srv, want);
+	received got[4];
+	assert_int_equal(sink_log(&k, got, 4), 0);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_bills"), 2);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM billing_notifications WHERE state = 1 AND attempts = 0");
+	assert_int_equal(harness_sql_scalar(pg.conninfo, sql), 2);
+	assert_int_equal(harness_server_stop(&srv), 0);
+
+	/* The CA that signed the server's certificate: the same import, run
+	 * again, returns once both e-mails are sent, each once. */
+	const char *trusted[] = {"--smtp-url", k.url, "--smtp-ca-file", certs.ca, "--billing-schedule", "1", NULL};
+	harness_server_start(&srv, &pg, trusted);
+	const char *import_emails[] = {"billing", "import", csv, "--wait", "emails", NULL};
+	char *summary = billing_cli(&srv, import_emails);
+	if (strstr(summary, "2 bills; e-mails 2 sent, 0 failed, 0 pending") == NULL)
+		fail_msg("no summary of 2 e-mails sent in:\n%s", summary);
+	free(summary);
+	assert_int_equal(sink_log(&k, got, 4), 2);
+	int john = strcmp(got[0].to, "johndoe@example.com") == 0 ? 0 : 1; /* in either order */
+	assert_string_equal(got[john].to, "johndoe@example.com");
+	assert_string_equal(got[1 - john].to, "maria@example.com");
+	/* Each message is its bill's: the Message-ID that the outbox holds. */
+	for (int i = 0; i < 2; i++) {
+		char path[300];
+		snprintf(path, sizeof(path), "%s/msgs/%d/message.eml", k.dir, got[i].n);
+		char *msg = harness_read_file(path, NULL);
+		assert_non_null(msg);
+		const char *id = strstr(msg, "\r\nMessage-ID: <");
+		assert_non_null(id);
+		id += strlen("\r\nMessage-ID: ");
+		size_t n = strcspn(id, "\r");
+		/* Dot-atom text (mail.h), so it may go into the SQL as it is. */
+		assert_true(n < 150 &&
+			    strspn(id, "<>@.=_-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") >= n);
+		snprintf(sql, sizeof(sql),
+			 "SELECT count(*) FROM billing_notifications WHERE state = 2 AND message_id = '%.*s'", (int)n,
+			 id);
+		assert_int_equal(harness_sql_scalar(pg.conninfo, sql), 1);
+		free(msg);
+	}
+	assert_int_equal(harness_server_stop(&srv), 0);
+	sink_stop(&k);
+	harness_pg_stop(&pg);
+}
+
 static void test_configurations_that_cannot_work_are_refused(void **state)
 {
 	(void)state;
@@ -787,6 +895,7 @@ int main(void)
 		cmocka_unit_test(test_smtps_delivers_intact_to_a_server_whose_ca_is_trusted),
 		cmocka_unit_test(test_starttls_delivers_intact_to_a_server_whose_ca_is_trusted),
 		cmocka_unit_test(test_a_certificate_not_trusted_or_for_another_host_sends_nothing),
+		cmocka_unit_test(test_rpcqd_mails_over_tls_only_a_server_that_its_smtp_ca_file_trusts),
 		cmocka_unit_test(test_configurations_that_cannot_work_are_refused),
 		cmocka_unit_test(test_spool_files_parse_and_a_resend_replaces_the_file),
 	};

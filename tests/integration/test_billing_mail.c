@@ -144,6 +144,28 @@ static void certs_make(void)
 	snprintf(certs.key, sizeof(certs.key), "%s/server.key", certs.dir);
 }
 
+/* Every sink started and not stopped yet: a test that fails half-way jumps
+ * past its own sink_stop, and its teardown stops what is left here. */
+static sink live[8];
+
+static void sink_remember(const sink *s)
+{
+	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
+		if (live[i].pid == 0) {
+			live[i] = *s;
+			return;
+		}
+	}
+	fail_msg("more than %zu SMTP sinks at once", sizeof(live) / sizeof(live[0]));
+}
+
+static void sink_forget(pid_t pid)
+{
+	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
+		if (pid > 0 && live[i].pid == pid)
+			live[i].pid = 0;
+}
+
 /* Starts smtp_sink.py on a free port (another one if that was taken
  * meanwhile) and waits until it is ready. idle_timeout: the server's, in
  * seconds (NULL: 300); tls: NULL, "starttls" (then url is
@@ -198,6 +220,7 @@ static void sink_start_tls(sink *s, const char *idle_timeout, const char *tls)
 						     : strcmp(tls, "implicit") == 0 ? "smtps"
 										    : "smtp+starttls";
 				snprintf(s->url, sizeof(s->url), "%s://127.0.0.1:%d", scheme, s->port);
+				sink_remember(s);
 				return;
 			}
 			int status;
@@ -220,6 +243,7 @@ static void sink_start(sink *s, const char *idle_timeout)
 
 static void sink_stop(sink *s)
 {
+	sink_forget(s->pid);
 	if (s->pid > 0) {
 		kill(-s->pid, SIGTERM);
 		int64_t deadline = now_ms() + 5000;
@@ -269,10 +293,24 @@ static sink *shared_sink(void)
 	return &shared;
 }
 
+/* Per test: stops what a failed test left running, its rpcqd, cluster and
+ * sinks (the shared sink stays for the next tests). */
+static int stop_leftovers(void **state)
+{
+	(void)harness_teardown(state);
+	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
+		if (live[i].pid > 0 && live[i].pid != shared.pid) {
+			sink left = live[i];
+			sink_stop(&left);
+		}
+	}
+	return 0;
+}
+
 static int teardown(void **state)
 {
-	(void)harness_teardown(state); /* an rpcqd and a cluster that a failed test left */
 	sink_stop(&shared);
+	(void)stop_leftovers(state);
 	if (certs.dir[0])
 		rm_rf(certs.dir);
 	certs.dir[0] = '\0';
@@ -886,18 +924,22 @@ static void test_spool_files_parse_and_a_resend_replaces_the_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_many_messages_through_one_sender_arrive_once_and_intact),
-		cmocka_unit_test(test_a_refused_connection_is_temporary),
-		cmocka_unit_test(test_refusals_are_permanent_for_5xx_and_temporary_for_4xx),
-		cmocka_unit_test(test_a_server_that_does_not_answer_in_time_is_temporary),
-		cmocka_unit_test(test_a_connection_the_server_closed_is_replaced),
-		cmocka_unit_test(test_starttls_required_but_not_offered_is_the_configurations_fault),
-		cmocka_unit_test(test_smtps_delivers_intact_to_a_server_whose_ca_is_trusted),
-		cmocka_unit_test(test_starttls_delivers_intact_to_a_server_whose_ca_is_trusted),
-		cmocka_unit_test(test_a_certificate_not_trusted_or_for_another_host_sends_nothing),
-		cmocka_unit_test(test_rpcqd_mails_over_tls_only_a_server_that_its_smtp_ca_file_trusts),
-		cmocka_unit_test(test_configurations_that_cannot_work_are_refused),
-		cmocka_unit_test(test_spool_files_parse_and_a_resend_replaces_the_file),
+		cmocka_unit_test_teardown(test_many_messages_through_one_sender_arrive_once_and_intact, stop_leftovers),
+		cmocka_unit_test_teardown(test_a_refused_connection_is_temporary, stop_leftovers),
+		cmocka_unit_test_teardown(test_refusals_are_permanent_for_5xx_and_temporary_for_4xx, stop_leftovers),
+		cmocka_unit_test_teardown(test_a_server_that_does_not_answer_in_time_is_temporary, stop_leftovers),
+		cmocka_unit_test_teardown(test_a_connection_the_server_closed_is_replaced, stop_leftovers),
+		cmocka_unit_test_teardown(test_starttls_required_but_not_offered_is_the_configurations_fault,
+					  stop_leftovers),
+		cmocka_unit_test_teardown(test_smtps_delivers_intact_to_a_server_whose_ca_is_trusted, stop_leftovers),
+		cmocka_unit_test_teardown(test_starttls_delivers_intact_to_a_server_whose_ca_is_trusted,
+					  stop_leftovers),
+		cmocka_unit_test_teardown(test_a_certificate_not_trusted_or_for_another_host_sends_nothing,
+					  stop_leftovers),
+		cmocka_unit_test_teardown(test_rpcqd_mails_over_tls_only_a_server_that_its_smtp_ca_file_trusts,
+					  stop_leftovers),
+		cmocka_unit_test_teardown(test_configurations_that_cannot_work_are_refused, stop_leftovers),
+		cmocka_unit_test_teardown(test_spool_files_parse_and_a_resend_replaces_the_file, stop_leftovers),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }

@@ -922,6 +922,54 @@ static void test_issue_sells_from_the_unused_stock_and_fails_with_resource_exhau
 	free(want_line), free(orders), free(barcodes);
 }
 
+/* `vouchers top` without N: the top 5, as report --top's default. Seven
+ * customers, so two are left out; a tie inside the five (2 and 12: by
+ * customer id, numerically) and one at the cut (5 in, 9 out, by id too). */
+static void test_top_without_n_prints_the_top_5_ties_by_customer_id(void **state)
+{
+	(void)state;
+	harness_pg db;
+	harness_server *s = start(&db);
+	static const struct {
+		const char *customer;
+		int tickets;
+	} want[] = {{"9", 3}, {"20", 6}, {"1", 1}, {"12", 4}, {"3", 5}, {"5", 3}, {"2", 4}};
+	struct sb o = {0}, b = {0};
+	sb_add(&o, "order_id,customer_id\n");
+	sb_add(&b, "barcode,order_id\n");
+	int code = 700000;
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		/* Two orders per customer, the tickets split between them. */
+		int first = (want[i].tickets + 1) / 2;
+		for (int k = 0; k < 2; k++) {
+			sb_add(&o, "%zu%d,%s\n", i + 1, k, want[i].customer);
+			for (int t = 0; t < (k == 0 ? first : want[i].tickets - first); t++)
+				sb_add(&b, "%d,%zu%d\n", code++, i + 1, k);
+		}
+	}
+	sb_add(&b, "%d,\n%d,\n", code, code + 1); /* unused: no customer's */
+	char *ot = sb_take(&o), *bt = sb_take(&b);
+	char *orders = write_file("top_orders.csv", ot);
+	char *barcodes = write_file("top_barcodes.csv", bt);
+	char *out, *err;
+	vouchers_ok(s, &out, &err, "import", "import", "--orders", orders, "--barcodes", barcodes, NULL);
+	free(out), free(err);
+
+	vouchers_ok(s, &out, &err, "top", "top", NULL);
+	assert_string_equal(out, "20, 6\n3, 5\n2, 4\n12, 4\n5, 3\n");
+	assert_string_equal(err, "");
+	free(out), free(err);
+	/* All seven exist: the five were a cut, not the whole stock. */
+	vouchers_ok(s, &out, &err, "top 7", "top", "7", NULL);
+	assert_string_equal(out, "20, 6\n3, 5\n2, 4\n12, 4\n5, 3\n9, 3\n1, 1\n");
+	free(out), free(err);
+	vouchers_ok(s, &out, &err, "top --json", "top", "--json", NULL);
+	assert_int_equal(count_lines(out), 5);
+	assert_true(strncmp(out, "{\"customerId\":\"20\",\"tickets\":\"6\"}\n", 34) == 0);
+	free(out), free(err);
+	free(orders), free(barcodes), free(ot), free(bt);
+}
+
 static int setup_all(void **state)
 {
 	(void)state;
@@ -949,6 +997,7 @@ int main(void)
 		cmocka_unit_test_teardown(
 			test_issue_sells_from_the_unused_stock_and_fails_with_resource_exhausted_when_short,
 			teardown_test),
+		cmocka_unit_test_teardown(test_top_without_n_prints_the_top_5_ties_by_customer_id, teardown_test),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -1,7 +1,9 @@
 /*
  * Test harness: throwaway PostgreSQL clusters through scripts/pg, rpcqd
- * processes on free loopback ports, and a bounded fork/exec with captured
- * output for every command a test runs. A setup failure fails the running
+ * processes on free loopback ports, a bounded fork/exec with captured
+ * output for every command a test runs (its stderr on a pipe, or on a
+ * pseudo-terminal for what a command shows only on a terminal), and locks
+ * held to make a server wait. A setup failure fails the running
  * cmocka test with a message that says what failed and shows the output of
  * the failing command, so a test body never checks the harness's results.
  *
@@ -19,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pty.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -28,11 +31,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -356,7 +361,29 @@ int harness_teardown(void **state)
 	return 0;
 }
 
-int harness_run(const char *const *argv, const char *stdin_text, char **out, char **err, int timeout_ms)
+/* A pseudo-terminal for a child's stderr, as a pipe pair: fds[0] the
+ * master (the harness reads it), fds[1] the terminal. Output processing is
+ * off, so the master reads the bytes exactly as written ("\n" stays "\n";
+ * every "\r" is the command's own). 80 columns, as a default terminal. */
+static void open_tty(int fds[2])
+{
+	struct winsize ws = {.ws_row = 24, .ws_col = 80};
+	if (openpty(&fds[0], &fds[1], NULL, NULL, &ws) != 0)
+		fail_msg("harness_run_tty: openpty: %s", strerror(errno));
+	struct termios t;
+	if (tcgetattr(fds[1], &t) != 0)
+		fail_msg("harness_run_tty: tcgetattr: %s", strerror(errno));
+	t.c_oflag &= ~(tcflag_t)OPOST;
+	if (tcsetattr(fds[1], TCSANOW, &t) != 0)
+		fail_msg("harness_run_tty: tcsetattr: %s", strerror(errno));
+}
+
+/* harness_run, with the child's stderr on a pseudo-terminal when err_tty.
+ * A pipe's reader sees end of file once every writer is gone; a terminal's
+ * master sees EIO instead, after the bytes still buffered: either ends the
+ * stream. */
+static int run_child(const char *const *argv, const char *stdin_text, char **out, char **err, int timeout_ms,
+		     int err_tty)
 {
 	int in_pipe[2] = {-1, -1}, out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
 	struct sink so = {0}, se = {0};
@@ -367,7 +394,11 @@ int harness_run(const char *const *argv, const char *stdin_text, char **out, cha
 	if (argv == NULL || argv[0] == NULL)
 		fail_msg("harness_run: empty argv");
 	ignore_sigpipe();
-	if (pipe(in_pipe) != 0 || pipe(out_pipe) != 0 || pipe(err_pipe) != 0)
+	if (pipe(in_pipe) != 0 || pipe(out_pipe) != 0)
+		fail_msg("harness_run: pipe: %s", strerror(errno));
+	if (err_tty)
+		open_tty(err_pipe);
+	else if (pipe(err_pipe) != 0)
 		fail_msg("harness_run: pipe: %s", strerror(errno));
 	for (int i = 0; i < 2; i++) {
 		set_cloexec(in_pipe[i]);
@@ -487,9 +518,19 @@ int harness_run(const char *const *argv, const char *stdin_text, char **out, cha
 	return result;
 }
 
-int harness_cli(const char *url, const char *const *args, const char *stdin_text, char **out, char **err)
+int harness_run(const char *const *argv, const char *stdin_text, char **out, char **err, int timeout_ms)
 {
-	const char *argv[MAX_ARGS];
+	return run_child(argv, stdin_text, out, err, timeout_ms, 0);
+}
+
+int harness_run_tty(const char *const *argv, char **out, char **tty, int timeout_ms)
+{
+	return run_child(argv, NULL, out, tty, timeout_ms, 1);
+}
+
+/* argv of the rpcq CLI with --server url and args, in argv[MAX_ARGS]. */
+static void cli_argv(const char **argv, const char *url, const char *const *args)
+{
 	int n = 0;
 	argv[n++] = env_or_fail("RPCQ_CLI");
 	argv[n++] = "--server";
@@ -500,7 +541,20 @@ int harness_cli(const char *url, const char *const *args, const char *stdin_text
 		argv[n++] = args[i];
 	}
 	argv[n] = NULL;
+}
+
+int harness_cli(const char *url, const char *const *args, const char *stdin_text, char **out, char **err)
+{
+	const char *argv[MAX_ARGS];
+	cli_argv(argv, url, args);
 	return harness_run(argv, stdin_text, out, err, CLI_TIMEOUT_MS);
+}
+
+int harness_cli_tty(const char *url, const char *const *args, char **out, char **tty)
+{
+	const char *argv[MAX_ARGS];
+	cli_argv(argv, url, args);
+	return harness_run_tty(argv, out, tty, CLI_TIMEOUT_MS);
 }
 
 /* A socket bound to 127.0.0.1:<free port>; *port receives the port. */
@@ -936,4 +990,93 @@ long long harness_sql_scalar(const char *conninfo, const char *sql)
 	PQclear(r);
 	PQfinish(c);
 	return v;
+}
+
+/* The hold's thread never fails the test (cmocka's failures belong to the
+ * test's thread): it notes what went wrong in why, for harness_hold_finish. */
+struct harness_hold {
+	PGconn *db; /* the held transaction; the thread's once started */
+	char conninfo[512];
+	char waiting_sql[1024];
+	int hold_ms, timeout_ms;
+	pthread_t thread;
+	int seen;
+	char why[2048];
+};
+
+/* waiting_sql's answer on c, or -1 (why set). */
+static long long hold_poll(harness_hold *h, PGconn *c)
+{
+	PGresult *r = PQexec(c, h->waiting_sql);
+	long long v = -1;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQnfields(r) == 1)
+		v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	else
+		snprintf(h->why, sizeof(h->why), "%.1023s: %.900s", h->waiting_sql, PQerrorMessage(c));
+	PQclear(r);
+	return v;
+}
+
+static void *hold_main(void *arg)
+{
+	harness_hold *h = arg;
+	PGconn *c = PQconnectdb(h->conninfo);
+	if (PQstatus(c) != CONNECTION_OK) {
+		snprintf(h->why, sizeof(h->why), "connection to %.511s: %.900s", h->conninfo, PQerrorMessage(c));
+	} else {
+		int64_t deadline = harness_now_ms() + h->timeout_ms;
+		long long v;
+		while ((v = hold_poll(h, c)) == 0 && harness_now_ms() < deadline)
+			harness_sleep_ms(5);
+		if (v > 0) {
+			h->seen = 1;
+			harness_sleep_ms(h->hold_ms);
+		} else if (v == 0) {
+			snprintf(h->why, sizeof(h->why), "nothing waited within %d ms: %.1023s", h->timeout_ms,
+				 h->waiting_sql);
+		}
+	}
+	PQfinish(c);
+	/* Released whatever happened, so that the command goes on. */
+	PGresult *r = PQexec(h->db, "COMMIT");
+	PQclear(r);
+	PQfinish(h->db);
+	h->db = NULL;
+	return NULL;
+}
+
+harness_hold *harness_hold_start(const char *conninfo, const char *lock_sql, const char *waiting_sql, int hold_ms,
+				 int timeout_ms)
+{
+	harness_hold *h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		fail_msg("harness_hold_start: out of memory");
+	if (strlen(conninfo) >= sizeof(h->conninfo) || strlen(waiting_sql) >= sizeof(h->waiting_sql))
+		fail_msg("harness_hold_start: conninfo or waiting_sql too long");
+	snprintf(h->conninfo, sizeof(h->conninfo), "%s", conninfo);
+	snprintf(h->waiting_sql, sizeof(h->waiting_sql), "%s", waiting_sql);
+	h->hold_ms = hold_ms;
+	h->timeout_ms = timeout_ms;
+	h->db = admin_connect(conninfo);
+	PGresult *r = PQexec(h->db, "BEGIN");
+	PQclear(r);
+	r = PQexec(h->db, lock_sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+		fail_msg("harness_hold_start: %s: %s", lock_sql, PQerrorMessage(h->db));
+	PQclear(r);
+	if (pthread_create(&h->thread, NULL, hold_main, h) != 0)
+		fail_msg("harness_hold_start: pthread_create failed");
+	return h;
+}
+
+int harness_hold_finish(harness_hold *h)
+{
+	if (h == NULL)
+		return 0;
+	pthread_join(h->thread, NULL);
+	int seen = h->seen;
+	if (h->why[0] != '\0')
+		print_message("harness_hold: %s\n", h->why);
+	free(h);
+	return seen;
 }

@@ -65,8 +65,18 @@ int harness_server_stop(harness_server *s);
  * it left the group (setsid, as pg_ctl does). */
 int harness_run(const char *const *argv, const char *stdin_text, char **out, char **err, int timeout_ms);
 
+/* The same with the command's stderr on a pseudo-terminal of 80 columns
+ * (isatty(2) is true, as when a user runs it; stdin is empty, stdout a
+ * pipe): *tty (may be NULL) receives every byte written to the terminal,
+ * exactly as written, since the terminal's output processing is off ("\n"
+ * stays "\n"; each "\r" is the command's). The terminal is not the child's
+ * controlling one. Bounded by timeout_ms as harness_run. */
+int harness_run_tty(const char *const *argv, char **out, char **tty, int timeout_ms);
+
 /* Runs the rpcq CLI with --server url prepended; same as harness_run. */
 int harness_cli(const char *url, const char *const *args, const char *stdin_text, char **out, char **err);
+/* The same with its stderr on a pseudo-terminal, as harness_run_tty. */
+int harness_cli_tty(const char *url, const char *const *args, char **out, char **tty);
 
 /* Runs one SQL command on its own connection to conninfo, failing the test
  * if it does not succeed. */
@@ -74,6 +84,22 @@ void harness_sql(const char *conninfo, const char *sql);
 /* Runs a query returning one row and column, an integer; fails the test
  * otherwise. */
 long long harness_sql_scalar(const char *conninfo, const char *sql);
+
+/* A lock held by the test to make a server wait, released once the server
+ * has waited: harness_hold_start opens a connection of its own to conninfo,
+ * BEGINs and runs lock_sql there (failing the test unless it succeeds), and
+ * starts a thread that polls waiting_sql (a query answering one integer, on
+ * another connection) until it is above 0, or timeout_ms pass, then keeps the
+ * lock hold_ms more and commits. So whatever waits for the lock waits at
+ * least hold_ms, however fast or slow the machine. harness_hold_finish joins
+ * the thread and frees the hold (NULL: a no-op); it returns 1 when the
+ * waiting was seen, 0 when the thread gave up at timeout_ms or its
+ * connection failed (it printed why). Call it from the thread that started
+ * the hold; neither call may overlap another on the same hold. */
+typedef struct harness_hold harness_hold;
+harness_hold *harness_hold_start(const char *conninfo, const char *lock_sql, const char *waiting_sql, int hold_ms,
+				 int timeout_ms);
+int harness_hold_finish(harness_hold *h);
 
 /* A free TCP port on 127.0.0.1. */
 int harness_free_port(void);

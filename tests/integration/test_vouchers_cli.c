@@ -970,6 +970,120 @@ static void test_top_without_n_prints_the_top_5_ties_by_customer_id(void **state
 	free(orders), free(barcodes), free(ot), free(bt);
 }
 
+/* What cli_human_bytes shows for n bytes (client/cli/common.c). */
+static void human_bytes(uint64_t n, char *out, size_t len)
+{
+	if (n < 10 * 1024)
+		snprintf(out, len, "%llu B", (unsigned long long)n);
+	else if (n < 1024 * 1024)
+		snprintf(out, len, "%.1f KiB", (double)n / 1024);
+	else
+		snprintf(out, len, "%.1f MiB", (double)n / (1024 * 1024));
+}
+
+/* A pair of files of a few 1 MiB chunks each, ids from base on. */
+static void progress_files_write(int base, char **orders, char **barcodes, long *orders_size, long *barcodes_size)
+{
+	struct sb o = {0}, b = {0};
+	sb_add(&o, "order_id,customer_id\n");
+	sb_add(&b, "barcode,order_id\n");
+	for (int i = 0; i < 60000; i++) {
+		sb_add(&o, "%d,customer-%d\n", base + i, i % 700);
+		sb_add(&b, "%d%07d,%d\n%d%07d,%d\n", base / 100000, 2 * i, base + i, base / 100000, 2 * i + 1,
+		       base + i);
+	}
+	char *ot = sb_take(&o), *bt = sb_take(&b);
+	*orders_size = (long)strlen(ot);
+	*barcodes_size = (long)strlen(bt);
+	char *on = fmt("orders-%d.csv", base), *bn = fmt("barcodes-%d.csv", base);
+	*orders = write_file(on, ot);
+	*barcodes = write_file(bn, bt);
+	free(ot), free(bt), free(on), free(bn);
+}
+
+/* The two waits that make an import take more than a moment, whatever the
+ * machine: StartImport waits for the table of imports (0.8 s once it
+ * waits), FinishImport for the apply lock (1.2 s). The CLI's first line
+ * comes after 0.5 s, its ticker redraws every 0.25 s. */
+static void hold_import(const harness_pg *db, harness_hold **start, harness_hold **apply)
+{
+	*start = harness_hold_start(db->conninfo, "LOCK TABLE voucher_imports IN EXCLUSIVE MODE",
+				    "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = "
+				    "'voucher_imports'::regclass",
+				    800, 30000);
+	/* VOUCHERS_APPLY_LOCK_KEY (server/services/vouchers/sql.h). */
+	*apply = harness_hold_start(db->conninfo, "SELECT pg_advisory_xact_lock(7401004)",
+				    "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'advisory'"
+				    " AND objid = 7401004",
+				    1200, 30000);
+}
+
+static void test_an_import_that_takes_a_while_shows_progress_on_a_terminal_and_none_on_a_pipe(void **state)
+{
+	(void)state;
+	harness_pg db;
+	harness_server *s = start(&db);
+	char *orders, *barcodes, *out, *tty;
+	long osize, bsize;
+	progress_files_write(100000, &orders, &barcodes, &osize, &bsize);
+	assert_true(osize > 1024 * 1024 && bsize > 1024 * 1024); /* two chunks or more each */
+	char ob[32], bb[32];
+	human_bytes((uint64_t)osize, ob, sizeof(ob));
+	human_bytes((uint64_t)bsize, bb, sizeof(bb));
+
+	harness_hold *h1, *h2;
+	hold_import(&db, &h1, &h2);
+	const char *args[] = {"vouchers", "import", "--orders", orders, "--barcodes", barcodes, NULL};
+	int64_t t0 = now_ms();
+	int rc = harness_cli_tty(s->rpc_url, args, &out, &tty);
+	int64_t took = now_ms() - t0;
+	assert_int_equal(harness_hold_finish(h1), 1);
+	assert_int_equal(harness_hold_finish(h2), 1);
+	if (rc != 0)
+		fail_msg("rpcq vouchers import on a terminal: exit %d\nstdout: %s\nterminal: %s", rc, out, tty);
+	print_message("import on a terminal: %lld ms, %zu bytes on the terminal\n", (long long)took, strlen(tty));
+	assert_string_equal(out, "");
+	/* The sending line from the start (once the import had waited), and at
+	 * the end with both files sent, each drawn over the last. */
+	char *first = fmt("\rsending orders-100000.csv 0 B / %s, barcodes-100000.csv 0 B / %s", ob, bb);
+	char *last = fmt("\rsending orders-100000.csv %s / %s, barcodes-100000.csv %s / %s", ob, ob, bb, bb);
+	if (strstr(tty, first) == NULL || strstr(tty, last) == NULL)
+		fail_msg("no \"%s\" and \"%s\" on the terminal:\n%s", first + 1, last + 1, tty);
+	/* While it applies, the ticker: "applying import N (T s)". */
+	long long id = harness_sql_scalar(db.conninfo, "SELECT max(id) FROM voucher_imports");
+	char *applying = fmt("\rapplying import %lld (", id);
+	if (strstr(tty, applying) == NULL)
+		fail_msg("no \"%s\" on the terminal:\n%s", applying + 1, tty);
+	/* Then the line is wiped ("\r", spaces, "\r") and the summary is what
+	 * stays on the screen. */
+	const char *cr = strrchr(tty, '\r');
+	char *summary = fmt("import %lld applied: orders 60000 added, 0 unchanged, 0 rejected, 0 without barcodes;"
+			    " barcodes 120000 added, 0 sold from the stock, 0 unchanged, 0 rejected\n",
+			    id);
+	assert_string_equal(cr + 1, summary);
+	assert_true(cr > tty && cr[-1] == ' ');
+	free(first), free(last), free(applying), free(summary), free(out), free(tty);
+	free(orders), free(barcodes);
+
+	/* Another pair, as slow, with stderr on a pipe: the summary alone. */
+	char *err;
+	progress_files_write(300000, &orders, &barcodes, &osize, &bsize);
+	hold_import(&db, &h1, &h2);
+	const char *args2[] = {"vouchers", "import", "--orders", orders, "--barcodes", barcodes, NULL};
+	rc = harness_cli(s->rpc_url, args2, NULL, &out, &err);
+	assert_int_equal(harness_hold_finish(h1), 1);
+	assert_int_equal(harness_hold_finish(h2), 1);
+	if (rc != 0)
+		fail_msg("rpcq vouchers import on a pipe: exit %d\nstdout: %s\nstderr: %s", rc, out, err);
+	id = harness_sql_scalar(db.conninfo, "SELECT max(id) FROM voucher_imports");
+	summary = fmt("import %lld applied: orders 60000 added, 0 unchanged, 0 rejected, 0 without barcodes;"
+		      " barcodes 120000 added, 0 sold from the stock, 0 unchanged, 0 rejected\n",
+		      id);
+	assert_string_equal(err, summary);
+	assert_null(strchr(err, '\r'));
+	free(summary), free(out), free(err), free(orders), free(barcodes);
+}
+
 static int setup_all(void **state)
 {
 	(void)state;
@@ -998,6 +1112,9 @@ int main(void)
 			test_issue_sells_from_the_unused_stock_and_fails_with_resource_exhausted_when_short,
 			teardown_test),
 		cmocka_unit_test_teardown(test_top_without_n_prints_the_top_5_ties_by_customer_id, teardown_test),
+		cmocka_unit_test_teardown(
+			test_an_import_that_takes_a_while_shows_progress_on_a_terminal_and_none_on_a_pipe,
+			teardown_test),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -1101,6 +1101,183 @@ static void test_calls_are_answered_while_workers_wait_for_a_batch(void **state)
 	assert_int_equal(sql_count("SELECT count(*) FROM voucher_orders"), 1 + HELD_ISSUES);
 }
 
+/* Two calls with one idempotency key in flight at once: the first's
+ * transaction is held at the topic's row by the test after it stored the
+ * key, and the second is sent meanwhile. On the other process its
+ * statement waits in the database for the first's key (seen as a second
+ * lock wait); on the same process it waits behind the first's batch (two
+ * calls with one key never share one), seen as two calls in flight in the
+ * process's /metrics. Released, both answer the first issue: one order, its
+ * barcodes, nothing more assigned, one message. */
+typedef struct keyed_issue {
+	pthread_t thread;
+	rpcq_client *c;
+	rpcq_status st;
+	char message[sizeof(((rpcq_error *)0)->message)];
+	Rpcq__Vouchers__IssueVouchersResponse *r;
+} keyed_issue;
+
+static void *keyed_issue_thread(void *arg)
+{
+	keyed_issue *k = arg;
+	rpcq_error err;
+	k->st = issue(k->c, "racer", 3, "race-key", &k->r, &err);
+	if (k->st != RPCQ_OK)
+		snprintf(k->message, sizeof(k->message), "%s", err.message);
+	return NULL;
+}
+
+static void keyed_issue_start(keyed_issue *k, int process)
+{
+	memset(k, 0, sizeof(*k));
+	k->c = cl[process];
+	if (pthread_create(&k->thread, NULL, keyed_issue_thread, k) != 0)
+		fail_msg("pthread_create");
+}
+
+/* rpcq_calls_in_flight of srv[i]'s /metrics. */
+static long long calls_in_flight(int i)
+{
+	char url[192];
+	snprintf(url, sizeof(url), "%s/metrics", srv[i].http_url);
+	harness_http_reply r;
+	if (harness_http("GET", url, NULL, NULL, 0, &r) != 0 || r.status != 200)
+		fail_msg("GET %s: %ld %s", url, r.status, r.error);
+	const char *p = strstr(r.body, "\nrpcq_calls_in_flight ");
+	if (p == NULL)
+		fail_msg("no rpcq_calls_in_flight in %s", url);
+	long long v = strtoll(p + strlen("\nrpcq_calls_in_flight "), NULL, 10);
+	harness_http_reply_free(&r);
+	return v;
+}
+
+/* Issues waiting for a lock in the database. */
+static long long issues_waiting(void)
+{
+	return sql_count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+			 " AND query LIKE '%voucher_issue%'");
+}
+
+static void wait_until(const char *what, int (*cond)(void))
+{
+	int64_t until = harness_now_ms() + 30000;
+	while (!cond()) {
+		if (harness_now_ms() > until)
+			fail_msg("not within 30 s: %s", what);
+		harness_sleep_ms(10);
+	}
+}
+
+static int one_issue_waits(void)
+{
+	return issues_waiting() >= 1;
+}
+
+static int two_issues_wait(void)
+{
+	return issues_waiting() >= 2;
+}
+
+static int two_calls_in_flight_on_0(void)
+{
+	return calls_in_flight(0) >= 2;
+}
+
+static void race_one_key(int second)
+{
+	stock_of(20);
+	Rpcq__Vouchers__IssueVouchersResponse *r = NULL;
+	rpcq_error err;
+	/* The topic's row exists from here on. */
+	assert_int_equal(issue(cl[0], "first", 1, NULL, &r, &err), RPCQ_OK);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	long long seq0 = sql_count(LAST_SEQ);
+
+	PGconn *db = PQconnectdb(pg.conninfo);
+	assert_int_equal(PQstatus(db), CONNECTION_OK);
+	PGresult *res = PQexec(db, "BEGIN");
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	res = PQexec(db, "SELECT 1 FROM stream_topics WHERE topic = 'vouchers.issued' FOR UPDATE");
+	assert_int_equal(PQntuples(res), 1);
+	PQclear(res);
+
+	keyed_issue a, b;
+	keyed_issue_start(&a, 0);
+	wait_until("the first issue waits for the topic's row", one_issue_waits);
+	/* Its key is stored, not committed: another transaction's insert of the
+	 * key waits for it. */
+	assert_int_equal(calls_in_flight(0), 1);
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_issues WHERE idempotency_key = 'race-key'"), 0);
+	keyed_issue_start(&b, second);
+	if (second == 1)
+		wait_until("the second issue waits for the first's key", two_issues_wait);
+	else
+		wait_until("two calls in flight on the process", two_calls_in_flight_on_0);
+	/* Neither has answered: both are in flight. */
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_orders WHERE customer_id = 'racer'"), 0);
+
+	res = PQexec(db, "COMMIT");
+	PQclear(res);
+	PQfinish(db);
+	pthread_join(a.thread, NULL);
+	pthread_join(b.thread, NULL);
+	if (a.st != RPCQ_OK || b.st != RPCQ_OK)
+		fail_msg("first: %s %s; second: %s %s", rpcq_status_name(a.st), a.message, rpcq_status_name(b.st),
+			 b.message);
+
+	/* The same answer, the second a replay of the first. */
+	assert_false(a.r->replayed);
+	assert_true(b.r->replayed);
+	assert_string_equal(b.r->order_id, a.r->order_id);
+	assert_int_equal(a.r->n_barcodes, 3);
+	assert_int_equal(b.r->n_barcodes, 3);
+	for (size_t i = 0; i < 3; i++)
+		assert_string_equal(b.r->barcodes[i], a.r->barcodes[i]);
+
+	/* Assigned once: one order of three barcodes, one key, one message. */
+	char q[256];
+	snprintf(q, sizeof(q), "SELECT count(*) FROM voucher_barcodes WHERE order_id = '%s'", a.r->order_id);
+	assert_int_equal(sql_count(q), 3);
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_barcodes WHERE order_id IS NOT NULL"), 1 + 3);
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_orders WHERE customer_id = 'racer'"), 1);
+	assert_int_equal(sql_count("SELECT tickets FROM voucher_customers WHERE customer_id = 'racer'"), 3);
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_issues WHERE idempotency_key = 'race-key'"), 1);
+	uint64_t unused, sold;
+	stock(cl[second], &unused, &sold);
+	assert_int_equal(unused, 20 - 1 - 3);
+	assert_int_equal(sold, 1 + 3);
+	assert_int_equal(sql_count(LAST_SEQ), seq0 + 1);
+	Rpcq__ReplayRequest rr = RPCQ__REPLAY_REQUEST__INIT;
+	rr.topic = "vouchers.issued";
+	rr.after_seq = (uint64_t)seq0;
+	Rpcq__ReplayResponse *rep = NULL;
+	assert_int_equal(rpcq_streams_replay(cl[1], &rr, &rep, NULL, &err), RPCQ_OK);
+	assert_int_equal(rep->n_messages, 1);
+	Rpcq__Vouchers__VouchersIssued *ev = rpcq__vouchers__vouchers_issued__unpack(
+		NULL, rep->messages[0]->payload.len, rep->messages[0]->payload.data);
+	assert_non_null(ev);
+	assert_string_equal(ev->order_id, a.r->order_id);
+	assert_string_equal(ev->customer_id, "racer");
+	assert_int_equal(ev->n_barcodes, 3);
+	protobuf_c_message_free_unpacked(&ev->base, NULL);
+	protobuf_c_message_free_unpacked(&rep->base, NULL);
+	protobuf_c_message_free_unpacked(&a.r->base, NULL);
+	protobuf_c_message_free_unpacked(&b.r->base, NULL);
+}
+
+static void test_two_calls_with_one_key_in_flight_at_once_on_two_processes_issue_once(void **state)
+{
+	(void)state;
+	race_one_key(1);
+}
+
+static void test_two_calls_with_one_key_in_flight_at_once_on_one_process_issue_once(void **state)
+{
+	(void)state;
+	race_one_key(0);
+}
+
 /* The claim starts at a random claim point and wraps around to the lowest
  * barcode: wherever the points lie (past every unused barcode, in the
  * middle, or none at all), every unused barcode is found, in barcode order. */
@@ -1462,6 +1639,9 @@ int main(void)
 		cmocka_unit_test_setup(test_issue_vouchers_sells_unused_barcodes_once_and_says_when_short, reset),
 		cmocka_unit_test_setup(test_issues_in_one_batch_each_get_their_own_answer, reset),
 		cmocka_unit_test_setup(test_calls_are_answered_while_workers_wait_for_a_batch, reset),
+		cmocka_unit_test_setup(test_two_calls_with_one_key_in_flight_at_once_on_two_processes_issue_once,
+				       reset),
+		cmocka_unit_test_setup(test_two_calls_with_one_key_in_flight_at_once_on_one_process_issue_once, reset),
 		cmocka_unit_test_setup(test_claims_find_every_unused_barcode_wherever_they_start, reset),
 		cmocka_unit_test_setup(test_the_issued_message_is_what_protobuf_c_packs, reset),
 		cmocka_unit_test_setup(test_the_other_process_publishes_an_issue_without_waiting_for_its_poll, reset),

@@ -575,6 +575,124 @@ static void test_an_import_killed_midway_resumes_where_it_stopped_and_ends_as_an
 	free(resume), free(out), free(err), free(path);
 }
 
+/* What cli_human_bytes shows for n bytes (client/cli/common.c). */
+static void human_bytes(uint64_t n, char *out, size_t len)
+{
+	if (n < 10 * 1024)
+		snprintf(out, len, "%llu B", (unsigned long long)n);
+	else if (n < 1024 * 1024)
+		snprintf(out, len, "%.1f KiB", (double)n / 1024);
+	else
+		snprintf(out, len, "%.1f MiB", (double)n / (1024 * 1024));
+}
+
+/* The bar the CLI draws for done of total: "[###---...]  42% text". */
+static char *bar_line(uint64_t done, uint64_t total, const char *text)
+{
+	unsigned pct = (unsigned)(done * 100 / total);
+	char bar[25];
+	for (unsigned i = 0; i < 24; i++)
+		bar[i] = i < pct * 24 / 100 ? '#' : '-';
+	bar[24] = '\0';
+	return fmt("[%s] %3u%% %s", bar, pct, text);
+}
+
+/* The first chunk's merge waits for the merge lock (BILLING_MERGE_LOCK_KEY,
+ * server/services/billing/sql.h) 0.8 s once it waits: longer than the CLI
+ * waits (0.3 s) before it draws, whatever the machine. */
+static harness_hold *hold_merges(void)
+{
+	return harness_hold_start(pg.conninfo, "SELECT pg_advisory_xact_lock(7401005)",
+				  "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'advisory'"
+				  " AND objid = 7401005",
+				  800, 30000);
+}
+
+/* The summary of an import of generate(n)'s rows, without billing. */
+static char *generated_summary(long long id, const char *name, int n, int known)
+{
+	const long long bad = n / 1000, repeats = n / 50 - n / 1000, fresh = n - bad - repeats;
+	return fmt("import %lld of %s imported (BILLING): %d rows, %lld accepted (%lld new debts, %lld repeated), "
+		   "%lld rejected; 0 bills; e-mails 0 sent, 0 failed, 0 pending\n",
+		   id, name, n, fresh + repeats, fresh - known, repeats + known, bad);
+}
+
+static void test_an_import_that_takes_a_while_shows_a_progress_bar_on_a_terminal_and_none_on_a_pipe(void **state)
+{
+	(void)state;
+	/* Nothing billed: the bar is the upload's. */
+	harness_server *s = start("0", NULL);
+	const int n = 40000;
+	char *path = fmt("%s/tty.csv", pg.dir);
+	generate(path, n);
+	long size = file_size(path);
+	assert_true(size > 3 * 1024 * 1024); /* four chunks or more */
+
+	harness_hold *h = hold_merges();
+	const char *args[] = {"billing", "import", path, NULL};
+	char *out, *tty;
+	int rc = harness_cli_tty(s->rpc_url, args, &out, &tty);
+	assert_int_equal(harness_hold_finish(h), 1);
+	if (rc != 0)
+		fail_msg("rpcq billing import on a terminal: exit %d\nstdout: %s\nterminal: %s", rc, out, tty);
+	assert_string_equal(out, "");
+	/* Once the first chunk is in (it waited), its bar, drawn over the
+	 * line before. */
+	char a[32], b[32], text[128];
+	human_bytes(1024 * 1024, a, sizeof(a));
+	human_bytes((uint64_t)size, b, sizeof(b));
+	snprintf(text, sizeof(text), "sending tty.csv: %s / %s", a, b);
+	char *bar = bar_line(1024 * 1024, (uint64_t)size, text);
+	char *drawn = fmt("\r%s", bar);
+	if (strstr(tty, drawn) == NULL)
+		fail_msg("no \"%s\" on the terminal:\n%s", bar, tty);
+	/* Every line drawn is a bar of the upload. */
+	int bars = 0;
+	for (const char *p = strchr(tty, '\r'); p != NULL; p = strchr(p + 1, '\r')) {
+		if (p[1] != '[')
+			continue;
+		bars++;
+		if (p[26] != ']' || strncmp(p + 31, "% sending tty.csv: ", 19) != 0)
+			fail_msg("a line drawn on the terminal is not the upload's bar: %.80s", p + 1);
+	}
+	assert_true(bars >= 1);
+	/* Then the bar is wiped ("\r", spaces, "\r"): the rejections and the
+	 * summary stay on the screen. */
+	long long id = sql("SELECT max(id) FROM billing_imports");
+	const char *cr = strrchr(tty, '\r');
+	assert_true(cr > tty && cr[-1] == ' ');
+	assert_int_equal(count_lines_starting(cr + 1, "tty.csv:"), n / 1000);
+	assert_int_equal(strncmp(cr + 1, "tty.csv:1001: ", 14), 0); /* row 1000, after the header */
+	char *summary = generated_summary(id, "tty.csv", n, 0);
+	const char *at = strstr(cr + 1, "import ");
+	if (at == NULL || strcmp(at, summary) != 0)
+		fail_msg("the terminal does not end with \"%s\":\n%s", summary, cr + 1);
+	free(drawn), free(bar), free(summary), free(out), free(tty);
+
+	/* A file as slow with stderr on a pipe (another one, a row longer, so
+	 * that it is another import): the rejections and the summary alone. */
+	char *err;
+	char *path2 = fmt("%s/pipe.csv", pg.dir);
+	generate(path2, n + 1);
+	h = hold_merges();
+	const char *args2[] = {"billing", "import", path2, NULL};
+	rc = harness_cli(s->rpc_url, args2, NULL, &out, &err);
+	assert_int_equal(harness_hold_finish(h), 1);
+	if (rc != 0)
+		fail_msg("rpcq billing import on a pipe: exit %d\nstdout: %s\nstderr: %s", rc, out, err);
+	assert_null(strchr(err, '\r'));
+	assert_null(strstr(err, "sending "));
+	assert_int_equal(count_lines_starting(err, "pipe.csv:"), (n + 1) / 1000);
+	id = sql("SELECT max(id) FROM billing_imports");
+	/* Its rows but the last are the first file's: known debts, repeated. */
+	const int known = n - n / 1000 - (n / 50 - n / 1000);
+	summary = generated_summary(id, "pipe.csv", n + 1, known);
+	at = strstr(err, "import ");
+	if (at == NULL || strcmp(at, summary) != 0)
+		fail_msg("stderr does not end with \"%s\":\n%s", summary, err);
+	free(summary), free(out), free(err), free(path), free(path2);
+}
+
 static const char two_debts[] = "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
 				"Ana Lima,11111111111,ana@example.com,100.50,2024-03-01,debt-ana\n"
 				"Bruno Dias,22222222222,bruno@example.com,7,2024-12-31,debt-bruno\n";
@@ -724,6 +842,9 @@ int main(void)
 			teardown_test),
 		cmocka_unit_test_teardown(test_bill_prints_the_slip_and_pay_marks_the_debt_paid_once, teardown_test),
 		cmocka_unit_test_teardown(test_paying_a_debt_whose_email_is_pending_cancels_it, teardown_test),
+		cmocka_unit_test_teardown(
+			test_an_import_that_takes_a_while_shows_a_progress_bar_on_a_terminal_and_none_on_a_pipe,
+			teardown_test),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -5,11 +5,13 @@
  * e-mails and a second import adds none; bad rows are rejected with their
  * line and store nothing; an upload cut by kill -9 resumes on the other
  * process; kill -9 during dispatch loses and duplicates nothing beyond the
- * one window the README names; two processes dispatch together; failures
- * retry and then fail; a payment stops its e-mail; the spool's files parse
- * as RFC 5322. (The `rpcq billing` command has its own tests.)
+ * one window the README names, and kill -9 while an import merges and bills
+ * loses and duplicates nothing; two processes dispatch together; failures
+ * retry and then fail; a payment stops its e-mail; the spool's files parse as
+ * RFC 5322. (The `rpcq billing` command has its own tests.)
  */
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -24,6 +26,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 
 #include <rpcq/rpcq.h>
 
@@ -132,6 +135,18 @@ static int sink_count(const sink *s, int *total, int *dups)
 	assert_int_equal(sscanf(out, "%d %d %d", &distinct, total, dups), 3);
 	free(out);
 	return distinct;
+}
+
+/* Waits (at most ms) until the sink holds at least n messages; returns how
+ * many distinct Message-IDs it holds. */
+static int sink_wait(const sink *s, int n, int ms)
+{
+	int distinct = 0, total = 0, dups;
+	for (int64_t deadline = now_ms() + ms;; sleep_ms(50)) {
+		distinct = sink_count(s, &total, &dups);
+		if (total >= n || now_ms() > deadline)
+			return distinct;
+	}
 }
 
 /* ---- servers ---- */
@@ -288,6 +303,82 @@ static Rpcq__Billing__Import *wait_state(rpcq_client *c, const char *id, Rpcq__B
 		import_free(imp);
 		sleep_ms(100);
 	}
+}
+
+/* ---- holding rpcqd at a known point ---- */
+
+/* A session of the test's own, in a transaction, whose locks make rpcqd's
+ * work wait at a known statement, so that a kill -9 lands inside an open
+ * transaction of rpcqd's rather than somewhere by chance. */
+static PGconn *hold_begin(void)
+{
+	PGconn *db = PQconnectdb(pg.conninfo);
+	if (PQstatus(db) != CONNECTION_OK)
+		fail_msg("connecting: %s", PQerrorMessage(db));
+	PGresult *r = PQexec(db, "BEGIN; SET LOCAL lock_timeout = '30s'");
+	assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	return db;
+}
+
+static void hold_exec(PGconn *db, const char *sql)
+{
+	PGresult *r = PQexec(db, sql);
+	ExecStatusType s = PQresultStatus(r);
+	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+		char why[512];
+		snprintf(why, sizeof(why), "%s", PQerrorMessage(db));
+		PQclear(r);
+		fail_msg("%s: %s", sql, why);
+	}
+	PQclear(r);
+}
+
+/* Ends the session's transaction (so its locks) and the session. */
+static void hold_end(PGconn *db)
+{
+	hold_exec(db, "ROLLBACK");
+	PQfinish(db);
+}
+
+/* Waits (at most ms) until another session waits for a lock (wait_event
+ * "advisory" or "relation") on a statement that starts with prefix. */
+static void wait_for_lock_waiter(const char *wait_event, const char *prefix, int ms)
+{
+	char sql[600];
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = '%s'"
+		 " AND left(query, %zu) = '%s'",
+		 wait_event, strlen(prefix), prefix);
+	for (int64_t deadline = now_ms() + ms; harness_sql_scalar(pg.conninfo, sql) == 0; sleep_ms(10))
+		if (now_ms() > deadline)
+			fail_msg("nothing waited for a lock on \"%s\" within %d ms", prefix, ms);
+}
+
+/* One ImportChunk on a client of its own, on a thread, so that the test
+ * can kill the server while the chunk is being taken. */
+typedef struct chunk_call {
+	const char *url;
+	const char *id;
+	uint64_t offset;
+	const char *data;
+	size_t len;
+	rpcq_status st;
+	pthread_t thread;
+} chunk_call;
+
+static void *chunk_call_run(void *arg)
+{
+	chunk_call *cc = arg;
+	/* Short: the server is killed under it, and nng does not resend. */
+	rpcq_client_options o = {.servers = cc->url, .timeout_ms = 2000, .max_retries = -1};
+	rpcq_client *c = NULL;
+	rpcq_error err;
+	cc->st = rpcq_client_create(&c, &o, &err);
+	if (cc->st == RPCQ_OK)
+		cc->st = send_chunk(c, cc->id, cc->offset, cc->data, cc->len, 0, &err);
+	rpcq_client_destroy(c);
+	return NULL;
 }
 
 static char *read_sample(size_t *len)
@@ -563,6 +654,99 @@ static void test_kill_9_during_dispatch_with_two_processes_loses_nothing(void **
 	harness_run(argv, NULL, &out, NULL, 10000);
 	assert_true((int)strtol(out, NULL, 10) >= 2);
 	free(out);
+	free(id);
+	free(text);
+}
+
+/* The sample's import over: every debt with exactly one bill, every e-mail
+ * delivered to the sink exactly once, and nothing left to bill or send. */
+static void expect_the_sample_billed_and_mailed_once(const char *id)
+{
+	Rpcq__Billing__Import *imp = wait_state(cl[0], id, RPCQ__BILLING__IMPORT_STATE__DONE, 120000);
+	assert_int_equal(imp->state, RPCQ__BILLING__IMPORT_STATE__DONE);
+	assert_int_equal(imp->rows, 2053);
+	assert_int_equal(imp->new_debts, 1999);
+	assert_int_equal(imp->repeated, 54);
+	assert_int_equal(imp->rejected, 0);
+	assert_int_equal(imp->bills, 1999);
+	assert_int_equal(imp->emails_sent, 1999);
+	assert_int_equal(imp->emails_failed, 0);
+	assert_int_equal(imp->emails_pending, 0);
+	import_free(imp);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), 1999);
+	assert_int_equal(harness_sql_scalar(pg.conninfo,
+					    "SELECT count(*) FROM billing_debts d WHERE"
+					    " (SELECT count(*) FROM billing_bills b WHERE b.debt = d.id) = 1"),
+			 1999);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_bills"), 1999);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_bill_ranges"), 0);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_notifications WHERE state = 2"),
+			 1999);
+	int total, dups;
+	int distinct = sink_count(&smtp, &total, &dups);
+	print_message("sink: %d messages, %d distinct, %d duplicate(s)\n", total, distinct, dups);
+	assert_int_equal(distinct, 1999);
+	assert_int_equal(total, 1999);
+	assert_int_equal(dups, 0);
+}
+
+/* rpcqd's merge lock (server/services/billing/sql.h, BILLING_MERGE_LOCK_KEY). */
+#define MERGE_LOCK_SQL "SELECT pg_advisory_xact_lock(7401005)"
+
+/* kill -9 of the only rpcqd while the sample is being imported, billed and
+ * mailed: one chunk inside its transaction (its rows staged, waiting to
+ * merge), a biller inside its range's (bills written, their e-mails not),
+ * the dispatcher between two e-mails, earlier e-mails delivered. The
+ * outbox is locked meanwhile, so that no SMTP transaction is open at the
+ * kill (the README's one duplicate window): then not even one e-mail may
+ * come twice. Restarted as it was, the upload resumes from the last
+ * acknowledged offset. */
+static void test_kill_9_while_an_import_merges_and_bills_loses_and_duplicates_nothing(void **state)
+{
+	(void)state;
+	sink_start(&smtp);
+	server_up(0, "smtp");
+	size_t len;
+	char *text = read_sample(&len);
+	const size_t chunk = 20000;
+	Rpcq__Billing__Import *imp = start_import(cl[0], "kill-merge", "debts_sample.csv");
+	char *id = strdup(imp->import_id);
+	import_free(imp);
+	rpcq_error err;
+	/* Two chunks taken, and e-mails going out. */
+	for (size_t off = 0; off < 2 * chunk; off += chunk)
+		assert_int_equal(send_chunk(cl[0], id, off, text + off, chunk, 0, &err), RPCQ_OK);
+	assert_true(sink_wait(&smtp, 1, 30000) >= 1);
+
+	/* The outbox locked: dispatchers stop between two e-mails; two more
+	 * chunks are merged and a biller waits inside its transaction. */
+	PGconn *hold = hold_begin();
+	hold_exec(hold, "LOCK TABLE billing_notifications IN EXCLUSIVE MODE");
+	for (size_t off = 2 * chunk; off < 4 * chunk; off += chunk)
+		assert_int_equal(send_chunk(cl[0], id, off, text + off, chunk, 0, &err), RPCQ_OK);
+	wait_for_lock_waiter("relation", "COPY billing_notifications", 10000);
+	/* The merge lock held too: the fifth chunk waits inside its own. */
+	hold_exec(hold, MERGE_LOCK_SQL);
+	chunk_call cc = {srv[0].rpc_url, id, 4 * chunk, text + 4 * chunk, chunk, RPCQ_OK, 0};
+	assert_int_equal(pthread_create(&cc.thread, NULL, chunk_call_run, &cc), 0);
+	wait_for_lock_waiter("advisory", MERGE_LOCK_SQL, 10000);
+	int total, dups;
+	int before = sink_count(&smtp, &total, &dups);
+	server_down(0, SIGKILL);
+	hold_end(hold);
+	pthread_join(cc.thread, NULL);
+	assert_int_not_equal(cc.st, RPCQ_OK);
+	print_message("killed with %d e-mail(s) delivered, a chunk and a range of bills open\n", before);
+	assert_true(before < 1999);
+
+	/* Restarted as it was: the fifth chunk was not taken. */
+	server_up(0, "smtp");
+	imp = start_import(cl[0], "kill-merge", NULL);
+	assert_string_equal(imp->import_id, id);
+	assert_int_equal(imp->received_bytes, 4 * chunk);
+	import_free(imp);
+	send_from(cl[0], id, text, 4 * chunk, len, chunk);
+	expect_the_sample_billed_and_mailed_once(id);
 	free(id);
 	free(text);
 }
@@ -889,6 +1073,8 @@ int main(void)
 		cmocka_unit_test_setup(test_bad_rows_are_rejected_with_their_line_and_store_nothing, reset),
 		cmocka_unit_test_setup(test_an_upload_cut_by_kill_9_resumes_on_the_other_process, reset),
 		cmocka_unit_test_setup(test_kill_9_during_dispatch_with_two_processes_loses_nothing, reset),
+		cmocka_unit_test_setup(test_kill_9_while_an_import_merges_and_bills_loses_and_duplicates_nothing,
+				       reset),
 		cmocka_unit_test_setup(test_the_http_upload_streams_a_file_into_an_import, reset),
 		cmocka_unit_test_setup(test_failures_retry_then_fail_and_a_payment_stops_an_email, reset),
 		cmocka_unit_test_setup(test_bills_come_in_ranges_and_a_slip_reads_the_same_everywhere, reset),

@@ -5,10 +5,11 @@
  * e-mails and a second import adds none; bad rows are rejected with their
  * line and store nothing; an upload cut by kill -9 resumes on the other
  * process; kill -9 during dispatch loses and duplicates nothing beyond the
- * one window the README names, and kill -9 while an import merges and bills
- * loses and duplicates nothing; two processes dispatch together; failures
- * retry and then fail; a payment stops its e-mail; the spool's files parse as
- * RFC 5322. (The `rpcq billing` command has its own tests.)
+ * one window the README names, and kill -9 while an import merges and bills,
+ * or while bills are written, loses and duplicates nothing; two processes
+ * dispatch together; failures retry and then fail; a payment stops its
+ * e-mail; the spool's files parse as RFC 5322. (The `rpcq billing` command
+ * has its own tests.)
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -751,6 +752,55 @@ static void test_kill_9_while_an_import_merges_and_bills_loses_and_duplicates_no
 	free(text);
 }
 
+/* kill -9 of the only rpcqd while it writes bills: the sample imported by
+ * a process that bills nothing, then half its queue billed and mailed
+ * (the other half held back by the test's row locks), then, the outbox
+ * locked and the rest let go, a biller inside a range's transaction.
+ * Restarted as it was, every debt is billed once and mailed once. */
+static void test_kill_9_while_bills_are_written_loses_and_duplicates_nothing(void **state)
+{
+	(void)state;
+	sink_start(&smtp);
+	server_up(0, "none");
+	size_t len;
+	char *text = read_sample(&len);
+	Rpcq__Billing__Import *imp = start_import(cl[0], "kill-bills", "debts_sample.csv");
+	char *id = strdup(imp->import_id);
+	import_free(imp);
+	send_from(cl[0], id, text, 0, len, 20000); /* a range per chunk */
+	server_down(0, SIGTERM);
+	assert_true(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_bill_ranges") >= 8);
+	static const char later_sql[] = "(SELECT lo FROM billing_bill_ranges ORDER BY lo OFFSET 4 LIMIT 1)";
+	char sql[300];
+	snprintf(sql, sizeof(sql), "SELECT coalesce(sum(n), 0) FROM billing_bill_ranges WHERE lo < %s", later_sql);
+	long long first = harness_sql_scalar(pg.conninfo, sql);
+	assert_true(first > 0 && first < 1999);
+	PGconn *later = hold_begin();
+	snprintf(sql, sizeof(sql), "SELECT lo FROM billing_bill_ranges WHERE lo >= %s FOR UPDATE", later_sql);
+	hold_exec(later, sql);
+
+	server_up(0, "smtp");
+	assert_int_equal(sink_wait(&smtp, (int)first, 60000), (int)first);
+	imp = get_import(cl[0], id);
+	assert_int_equal(imp->bills, first);
+	import_free(imp);
+
+	/* The outbox locked, the rest of the queue let go: the biller claims
+	 * a range, writes its bills and waits to queue their e-mails. */
+	PGconn *outbox = hold_begin();
+	hold_exec(outbox, "LOCK TABLE billing_notifications IN EXCLUSIVE MODE");
+	hold_end(later);
+	wait_for_lock_waiter("relation", "COPY billing_notifications", 10000);
+	server_down(0, SIGKILL);
+	hold_end(outbox);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_bills"), first);
+
+	server_up(0, "smtp");
+	expect_the_sample_billed_and_mailed_once(id);
+	free(id);
+	free(text);
+}
+
 /* A JSON field's number (proto3 JSON writes 64-bit numbers as strings). */
 static long long json_number(const char *json, const char *name)
 {
@@ -1075,6 +1125,7 @@ int main(void)
 		cmocka_unit_test_setup(test_kill_9_during_dispatch_with_two_processes_loses_nothing, reset),
 		cmocka_unit_test_setup(test_kill_9_while_an_import_merges_and_bills_loses_and_duplicates_nothing,
 				       reset),
+		cmocka_unit_test_setup(test_kill_9_while_bills_are_written_loses_and_duplicates_nothing, reset),
 		cmocka_unit_test_setup(test_the_http_upload_streams_a_file_into_an_import, reset),
 		cmocka_unit_test_setup(test_failures_retry_then_fail_and_a_payment_stops_an_email, reset),
 		cmocka_unit_test_setup(test_bills_come_in_ranges_and_a_slip_reads_the_same_everywhere, reset),

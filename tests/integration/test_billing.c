@@ -7,9 +7,9 @@
  * process; kill -9 during dispatch loses and duplicates nothing beyond the
  * one window the README names, and kill -9 while an import merges and bills,
  * or while bills are written, loses and duplicates nothing; two processes
- * dispatch together; failures retry and then fail; a payment stops its
- * e-mail; the spool's files parse as RFC 5322. (The `rpcq billing` command
- * has its own tests.)
+ * dispatch together; curl's upload of the sample bills and mails it; failures
+ * retry and then fail; a payment stops its e-mail; the spool's files parse as
+ * RFC 5322. (The `rpcq billing` command has its own tests.)
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -930,6 +930,88 @@ static void test_the_http_upload_streams_a_file_into_an_import(void **state)
 	free(text);
 }
 
+/* GET /billing/imports/<id>, waiting (at most ms) until it says DONE; the
+ * JSON it last answered, malloc'd. */
+static char *http_wait_done(const char *status_url, int ms)
+{
+	harness_http_reply r;
+	for (int64_t deadline = now_ms() + ms;; sleep_ms(100)) {
+		assert_int_equal(harness_http("GET", status_url, NULL, NULL, 0, &r), 0);
+		assert_int_equal(r.status, 200);
+		if (strstr(r.body, "\"state\":\"DONE\"") || now_ms() > deadline)
+			break;
+		harness_http_reply_free(&r);
+	}
+	char *body = strdup(r.body);
+	harness_http_reply_free(&r);
+	return body;
+}
+
+/* The sample through curl, as the README shows it, with a process that
+ * bills and mails: 1,999 debts, bills and e-mails, which the import's JSON
+ * status shows and the SMTP server receives; the same file again adds no
+ * debt, bill or e-mail. */
+static void test_curl_posting_the_sample_bills_and_mails_1999_debts_and_again_adds_none(void **state)
+{
+	(void)state;
+	sink_start(&smtp);
+	server_up(0, "smtp");
+	char url[200], path[512], form[600], status_url[300];
+	snprintf(url, sizeof(url), "%s/billing/imports", srv[0].http_url);
+	harness_shared_path("data/billing/debts_sample.csv", path, sizeof(path));
+	snprintf(form, sizeof(form), "file=@%s", path);
+	const char *args[] = {"-F", form, url, NULL};
+	char *out = NULL, *err = NULL;
+	assert_int_equal(curl(args, &out, &err, NULL), 0);
+	assert_int_equal(curl_status(out), 201);
+	assert_int_equal(json_number(out, "rows"), 2053);
+	assert_int_equal(json_number(out, "newDebts"), 1999);
+	assert_int_equal(json_number(out, "repeated"), 54);
+	long long first = json_number(out, "importId");
+	free(out);
+	free(err);
+
+	snprintf(status_url, sizeof(status_url), "%s/%lld", url, first);
+	char *body = http_wait_done(status_url, 120000);
+	assert_non_null(strstr(body, "\"state\":\"DONE\""));
+	assert_int_equal(json_number(body, "newDebts"), 1999);
+	assert_int_equal(json_number(body, "bills"), 1999);
+	assert_int_equal(json_number(body, "emailsSent"), 1999);
+	assert_int_equal(json_number(body, "emailsFailed"), 0);
+	assert_int_equal(json_number(body, "emailsPending"), 0);
+	free(body);
+	int total, dups;
+	assert_int_equal(sink_count(&smtp, &total, &dups), 1999);
+	assert_int_equal(total, 1999);
+
+	/* Again: another import, of nothing new. */
+	assert_int_equal(curl(args, &out, &err, NULL), 0);
+	assert_int_equal(curl_status(out), 201);
+	long long second = json_number(out, "importId");
+	assert_true(second != first);
+	assert_int_equal(json_number(out, "rows"), 2053);
+	assert_int_equal(json_number(out, "accepted"), 2053);
+	assert_int_equal(json_number(out, "repeated"), 2053);
+	assert_int_equal(json_number(out, "newDebts"), 0);
+	free(out);
+	free(err);
+	snprintf(status_url, sizeof(status_url), "%s/%lld", url, second);
+	body = http_wait_done(status_url, 10000);
+	assert_non_null(strstr(body, "\"state\":\"DONE\""));
+	assert_int_equal(json_number(body, "bills"), 0);
+	assert_int_equal(json_number(body, "emailsSent"), 0);
+	free(body);
+	/* Nothing queued to bill or send, so the sink's count is final. */
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), 1999);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_bills"), 1999);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_bill_ranges"), 0);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_notifications"), 1999);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_notifications WHERE state = 1"),
+			 0);
+	assert_int_equal(sink_count(&smtp, &total, &dups), 1999);
+	assert_int_equal(total, 1999);
+}
+
 static Rpcq__Billing__Bill *get_bill(rpcq_client *c, const char *debt)
 {
 	Rpcq__Billing__GetBillRequest req = RPCQ__BILLING__GET_BILL_REQUEST__INIT;
@@ -1127,6 +1209,8 @@ int main(void)
 				       reset),
 		cmocka_unit_test_setup(test_kill_9_while_bills_are_written_loses_and_duplicates_nothing, reset),
 		cmocka_unit_test_setup(test_the_http_upload_streams_a_file_into_an_import, reset),
+		cmocka_unit_test_setup(test_curl_posting_the_sample_bills_and_mails_1999_debts_and_again_adds_none,
+				       reset),
 		cmocka_unit_test_setup(test_failures_retry_then_fail_and_a_payment_stops_an_email, reset),
 		cmocka_unit_test_setup(test_bills_come_in_ranges_and_a_slip_reads_the_same_everywhere, reset),
 	};

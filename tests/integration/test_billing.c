@@ -8,8 +8,9 @@
  * one window the README names, and kill -9 while an import merges and bills,
  * or while bills are written, loses and duplicates nothing; two processes
  * dispatch together; curl's upload of the sample bills and mails it; failures
- * retry and then fail; a payment stops its e-mail; the spool's files parse as
- * RFC 5322. (The `rpcq billing` command has its own tests.)
+ * retry and then fail; a payment stops its e-mail, also before the bill; the
+ * spool's files parse as RFC 5322. (The `rpcq billing` command has its own
+ * tests.)
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -136,6 +137,23 @@ static int sink_count(const sink *s, int *total, int *dups)
 	assert_int_equal(sscanf(out, "%d %d %d", &distinct, total, dups), 3);
 	free(out);
 	return distinct;
+}
+
+/* One line per message the sink got, "<debt id> <Message-ID>" (the debt id
+ * is the Subject's last word), in a malloc'd string the caller frees. */
+static char *sink_messages(const sink *s)
+{
+	char cmd[600];
+	snprintf(cmd, sizeof(cmd),
+		 "import email, glob\n"
+		 "for f in sorted(glob.glob('%s/msgs/*/message.eml')):\n"
+		 "    m = email.message_from_binary_file(open(f, 'rb'))\n"
+		 "    print(m['Subject'].split()[-1], m['Message-ID'].strip())\n",
+		 s->dir);
+	const char *argv[] = {PYTHON, "-c", cmd, NULL};
+	char *out = NULL;
+	assert_int_equal(harness_run(argv, NULL, &out, NULL, 60000), 0);
+	return out;
 }
 
 /* Waits (at most ms) until the sink holds at least n messages; returns how
@@ -1123,6 +1141,69 @@ static void test_failures_retry_then_fail_and_a_payment_stops_an_email(void **st
 	free(id);
 }
 
+/* Whether the sink got a message for the debt (its Subject's last word). */
+static int sink_has_debt(const sink *s, const char *debt)
+{
+	char *lines = sink_messages(s);
+	int found = 0;
+	char *save = NULL;
+	for (char *l = strtok_r(lines, "\n", &save); l && !found; l = strtok_r(NULL, "\n", &save)) {
+		size_t n = strcspn(l, " ");
+		found = n == strlen(debt) && strncmp(l, debt, n) == 0;
+	}
+	free(lines);
+	return found;
+}
+
+/* A debt paid before it has a bill: it gets its bill, but never an e-mail. */
+static void test_a_debt_paid_before_its_bill_exists_gets_no_email(void **state)
+{
+	(void)state;
+	sink_start(&smtp);
+	server_up(0, "none");
+	const char text[] = "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
+			    "Early,1,early@example.com,10,2030-01-01,early\n"
+			    "Ann,2,ann@example.com,20,2030-01-01,ann\n"
+			    "Bob,3,bob@example.com,30,2030-01-01,bob\n";
+	Rpcq__Billing__Import *imp = start_import(cl[0], NULL, "early.csv");
+	char *id = strdup(imp->import_id);
+	import_free(imp);
+	send_from(cl[0], id, text, 0, strlen(text), 1000);
+	Rpcq__Billing__GetBillRequest req = RPCQ__BILLING__GET_BILL_REQUEST__INIT;
+	req.debt_id = "early";
+	Rpcq__Billing__Bill *b = NULL;
+	rpcq_error err;
+	assert_int_equal(rpcq_billing_get_bill(cl[0], &req, &b, NULL, &err), RPCQ_FAILED_PRECONDITION);
+	Rpcq__Billing__Payment *p = NULL;
+	assert_int_equal(pay(cl[0], "early", "10.00", "2029-12-01T09:00:00Z", &p, &err), RPCQ_OK);
+	assert_false(p->cancelled_notification); /* there was none yet */
+	assert_false(p->replayed);
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+
+	/* Now a process that bills and mails. */
+	server_down(0, SIGTERM);
+	server_up(0, "smtp");
+	imp = wait_state(cl[0], id, RPCQ__BILLING__IMPORT_STATE__DONE, 30000);
+	assert_int_equal(imp->state, RPCQ__BILLING__IMPORT_STATE__DONE);
+	assert_int_equal(imp->bills, 3);
+	assert_int_equal(imp->emails_sent, 2);
+	assert_int_equal(imp->emails_failed, 0);
+	assert_int_equal(imp->emails_pending, 0);
+	import_free(imp);
+	b = get_bill(cl[0], "early");
+	assert_true(b->paid);
+	assert_int_equal(b->notification, RPCQ__BILLING__NOTIFICATION_STATE__CANCELLED);
+	protobuf_c_message_free_unpacked(&b->base, NULL);
+	/* Every e-mail is settled, so the sink holds all it will ever get. */
+	int total, dups;
+	assert_int_equal(sink_count(&smtp, &total, &dups), 2);
+	assert_int_equal(total, 2);
+	assert_true(sink_has_debt(&smtp, "ann"));
+	assert_true(sink_has_debt(&smtp, "bob"));
+	assert_false(sink_has_debt(&smtp, "early"));
+	free(id);
+}
+
 /* New debts wait for their bills in ranges of at most --billing-batch ids;
  * a slip is rendered from its bill when read, the same bytes in GetBill
  * and in the e-mail; a slip stored by an rpcqd before migration 0008 is
@@ -1212,6 +1293,7 @@ int main(void)
 		cmocka_unit_test_setup(test_curl_posting_the_sample_bills_and_mails_1999_debts_and_again_adds_none,
 				       reset),
 		cmocka_unit_test_setup(test_failures_retry_then_fail_and_a_payment_stops_an_email, reset),
+		cmocka_unit_test_setup(test_a_debt_paid_before_its_bill_exists_gets_no_email, reset),
 		cmocka_unit_test_setup(test_bills_come_in_ranges_and_a_slip_reads_the_same_everywhere, reset),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);

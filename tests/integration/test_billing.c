@@ -8,9 +8,9 @@
  * one window the README names, and kill -9 while an import merges and bills,
  * or while bills are written, loses and duplicates nothing; two processes
  * dispatch together; curl's upload of the sample bills and mails it; failures
- * retry and then fail; a payment stops its e-mail, also before the bill; the
- * spool's files parse as RFC 5322. (The `rpcq billing` command has its own
- * tests.)
+ * retry and then fail; a payment stops its e-mail, also before the bill and
+ * between retries; the spool's files parse as RFC 5322. (The `rpcq billing`
+ * command has its own tests.)
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -182,6 +182,21 @@ static void server_up(int i, const char *mode)
 				      lease,
 				      "--mail-retry-base-ms",
 				      "200",
+				      "--mail-max-attempts",
+				      "3",
+				      "--billing-schedule",
+				      "1",
+				      NULL};
+		harness_server_start(&srv[i], &pg, args);
+	} else if (strcmp(mode, "smtp-slow-retry") == 0) {
+		/* The first retry at least 3.3 s after the first attempt: time
+		 * enough to pay in between. */
+		const char *args[] = {"--smtp-url",
+				      smtp.url,
+				      "--mail-lease-s",
+				      lease,
+				      "--mail-retry-base-ms",
+				      "5000",
 				      "--mail-max-attempts",
 				      "3",
 				      "--billing-schedule",
@@ -1204,6 +1219,89 @@ static void test_a_debt_paid_before_its_bill_exists_gets_no_email(void **state)
 	free(id);
 }
 
+static uint32_t bill_attempts(const char *debt, Rpcq__Billing__NotificationState *state)
+{
+	Rpcq__Billing__Bill *b = get_bill(cl[0], debt);
+	uint32_t n = b->attempts;
+	*state = b->notification;
+	protobuf_c_message_free_unpacked(&b->base, NULL);
+	return n;
+}
+
+/* A debt paid while its e-mail waits for a retry (the SMTP server answered
+ * 451): no further attempt, ever. The retry falls due at least 3.3 s after
+ * the first attempt (--mail-retry-base-ms 5000, a third of jitter); the
+ * payment comes as soon as the first attempt shows. */
+static void test_a_debt_paid_between_retries_gets_no_further_attempt(void **state)
+{
+	(void)state;
+	sink_start(&smtp);
+	server_up(0, "smtp-slow-retry");
+	const char text[] = "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
+			    "Busy,1,busy-paid@example.com,10,2030-01-01,busy-paid\n";
+	Rpcq__Billing__Import *imp = start_import(cl[0], NULL, "busy.csv");
+	char *id = strdup(imp->import_id);
+	import_free(imp);
+	send_from(cl[0], id, text, 0, strlen(text), 1000);
+	Rpcq__Billing__NotificationState ns = RPCQ__BILLING__NOTIFICATION_STATE__NOTIFICATION_STATE_UNSPECIFIED;
+	uint32_t attempts = 0;
+	for (int64_t deadline = now_ms() + 20000; now_ms() < deadline; sleep_ms(20)) {
+		Rpcq__Billing__GetBillRequest req = RPCQ__BILLING__GET_BILL_REQUEST__INIT;
+		req.debt_id = "busy-paid";
+		Rpcq__Billing__Bill *b = NULL;
+		rpcq_error e;
+		if (rpcq_billing_get_bill(cl[0], &req, &b, NULL, &e) != RPCQ_OK)
+			continue; /* no bill yet */
+		attempts = b->attempts;
+		ns = b->notification;
+		if (attempts > 0)
+			assert_non_null(strstr(b->last_error, "451"));
+		protobuf_c_message_free_unpacked(&b->base, NULL);
+		if (attempts > 0)
+			break;
+	}
+	assert_int_equal(attempts, 1);
+	assert_int_equal(ns, RPCQ__BILLING__NOTIFICATION_STATE__PENDING);
+	Rpcq__Billing__Payment *p = NULL;
+	rpcq_error err;
+	assert_int_equal(pay(cl[0], "busy-paid", "10.00", "", &p, &err), RPCQ_OK);
+	assert_true(p->cancelled_notification);
+	protobuf_c_message_free_unpacked(&p->base, NULL);
+	assert_int_equal(bill_attempts("busy-paid", &ns), 1);
+	assert_int_equal(ns, RPCQ__BILLING__NOTIFICATION_STATE__CANCELLED);
+
+	/* Until well past the retry's time (two --billing-schedule periods
+	 * after it), the bill stays as it was. */
+	long long due_ms = harness_sql_scalar(
+		pg.conninfo, "SELECT (extract(epoch FROM n.next_at - now()) * 1000)::int8 FROM billing_notifications n"
+			     " JOIN billing_debts d ON d.id = n.debt WHERE d.debt_id = 'busy-paid'");
+	assert_true(due_ms > 0);
+	for (int64_t until = now_ms() + due_ms + 2000; now_ms() < until; sleep_ms(100)) {
+		assert_int_equal(bill_attempts("busy-paid", &ns), 1);
+		assert_int_equal(ns, RPCQ__BILLING__NOTIFICATION_STATE__CANCELLED);
+	}
+	/* And the dispatcher was at work all along: an e-mail billed after
+	 * the retry's time goes out. */
+	const char fence[] = "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
+			     "Fence,2,fence@example.com,10,2030-01-01,fence\n";
+	imp = start_import(cl[0], NULL, "fence.csv");
+	send_from(cl[0], imp->import_id, fence, 0, strlen(fence), 1000);
+	Rpcq__Billing__Import *f = wait_state(cl[0], imp->import_id, RPCQ__BILLING__IMPORT_STATE__DONE, 20000);
+	assert_int_equal(f->emails_sent, 1);
+	import_free(f);
+	import_free(imp);
+	assert_int_equal(bill_attempts("busy-paid", &ns), 1);
+	assert_int_equal(ns, RPCQ__BILLING__NOTIFICATION_STATE__CANCELLED);
+	imp = get_import(cl[0], id);
+	assert_int_equal(imp->state, RPCQ__BILLING__IMPORT_STATE__DONE);
+	assert_int_equal(imp->emails_sent, 0);
+	assert_int_equal(imp->emails_failed, 0);
+	import_free(imp);
+	assert_true(sink_has_debt(&smtp, "fence"));
+	assert_false(sink_has_debt(&smtp, "busy-paid"));
+	free(id);
+}
+
 /* New debts wait for their bills in ranges of at most --billing-batch ids;
  * a slip is rendered from its bill when read, the same bytes in GetBill
  * and in the e-mail; a slip stored by an rpcqd before migration 0008 is
@@ -1294,6 +1392,7 @@ int main(void)
 				       reset),
 		cmocka_unit_test_setup(test_failures_retry_then_fail_and_a_payment_stops_an_email, reset),
 		cmocka_unit_test_setup(test_a_debt_paid_before_its_bill_exists_gets_no_email, reset),
+		cmocka_unit_test_setup(test_a_debt_paid_between_retries_gets_no_further_attempt, reset),
 		cmocka_unit_test_setup(test_bills_come_in_ranges_and_a_slip_reads_the_same_everywhere, reset),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);

@@ -9,8 +9,8 @@
  * or while bills are written, loses and duplicates nothing; two processes
  * dispatch together; curl's upload of the sample bills and mails it; failures
  * retry and then fail; a payment stops its e-mail, also before the bill and
- * between retries; the spool's files parse as RFC 5322. (The `rpcq billing`
- * command has its own tests.)
+ * between retries; an e-mail's Message-ID is its bill's; the spool's files
+ * parse as RFC 5322. (The `rpcq billing` command has its own tests.)
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -1302,6 +1302,41 @@ static void test_a_debt_paid_between_retries_gets_no_further_attempt(void **stat
 	free(id);
 }
 
+/* Each delivered e-mail's Message-ID is the one GetBill reports for its
+ * bill, so a resend can be matched to its bill downstream. */
+static void test_a_delivered_emails_message_id_is_the_one_its_bill_reports(void **state)
+{
+	(void)state;
+	sink_start(&smtp);
+	server_up(0, "smtp");
+	const int n = 25;
+	char *text = generate(n, "m", "mid");
+	Rpcq__Billing__Import *imp = start_import(cl[0], NULL, "mid.csv");
+	char *id = strdup(imp->import_id);
+	import_free(imp);
+	send_from(cl[0], id, text, 0, strlen(text), 700);
+	imp = wait_state(cl[0], id, RPCQ__BILLING__IMPORT_STATE__DONE, 30000);
+	assert_int_equal(imp->emails_sent, n);
+	import_free(imp);
+	char *lines = sink_messages(&smtp);
+	char *save = NULL;
+	int seen = 0;
+	for (char *l = strtok_r(lines, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char *sp = strchr(l, ' ');
+		assert_non_null(sp);
+		*sp = '\0';
+		Rpcq__Billing__Bill *b = get_bill(cl[0], l);
+		assert_true(b->message_id[0] == '<');
+		assert_string_equal(sp + 1, b->message_id);
+		protobuf_c_message_free_unpacked(&b->base, NULL);
+		seen++;
+	}
+	assert_int_equal(seen, n);
+	free(lines);
+	free(id);
+	free(text);
+}
+
 /* New debts wait for their bills in ranges of at most --billing-batch ids;
  * a slip is rendered from its bill when read, the same bytes in GetBill
  * and in the e-mail; a slip stored by an rpcqd before migration 0008 is
@@ -1393,6 +1428,7 @@ int main(void)
 		cmocka_unit_test_setup(test_failures_retry_then_fail_and_a_payment_stops_an_email, reset),
 		cmocka_unit_test_setup(test_a_debt_paid_before_its_bill_exists_gets_no_email, reset),
 		cmocka_unit_test_setup(test_a_debt_paid_between_retries_gets_no_further_attempt, reset),
+		cmocka_unit_test_setup(test_a_delivered_emails_message_id_is_the_one_its_bill_reports, reset),
 		cmocka_unit_test_setup(test_bills_come_in_ranges_and_a_slip_reads_the_same_everywhere, reset),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);

@@ -156,15 +156,31 @@ static char *sink_messages(const sink *s)
 	return out;
 }
 
-/* Waits (at most ms) until the sink holds at least n messages; returns how
- * many distinct Message-IDs it holds. */
+/* How many messages the sink has accepted: the lines of its log, one per
+ * message, written before its 250 (cheaper to poll than sink_count). */
+static int sink_total(const sink *s)
+{
+	char path[400];
+	snprintf(path, sizeof(path), "%s/log", s->dir);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	int n = 0, ch;
+	while ((ch = fgetc(f)) != EOF)
+		n += ch == '\n';
+	fclose(f);
+	return n;
+}
+
+/* Waits (at most ms) until the sink has accepted at least n messages;
+ * returns how many it has. */
 static int sink_wait(const sink *s, int n, int ms)
 {
-	int distinct = 0, total = 0, dups;
-	for (int64_t deadline = now_ms() + ms;; sleep_ms(50)) {
-		distinct = sink_count(s, &total, &dups);
+	int total = 0;
+	for (int64_t deadline = now_ms() + ms;; sleep_ms(20)) {
+		total = sink_total(s);
 		if (total >= n || now_ms() > deadline)
-			return distinct;
+			return total;
 	}
 }
 

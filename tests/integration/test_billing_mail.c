@@ -618,7 +618,7 @@ static void send_over_tls_and_check(sink *k, const char *ca_file, int n)
 		assert_int_equal(got[i].client_port, got[0].client_port); /* one TLS session for all */
 		snprintf(dirs[i], sizeof(dirs[i]), "%s/msgs/%d", k->dir, i);
 		char path[300];
-		snprintf(path, sizeof(path), "%s/message.eml", dirs[i]);
+		snprintf(path, sizeof(path), "%s/msgs/%d/message.eml", k->dir, i);
 		size_t len;
 		char *arrived = harness_read_file(path, &len);
 		assert_non_null(arrived);

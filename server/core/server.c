@@ -95,6 +95,7 @@ struct server {
 	int stopping;
 	atomic_int draining;
 	atomic_int drain_expired; /* calls not started by now are refused */
+	int serving;		  /* server_create returned it: a drain cut short is worth a warning */
 	nng_time drain_start;	  /* set before draining */
 	pthread_t *threads;
 	int nthreads;
@@ -625,6 +626,7 @@ rpcq_status server_create(server **out, rpcq_config *cfg, const service_def *con
 		goto fail;
 	if ((st = gateway_create(&srv->gateway, srv, err)) != RPCQ_OK)
 		goto fail;
+	srv->serving = 1;
 	*out = srv;
 	return RPCQ_OK;
 fail:
@@ -645,9 +647,10 @@ static void drain(server *srv, nng_time until)
 	unsigned left = atomic_load(&srv->in_flight);
 	if (left) {
 		atomic_store(&srv->drain_expired, 1);
-		log_warn("drain timeout with %u call(s) in flight: those not started are answered UNAVAILABLE, "
-			 "running ones finish",
-			 left);
+		if (srv->serving)
+			log_warn("drain timeout with %u call(s) in flight: those not started are answered UNAVAILABLE, "
+				 "running ones finish",
+				 left);
 	}
 }
 

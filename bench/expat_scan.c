@@ -2,7 +2,7 @@
  * rpcq-expat-scan: the baseline of the events ingest benchmark. Reads a file
  * into memory, then runs a bare expat parse over it (empty start and end
  * element handlers, nothing else: no attributes looked at, no copies), in
- * chunks of the size libcurl hands rpcqd's ingest (16 KiB by default), and
+ * chunks of the size libcurl hands rpcqd's ingest (256 KiB, INGEST_READ_BYTES), and
  * prints one line of key=value pairs:
  *
  *   file=PATH bytes=N read_s=S parse_s=S parse_cpu_s=S elements=N vmhwm_kb=N
@@ -147,7 +147,7 @@ static long number(const char *flag, const char *v, long lo, long hi)
 
 int main(int argc, char **argv)
 {
-	size_t chunk = 16384;
+	size_t chunk = 256 * 1024; /* INGEST_READ_BYTES */
 	long repeat = 1;
 	const char *path = NULL;
 	for (int i = 1; i < argc; i++) {

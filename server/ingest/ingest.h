@@ -39,8 +39,13 @@ void ingest_destroy(ingest *g);
  * rnd: a random number in [0, 1). Pure. */
 nng_duration ingest_backoff_ms(unsigned failures, nng_duration max_ms, double rnd);
 
-/* Called with the body as it arrives (only for HTTP 200); returns 0 to go
- * on, nonzero to abort the transfer. */
+/* The most bytes ingest_http_get hands its sink at once (libcurl's read
+ * buffer); bench/expat_scan.c feeds expat pieces of this size too. */
+#define INGEST_READ_BYTES (256L * 1024)
+
+/* Called with the body as it arrives (only for HTTP 200), in pieces of at
+ * most INGEST_READ_BYTES; returns 0 to go on, nonzero to abort the
+ * transfer. */
 typedef int (*ingest_sink_fn)(void *arg, const char *data, size_t len);
 
 /* GET url, streaming a 200 body to sink. timeout_ms bounds the whole

@@ -311,6 +311,10 @@ static long long wait_pending(const sim *s, const char *what, long long n, int m
 
 struct pair {
 	unsigned long base, event;
+	/* What a response may change of the event: */
+	char end[24];
+	uint64_t prices, capacities; /* hashes of its zones' values, in order */
+	bool offline;
 };
 
 struct scan {
@@ -319,6 +323,7 @@ struct scan {
 	long bases, events, zones, offline, two_event_bases;
 	long cur_events;
 	unsigned long cur_base;
+	bool cur_offline;
 	char bad[256]; /* the first problem */
 	struct pair *pairs;
 	size_t npairs, cap;
@@ -422,6 +427,7 @@ static void on_start(void *arg, const XML_Char *name, const XML_Char **a)
 		s->offline += mode != NULL && strcmp(mode, "offline") == 0;
 		s->cur_events = 0;
 		s->cur_base = id ? strtoul(id, NULL, 10) : 0;
+		s->cur_offline = mode != NULL && strcmp(mode, "offline") == 0;
 	} else if (depth == 3) {
 		if (strcmp(name, child) != 0) {
 			scan_bad(s, "<%s> in a base element, not <%s>", name, child);
@@ -443,7 +449,10 @@ static void on_start(void *arg, const XML_Char *name, const XML_Char **a)
 			s->pairs = realloc(s->pairs, s->cap * sizeof(*s->pairs));
 			assert_non_null(s->pairs);
 		}
-		s->pairs[s->npairs++] = (struct pair){s->cur_base, id ? strtoul(id, NULL, 10) : 0};
+		struct pair *pr = &s->pairs[s->npairs++];
+		*pr = (struct pair){
+			.base = s->cur_base, .event = id ? strtoul(id, NULL, 10) : 0, .offline = s->cur_offline};
+		snprintf(pr->end, sizeof(pr->end), "%s", en ? en : "");
 	} else if (depth == 4) {
 		if (strcmp(name, "zone") != 0) {
 			scan_bad(s, "<%s> in an event, not <zone>", name);
@@ -456,6 +465,15 @@ static void on_start(void *arg, const XML_Char *name, const XML_Char **a)
 			scan_bad(s, "<zone> of base %lu: bad attribute (price=%s)", s->cur_base,
 				 attr(a, "price") ? attr(a, "price") : "(none)");
 		s->zones++;
+		if (s->npairs > 0) {
+			struct pair *pr = &s->pairs[s->npairs - 1];
+			for (const char *c = attr(a, "price"); c != NULL && *c != '\0'; c++)
+				pr->prices = pr->prices * 31 + (unsigned char)*c;
+			for (const char *c = attr(a, "capacity"); c != NULL && *c != '\0'; c++)
+				pr->capacities = pr->capacities * 31 + (unsigned char)*c;
+			pr->prices = pr->prices * 31 + '|';
+			pr->capacities = pr->capacities * 31 + '|';
+		}
 	} else {
 		scan_bad(s, "<%s> nested too deep", name);
 	}
@@ -514,6 +532,36 @@ static long check_identity(struct scan *s)
 	for (size_t i = 1; i < s->npairs; i++)
 		shared += s->pairs[i - 1].event == s->pairs[i].event;
 	return shared;
+}
+
+/* What changed from one response to the next, event by event. */
+struct changes {
+	long appeared, gone, offline, ends, prices, capacities;
+};
+
+static void count_changes(struct scan *before, struct scan *after, struct changes *c)
+{
+	qsort(before->pairs, before->npairs, sizeof(*before->pairs), cmp_pair);
+	qsort(after->pairs, after->npairs, sizeof(*after->pairs), cmp_pair);
+	size_t i = 0, j = 0;
+	while (i < before->npairs || j < after->npairs) {
+		int d = i == before->npairs  ? 1
+			: j == after->npairs ? -1
+					     : cmp_pair(&before->pairs[i], &after->pairs[j]);
+		if (d < 0) {
+			c->gone++;
+			i++;
+		} else if (d > 0) {
+			c->appeared++;
+			j++;
+		} else {
+			const struct pair *x = &before->pairs[i++], *y = &after->pairs[j++];
+			c->offline += !x->offline && y->offline;
+			c->ends += strcmp(x->end, y->end) != 0;
+			c->prices += x->prices != y->prices;
+			c->capacities += x->capacities != y->capacities;
+		}
+	}
 }
 
 static void assert_feed(const char *body, size_t len, bool plan, long events, long zones_per_event)
@@ -595,6 +643,8 @@ static void test_responses_change_between_calls_and_repeat_for_the_same_seed(voi
 	char *ra[6];
 	size_t la[6];
 	long offline_seen = 0;
+	struct scan prev = {0};
+	struct changes ch = {0};
 	for (int k = 0; k < 6; k++) {
 		ra[k] = feed(&a, &la[k]);
 		size_t lb;
@@ -610,11 +660,22 @@ static void test_responses_change_between_calls_and_repeat_for_the_same_seed(voi
 			fail_msg("response %d: %s", k + 1, sc.bad);
 		assert_int_equal(sc.events, 200); /* appearing ones make up for those gone */
 		offline_seen += sc.offline;
-		scan_fini(&sc);
+		if (k > 0) {
+			count_changes(&prev, &sc, &ch);
+			scan_fini(&prev);
+		}
+		prev = sc;
 		if (k > 0)
 			assert_true(la[k] != la[k - 1] || memcmp(ra[k], ra[k - 1], la[k]) != 0);
 	}
+	scan_fini(&prev);
 	assert_true(offline_seen > 0);
+	/* Over five steps, every kind of change the provider makes. */
+	print_message("5 steps of 200 events: %ld appeared, %ld gone, %ld went offline, %ld end times, %ld prices, "
+		      "%ld capacities changed\n",
+		      ch.appeared, ch.gone, ch.offline, ch.ends, ch.prices, ch.capacities);
+	assert_true(ch.appeared > 0 && ch.gone > 0 && ch.offline > 0);
+	assert_true(ch.ends > 0 && ch.prices > 0 && ch.capacities > 0);
 	for (int k = 0; k < 6; k++)
 		free(ra[k]);
 	json_t *j = stats(&a);

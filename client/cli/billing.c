@@ -342,7 +342,8 @@ static void progress_bytes(struct run *run)
 	cli_human_bytes(run->sent, a, sizeof(a));
 	cli_human_bytes(run->file.size, b, sizeof(b));
 	snprintf(text, sizeof(text), "sending %s: %s / %s", run->file.name, a, b);
-	progress_bar(&run->progress, run->sent, run->file.size, text, 0);
+	/* The last piece is drawn whatever the rate limit: the bar ends at 100%. */
+	progress_bar(&run->progress, run->sent, run->file.size, text, run->sent >= run->file.size);
 }
 
 /* Sends what the server lacks of the file; 0, or the exit status. */
@@ -418,7 +419,7 @@ static void progress_wait(struct run *run, const Rpcq__Billing__Import *imp, enu
 		snprintf(text, sizeof(text), "e-mails %" PRIu64 " / %" PRIu64 " (%" PRIu64 " sent, %" PRIu64 " failed)",
 			 done, imp->new_debts, imp->emails_sent, imp->emails_failed);
 	}
-	progress_bar(&run->progress, done, imp->new_debts, text, 0);
+	progress_bar(&run->progress, done, imp->new_debts, text, done >= imp->new_debts);
 }
 
 /* A stream message of the import's own topic as its Import (freed by the

@@ -179,6 +179,28 @@ static void *sink_main(void *arg)
 	return NULL;
 }
 
+/* Puts one piece (at most INGEST_READ_BYTES) in the pipe, waiting for a
+ * free buffer: 0, or -1 when the sink has stopped. */
+static int pipe_put(struct transfer *t, const char *data, size_t len)
+{
+	pthread_mutex_lock(&t->lock);
+	while (t->filled == PIPE_DEPTH && !t->sink_stopped)
+		pthread_cond_wait(&t->cv, &t->lock);
+	int stopped = t->sink_stopped;
+	int i = (t->head + t->filled) % PIPE_DEPTH;
+	pthread_mutex_unlock(&t->lock);
+	if (stopped)
+		return -1;
+	/* buf[i] is free: the sink thread takes only filled ones. */
+	memcpy(t->buf[i], data, len);
+	t->len[i] = len;
+	pthread_mutex_lock(&t->lock);
+	t->filled++;
+	pthread_cond_broadcast(&t->cv);
+	pthread_mutex_unlock(&t->lock);
+	return 0;
+}
+
 static size_t on_data(char *data, size_t size, size_t n, void *arg)
 {
 	struct transfer *t = arg;
@@ -187,23 +209,13 @@ static size_t on_data(char *data, size_t size, size_t n, void *arg)
 		curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &t->status);
 	if (t->status != 200)
 		return 0; /* not a feed: abort, nothing of it is applied */
-	if (bytes > (size_t)INGEST_READ_BYTES)
-		return 0; /* never: libcurl hands at most its buffer */
-	pthread_mutex_lock(&t->lock);
-	while (t->filled == PIPE_DEPTH && !t->sink_stopped)
-		pthread_cond_wait(&t->cv, &t->lock);
-	int stopped = t->sink_stopped;
-	int i = (t->head + t->filled) % PIPE_DEPTH;
-	pthread_mutex_unlock(&t->lock);
-	if (stopped)
-		return 0;
-	/* buf[i] is free: the sink thread takes only filled ones. */
-	memcpy(t->buf[i], data, bytes);
-	t->len[i] = bytes;
-	pthread_mutex_lock(&t->lock);
-	t->filled++;
-	pthread_cond_broadcast(&t->cv);
-	pthread_mutex_unlock(&t->lock);
+	/* libcurl hands at most its buffer, but a decoded (gzip) body is cut
+	 * by sizes of its own: pieces of at most a buffer either way. */
+	for (size_t off = 0; off < bytes; off += INGEST_READ_BYTES) {
+		size_t len = bytes - off < (size_t)INGEST_READ_BYTES ? bytes - off : (size_t)INGEST_READ_BYTES;
+		if (pipe_put(t, data + off, len) != 0)
+			return 0;
+	}
 	return bytes;
 }
 

@@ -68,11 +68,6 @@ void log_set_request_id(const char *request_id)
 	log_request_id = request_id;
 }
 
-const char *log_get_request_id(void)
-{
-	return log_request_id;
-}
-
 /* Writes all of buf, retrying on EINTR and short writes. A failing stderr
  * is ignored: there is nowhere left to report it. */
 static void write_all(const char *buf, size_t len)

@@ -24,8 +24,6 @@ int log_parse_level(const char *name, log_level *out);
 /* The request id printed on this thread's lines; NULL clears it. The string
  * must stay valid until cleared. */
 void log_set_request_id(const char *request_id);
-/* This thread's request id, or NULL: for a thread working for the call. */
-const char *log_get_request_id(void);
 
 void log_msg(log_level level, const char *fmt, ...) RPCQ_PRINTF(2, 3);
 

@@ -125,98 +125,27 @@ void ingest_global_init(void)
 	pthread_once(&once, curl_init_once);
 }
 
-/*
- * The body goes from libcurl to the sink through a pipe of a few buffers:
- * the calling thread receives (libcurl, the kernel's socket reads) while a
- * thread of the transfer's own runs the sink (the feed's parse), so the two
- * overlap on two cores. Memory: PIPE_DEPTH buffers of INGEST_READ_BYTES,
- * whatever the body's size. The sink runs on that thread alone, one piece
- * at a time and in order, and it has returned for the last piece when
- * ingest_http_get does.
- */
-#define PIPE_DEPTH 4
-
 struct transfer {
 	CURL *h;
 	ingest_sink_fn sink;
 	void *arg;
 	const atomic_int *stop;
 	long status;
-	const char *request_id; /* the caller's, for the sink thread's log lines */
-	pthread_mutex_t lock;
-	pthread_cond_t cv;
-	char *buf[PIPE_DEPTH];
-	size_t len[PIPE_DEPTH];
-	int head, filled; /* buf[head] is the oldest filled one */
-	int received;	  /* the body is over (or the transfer failed) */
-	int sink_stopped; /* the sink asked to stop: the transfer aborts */
+	int sink_stopped;
 };
-
-static void *sink_main(void *arg)
-{
-	struct transfer *t = arg;
-	log_set_request_id(t->request_id);
-	pthread_mutex_lock(&t->lock);
-	for (;;) {
-		while (t->filled == 0 && !t->received)
-			pthread_cond_wait(&t->cv, &t->lock);
-		if (t->filled == 0)
-			break; /* received, and every piece taken */
-		int i = t->head;
-		pthread_mutex_unlock(&t->lock);
-		int stop = t->sink(t->arg, t->buf[i], t->len[i]);
-		pthread_mutex_lock(&t->lock);
-		t->head = (t->head + 1) % PIPE_DEPTH;
-		t->filled--;
-		pthread_cond_broadcast(&t->cv);
-		if (stop) {
-			t->sink_stopped = 1;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&t->lock);
-	log_set_request_id(NULL);
-	return NULL;
-}
-
-/* Puts one piece (at most INGEST_READ_BYTES) in the pipe, waiting for a
- * free buffer: 0, or -1 when the sink has stopped. */
-static int pipe_put(struct transfer *t, const char *data, size_t len)
-{
-	pthread_mutex_lock(&t->lock);
-	while (t->filled == PIPE_DEPTH && !t->sink_stopped)
-		pthread_cond_wait(&t->cv, &t->lock);
-	int stopped = t->sink_stopped;
-	int i = (t->head + t->filled) % PIPE_DEPTH;
-	pthread_mutex_unlock(&t->lock);
-	if (stopped)
-		return -1;
-	/* buf[i] is free: the sink thread takes only filled ones. */
-	memcpy(t->buf[i], data, len);
-	t->len[i] = len;
-	pthread_mutex_lock(&t->lock);
-	t->filled++;
-	pthread_cond_broadcast(&t->cv);
-	pthread_mutex_unlock(&t->lock);
-	return 0;
-}
 
 static size_t on_data(char *data, size_t size, size_t n, void *arg)
 {
 	struct transfer *t = arg;
-	size_t bytes = size * n;
 	if (t->status == 0)
 		curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &t->status);
 	if (t->status != 200)
 		return 0; /* not a feed: abort, nothing of it is applied */
-	/* libcurl hands at most its buffer, but a decoded (gzip) body is cut
-	 * by sizes of its own: pieces of at most a buffer either way. */
-	for (size_t off = 0; off < bytes; off += INGEST_READ_BYTES) {
-		size_t len = bytes - off < (size_t)INGEST_READ_BYTES ? bytes - off : (size_t)INGEST_READ_BYTES;
-		if (pipe_put(t, data + off, len) != 0)
-			return 0;
+	if (t->sink(t->arg, data, size * n) != 0) {
+		t->sink_stopped = 1;
+		return 0;
 	}
-	return bytes;
+	return size * n;
 }
 
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
@@ -233,29 +162,10 @@ rpcq_status ingest_http_get(const char *url, int timeout_ms, ingest_sink_fn sink
 			    rpcq_error *err)
 {
 	ingest_global_init();
-	struct transfer t = {.sink = sink, .arg = arg, .stop = stop, .request_id = log_get_request_id()};
-	for (int i = 0; i < PIPE_DEPTH; i++) {
-		t.buf[i] = rpcq_alloc(INGEST_READ_BYTES);
-		if (t.buf[i] == NULL) {
-			for (int k = 0; k < i; k++)
-				rpcq_free(t.buf[k]);
-			return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
-		}
-	}
-	pthread_mutex_init(&t.lock, NULL);
-	pthread_cond_init(&t.cv, NULL);
-	pthread_t sink_thread;
-	rpcq_status s = RPCQ_OK;
+	struct transfer t = {.sink = sink, .arg = arg, .stop = stop};
 	t.h = curl_easy_init();
-	if (t.h == NULL) {
-		s = rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "cannot create an HTTP client");
-		goto out;
-	}
-	if (pthread_create(&sink_thread, NULL, sink_main, &t) != 0) {
-		curl_easy_cleanup(t.h);
-		s = rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "cannot start the feed's thread");
-		goto out;
-	}
+	if (t.h == NULL)
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "cannot create an HTTP client");
 	char curl_err[CURL_ERROR_SIZE] = "";
 	curl_easy_setopt(t.h, CURLOPT_URL, url);
 	curl_easy_setopt(t.h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -278,25 +188,15 @@ rpcq_status ingest_http_get(const char *url, int timeout_ms, ingest_sink_fn sink
 	if (t.status == 0)
 		curl_easy_getinfo(t.h, CURLINFO_RESPONSE_CODE, &t.status);
 	curl_easy_cleanup(t.h);
-	/* The sink takes what is left in the pipe, then its thread ends. */
-	pthread_mutex_lock(&t.lock);
-	t.received = 1;
-	pthread_cond_broadcast(&t.cv);
-	pthread_mutex_unlock(&t.lock);
-	pthread_join(sink_thread, NULL);
 	if (t.sink_stopped || (stop && atomic_load(stop)))
-		s = rpcq_error_set(err, RPCQ_ABORTED, "fetch of %s stopped", url);
-	else if (t.status != 0 && t.status != 200)
-		s = rpcq_error_set(err, RPCQ_UNAVAILABLE, "provider %s answered HTTP %ld", url, t.status);
-	else if (rc == CURLE_OPERATION_TIMEDOUT)
-		s = rpcq_error_set(err, RPCQ_UNAVAILABLE, "provider %s: no whole answer within %d ms", url, timeout_ms);
-	else if (rc != CURLE_OK)
-		s = rpcq_error_set(err, RPCQ_UNAVAILABLE, "provider %s: %s", url,
-				   curl_err[0] ? curl_err : curl_easy_strerror(rc));
-out:
-	pthread_cond_destroy(&t.cv);
-	pthread_mutex_destroy(&t.lock);
-	for (int i = 0; i < PIPE_DEPTH; i++)
-		rpcq_free(t.buf[i]);
-	return s;
+		return rpcq_error_set(err, RPCQ_ABORTED, "fetch of %s stopped", url);
+	if (t.status != 0 && t.status != 200)
+		return rpcq_error_set(err, RPCQ_UNAVAILABLE, "provider %s answered HTTP %ld", url, t.status);
+	if (rc == CURLE_OPERATION_TIMEDOUT)
+		return rpcq_error_set(err, RPCQ_UNAVAILABLE, "provider %s: no whole answer within %d ms", url,
+				      timeout_ms);
+	if (rc != CURLE_OK)
+		return rpcq_error_set(err, RPCQ_UNAVAILABLE, "provider %s: %s", url,
+				      curl_err[0] ? curl_err : curl_easy_strerror(rc));
+	return RPCQ_OK;
 }

@@ -44,14 +44,11 @@ nng_duration ingest_backoff_ms(unsigned failures, nng_duration max_ms, double rn
 #define INGEST_READ_BYTES (256L * 1024)
 
 /* Called with the body as it arrives (only for HTTP 200), in pieces of at
- * most INGEST_READ_BYTES, in order, one at a time, on a thread of the
- * transfer's own (with the caller's log request id) while the caller's
- * thread receives the next pieces; returns 0 to go on, nonzero to abort
- * the transfer. */
+ * most INGEST_READ_BYTES; returns 0 to go on, nonzero to abort the
+ * transfer. */
 typedef int (*ingest_sink_fn)(void *arg, const char *data, size_t len);
 
-/* GET url, streaming a 200 body to sink (through a pipe of 4 pieces:
- * memory 1 MiB whatever the body's size). timeout_ms bounds the whole
+/* GET url, streaming a 200 body to sink. timeout_ms bounds the whole
  * transfer (connecting: at most 5 s of it). OK when the whole body arrived
  * with HTTP 200; UNAVAILABLE naming the reason otherwise (connection
  * refused, "HTTP 500", "timed out after N ms"); ABORTED when sink or stop

@@ -304,6 +304,16 @@ static void import_free(Rpcq__Billing__Import *imp)
 		protobuf_c_message_free_unpacked(&imp->base, NULL);
 }
 
+/* StartImport as start_import: the import's id (free it). */
+static char *start_import_id(rpcq_client *c, const char *key, const char *name)
+{
+	Rpcq__Billing__Import *imp = start_import(c, key, name);
+	char *id = strdup(imp->import_id);
+	assert_non_null(id);
+	import_free(imp);
+	return id;
+}
+
 static rpcq_status send_chunk(rpcq_client *c, const char *id, uint64_t offset, const char *data, size_t len, int last,
 			      rpcq_error *err)
 {
@@ -458,9 +468,8 @@ static void test_the_sample_gives_1999_debts_bills_and_emails_and_a_second_impor
 	server_up(0, "smtp");
 	size_t len;
 	char *text = read_sample(&len);
-	Rpcq__Billing__Import *imp = start_import(cl[0], "sample", "debts_sample.csv");
-	char *id = strdup(imp->import_id);
-	import_free(imp);
+	char *id = start_import_id(cl[0], "sample", "debts_sample.csv");
+	Rpcq__Billing__Import *imp;
 	send_from(cl[0], id, text, 0, len, 7919);
 	imp = wait_state(cl[0], id, RPCQ__BILLING__IMPORT_STATE__DONE, 120000);
 	assert_int_equal(imp->state, RPCQ__BILLING__IMPORT_STATE__DONE);
@@ -507,9 +516,8 @@ static void test_the_spool_holds_one_rfc_5322_file_per_email(void **state)
 	server_up(0, "spool");
 	const int n = 150;
 	char *text = generate(n, "s", "spool");
-	Rpcq__Billing__Import *imp = start_import(cl[0], NULL, "spool.csv");
-	char *id = strdup(imp->import_id);
-	import_free(imp);
+	char *id = start_import_id(cl[0], NULL, "spool.csv");
+	Rpcq__Billing__Import *imp;
 	send_from(cl[0], id, text, 0, strlen(text), 4000);
 	imp = wait_state(cl[0], id, RPCQ__BILLING__IMPORT_STATE__DONE, 60000);
 	assert_int_equal(imp->emails_sent, n);
@@ -561,9 +569,8 @@ static void test_bad_rows_are_rejected_with_their_line_and_store_nothing(void **
 {
 	(void)state;
 	server_up(0, "none");
-	Rpcq__Billing__Import *imp = start_import(cl[0], NULL, "bad.csv");
-	char *id = strdup(imp->import_id);
-	import_free(imp);
+	char *id = start_import_id(cl[0], NULL, "bad.csv");
+	Rpcq__Billing__Import *imp;
 	send_from(cl[0], id, bad_file, 0, strlen(bad_file), 13);
 	imp = get_import(cl[0], id);
 	assert_int_equal(imp->rows, 8);
@@ -621,9 +628,8 @@ static void test_an_upload_cut_by_kill_9_resumes_on_the_other_process(void **sta
 	server_up(1, "none");
 	size_t len;
 	char *text = read_sample(&len);
-	Rpcq__Billing__Import *imp = start_import(cl[0], "cut", NULL);
-	char *id = strdup(imp->import_id);
-	import_free(imp);
+	char *id = start_import_id(cl[0], "cut", NULL);
+	Rpcq__Billing__Import *imp;
 	rpcq_error err;
 	/* Two chunks, the second cut inside a record, then kill -9. */
 	assert_int_equal(send_chunk(cl[0], id, 0, text, 50000, 0, &err), RPCQ_OK);
@@ -672,9 +678,8 @@ static void test_kill_9_during_dispatch_with_two_processes_loses_nothing(void **
 	server_up(1, "smtp");
 	const int n = 1500;
 	char *text = generate(n, "k", "user");
-	Rpcq__Billing__Import *imp = start_import(cl[1], NULL, "kill.csv");
-	char *id = strdup(imp->import_id);
-	import_free(imp);
+	char *id = start_import_id(cl[1], NULL, "kill.csv");
+	Rpcq__Billing__Import *imp;
 	send_from(cl[1], id, text, 0, strlen(text), 30000);
 	/* Once e-mails are going out, kill -9 one process, then start it again. */
 	for (int64_t deadline = now_ms() + 30000; now_ms() < deadline; sleep_ms(20)) {
@@ -759,9 +764,8 @@ static void test_kill_9_while_an_import_merges_and_bills_loses_and_duplicates_no
 	size_t len;
 	char *text = read_sample(&len);
 	const size_t chunk = 20000;
-	Rpcq__Billing__Import *imp = start_import(cl[0], "kill-merge", "debts_sample.csv");
-	char *id = strdup(imp->import_id);
-	import_free(imp);
+	char *id = start_import_id(cl[0], "kill-merge", "debts_sample.csv");
+	Rpcq__Billing__Import *imp;
 	rpcq_error err;
 	/* Two chunks taken, and e-mails going out. */
 	for (size_t off = 0; off < 2 * chunk; off += chunk)
@@ -813,9 +817,8 @@ static void test_kill_9_while_bills_are_written_loses_and_duplicates_nothing(voi
 	server_up(0, "none");
 	size_t len;
 	char *text = read_sample(&len);
-	Rpcq__Billing__Import *imp = start_import(cl[0], "kill-bills", "debts_sample.csv");
-	char *id = strdup(imp->import_id);
-	import_free(imp);
+	char *id = start_import_id(cl[0], "kill-bills", "debts_sample.csv");
+	Rpcq__Billing__Import *imp;
 	send_from(cl[0], id, text, 0, len, 20000); /* a range per chunk */
 	server_down(0, SIGTERM);
 	assert_true(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_bill_ranges") >= 8);
@@ -1093,9 +1096,8 @@ static void test_failures_retry_then_fail_and_a_payment_stops_an_email(void **st
 			    "Ok,1,ok@example.com,1,2030-01-01,ok\n"
 			    "Busy,2,busy@example.com,2,2030-01-01,busy\n"
 			    "Reject,3,reject@example.com,3,2030-01-01,reject\n";
-	Rpcq__Billing__Import *imp = start_import(cl[0], NULL, "f.csv");
-	char *id = strdup(imp->import_id);
-	import_free(imp);
+	char *id = start_import_id(cl[0], NULL, "f.csv");
+	Rpcq__Billing__Import *imp;
 	send_from(cl[0], id, text, 0, strlen(text), 1000);
 	imp = wait_state(cl[0], id, RPCQ__BILLING__IMPORT_STATE__DONE, 30000);
 	assert_int_equal(imp->state, RPCQ__BILLING__IMPORT_STATE__DONE);
@@ -1196,9 +1198,8 @@ static void test_a_debt_paid_before_its_bill_exists_gets_no_email(void **state)
 			    "Early,1,early@example.com,10,2030-01-01,early\n"
 			    "Ann,2,ann@example.com,20,2030-01-01,ann\n"
 			    "Bob,3,bob@example.com,30,2030-01-01,bob\n";
-	Rpcq__Billing__Import *imp = start_import(cl[0], NULL, "early.csv");
-	char *id = strdup(imp->import_id);
-	import_free(imp);
+	char *id = start_import_id(cl[0], NULL, "early.csv");
+	Rpcq__Billing__Import *imp;
 	send_from(cl[0], id, text, 0, strlen(text), 1000);
 	Rpcq__Billing__GetBillRequest req = RPCQ__BILLING__GET_BILL_REQUEST__INIT;
 	req.debt_id = "early";
@@ -1255,9 +1256,8 @@ static void test_a_debt_paid_between_retries_gets_no_further_attempt(void **stat
 	server_up(0, "smtp-slow-retry");
 	const char text[] = "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
 			    "Busy,1,busy-paid@example.com,10,2030-01-01,busy-paid\n";
-	Rpcq__Billing__Import *imp = start_import(cl[0], NULL, "busy.csv");
-	char *id = strdup(imp->import_id);
-	import_free(imp);
+	char *id = start_import_id(cl[0], NULL, "busy.csv");
+	Rpcq__Billing__Import *imp;
 	send_from(cl[0], id, text, 0, strlen(text), 1000);
 	Rpcq__Billing__NotificationState ns = RPCQ__BILLING__NOTIFICATION_STATE__NOTIFICATION_STATE_UNSPECIFIED;
 	uint32_t attempts = 0;
@@ -1327,9 +1327,8 @@ static void test_a_delivered_emails_message_id_is_the_one_its_bill_reports(void 
 	server_up(0, "smtp");
 	const int n = 25;
 	char *text = generate(n, "m", "mid");
-	Rpcq__Billing__Import *imp = start_import(cl[0], NULL, "mid.csv");
-	char *id = strdup(imp->import_id);
-	import_free(imp);
+	char *id = start_import_id(cl[0], NULL, "mid.csv");
+	Rpcq__Billing__Import *imp;
 	send_from(cl[0], id, text, 0, strlen(text), 700);
 	imp = wait_state(cl[0], id, RPCQ__BILLING__IMPORT_STATE__DONE, 30000);
 	assert_int_equal(imp->emails_sent, n);
@@ -1363,9 +1362,8 @@ static void test_bills_come_in_ranges_and_a_slip_reads_the_same_everywhere(void 
 	server_up(0, "none7");
 	const int n = 50;
 	char *text = generate(n, "r", "range");
-	Rpcq__Billing__Import *imp = start_import(cl[0], NULL, "ranges.csv");
-	char *id = strdup(imp->import_id);
-	import_free(imp);
+	char *id = start_import_id(cl[0], NULL, "ranges.csv");
+	Rpcq__Billing__Import *imp;
 	send_from(cl[0], id, text, 0, strlen(text), 1 << 20);
 	imp = get_import(cl[0], id);
 	assert_int_equal(imp->new_debts, n);

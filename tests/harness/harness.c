@@ -1080,3 +1080,13 @@ int harness_hold_finish(harness_hold *h)
 	free(h);
 	return seen;
 }
+
+void harness_human_bytes(uint64_t n, char *out, size_t len)
+{
+	if (n < 10 * 1024)
+		snprintf(out, len, "%llu B", (unsigned long long)n);
+	else if (n < 1024 * 1024)
+		snprintf(out, len, "%.1f KiB", (double)n / 1024);
+	else
+		snprintf(out, len, "%.1f MiB", (double)n / (1024 * 1024));
+}

@@ -117,6 +117,10 @@ const char *harness_source_path(const char *rel, char *buf, size_t len);
 /* Reads a whole file into a malloc'd NUL-terminated buffer (*len optional). */
 char *harness_read_file(const char *path, size_t *len);
 
+/* n bytes as the rpcq command shows them (cli_human_bytes in
+ * client/cli/common.c): "512 B", "12.5 KiB", "4.2 MiB". */
+void harness_human_bytes(uint64_t n, char *out, size_t len);
+
 /*
  * HTTP (harness_http.c). Nothing here fails the test because of what the
  * server answers (or that it does not answer): only when the harness itself

@@ -575,17 +575,6 @@ static void test_an_import_killed_midway_resumes_where_it_stopped_and_ends_as_an
 	free(resume), free(out), free(err), free(path);
 }
 
-/* What cli_human_bytes shows for n bytes (client/cli/common.c). */
-static void human_bytes(uint64_t n, char *out, size_t len)
-{
-	if (n < 10 * 1024)
-		snprintf(out, len, "%llu B", (unsigned long long)n);
-	else if (n < 1024 * 1024)
-		snprintf(out, len, "%.1f KiB", (double)n / 1024);
-	else
-		snprintf(out, len, "%.1f MiB", (double)n / (1024 * 1024));
-}
-
 /* The bar the CLI draws for done of total: "[###---...]  42% text". */
 static char *bar_line(uint64_t done, uint64_t total, const char *text)
 {
@@ -639,8 +628,8 @@ static void test_an_import_that_takes_a_while_shows_a_progress_bar_on_a_terminal
 	/* Once the first chunk is in (it waited), its bar, drawn over the
 	 * line before. */
 	char a[32], b[32], text[128];
-	human_bytes(1024 * 1024, a, sizeof(a));
-	human_bytes((uint64_t)size, b, sizeof(b));
+	harness_human_bytes(1024 * 1024, a, sizeof(a));
+	harness_human_bytes((uint64_t)size, b, sizeof(b));
 	snprintf(text, sizeof(text), "sending tty.csv: %s / %s", a, b);
 	char *bar = bar_line(1024 * 1024, (uint64_t)size, text);
 	char *drawn = fmt("\r%s", bar);

@@ -632,12 +632,18 @@ static void send_over_tls_and_check(sink *k, const char *ca_file, int n)
 	mail_sender_destroy(s);
 }
 
-static void test_smtps_delivers_intact_to_a_server_whose_ca_is_trusted(void **state)
+/* Skips the test without aiosmtpd or openssl; makes the certificates. */
+static void need_tls_sink(void)
 {
-	(void)state;
 	if (!have_aiosmtpd() || !have_openssl())
 		skip();
 	certs_make();
+}
+
+static void test_smtps_delivers_intact_to_a_server_whose_ca_is_trusted(void **state)
+{
+	(void)state;
+	need_tls_sink();
 	sink k;
 	sink_start_tls(&k, NULL, "implicit");
 	assert_int_equal(strncmp(k.url, "smtps://", 8), 0);
@@ -648,9 +654,7 @@ static void test_smtps_delivers_intact_to_a_server_whose_ca_is_trusted(void **st
 static void test_starttls_delivers_intact_to_a_server_whose_ca_is_trusted(void **state)
 {
 	(void)state;
-	if (!have_aiosmtpd() || !have_openssl())
-		skip();
-	certs_make();
+	need_tls_sink();
 	sink k;
 	sink_start_tls(&k, NULL, "starttls"); /* it answers 530 to MAIL FROM before STARTTLS */
 	assert_int_equal(strncmp(k.url, "smtp+starttls://", 16), 0);
@@ -683,9 +687,7 @@ static void expect_certificate_refused(sink *k, const char *url, const char *ca_
 static void test_a_certificate_not_trusted_or_for_another_host_sends_nothing(void **state)
 {
 	(void)state;
-	if (!have_aiosmtpd() || !have_openssl())
-		skip();
-	certs_make();
+	need_tls_sink();
 	const char *modes[] = {"implicit", "starttls"};
 	for (size_t i = 0; i < 2; i++) {
 		sink k;
@@ -733,9 +735,7 @@ static void wait_for_log(const harness_server *srv, const char *text)
 static void test_rpcqd_mails_over_tls_only_a_server_that_its_smtp_ca_file_trusts(void **state)
 {
 	(void)state;
-	if (!have_aiosmtpd() || !have_openssl())
-		skip();
-	certs_make();
+	need_tls_sink();
 	harness_pg pg;
 	harness_pg_start(&pg);
 	assert_int_equal(harness_migrate(&pg), 0);

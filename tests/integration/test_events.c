@@ -437,6 +437,20 @@ static harness_server *server_start(const harness_pg *db, const char *feed_url, 
 	return server_start_with(db, feed_url, interval_s, NULL, NULL);
 }
 
+/* A fresh database, the simulator serving the shared data file name, and a
+ * server fetching from it on Sync only, with one more flag as
+ * server_start_with. */
+static harness_server *serve_shared_file(harness_pg *db, const char *name, struct sim **sim, const char *flag,
+					 const char *value)
+{
+	fresh_db(db);
+	char *path = shared_file(name);
+	const char *files[] = {path, NULL};
+	*sim = sim_files(files);
+	free(path);
+	return server_start_with(db, (*sim)->feed_url, 0, flag, value);
+}
+
 static void server_stop(harness_server *s)
 {
 	assert_int_equal(harness_server_stop(s), 0);
@@ -888,12 +902,8 @@ static void test_the_plan_vocabulary_gives_its_four_plans(void **state)
 {
 	(void)state;
 	harness_pg db;
-	fresh_db(&db);
-	char *plans = shared_file("provider_v2_plans.xml");
-	const char *files[] = {plans, NULL};
-	struct sim *sim = sim_files(files);
-	free(plans);
-	harness_server *srv = server_start(&db, sim->feed_url, 0);
+	struct sim *sim;
+	harness_server *srv = serve_shared_file(&db, "provider_v2_plans.xml", &sim, NULL, NULL);
 	rpcq_client *c = client_of(srv);
 	Rpcq__Events__SyncResponse *r = sync_ok(c, "the plan feed");
 	expect_counts(r, "the plan feed", 4, 4, 0, 0, 0);
@@ -1394,12 +1404,8 @@ static void test_search_answers_from_memory_while_the_database_is_down(void **st
 {
 	(void)state;
 	harness_pg db;
-	fresh_db(&db);
-	char *r1 = shared_file("provider_v1_response_1.xml");
-	const char *files[] = {r1, NULL};
-	struct sim *sim = sim_files(files);
-	free(r1);
-	harness_server *srv = server_start(&db, sim->feed_url, 0);
+	struct sim *sim;
+	harness_server *srv = serve_shared_file(&db, "provider_v1_response_1.xml", &sim, NULL, NULL);
 	rpcq_client *c = client_of(srv);
 	protobuf_c_message_free_unpacked(&sync_ok(c, "response 1")->base, NULL);
 	char *rpc_before = search_text(c, "", ""), *http_before = http_search(srv, "");
@@ -1496,12 +1502,8 @@ static void test_get_search_answers_while_every_worker_is_busy(void **state)
 {
 	(void)state;
 	harness_pg db;
-	fresh_db(&db);
-	char *r1 = shared_file("provider_v1_response_1.xml");
-	const char *files[] = {r1, NULL};
-	struct sim *sim = sim_files(files);
-	free(r1);
-	harness_server *srv = server_start_with(&db, sim->feed_url, 0, "--workers", "1");
+	struct sim *sim;
+	harness_server *srv = serve_shared_file(&db, "provider_v1_response_1.xml", &sim, "--workers", "1");
 	rpcq_client *c = client_of(srv);
 	protobuf_c_message_free_unpacked(&sync_ok(c, "response 1")->base, NULL);
 	char *before = http_search(srv, "");

@@ -438,6 +438,33 @@ static const char real_rejections[] =
 	"barcodes.csv:561: barcode 11111111595 repeats line 480, where it is sold to order 174\n"
 	"barcodes.csv:584: barcode 11111111700 repeats line 415, where it is sold to order 103\n";
 
+/* The messages of vouchers.issued after after_seq, through Replay on c
+ * (free with protobuf_c_message_free_unpacked). */
+static Rpcq__ReplayResponse *replay_issued(rpcq_client *c, uint64_t after_seq)
+{
+	Rpcq__ReplayRequest rr = RPCQ__REPLAY_REQUEST__INIT;
+	rr.topic = "vouchers.issued";
+	rr.after_seq = after_seq;
+	Rpcq__ReplayResponse *rep = NULL;
+	rpcq_error err;
+	rpcq_status st = rpcq_streams_replay(c, &rr, &rep, NULL, &err);
+	if (st != RPCQ_OK)
+		fail_msg("Replay of vouchers.issued: %s: %s", rpcq_status_name(st), err.message);
+	return rep;
+}
+
+/* Message i of rep as a VouchersIssued (free with
+ * protobuf_c_message_free_unpacked). */
+static Rpcq__Vouchers__VouchersIssued *issued_message(const Rpcq__ReplayResponse *rep, size_t i)
+{
+	assert_true(i < rep->n_messages);
+	Rpcq__Vouchers__VouchersIssued *ev = rpcq__vouchers__vouchers_issued__unpack(
+		NULL, rep->messages[i]->payload.len, rep->messages[i]->payload.data);
+	if (ev == NULL)
+		fail_msg("message %zu of vouchers.issued is no VouchersIssued", i);
+	return ev;
+}
+
 static void test_the_real_exports_in_chunks_of_any_size_give_what_the_rules_imply(void **state)
 {
 	char *orders = read_shared("data/vouchers/orders.csv");
@@ -859,16 +886,10 @@ static void test_issue_vouchers_sells_unused_barcodes_once_and_says_when_short(v
 	free(top);
 
 	/* Its message on vouchers.issued, in the same transaction. */
-	Rpcq__ReplayRequest rr = RPCQ__REPLAY_REQUEST__INIT;
-	rr.topic = "vouchers.issued";
-	rr.after_seq = (uint64_t)seq0;
-	Rpcq__ReplayResponse *rep = NULL;
-	assert_int_equal(rpcq_streams_replay(cl[1], &rr, &rep, NULL, &err), RPCQ_OK);
+	Rpcq__ReplayResponse *rep = replay_issued(cl[1], (uint64_t)seq0);
 	assert_int_equal(rep->n_messages, 1);
 	assert_string_equal(rep->messages[0]->type, "rpcq.vouchers.VouchersIssued");
-	Rpcq__Vouchers__VouchersIssued *ev = rpcq__vouchers__vouchers_issued__unpack(
-		NULL, rep->messages[0]->payload.len, rep->messages[0]->payload.data);
-	assert_non_null(ev);
+	Rpcq__Vouchers__VouchersIssued *ev = issued_message(rep, 0);
 	assert_string_equal(ev->order_id, r->order_id);
 	assert_int_equal(ev->n_barcodes, 3);
 	assert_string_equal(ev->barcodes[2], r->barcodes[2]);
@@ -985,15 +1006,9 @@ static void test_issues_in_one_batch_each_get_their_own_answer(void **state)
 				   " WHERE l.topic = 'vouchers.issued' AND position(convert_to(r.r_order_id, 'UTF8')"
 				   " IN l.payload) = 3"),
 			 3);
-	Rpcq__ReplayRequest rr = RPCQ__REPLAY_REQUEST__INIT;
-	rr.topic = "vouchers.issued";
-	rr.after_seq = (uint64_t)seq0;
-	Rpcq__ReplayResponse *rep = NULL;
-	assert_int_equal(rpcq_streams_replay(cl[1], &rr, &rep, NULL, &err), RPCQ_OK);
+	Rpcq__ReplayResponse *rep = replay_issued(cl[1], (uint64_t)seq0);
 	assert_int_equal(rep->n_messages, 3);
-	Rpcq__Vouchers__VouchersIssued *ev = rpcq__vouchers__vouchers_issued__unpack(
-		NULL, rep->messages[2]->payload.len, rep->messages[2]->payload.data);
-	assert_non_null(ev);
+	Rpcq__Vouchers__VouchersIssued *ev = issued_message(rep, 2);
 	assert_string_equal(ev->customer_id, "a \"q\", {b} \\ z");
 	assert_int_equal(ev->n_barcodes, 2);
 	protobuf_c_message_free_unpacked(&ev->base, NULL);
@@ -1248,15 +1263,9 @@ static void race_one_key(int second)
 	assert_int_equal(unused, 20 - 1 - 3);
 	assert_int_equal(sold, 1 + 3);
 	assert_int_equal(sql_count(LAST_SEQ), seq0 + 1);
-	Rpcq__ReplayRequest rr = RPCQ__REPLAY_REQUEST__INIT;
-	rr.topic = "vouchers.issued";
-	rr.after_seq = (uint64_t)seq0;
-	Rpcq__ReplayResponse *rep = NULL;
-	assert_int_equal(rpcq_streams_replay(cl[1], &rr, &rep, NULL, &err), RPCQ_OK);
+	Rpcq__ReplayResponse *rep = replay_issued(cl[1], (uint64_t)seq0);
 	assert_int_equal(rep->n_messages, 1);
-	Rpcq__Vouchers__VouchersIssued *ev = rpcq__vouchers__vouchers_issued__unpack(
-		NULL, rep->messages[0]->payload.len, rep->messages[0]->payload.data);
-	assert_non_null(ev);
+	Rpcq__Vouchers__VouchersIssued *ev = issued_message(rep, 0);
 	assert_string_equal(ev->order_id, a.r->order_id);
 	assert_string_equal(ev->customer_id, "racer");
 	assert_int_equal(ev->n_barcodes, 3);
@@ -1367,11 +1376,7 @@ static void test_the_issued_message_is_what_protobuf_c_packs(void **state)
 		 (unsigned long long)r->seq);
 	assert_int_equal(sql_count(sql), 1);
 
-	Rpcq__ReplayRequest rr = RPCQ__REPLAY_REQUEST__INIT;
-	rr.topic = "vouchers.issued";
-	rr.after_seq = r->seq - 1;
-	Rpcq__ReplayResponse *rep = NULL;
-	assert_int_equal(rpcq_streams_replay(cl[1], &rr, &rep, NULL, &err), RPCQ_OK);
+	Rpcq__ReplayResponse *rep = replay_issued(cl[1], r->seq - 1);
 	assert_true(rep->n_messages >= 1);
 	assert_int_equal(rep->messages[0]->seq, r->seq);
 	const ProtobufCBinaryData *payload = &rep->messages[0]->payload;

@@ -970,17 +970,6 @@ static void test_top_without_n_prints_the_top_5_ties_by_customer_id(void **state
 	free(orders), free(barcodes), free(ot), free(bt);
 }
 
-/* What cli_human_bytes shows for n bytes (client/cli/common.c). */
-static void human_bytes(uint64_t n, char *out, size_t len)
-{
-	if (n < 10 * 1024)
-		snprintf(out, len, "%llu B", (unsigned long long)n);
-	else if (n < 1024 * 1024)
-		snprintf(out, len, "%.1f KiB", (double)n / 1024);
-	else
-		snprintf(out, len, "%.1f MiB", (double)n / (1024 * 1024));
-}
-
 /* A pair of files of a few 1 MiB chunks each, ids from base on. */
 static void progress_files_write(int base, char **orders, char **barcodes, long *orders_size, long *barcodes_size)
 {
@@ -1028,8 +1017,8 @@ static void test_an_import_that_takes_a_while_shows_progress_on_a_terminal_and_n
 	progress_files_write(100000, &orders, &barcodes, &osize, &bsize);
 	assert_true(osize > 1024 * 1024 && bsize > 1024 * 1024); /* two chunks or more each */
 	char ob[32], bb[32];
-	human_bytes((uint64_t)osize, ob, sizeof(ob));
-	human_bytes((uint64_t)bsize, bb, sizeof(bb));
+	harness_human_bytes((uint64_t)osize, ob, sizeof(ob));
+	harness_human_bytes((uint64_t)bsize, bb, sizeof(bb));
 
 	harness_hold *h1, *h2;
 	hold_import(&db, &h1, &h2);

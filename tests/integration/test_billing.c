@@ -867,6 +867,60 @@ static long long json_number(const char *json, const char *name)
 	return strtoll(at, NULL, 10);
 }
 
+/* billing.imports.<id> over SSE carries the import's progress while it
+ * runs: after each chunk, an Import with what has been read so far, in
+ * order and growing, before the next chunk is sent; the last one says
+ * complete. */
+static void test_the_imports_stream_carries_its_progress_while_it_runs(void **state)
+{
+	(void)state;
+	server_up(0, "none");
+	size_t len;
+	char *text = read_sample(&len);
+	char *id = start_import_id(cl[0], "progress", "debts_sample.csv");
+	char sse_url[300];
+	snprintf(sse_url, sizeof(sse_url), "%s/streams/billing.imports.%s", srv[0].http_url, id);
+	harness_sse *sse = harness_sse_open(sse_url, NULL, 10000);
+	assert_int_equal(harness_sse_status(sse), 200);
+	const size_t chunk = 40000;
+	long long rows = 0;
+	int steps = 0;
+	for (size_t off = 0; off < len; off += chunk) {
+		size_t n = len - off < chunk ? len - off : chunk;
+		int last = off + n == len;
+		rpcq_error err;
+		if (send_chunk(cl[0], id, off, text + off, n, last, &err) != RPCQ_OK)
+			fail_msg("chunk at %zu: %s", off, err.message);
+		/* Its progress, before the next chunk goes. */
+		for (;;) {
+			harness_sse_event ev;
+			if (harness_sse_next(sse, 10000, &ev) != 1)
+				fail_msg("no progress on %s within 10 s of the chunk at %zu", sse_url, off);
+			long long got = json_number(ev.data, "rows"), at = json_number(ev.data, "receivedBytes");
+			int complete = strstr(ev.data, "\"complete\":true") != NULL;
+			if (got < rows)
+				fail_msg("progress went back from %lld to %lld rows: %s", rows, got, ev.data);
+			if (complete && !last)
+				fail_msg("complete before the last chunk: %s", ev.data);
+			rows = got;
+			harness_sse_event_free(&ev);
+			if (at == (long long)(off + n)) {
+				if (!last && (rows == 0 || rows >= 2053))
+					fail_msg("after %lld bytes the stream says %lld rows of 2,053", at, rows);
+				if (last && !complete)
+					fail_msg("the last chunk's progress does not say complete");
+				break;
+			}
+		}
+		steps++;
+	}
+	assert_true(steps > 3);
+	assert_int_equal(rows, 2053);
+	harness_sse_close(sse);
+	free(id);
+	free(text);
+}
+
 static int curl(const char *const *args, char **out, char **err, const char *stdin_text)
 {
 	const char *argv[24] = {"curl", "-s", "-S", "--max-time", "60", "-w", "\n%{http_code}"};
@@ -1437,6 +1491,7 @@ int main(void)
 				       reset),
 		cmocka_unit_test_setup(test_kill_9_while_bills_are_written_loses_and_duplicates_nothing, reset),
 		cmocka_unit_test_setup(test_the_http_upload_streams_a_file_into_an_import, reset),
+		cmocka_unit_test_setup(test_the_imports_stream_carries_its_progress_while_it_runs, reset),
 		cmocka_unit_test_setup(test_curl_posting_the_sample_bills_and_mails_1999_debts_and_again_adds_none,
 				       reset),
 		cmocka_unit_test_setup(test_failures_retry_then_fail_and_a_payment_stops_an_email, reset),

@@ -987,6 +987,29 @@ static void test_the_http_upload_streams_a_file_into_an_import(void **state)
 	free(err);
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), 1999 + n);
 
+	/* An HTML form's file of several 1 MiB chunks (about 3 MB): its part
+	 * is streamed into the import chunk by chunk as well. */
+	const int m = 40000;
+	char *form_text = generate(m, "f", "form");
+	char form_path[300], form_arg[400];
+	snprintf(form_path, sizeof(form_path), "%s/form.csv", pg.dir);
+	FILE *ff = fopen(form_path, "wb");
+	assert_non_null(ff);
+	assert_int_equal(fwrite(form_text, 1, strlen(form_text), ff), strlen(form_text));
+	assert_int_equal(fclose(ff), 0);
+	assert_true(strlen(form_text) > 2u << 20);
+	snprintf(form_arg, sizeof(form_arg), "file=@%s;type=text/csv", form_path);
+	const char *a7[] = {"-F", form_arg, url, NULL};
+	assert_int_equal(curl(a7, &out, &err, NULL), 0);
+	assert_int_equal(curl_status(out), 201);
+	assert_non_null(strstr(out, "\"name\":\"form.csv\""));
+	assert_int_equal(json_number(out, "newDebts"), m);
+	assert_int_equal(json_number(out, "receivedBytes"), (long long)strlen(form_text));
+	free(out);
+	free(err);
+	free(form_text);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), 1999 + n + m);
+
 	/* Its status as JSON, and its progress as Server-Sent Events. */
 	char status_url[300];
 	snprintf(status_url, sizeof(status_url), "%s/%lld", url, first);

@@ -353,6 +353,19 @@ static char *compose_message(int i, char *key, char *id)
 }
 
 /* Writes the want_* files of message i into dir, for mail_check.py. */
+/* The message the sink k received as its n-th is msg, byte for byte. */
+static void expect_arrived(const sink *k, int n, const char *msg)
+{
+	char path[300];
+	snprintf(path, sizeof(path), "%s/msgs/%d/message.eml", k->dir, n);
+	size_t len;
+	char *arrived = harness_read_file(path, &len);
+	assert_non_null(arrived);
+	assert_int_equal(len, strlen(msg));
+	assert_memory_equal(arrived, msg, len);
+	free(arrived);
+}
+
 static void want_message(const char *dir, int i)
 {
 	char debt[64], to[64], body[256], key[MAIL_KEY_MAX], id[MAIL_MESSAGE_ID_MAX], subject[128];
@@ -444,14 +457,7 @@ static void test_many_messages_through_one_sender_arrive_once_and_intact(void **
 		assert_string_equal(r->from, "billing@localhost");
 		/* One connection for all of them. */
 		assert_int_equal(r->client_port, got[base].client_port);
-		char path[300];
-		snprintf(path, sizeof(path), "%s/msgs/%d/message.eml", k->dir, r->n);
-		size_t len;
-		char *arrived = harness_read_file(path, &len);
-		assert_non_null(arrived);
-		assert_int_equal(len, strlen(msgs[i]));
-		assert_memory_equal(arrived, msgs[i], len);
-		free(arrived);
+		expect_arrived(k, r->n, msgs[i]);
 		if (i % CHECK_EVERY == 0) {
 			snprintf(dirs[nd], sizeof(dirs[nd]), "%s/msgs/%d", k->dir, r->n);
 			want_message(dirs[nd++], i);
@@ -617,14 +623,7 @@ static void send_over_tls_and_check(sink *k, const char *ca_file, int n)
 		assert_string_equal(got[i].from, "billing@localhost");
 		assert_int_equal(got[i].client_port, got[0].client_port); /* one TLS session for all */
 		snprintf(dirs[i], sizeof(dirs[i]), "%s/msgs/%d", k->dir, i);
-		char path[300];
-		snprintf(path, sizeof(path), "%s/msgs/%d/message.eml", k->dir, i);
-		size_t len;
-		char *arrived = harness_read_file(path, &len);
-		assert_non_null(arrived);
-		assert_int_equal(len, strlen(msgs[i]));
-		assert_memory_equal(arrived, msgs[i], len);
-		free(arrived);
+		expect_arrived(k, i, msgs[i]);
 		want_message(dirs[i], 20 + i);
 		rpcq_free(msgs[i]);
 	}

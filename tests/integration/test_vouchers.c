@@ -465,6 +465,30 @@ static Rpcq__Vouchers__VouchersIssued *issued_message(const Rpcq__ReplayResponse
 	return ev;
 }
 
+/* A connection of the test's own holding the row of "vouchers.issued" in an
+ * open transaction: every issue waits for it until release_topic_row. */
+static PGconn *hold_topic_row(void)
+{
+	PGconn *db = PQconnectdb(pg.conninfo);
+	assert_int_equal(PQstatus(db), CONNECTION_OK);
+	PGresult *res = PQexec(db, "BEGIN");
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	res = PQexec(db, "SELECT 1 FROM stream_topics WHERE topic = 'vouchers.issued' FOR UPDATE");
+	assert_int_equal(PQntuples(res), 1);
+	PQclear(res);
+	return db;
+}
+
+/* Commits and closes what hold_topic_row opened: the issues go on. */
+static void release_topic_row(PGconn *db)
+{
+	PGresult *res = PQexec(db, "COMMIT");
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	PQfinish(db);
+}
+
 static void test_the_real_exports_in_chunks_of_any_size_give_what_the_rules_imply(void **state)
 {
 	char *orders = read_shared("data/vouchers/orders.csv");
@@ -1073,14 +1097,7 @@ static void test_calls_are_answered_while_workers_wait_for_a_batch(void **state)
 	assert_int_equal(issue(cl[0], "first", 1, NULL, &r, &err), RPCQ_OK);
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 
-	PGconn *db = PQconnectdb(pg.conninfo);
-	assert_int_equal(PQstatus(db), CONNECTION_OK);
-	PGresult *res = PQexec(db, "BEGIN");
-	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
-	PQclear(res);
-	res = PQexec(db, "SELECT 1 FROM stream_topics WHERE topic = 'vouchers.issued' FOR UPDATE");
-	assert_int_equal(PQntuples(res), 1);
-	PQclear(res);
+	PGconn *db = hold_topic_row();
 
 	held_issue held[HELD_ISSUES];
 	memset(held, 0, sizeof(held));
@@ -1103,9 +1120,7 @@ static void test_calls_are_answered_while_workers_wait_for_a_batch(void **state)
 	assert_int_equal(unused, 19);
 	assert_int_equal(sql_count("SELECT count(*) FROM voucher_orders"), 1);
 
-	res = PQexec(db, "COMMIT");
-	PQclear(res);
-	PQfinish(db);
+	release_topic_row(db);
 	for (int i = 0; i < HELD_ISSUES; i++) {
 		pthread_join(held[i].thread, NULL);
 		if (held[i].st != RPCQ_OK)
@@ -1208,14 +1223,7 @@ static void race_one_key(int second)
 	protobuf_c_message_free_unpacked(&r->base, NULL);
 	long long seq0 = sql_count(LAST_SEQ);
 
-	PGconn *db = PQconnectdb(pg.conninfo);
-	assert_int_equal(PQstatus(db), CONNECTION_OK);
-	PGresult *res = PQexec(db, "BEGIN");
-	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
-	PQclear(res);
-	res = PQexec(db, "SELECT 1 FROM stream_topics WHERE topic = 'vouchers.issued' FOR UPDATE");
-	assert_int_equal(PQntuples(res), 1);
-	PQclear(res);
+	PGconn *db = hold_topic_row();
 
 	keyed_issue a, b;
 	keyed_issue_start(&a, 0);
@@ -1232,9 +1240,7 @@ static void race_one_key(int second)
 	/* Neither has answered: both are in flight. */
 	assert_int_equal(sql_count("SELECT count(*) FROM voucher_orders WHERE customer_id = 'racer'"), 0);
 
-	res = PQexec(db, "COMMIT");
-	PQclear(res);
-	PQfinish(db);
+	release_topic_row(db);
 	pthread_join(a.thread, NULL);
 	pthread_join(b.thread, NULL);
 	if (a.st != RPCQ_OK || b.st != RPCQ_OK)

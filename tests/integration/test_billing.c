@@ -341,6 +341,15 @@ static void send_from(rpcq_client *c, const char *id, const char *text, size_t f
 	} while (off < len);
 }
 
+/* A new import (key, name) on c with text sent whole in chunks of chunk
+ * bytes: its id (free it). */
+static char *import_file(rpcq_client *c, const char *key, const char *name, const char *text, size_t len, size_t chunk)
+{
+	char *id = start_import_id(c, key, name);
+	send_from(c, id, text, 0, len, chunk);
+	return id;
+}
+
 static Rpcq__Billing__Import *get_import(rpcq_client *c, const char *id)
 {
 	Rpcq__Billing__GetImportRequest req = RPCQ__BILLING__GET_IMPORT_REQUEST__INIT;
@@ -461,17 +470,11 @@ static int count_files(const char *dir)
 
 /* ---- tests ---- */
 
-static void test_the_sample_gives_1999_debts_bills_and_emails_and_a_second_import_adds_none(void **state)
+/* The sample's import over: every debt with exactly one bill, every e-mail
+ * delivered to the sink exactly once, and nothing left to bill or send. */
+static void expect_the_sample_billed_and_mailed_once(const char *id)
 {
-	(void)state;
-	sink_start(&smtp);
-	server_up(0, "smtp");
-	size_t len;
-	char *text = read_sample(&len);
-	char *id = start_import_id(cl[0], "sample", "debts_sample.csv");
-	Rpcq__Billing__Import *imp;
-	send_from(cl[0], id, text, 0, len, 7919);
-	imp = wait_state(cl[0], id, RPCQ__BILLING__IMPORT_STATE__DONE, 120000);
+	Rpcq__Billing__Import *imp = wait_state(cl[0], id, RPCQ__BILLING__IMPORT_STATE__DONE, 120000);
 	assert_int_equal(imp->state, RPCQ__BILLING__IMPORT_STATE__DONE);
 	assert_int_equal(imp->rows, 2053);
 	assert_int_equal(imp->new_debts, 1999);
@@ -479,21 +482,41 @@ static void test_the_sample_gives_1999_debts_bills_and_emails_and_a_second_impor
 	assert_int_equal(imp->rejected, 0);
 	assert_int_equal(imp->bills, 1999);
 	assert_int_equal(imp->emails_sent, 1999);
+	assert_int_equal(imp->emails_failed, 0);
 	assert_int_equal(imp->emails_pending, 0);
 	import_free(imp);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), 1999);
+	assert_int_equal(harness_sql_scalar(pg.conninfo,
+					    "SELECT count(*) FROM billing_debts d WHERE"
+					    " (SELECT count(*) FROM billing_bills b WHERE b.debt = d.id) = 1"),
+			 1999);
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_bills"), 1999);
-	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(DISTINCT barcode) FROM billing_bills"), 1999);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_bill_ranges"), 0);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_notifications WHERE state = 2"),
+			 1999);
 	int total, dups;
-	assert_int_equal(sink_count(&smtp, &total, &dups), 1999);
+	int distinct = sink_count(&smtp, &total, &dups);
+	print_message("sink: %d messages, %d distinct, %d duplicate(s)\n", total, distinct, dups);
+	assert_int_equal(distinct, 1999);
+	assert_int_equal(total, 1999);
 	assert_int_equal(dups, 0);
+}
+
+static void test_the_sample_gives_1999_debts_bills_and_emails_and_a_second_import_adds_none(void **state)
+{
+	(void)state;
+	sink_start(&smtp);
+	server_up(0, "smtp");
+	size_t len;
+	char *text = read_sample(&len);
+	char *id = import_file(cl[0], "sample", "debts_sample.csv", text, len, 7919);
+	expect_the_sample_billed_and_mailed_once(id);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(DISTINCT barcode) FROM billing_bills"), 1999);
 
 	/* The same file again (another key): nothing new, nothing sent. */
-	imp = start_import(cl[0], "sample-again", NULL);
 	free(id);
-	id = strdup(imp->import_id);
-	import_free(imp);
-	send_from(cl[0], id, text, 0, len, 1 << 20);
-	imp = wait_state(cl[0], id, RPCQ__BILLING__IMPORT_STATE__DONE, 10000);
+	id = import_file(cl[0], "sample-again", NULL, text, len, 1 << 20);
+	Rpcq__Billing__Import *imp = wait_state(cl[0], id, RPCQ__BILLING__IMPORT_STATE__DONE, 10000);
 	assert_int_equal(imp->state, RPCQ__BILLING__IMPORT_STATE__DONE);
 	assert_int_equal(imp->new_debts, 0);
 	assert_int_equal(imp->repeated, 2053);
@@ -502,6 +525,7 @@ static void test_the_sample_gives_1999_debts_bills_and_emails_and_a_second_impor
 	import_free(imp);
 	sleep_ms(1500);
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), 1999);
+	int total, dups;
 	assert_int_equal(sink_count(&smtp, &total, &dups), 1999);
 	assert_int_equal(total, 1999);
 	free(id);
@@ -516,9 +540,8 @@ static void test_the_spool_holds_one_rfc_5322_file_per_email(void **state)
 	server_up(0, "spool");
 	const int n = 150;
 	char *text = generate(n, "s", "spool");
-	char *id = start_import_id(cl[0], NULL, "spool.csv");
+	char *id = import_file(cl[0], NULL, "spool.csv", text, strlen(text), 4000);
 	Rpcq__Billing__Import *imp;
-	send_from(cl[0], id, text, 0, strlen(text), 4000);
 	imp = wait_state(cl[0], id, RPCQ__BILLING__IMPORT_STATE__DONE, 60000);
 	assert_int_equal(imp->emails_sent, n);
 	import_free(imp);
@@ -569,9 +592,8 @@ static void test_bad_rows_are_rejected_with_their_line_and_store_nothing(void **
 {
 	(void)state;
 	server_up(0, "none");
-	char *id = start_import_id(cl[0], NULL, "bad.csv");
+	char *id = import_file(cl[0], NULL, "bad.csv", bad_file, strlen(bad_file), 13);
 	Rpcq__Billing__Import *imp;
-	send_from(cl[0], id, bad_file, 0, strlen(bad_file), 13);
 	imp = get_import(cl[0], id);
 	assert_int_equal(imp->rows, 8);
 	assert_int_equal(imp->new_debts, 2);
@@ -678,9 +700,8 @@ static void test_kill_9_during_dispatch_with_two_processes_loses_nothing(void **
 	server_up(1, "smtp");
 	const int n = 1500;
 	char *text = generate(n, "k", "user");
-	char *id = start_import_id(cl[1], NULL, "kill.csv");
+	char *id = import_file(cl[1], NULL, "kill.csv", text, strlen(text), 30000);
 	Rpcq__Billing__Import *imp;
-	send_from(cl[1], id, text, 0, strlen(text), 30000);
 	/* Once e-mails are going out, kill -9 one process, then start it again. */
 	for (int64_t deadline = now_ms() + 30000; now_ms() < deadline; sleep_ms(20)) {
 		int total, dups;
@@ -711,38 +732,6 @@ static void test_kill_9_during_dispatch_with_two_processes_loses_nothing(void **
 	free(out);
 	free(id);
 	free(text);
-}
-
-/* The sample's import over: every debt with exactly one bill, every e-mail
- * delivered to the sink exactly once, and nothing left to bill or send. */
-static void expect_the_sample_billed_and_mailed_once(const char *id)
-{
-	Rpcq__Billing__Import *imp = wait_state(cl[0], id, RPCQ__BILLING__IMPORT_STATE__DONE, 120000);
-	assert_int_equal(imp->state, RPCQ__BILLING__IMPORT_STATE__DONE);
-	assert_int_equal(imp->rows, 2053);
-	assert_int_equal(imp->new_debts, 1999);
-	assert_int_equal(imp->repeated, 54);
-	assert_int_equal(imp->rejected, 0);
-	assert_int_equal(imp->bills, 1999);
-	assert_int_equal(imp->emails_sent, 1999);
-	assert_int_equal(imp->emails_failed, 0);
-	assert_int_equal(imp->emails_pending, 0);
-	import_free(imp);
-	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), 1999);
-	assert_int_equal(harness_sql_scalar(pg.conninfo,
-					    "SELECT count(*) FROM billing_debts d WHERE"
-					    " (SELECT count(*) FROM billing_bills b WHERE b.debt = d.id) = 1"),
-			 1999);
-	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_bills"), 1999);
-	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_bill_ranges"), 0);
-	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_notifications WHERE state = 2"),
-			 1999);
-	int total, dups;
-	int distinct = sink_count(&smtp, &total, &dups);
-	print_message("sink: %d messages, %d distinct, %d duplicate(s)\n", total, distinct, dups);
-	assert_int_equal(distinct, 1999);
-	assert_int_equal(total, 1999);
-	assert_int_equal(dups, 0);
 }
 
 /* rpcqd's merge lock (server/services/billing/sql.h, BILLING_MERGE_LOCK_KEY). */
@@ -817,9 +806,8 @@ static void test_kill_9_while_bills_are_written_loses_and_duplicates_nothing(voi
 	server_up(0, "none");
 	size_t len;
 	char *text = read_sample(&len);
-	char *id = start_import_id(cl[0], "kill-bills", "debts_sample.csv");
-	Rpcq__Billing__Import *imp;
-	send_from(cl[0], id, text, 0, len, 20000); /* a range per chunk */
+	char *id = import_file(cl[0], "kill-bills", "debts_sample.csv", text, len, 20000);
+	Rpcq__Billing__Import *imp; /* a range per chunk */
 	server_down(0, SIGTERM);
 	assert_true(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_bill_ranges") >= 8);
 	static const char later_sql[] = "(SELECT lo FROM billing_bill_ranges ORDER BY lo OFFSET 4 LIMIT 1)";
@@ -1173,9 +1161,8 @@ static void test_failures_retry_then_fail_and_a_payment_stops_an_email(void **st
 			    "Ok,1,ok@example.com,1,2030-01-01,ok\n"
 			    "Busy,2,busy@example.com,2,2030-01-01,busy\n"
 			    "Reject,3,reject@example.com,3,2030-01-01,reject\n";
-	char *id = start_import_id(cl[0], NULL, "f.csv");
+	char *id = import_file(cl[0], NULL, "f.csv", text, strlen(text), 1000);
 	Rpcq__Billing__Import *imp;
-	send_from(cl[0], id, text, 0, strlen(text), 1000);
 	imp = wait_state(cl[0], id, RPCQ__BILLING__IMPORT_STATE__DONE, 30000);
 	assert_int_equal(imp->state, RPCQ__BILLING__IMPORT_STATE__DONE);
 	assert_int_equal(imp->emails_sent, 1);
@@ -1275,9 +1262,8 @@ static void test_a_debt_paid_before_its_bill_exists_gets_no_email(void **state)
 			    "Early,1,early@example.com,10,2030-01-01,early\n"
 			    "Ann,2,ann@example.com,20,2030-01-01,ann\n"
 			    "Bob,3,bob@example.com,30,2030-01-01,bob\n";
-	char *id = start_import_id(cl[0], NULL, "early.csv");
+	char *id = import_file(cl[0], NULL, "early.csv", text, strlen(text), 1000);
 	Rpcq__Billing__Import *imp;
-	send_from(cl[0], id, text, 0, strlen(text), 1000);
 	Rpcq__Billing__GetBillRequest req = RPCQ__BILLING__GET_BILL_REQUEST__INIT;
 	req.debt_id = "early";
 	Rpcq__Billing__Bill *b = NULL;
@@ -1333,9 +1319,8 @@ static void test_a_debt_paid_between_retries_gets_no_further_attempt(void **stat
 	server_up(0, "smtp-slow-retry");
 	const char text[] = "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
 			    "Busy,1,busy-paid@example.com,10,2030-01-01,busy-paid\n";
-	char *id = start_import_id(cl[0], NULL, "busy.csv");
+	char *id = import_file(cl[0], NULL, "busy.csv", text, strlen(text), 1000);
 	Rpcq__Billing__Import *imp;
-	send_from(cl[0], id, text, 0, strlen(text), 1000);
 	Rpcq__Billing__NotificationState ns = RPCQ__BILLING__NOTIFICATION_STATE__NOTIFICATION_STATE_UNSPECIFIED;
 	uint32_t attempts = 0;
 	for (int64_t deadline = now_ms() + 20000; now_ms() < deadline; sleep_ms(20)) {
@@ -1404,9 +1389,8 @@ static void test_a_delivered_emails_message_id_is_the_one_its_bill_reports(void 
 	server_up(0, "smtp");
 	const int n = 25;
 	char *text = generate(n, "m", "mid");
-	char *id = start_import_id(cl[0], NULL, "mid.csv");
+	char *id = import_file(cl[0], NULL, "mid.csv", text, strlen(text), 700);
 	Rpcq__Billing__Import *imp;
-	send_from(cl[0], id, text, 0, strlen(text), 700);
 	imp = wait_state(cl[0], id, RPCQ__BILLING__IMPORT_STATE__DONE, 30000);
 	assert_int_equal(imp->emails_sent, n);
 	import_free(imp);
@@ -1439,9 +1423,8 @@ static void test_bills_come_in_ranges_and_a_slip_reads_the_same_everywhere(void 
 	server_up(0, "none7");
 	const int n = 50;
 	char *text = generate(n, "r", "range");
-	char *id = start_import_id(cl[0], NULL, "ranges.csv");
+	char *id = import_file(cl[0], NULL, "ranges.csv", text, strlen(text), 1 << 20);
 	Rpcq__Billing__Import *imp;
-	send_from(cl[0], id, text, 0, strlen(text), 1 << 20);
 	imp = get_import(cl[0], id);
 	assert_int_equal(imp->new_debts, n);
 	assert_int_equal(imp->bills, 0);

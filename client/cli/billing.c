@@ -26,17 +26,12 @@
  * once every row is imported (and what --wait asks for is done).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 
 #include <uuid/uuid.h>
 
@@ -51,9 +46,6 @@
 /* With the stream: a GetImport when no message came for this long (a
  * message lost for good, or progress the stream does not carry). */
 #define STREAM_QUIET_MS 1000
-/* The progress line appears once an import has taken this long. */
-#define PROGRESS_AFTER_MS 300
-#define BAR_WIDTH 24
 /* ListRejections pages: the most the server gives. */
 #define PAGE_SIZE 10000
 /* Times a refused chunk makes the command re-read where to continue before
@@ -146,11 +138,6 @@ static void pay_usage(FILE *out)
 
 /* ---- small helpers ---- */
 
-static int out_of_memory(void)
-{
-	return cli_fail_status(RPCQ_RESOURCE_EXHAUSTED, "out of memory");
-}
-
 static void sleep_ms(int ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -180,123 +167,11 @@ static const char *state_name(Rpcq__Billing__ImportState s)
 	}
 }
 
-static void format_ms(int64_t ms, char *out, size_t len)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	snprintf(out, len, "-");
-	if (ms > 0 && gmtime_r(&t, &tm))
-		strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* E-mails of the import's bills no longer pending: sent, failed or
  * cancelled. */
 static uint64_t settled(const Rpcq__Billing__Import *imp)
 {
 	return imp->bills > imp->emails_pending ? imp->bills - imp->emails_pending : 0;
-}
-
-/* ---- progress on a terminal ---- */
-
-struct progress {
-	int tty;
-	int64_t start_ms;
-	int64_t drawn_ms;
-	int shown;
-	size_t width; /* of the line drawn last */
-	char last[256];
-};
-
-/* Draws "[####    ]  42% text" over the previous line, once the command has
- * taken PROGRESS_AFTER_MS, at most every 100 ms unless final. */
-static void progress_bar(struct progress *p, uint64_t done, uint64_t total, const char *text, int final)
-{
-	if (!p->tty)
-		return;
-	int64_t now = cli_now_ms();
-	if (!p->shown && now - p->start_ms < PROGRESS_AFTER_MS)
-		return;
-	if (!final && p->shown && now - p->drawn_ms < 100)
-		return;
-	unsigned pct = total ? (unsigned)(done >= total ? 100 : done * 100 / total) : 100;
-	char bar[BAR_WIDTH + 1];
-	size_t fill = (size_t)pct * BAR_WIDTH / 100;
-	for (size_t i = 0; i < BAR_WIDTH; i++)
-		bar[i] = i < fill ? '#' : '-';
-	bar[BAR_WIDTH] = '\0';
-	char line[256];
-	snprintf(line, sizeof(line), "[%s] %3u%% %s", bar, pct, text);
-	if (p->shown && strcmp(line, p->last) == 0)
-		return;
-	size_t n = strlen(line);
-	fprintf(stderr, "\r%s%*s", line, p->width > n ? (int)(p->width - n) : 0, "");
-	if (p->width > n)
-		fprintf(stderr, "\r%s", line);
-	snprintf(p->last, sizeof(p->last), "%s", line);
-	p->width = n;
-	p->shown = 1;
-	p->drawn_ms = now;
-}
-
-static void progress_clear(struct progress *p)
-{
-	if (!p->shown)
-		return;
-	fprintf(stderr, "\r%*s\r", (int)p->width, "");
-	p->shown = 0;
-	p->width = 0;
-	p->last[0] = '\0';
-}
-
-/* ---- the file ---- */
-
-struct dfile {
-	const char *path; /* as given */
-	const char *name; /* its base name: the import's name, and of the rejections */
-	int fd;
-	const char *data; /* mapped; NULL for an empty file */
-	size_t size;
-};
-
-/* Opens and maps a regular file; 0, or the exit status after the error. */
-static int dfile_open(struct dfile *f, const char *path)
-{
-	memset(f, 0, sizeof(*f));
-	f->fd = -1;
-	f->path = path;
-	const char *slash = strrchr(path, '/');
-	f->name = slash && slash[1] ? slash + 1 : path;
-	if (strcmp(path, "-") == 0)
-		return cli_fail_status(RPCQ_INVALID_ARGUMENT, "an import reads a regular file, not stdin");
-	f->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (f->fd < 0)
-		return cli_fail_status(RPCQ_INVALID_ARGUMENT, "cannot open %s: %s", path, strerror(errno));
-	struct stat st;
-	if (fstat(f->fd, &st) != 0)
-		return cli_fail_status(RPCQ_INVALID_ARGUMENT, "cannot read %s: %s", path, strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return cli_fail_status(RPCQ_INVALID_ARGUMENT,
-				       "%s is not a regular file (an import maps its file to resume at any offset)",
-				       path);
-	f->size = (size_t)st.st_size;
-	if (f->size == 0)
-		return 0;
-	void *p = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, f->fd, 0);
-	if (p == MAP_FAILED)
-		return cli_fail_status(RPCQ_INVALID_ARGUMENT, "cannot map %s: %s", path, strerror(errno));
-	madvise(p, f->size, MADV_SEQUENTIAL);
-	f->data = p;
-	return 0;
-}
-
-static void dfile_close(struct dfile *f)
-{
-	if (f->data)
-		munmap((void *)f->data, f->size);
-	if (f->fd >= 0)
-		close(f->fd);
-	f->data = NULL;
-	f->fd = -1;
 }
 
 /* ---- an import run ---- */
@@ -307,13 +182,13 @@ struct run {
 	cli_globals *g;
 	rpcq_client *client;
 	rpcq_call_options o;
-	struct dfile file;
+	cli_file file;
 	char key[37];
 	char *id;
 	uint64_t sent; /* the server has the bytes before this */
 	int complete;  /* the server has the whole file */
 	int sent_any;  /* this command sent a chunk */
-	struct progress progress;
+	cli_progress progress;
 };
 
 static int get_import(struct run *run, Rpcq__Billing__Import **out, rpcq_error *err)
@@ -343,7 +218,7 @@ static void progress_bytes(struct run *run)
 	cli_human_bytes(run->file.size, b, sizeof(b));
 	snprintf(text, sizeof(text), "sending %s: %s / %s", run->file.name, a, b);
 	/* The last piece is drawn whatever the rate limit: the bar ends at 100%. */
-	progress_bar(&run->progress, run->sent, run->file.size, text, run->sent >= run->file.size);
+	cli_progress_bar(&run->progress, run->sent, run->file.size, text, run->sent >= run->file.size);
 }
 
 /* Sends what the server lacks of the file; 0, or the exit status. */
@@ -419,7 +294,7 @@ static void progress_wait(struct run *run, const Rpcq__Billing__Import *imp, enu
 		snprintf(text, sizeof(text), "e-mails %" PRIu64 " / %" PRIu64 " (%" PRIu64 " sent, %" PRIu64 " failed)",
 			 done, imp->new_debts, imp->emails_sent, imp->emails_failed);
 	}
-	progress_bar(&run->progress, done, imp->new_debts, text, done >= imp->new_debts);
+	cli_progress_bar(&run->progress, done, imp->new_debts, text, done >= imp->new_debts);
 }
 
 /* A stream message of the import's own topic as its Import (freed by the
@@ -478,7 +353,7 @@ static int wait_for_import(struct run *run, enum wait_for w)
 			break;
 		now = cli_now_ms();
 		if (deadline && now >= deadline) {
-			progress_clear(&run->progress);
+			cli_progress_clear(&run->progress);
 			rc = cli_fail_status(RPCQ_DEADLINE_EXCEEDED,
 					     "import %s is %s after %d ms: %" PRIu64 " of %" PRIu64 " bills, %" PRIu64
 					     " e-mails settled",
@@ -524,7 +399,7 @@ static int wait_for_import(struct run *run, enum wait_for w)
 		}
 		rpcq_stream_message_free(m);
 	}
-	progress_clear(&run->progress);
+	cli_progress_clear(&run->progress);
 	free_import(imp);
 	rpcq_subscription_destroy(sub);
 	return rc;
@@ -538,7 +413,7 @@ static int print_rejections_page(Rpcq__Billing__Rejection *const *r, size_t n, c
 	size_t len = 0;
 	FILE *m = open_memstream(&buf, &len);
 	if (m == NULL)
-		return out_of_memory();
+		return cli_out_of_memory();
 	for (size_t i = 0; i < n; i++) {
 		fprintf(m, "%s:%" PRIu64 ": ", name, r[i]->line);
 		for (const char *s = r[i]->reason ? r[i]->reason : ""; *s; s++)
@@ -547,7 +422,7 @@ static int print_rejections_page(Rpcq__Billing__Rejection *const *r, size_t n, c
 	}
 	if (fclose(m) != 0) {
 		free(buf);
-		return out_of_memory();
+		return cli_out_of_memory();
 	}
 	fwrite(buf, 1, len, stderr);
 	free(buf);
@@ -575,11 +450,8 @@ static int print_rejections(rpcq_client *client, const rpcq_call_options *o, con
 			break;
 		}
 		rc = print_rejections_page(r->rejections, r->n_rejections, name);
-		free(token);
-		token = NULL;
-		if (rc == 0 && r->next_page_token != NULL && r->next_page_token[0] != '\0' &&
-		    (token = strdup(r->next_page_token)) == NULL)
-			rc = out_of_memory();
+		if (rc == 0)
+			rc = cli_next_page(&token, r->next_page_token);
 		protobuf_c_message_free_unpacked(&r->base, NULL);
 		if (rc != 0 || token == NULL)
 			break;
@@ -637,23 +509,17 @@ static int cmd_import(int argc, char **argv, cli_globals *g)
 	struct run run = {0};
 	run.g = g;
 	Rpcq__Billing__Import *imp = NULL;
-	int rc = dfile_open(&run.file, path);
+	cli_file_init(&run.file, path);
+	cli_progress_start(&run.progress);
+	int rc = cli_file_open(&run.file);
 	if (rc != 0)
 		goto out;
-#if defined(M_MMAP_THRESHOLD) && defined(M_TRIM_THRESHOLD)
-	/* Each chunk travels through several message-sized buffers (request,
-	 * envelope, nng message): keep them on the heap for reuse rather than
-	 * mapping and unmapping them for every chunk. */
-	mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
-	mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
-#endif
+	cli_keep_buffers_on_heap();
 	if ((run.client = cli_client(g)) == NULL) {
 		rc = 1;
 		goto out;
 	}
 	run.o = cli_call_options(g);
-	run.progress.tty = isatty(STDERR_FILENO);
-	run.progress.start_ms = cli_now_ms();
 	uuid_t key;
 	uuid_generate_sha1(key, import_key_namespace, run.file.data ? run.file.data : "", run.file.size);
 	uuid_unparse_lower(key, run.key);
@@ -667,7 +533,7 @@ static int cmd_import(int argc, char **argv, cli_globals *g)
 		goto out;
 	}
 	if ((run.id = strdup(imp->import_id)) == NULL) {
-		rc = out_of_memory();
+		rc = cli_out_of_memory();
 		goto out;
 	}
 	if ((rc = take_progress(&run, imp)) != 0)
@@ -681,7 +547,7 @@ static int cmd_import(int argc, char **argv, cli_globals *g)
 	if (!run.complete) {
 		progress_bytes(&run);
 		rc = send_file(&run);
-		progress_clear(&run.progress);
+		cli_progress_clear(&run.progress);
 		if (rc != 0)
 			goto out;
 	}
@@ -701,10 +567,10 @@ static int cmd_import(int argc, char **argv, cli_globals *g)
 	if (rc == 0 && as_json)
 		rc = cli_print_json(&imp->base, 1);
 out:
-	progress_clear(&run.progress);
+	cli_progress_clear(&run.progress);
 	free_import(imp);
 	free(run.id);
-	dfile_close(&run.file);
+	cli_file_close(&run.file);
 	if (fflush(stdout) != 0 && rc == 0)
 		rc = cli_fail_status(RPCQ_INTERNAL, "cannot write stdout: %s", strerror(errno));
 	return rc;
@@ -718,18 +584,11 @@ static int cmd_status(int argc, char **argv, cli_globals *g)
 		status_usage(stdout);
 		return 0;
 	}
-	const char *id = NULL;
-	int as_json = 0;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			as_json = 1;
-		else if (id == NULL && argv[i][0] != '-')
-			id = argv[i];
-		else
-			return cli_usage_error("billing status takes IMPORT_ID [--json], not \"%s\"", argv[i]);
-	}
-	if (id == NULL)
-		return cli_usage_error("billing status takes IMPORT_ID [--json]");
+	const char *id;
+	int as_json;
+	int rc = cli_arg_and_json(argc, argv, "billing status", "IMPORT_ID", &id, &as_json);
+	if (rc != 0)
+		return rc;
 	rpcq_client *client = cli_client(g);
 	if (client == NULL)
 		return 1;
@@ -740,13 +599,12 @@ static int cmd_status(int argc, char **argv, cli_globals *g)
 	rpcq_error err;
 	if (rpcq_billing_get_import(client, &req, &imp, &o, &err) != RPCQ_OK)
 		return cli_fail(&err);
-	int rc = 0;
 	if (as_json) {
 		rc = cli_print_json(&imp->base, 1);
 	} else {
 		char created[32], updated[32], bytes[32];
-		format_ms(imp->created_at_ms, created, sizeof(created));
-		format_ms(imp->updated_at_ms, updated, sizeof(updated));
+		cli_format_ms(imp->created_at_ms, created, sizeof(created));
+		cli_format_ms(imp->updated_at_ms, updated, sizeof(updated));
 		cli_human_bytes(imp->received_bytes, bytes, sizeof(bytes));
 		printf("import %s: %s\n", imp->import_id, state_name(imp->state));
 		printf("file:     %s\n", imp->name);
@@ -782,18 +640,11 @@ static int cmd_bill(int argc, char **argv, cli_globals *g)
 		bill_usage(stdout);
 		return 0;
 	}
-	const char *debt = NULL;
-	int as_json = 0;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			as_json = 1;
-		else if (debt == NULL && argv[i][0] != '-')
-			debt = argv[i];
-		else
-			return cli_usage_error("billing bill takes DEBT_ID [--json], not \"%s\"", argv[i]);
-	}
-	if (debt == NULL)
-		return cli_usage_error("billing bill takes DEBT_ID [--json]");
+	const char *debt;
+	int as_json;
+	int rc = cli_arg_and_json(argc, argv, "billing bill", "DEBT_ID", &debt, &as_json);
+	if (rc != 0)
+		return rc;
 	rpcq_client *client = cli_client(g);
 	if (client == NULL)
 		return 1;
@@ -804,7 +655,6 @@ static int cmd_bill(int argc, char **argv, cli_globals *g)
 	rpcq_error err;
 	if (rpcq_billing_get_bill(client, &req, &b, &o, &err) != RPCQ_OK)
 		return cli_fail(&err);
-	int rc = 0;
 	if (as_json) {
 		rc = cli_print_json(&b->base, 1);
 	} else {

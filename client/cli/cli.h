@@ -62,6 +62,77 @@ int64_t cli_now_ms(void);
 /* n as "812 B", "3.4 KiB", "12.0 MiB" or "1.02 GiB". */
 void cli_human_bytes(uint64_t n, char *out, size_t len);
 
+/* cli_fail_status(RESOURCE_EXHAUSTED, "out of memory"). */
+int cli_out_of_memory(void);
+
+/* A time in milliseconds since the epoch as "2026-12-02T05:04:24Z", or "-"
+ * when ms is 0 (not set). */
+void cli_format_ms(int64_t ms, char *out, size_t len);
+
+/* A decimal integer in min..max into *out; -1 (out unchanged) otherwise. */
+int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Paging: replaces *token (freed) with a copy of next, or NULL when next is
+ * empty (the last page). 0, or the exit status when out of memory. */
+int cli_next_page(char **token, const char *next);
+
+/* The one positional argument of a command that takes "ARG [--json]" (what,
+ * e.g. "billing status", and arg, e.g. "IMPORT_ID", name them in the usage
+ * error). 0, or the exit status of the usage error. */
+int cli_arg_and_json(int argc, char **argv, const char *what, const char *arg, const char **out, int *as_json);
+
+/* The file an import sends, mapped whole (upload.c), so that a resumed
+ * upload starts at any offset and a chunk is a slice of the mapping. */
+typedef struct cli_file {
+	const char *path; /* as given */
+	const char *name; /* its base name: how the server and the rejections name it */
+	int fd;
+	const char *data; /* the mapping; NULL for an empty file */
+	size_t size;
+} cli_file;
+
+/* Sets the path and name; nothing is opened. */
+void cli_file_init(cli_file *f, const char *path);
+
+/* Opens and maps a regular file; 0, or the exit status after the error
+ * (INVALID_ARGUMENT naming the path). */
+int cli_file_open(cli_file *f);
+
+void cli_file_close(cli_file *f);
+
+/* Each chunk of an upload travels through several message-sized buffers
+ * (request, envelope, nng message). glibc would map and unmap them, or trim
+ * them back to the kernel, for every chunk, and the page faults of refilling
+ * them cost more than the copies: this keeps them on the heap for reuse. */
+void cli_keep_buffers_on_heap(void);
+
+/* A progress line on a terminal (upload.c): drawn on stderr over the line
+ * before, only when stderr is a terminal and once the command has taken
+ * CLI_PROGRESS_AFTER_MS, so a quick command draws nothing. */
+#define CLI_PROGRESS_AFTER_MS 300
+
+typedef struct cli_progress {
+	int tty;
+	int64_t start_ms;
+	int64_t drawn_ms;
+	int shown;
+	size_t width; /* of the line drawn last */
+	char last[512];
+} cli_progress;
+
+/* Starts the clock; the line is drawn if stderr is a terminal. */
+void cli_progress_start(cli_progress *p);
+
+/* Draws text, at most every 100 ms unless now (which still skips a line
+ * equal to the one shown). */
+void cli_progress_draw(cli_progress *p, const char *text, int now);
+
+/* "[#####-----]  42% text": done of total as a bar (total 0: 100%). */
+void cli_progress_bar(cli_progress *p, uint64_t done, uint64_t total, const char *text, int now);
+
+/* Wipes the line, so that what is printed next starts on a clean one. */
+void cli_progress_clear(cli_progress *p);
+
 /* Command groups. */
 int cli_call(int argc, char **argv, cli_globals *g);
 int cli_list(int argc, char **argv, cli_globals *g);

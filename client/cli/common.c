@@ -1,9 +1,11 @@
 /* Shared helpers of the rpcq command: the client, call options, errors,
  * options, JSON output. */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -90,7 +92,7 @@ int cli_print_json(const ProtobufCMessage *m, int pretty)
 {
 	char *json = rpcq_message_to_json(m, RPCQ_JSON_EMIT_DEFAULTS | (pretty ? RPCQ_JSON_PRETTY : 0));
 	if (json == NULL)
-		return cli_fail_status(RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+		return cli_out_of_memory();
 	fputs(json, stdout);
 	fputc('\n', stdout);
 	rpcq_free(json);
@@ -114,4 +116,58 @@ void cli_human_bytes(uint64_t n, char *out, size_t len)
 		snprintf(out, len, "%.1f MiB", (double)n / (1024 * 1024));
 	else
 		snprintf(out, len, "%.2f GiB", (double)n / (1024 * 1024 * 1024));
+}
+
+int cli_out_of_memory(void)
+{
+	return cli_fail_status(RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+}
+
+void cli_format_ms(int64_t ms, char *out, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	snprintf(out, len, "-");
+	if (ms > 0 && gmtime_r(&t, &tm))
+		strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	if (s[0] < '0' || s[0] > '9')
+		return -1;
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int cli_next_page(char **token, const char *next)
+{
+	free(*token);
+	*token = NULL;
+	if (next == NULL || next[0] == '\0')
+		return 0;
+	*token = strdup(next);
+	return *token ? 0 : cli_out_of_memory();
+}
+
+int cli_arg_and_json(int argc, char **argv, const char *what, const char *arg, const char **out, int *as_json)
+{
+	*out = NULL;
+	*as_json = 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			*as_json = 1;
+		else if (*out == NULL && argv[i][0] != '-')
+			*out = argv[i];
+		else
+			return cli_usage_error("%s takes %s [--json], not \"%s\"", what, arg, argv[i]);
+	}
+	if (*out == NULL)
+		return cli_usage_error("%s takes %s [--json]", what, arg);
+	return 0;
 }

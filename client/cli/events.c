@@ -16,7 +16,6 @@
  * (and any skipped events) on stderr, and is never retried by librpcq: one
  * command, one fetch of the provider's feed, whose failure is the answer.
  */
-#include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -197,65 +196,23 @@ static int json_line(const ProtobufCMessage *m)
 	return 0;
 }
 
-static int out_of_memory(void)
-{
-	rpcq_error err;
-	rpcq_error_set(&err, RPCQ_RESOURCE_EXHAUSTED, "out of memory printing the reply");
-	return cli_fail(&err);
-}
-
 /* Events as table rows or JSON lines; returns 0, or the exit status. */
 static int print_events(struct table *t, int as_json, Rpcq__Events__Event *const *events, size_t n)
 {
 	if (as_json) {
 		for (size_t i = 0; i < n; i++) {
 			if (json_line(&events[i]->base) != 0)
-				return out_of_memory();
+				return cli_out_of_memory();
 		}
 		return 0;
 	}
 	struct row *rows = calloc(n ? n : 1, sizeof(*rows));
 	if (rows == NULL)
-		return out_of_memory();
+		return cli_out_of_memory();
 	for (size_t i = 0; i < n; i++)
 		rows[i].e = events[i];
 	table_page(t, rows, n);
 	free(rows);
-	return 0;
-}
-
-/* ---- arguments ---- */
-
-/* The value of "--name V" or "--name=V" at argv[*i] (advancing *i), or NULL
- * when argv[*i] is not that option. *missing is set when it is but has no
- * value. */
-static const char *option(int argc, char **argv, int *i, const char *name, int *missing)
-{
-	size_t n = strlen(name);
-	if (strncmp(argv[*i], name, n) != 0)
-		return NULL;
-	if (argv[*i][n] == '=')
-		return argv[*i] + n + 1;
-	if (argv[*i][n] != '\0')
-		return NULL;
-	if (*i + 1 >= argc) {
-		*missing = 1;
-		return NULL;
-	}
-	return argv[++*i];
-}
-
-/* A non-negative decimal integer up to max; -1 otherwise. */
-static int parse_count(const char *s, uint64_t max, uint64_t *out)
-{
-	if (s[0] < '0' || s[0] > '9')
-		return -1;
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v > max)
-		return -1;
-	*out = v;
 	return 0;
 }
 
@@ -273,12 +230,12 @@ static int cmd_search(int argc, char **argv, cli_globals *g)
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 		int missing = 0;
-		if ((v = option(argc, argv, &i, "--from", &missing)) != NULL) {
+		if ((v = cli_option(argc, argv, &i, "--from", &missing)) != NULL) {
 			from = v;
-		} else if ((v = option(argc, argv, &i, "--to", &missing)) != NULL) {
+		} else if ((v = cli_option(argc, argv, &i, "--to", &missing)) != NULL) {
 			to = v;
-		} else if ((v = option(argc, argv, &i, "--page-size", &missing)) != NULL) {
-			if (parse_count(v, UINT32_MAX, &page_size) != 0 || page_size == 0)
+		} else if ((v = cli_option(argc, argv, &i, "--page-size", &missing)) != NULL) {
+			if (cli_parse_uint(v, 1, UINT32_MAX, &page_size) != 0)
 				return cli_usage_error("--page-size takes a positive number, not \"%s\"", v);
 		} else if (strcmp(argv[i], "--json") == 0) {
 			as_json = 1;
@@ -310,11 +267,8 @@ static int cmd_search(int argc, char **argv, cli_globals *g)
 			break;
 		}
 		rc = print_events(&t, as_json, r->events, r->n_events);
-		free(token);
-		token = NULL;
-		if (rc == 0 && r->next_page_token != NULL && r->next_page_token[0] != '\0' &&
-		    (token = strdup(r->next_page_token)) == NULL)
-			rc = out_of_memory();
+		if (rc == 0)
+			rc = cli_next_page(&token, r->next_page_token);
 		protobuf_c_message_free_unpacked(&r->base, NULL);
 		if (rc != 0 || token == NULL)
 			break;
@@ -347,7 +301,7 @@ static int cmd_get(int argc, char **argv, cli_globals *g)
 	char *json = rpcq_message_to_json(&e->base, RPCQ_JSON_PRETTY | RPCQ_JSON_EMIT_DEFAULTS);
 	protobuf_c_message_free_unpacked(&e->base, NULL);
 	if (json == NULL)
-		return out_of_memory();
+		return cli_out_of_memory();
 	printf("%s\n", json);
 	rpcq_free(json);
 	return 0;
@@ -408,14 +362,14 @@ static int print_changes(struct table *t, int as_json, const Rpcq__Events__Chang
 	if (as_json) {
 		for (size_t i = 0; i < r->n_changes; i++) {
 			if (json_line(&r->changes[i]->base) != 0)
-				return out_of_memory();
+				return cli_out_of_memory();
 		}
 		return 0;
 	}
 	static const Rpcq__Events__Event empty = RPCQ__EVENTS__EVENT__INIT;
 	struct row *rows = calloc(r->n_changes ? r->n_changes : 1, sizeof(*rows));
 	if (rows == NULL)
-		return out_of_memory();
+		return cli_out_of_memory();
 	for (size_t i = 0; i < r->n_changes; i++) {
 		const Rpcq__Events__Change *ch = r->changes[i];
 		snprintf(rows[i].seq, sizeof(rows[i].seq), "%" PRIu64, ch->seq);
@@ -438,8 +392,8 @@ static int cmd_changes(int argc, char **argv, cli_globals *g)
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 		int missing = 0;
-		if ((v = option(argc, argv, &i, "--after", &missing)) != NULL) {
-			if (parse_count(v, INT64_MAX, &after) != 0)
+		if ((v = cli_option(argc, argv, &i, "--after", &missing)) != NULL) {
+			if (cli_parse_uint(v, 0, INT64_MAX, &after) != 0)
 				return cli_usage_error("--after takes a change seq (a number), not \"%s\"", v);
 		} else if (strcmp(argv[i], "--json") == 0) {
 			as_json = 1;

@@ -16,7 +16,6 @@
  * the file, so running the same append twice applies it once.
  */
 #include <errno.h>
-#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,14 +223,7 @@ static int cmd_file(int argc, char **argv, cli_globals *g)
 	int precision = parse_precision(argc > 3 ? argv[3] : NULL);
 	if (precision < 0)
 		return bad_precision(argv[3]);
-#if defined(M_MMAP_THRESHOLD) && defined(M_TRIM_THRESHOLD)
-	/* Each chunk travels through several message-sized buffers (request,
-	 * envelope, nng message). glibc would map and unmap them, or trim them
-	 * back to the kernel, for every chunk, and the page faults of refilling
-	 * them cost more than the copies: keep them on the heap for reuse. */
-	mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
-	mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
-#endif
+	cli_keep_buffers_on_heap();
 	rpcq_client *client = cli_client(g);
 	if (client == NULL)
 		return 1;

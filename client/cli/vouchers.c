@@ -27,9 +27,7 @@
  * command with the server's reason, prefixed by the file's path.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -37,9 +35,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 
 #include <uuid/uuid.h>
 
@@ -177,25 +172,6 @@ static void status_usage(FILE *out)
 
 /* ---- small helpers ---- */
 
-/* A decimal integer in 1..max; -1 otherwise. */
-static int parse_positive(const char *s, unsigned long max, unsigned long *out)
-{
-	if (s[0] < '0' || s[0] > '9')
-		return -1;
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v == 0 || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int out_of_memory(void)
-{
-	return cli_fail_status(RPCQ_RESOURCE_EXHAUSTED, "out of memory");
-}
-
 /* Call options with a deadline of at least ms. */
 static rpcq_call_options long_call_options(const cli_globals *g, int ms)
 {
@@ -208,61 +184,11 @@ static rpcq_call_options long_call_options(const cli_globals *g, int ms)
 /* ---- the files of an import ---- */
 
 struct vfile {
-	const char *path; /* as given */
-	const char *name; /* its base name, for the rejections */
+	cli_file file;
 	Rpcq__Vouchers__File which;
-	int fd;
-	const char *data; /* mapped; NULL for an empty file */
-	size_t size;
 	uint64_t sent; /* the server has the bytes before this */
 	int complete;  /* the server has the whole file */
 };
-
-static void vfile_init(struct vfile *f, const char *path, Rpcq__Vouchers__File which)
-{
-	memset(f, 0, sizeof(*f));
-	f->path = path;
-	const char *slash = strrchr(path, '/');
-	f->name = slash && slash[1] ? slash + 1 : path;
-	f->which = which;
-	f->fd = -1;
-}
-
-/* Opens and maps a regular file; 0, or the exit status after the error. */
-static int vfile_open(struct vfile *f)
-{
-	if (strcmp(f->path, "-") == 0)
-		return cli_fail_status(RPCQ_INVALID_ARGUMENT, "%s: an import reads regular files, not stdin", f->path);
-	f->fd = open(f->path, O_RDONLY | O_CLOEXEC);
-	if (f->fd < 0)
-		return cli_fail_status(RPCQ_INVALID_ARGUMENT, "cannot open %s: %s", f->path, strerror(errno));
-	struct stat st;
-	if (fstat(f->fd, &st) != 0)
-		return cli_fail_status(RPCQ_INVALID_ARGUMENT, "cannot read %s: %s", f->path, strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return cli_fail_status(RPCQ_INVALID_ARGUMENT,
-				       "%s is not a regular file (an import maps its files to resume at any offset)",
-				       f->path);
-	f->size = (size_t)st.st_size;
-	if (f->size == 0)
-		return 0;
-	void *p = mmap(NULL, f->size, PROT_READ, MAP_PRIVATE, f->fd, 0);
-	if (p == MAP_FAILED)
-		return cli_fail_status(RPCQ_INVALID_ARGUMENT, "cannot map %s: %s", f->path, strerror(errno));
-	madvise(p, f->size, MADV_SEQUENTIAL);
-	f->data = p;
-	return 0;
-}
-
-static void vfile_close(struct vfile *f)
-{
-	if (f->data)
-		munmap((void *)f->data, f->size);
-	if (f->fd >= 0)
-		close(f->fd);
-	f->data = NULL;
-	f->fd = -1;
-}
 
 /* The import key of the two files: UUIDv5 (SHA-1) of the orders file under
  * the project's namespace, then of the barcodes file under that UUID. The
@@ -273,54 +199,25 @@ static void vfile_close(struct vfile *f)
 static void import_key(const struct vfile *orders, const struct vfile *barcodes, char out[37])
 {
 	uuid_t a, b;
-	uuid_generate_sha1(a, import_key_namespace, orders->data ? orders->data : "", orders->size);
-	uuid_generate_sha1(b, a, barcodes->data ? barcodes->data : "", barcodes->size);
+	uuid_generate_sha1(a, import_key_namespace, orders->file.data ? orders->file.data : "", orders->file.size);
+	uuid_generate_sha1(b, a, barcodes->file.data ? barcodes->file.data : "", barcodes->file.size);
 	uuid_unparse_lower(b, out);
 }
 
 /* ---- progress on a terminal ---- */
 
-struct progress {
-	int tty;
-	int64_t start_ms;
-	int shown;
-	size_t width; /* of the line drawn last */
-};
-
-/* Draws the line (text) over the previous one, once the import has taken
- * PROGRESS_AFTER_MS. */
-static void progress_draw(struct progress *p, const char *text)
-{
-	if (!p->tty || (!p->shown && cli_now_ms() - p->start_ms < PROGRESS_AFTER_MS))
-		return;
-	size_t n = strlen(text);
-	fprintf(stderr, "\r%s%*s", text, p->width > n ? (int)(p->width - n) : 0, "");
-	if (p->width > n)
-		fprintf(stderr, "\r%s", text);
-	p->width = n;
-	p->shown = 1;
-}
-
-static void progress_files(struct progress *p, const struct vfile *files)
+static void progress_files(cli_progress *p, const struct vfile *files)
 {
 	if (!p->tty)
 		return;
 	char line[512], a[32], b[32], c[32], d[32];
 	cli_human_bytes(files[0].sent, a, sizeof(a));
-	cli_human_bytes(files[0].size, b, sizeof(b));
+	cli_human_bytes(files[0].file.size, b, sizeof(b));
 	cli_human_bytes(files[1].sent, c, sizeof(c));
-	cli_human_bytes(files[1].size, d, sizeof(d));
-	snprintf(line, sizeof(line), "sending %s %s / %s, %s %s / %s", files[0].name, a, b, files[1].name, c, d);
-	progress_draw(p, line);
-}
-
-static void progress_clear(struct progress *p)
-{
-	if (!p->shown)
-		return;
-	fprintf(stderr, "\r%*s\r", (int)p->width, "");
-	p->shown = 0;
-	p->width = 0;
+	cli_human_bytes(files[1].file.size, d, sizeof(d));
+	snprintf(line, sizeof(line), "sending %s %s / %s, %s %s / %s", files[0].file.name, a, b, files[1].file.name, c,
+		 d);
+	cli_progress_draw(p, line, 1);
 }
 
 /* While FinishImport applies (seconds for millions of rows, with nothing to
@@ -328,7 +225,7 @@ static void progress_clear(struct progress *p)
  * command is alive. The main thread only waits in the call meanwhile, so the
  * two never write stderr at once. */
 struct ticker {
-	struct progress *p;
+	cli_progress *p;
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -358,14 +255,14 @@ static void *ticker_main(void *arg)
 			continue;
 		char line[160];
 		snprintf(line, sizeof(line), "%s (%" PRId64 " s)", t->what, s);
-		progress_draw(t->p, line);
+		cli_progress_draw(t->p, line, 1);
 		t->drawn_s = s;
 	}
 	pthread_mutex_unlock(&t->mu);
 	return NULL;
 }
 
-static void ticker_start(struct ticker *t, struct progress *p, const char *what)
+static void ticker_start(struct ticker *t, cli_progress *p, const char *what)
 {
 	memset(t, 0, sizeof(*t));
 	if (!p->tty)
@@ -423,7 +320,7 @@ static const char *file_label(const Rpcq__Vouchers__Rejection *r, const struct v
 	if (r->file_name != NULL && r->file_name[0] != '\0')
 		return r->file_name;
 	if (files != NULL)
-		return r->file == FILE_BARCODES ? files[1].name : files[0].name;
+		return r->file == FILE_BARCODES ? files[1].file.name : files[0].file.name;
 	return r->file == FILE_BARCODES ? "barcodes.csv" : "orders.csv";
 }
 
@@ -436,7 +333,7 @@ static int print_rejections_page(Rpcq__Vouchers__Rejection *const *r, size_t n, 
 	size_t len = 0;
 	FILE *m = open_memstream(&buf, &len);
 	if (m == NULL)
-		return out_of_memory();
+		return cli_out_of_memory();
 	for (size_t i = 0; i < n; i++) {
 		/* One line each, whatever the reason holds. */
 		fprintf(m, "%s:%" PRIu64 ": ", file_label(r[i], files), r[i]->line);
@@ -446,7 +343,7 @@ static int print_rejections_page(Rpcq__Vouchers__Rejection *const *r, size_t n, 
 	}
 	if (fclose(m) != 0) {
 		free(buf);
-		return out_of_memory();
+		return cli_out_of_memory();
 	}
 	fwrite(buf, 1, len, stderr);
 	free(buf);
@@ -474,11 +371,8 @@ static int print_rejections(rpcq_client *client, const rpcq_call_options *o, con
 			break;
 		}
 		rc = print_rejections_page(r->rejections, r->n_rejections, files);
-		free(token);
-		token = NULL;
-		if (rc == 0 && r->next_page_token != NULL && r->next_page_token[0] != '\0' &&
-		    (token = strdup(r->next_page_token)) == NULL)
-			rc = out_of_memory();
+		if (rc == 0)
+			rc = cli_next_page(&token, r->next_page_token);
 		protobuf_c_message_free_unpacked(&r->base, NULL);
 		if (rc != 0 || token == NULL)
 			break;
@@ -497,7 +391,7 @@ struct import_run {
 	char key[37];
 	char *id;    /* the import's id, once started */
 	int already; /* StartImport found it applied: nothing was sent */
-	struct progress progress;
+	cli_progress progress;
 };
 
 static void free_import(Rpcq__Vouchers__Import *imp)
@@ -514,10 +408,10 @@ static int take_progress(struct import_run *run, const Rpcq__Vouchers__Import *i
 	for (int i = 0; i < 2; i++) {
 		struct vfile *f = &run->files[i];
 		uint64_t received = fp[i] ? fp[i]->received_bytes : 0;
-		if (received > f->size)
+		if (received > f->file.size)
 			return cli_fail_status(RPCQ_FAILED_PRECONDITION,
 					       "import %s has %" PRIu64 " bytes of %s, but %s has %zu: did it change?",
-					       imp->import_id, received, f->name, f->path, f->size);
+					       imp->import_id, received, f->file.name, f->file.path, f->file.size);
 		f->sent = received;
 		f->complete = fp[i] ? fp[i]->complete : 0;
 	}
@@ -528,8 +422,8 @@ static int start_import(struct import_run *run, Rpcq__Vouchers__Import **out)
 {
 	Rpcq__Vouchers__StartImportRequest req = RPCQ__VOUCHERS__START_IMPORT_REQUEST__INIT;
 	req.key = run->key;
-	req.orders_name = (char *)run->files[0].name;
-	req.barcodes_name = (char *)run->files[1].name;
+	req.orders_name = (char *)run->files[0].file.name;
+	req.barcodes_name = (char *)run->files[1].file.name;
 	rpcq_error err;
 	if (rpcq_voucher_start_import(run->client, &req, out, &run->o, &err) != RPCQ_OK)
 		return cli_fail(&err);
@@ -537,7 +431,7 @@ static int start_import(struct import_run *run, Rpcq__Vouchers__Import **out)
 	if ((run->id = strdup((*out)->import_id)) == NULL) {
 		free_import(*out);
 		*out = NULL;
-		return out_of_memory();
+		return cli_out_of_memory();
 	}
 	return 0;
 }
@@ -553,9 +447,9 @@ static int get_import(struct import_run *run, Rpcq__Vouchers__Import **out, rpcq
  * about one and does not already. */
 static int chunk_fail(const struct vfile *f, const rpcq_error *err)
 {
-	if (f == NULL || strstr(err->message, f->name) != NULL)
+	if (f == NULL || strstr(err->message, f->file.name) != NULL)
 		return cli_fail(err);
-	return cli_fail_status(err->code, "%s: %s", f->path, err->message);
+	return cli_fail_status(err->code, "%s: %s", f->file.path, err->message);
 }
 
 /* Outcome of sending: done (files complete), applied (by someone else
@@ -572,12 +466,12 @@ static enum send_result send_files(struct import_run *run, Rpcq__Vouchers__Impor
 	for (int i = 0; i < 2; i++) {
 		struct vfile *f = &run->files[i];
 		while (!f->complete) {
-			size_t n = f->size - (size_t)f->sent < CHUNK ? f->size - (size_t)f->sent : CHUNK;
+			size_t n = f->file.size - (size_t)f->sent < CHUNK ? f->file.size - (size_t)f->sent : CHUNK;
 			req.file = f->which;
 			req.offset = f->sent;
-			req.data.data = (uint8_t *)(f->data ? f->data + f->sent : NULL);
+			req.data.data = (uint8_t *)(f->file.data ? f->file.data + f->sent : NULL);
 			req.data.len = n;
-			req.last = f->sent + n == f->size;
+			req.last = f->sent + n == f->file.size;
 			Rpcq__Vouchers__Import *imp = NULL;
 			rpcq_error err;
 			if (rpcq_voucher_import_chunk(run->client, &req, &imp, &run->o, &err) == RPCQ_OK) {
@@ -592,7 +486,7 @@ static enum send_result send_files(struct import_run *run, Rpcq__Vouchers__Impor
 				} else if (++resyncs > MAX_RESYNCS) {
 					/* Taken, but the server does not move on. */
 					*rc = cli_fail_status(RPCQ_INTERNAL,
-							      "%s: the server takes no bytes at %" PRIu64, f->path,
+							      "%s: the server takes no bytes at %" PRIu64, f->file.path,
 							      f->sent);
 					return SEND_FAILED;
 				}
@@ -643,8 +537,7 @@ static int run_import(struct import_run *run, Rpcq__Vouchers__Import **out)
 {
 	*out = NULL;
 	import_key(&run->files[0], &run->files[1], run->key);
-	run->progress.tty = isatty(STDERR_FILENO);
-	run->progress.start_ms = cli_now_ms();
+	cli_progress_start(&run->progress);
 	int rc = 0;
 	for (int restarts = 0;; restarts++) {
 		Rpcq__Vouchers__Import *imp = NULL;
@@ -660,8 +553,8 @@ static int run_import(struct import_run *run, Rpcq__Vouchers__Import **out)
 			fprintf(stderr,
 				"rpcq: resuming import %s: %s from byte %" PRIu64 " of %zu, %s from byte %" PRIu64
 				" of %zu\n",
-				imp->import_id, run->files[0].name, run->files[0].sent, run->files[0].size,
-				run->files[1].name, run->files[1].sent, run->files[1].size);
+				imp->import_id, run->files[0].file.name, run->files[0].sent, run->files[0].file.size,
+				run->files[1].file.name, run->files[1].sent, run->files[1].file.size);
 		free_import(imp);
 		if (rc != 0)
 			return rc;
@@ -670,18 +563,18 @@ static int run_import(struct import_run *run, Rpcq__Vouchers__Import **out)
 		Rpcq__Vouchers__Import *applied = NULL;
 		enum send_result sr = send_files(run, &applied, &rc);
 		if (sr == SEND_FAILED) {
-			progress_clear(&run->progress);
+			cli_progress_clear(&run->progress);
 			return rc;
 		}
 		if (sr == SEND_APPLIED) {
-			progress_clear(&run->progress);
+			cli_progress_clear(&run->progress);
 			*out = applied;
 			return 0;
 		}
 		if (sr == SEND_VANISHED) {
 			if (restarts < MAX_RESTARTS)
 				continue;
-			progress_clear(&run->progress);
+			cli_progress_clear(&run->progress);
 			return cli_fail_status(RPCQ_ABORTED, "import %s vanished on the server %d times", run->id,
 					       restarts + 1);
 		}
@@ -696,7 +589,7 @@ static int run_import(struct import_run *run, Rpcq__Vouchers__Import **out)
 		rpcq_error err;
 		rpcq_status st = rpcq_voucher_finish_import(run->client, &fin, &imp, &lo, &err);
 		ticker_stop(&ticker);
-		progress_clear(&run->progress);
+		cli_progress_clear(&run->progress);
 		if (st == RPCQ_NOT_FOUND && restarts < MAX_RESTARTS)
 			continue;
 		if (st != RPCQ_OK)
@@ -743,20 +636,16 @@ static int import_args(int argc, char **argv, const char **orders, const char **
 static int open_run(struct import_run *run, cli_globals *g, const char *orders, const char *barcodes)
 {
 	run->g = g;
-	vfile_init(&run->files[0], orders, FILE_ORDERS);
-	vfile_init(&run->files[1], barcodes, FILE_BARCODES);
-	int rc = vfile_open(&run->files[0]);
+	run->files[0] = (struct vfile){.which = FILE_ORDERS};
+	run->files[1] = (struct vfile){.which = FILE_BARCODES};
+	cli_file_init(&run->files[0].file, orders);
+	cli_file_init(&run->files[1].file, barcodes);
+	int rc = cli_file_open(&run->files[0].file);
 	if (rc == 0)
-		rc = vfile_open(&run->files[1]);
+		rc = cli_file_open(&run->files[1].file);
 	if (rc != 0)
 		return rc;
-#if defined(M_MMAP_THRESHOLD) && defined(M_TRIM_THRESHOLD)
-	/* Each chunk travels through several message-sized buffers (request,
-	 * envelope, nng message); keep them on the heap for reuse rather than
-	 * mapping and unmapping them for every chunk (as vesting does). */
-	mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
-	mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
-#endif
+	cli_keep_buffers_on_heap();
 	if ((run->client = cli_client(g)) == NULL)
 		return 1;
 	run->o = cli_call_options(g);
@@ -765,8 +654,8 @@ static int open_run(struct import_run *run, cli_globals *g, const char *orders, 
 
 static void close_run(struct import_run *run)
 {
-	vfile_close(&run->files[0]);
-	vfile_close(&run->files[1]);
+	cli_file_close(&run->files[0].file);
+	cli_file_close(&run->files[1].file);
 	free(run->id);
 	run->id = NULL;
 }
@@ -893,11 +782,8 @@ static int list_vouchers(rpcq_client *client, const rpcq_call_options *o, const 
 			*write_failed = 1;
 			rc = 1;
 		}
-		free(token);
-		token = NULL;
-		if (rc == 0 && r->next_page_token != NULL && r->next_page_token[0] != '\0' &&
-		    (token = strdup(r->next_page_token)) == NULL)
-			rc = out_of_memory();
+		if (rc == 0)
+			rc = cli_next_page(&token, r->next_page_token);
 		protobuf_c_message_free_unpacked(&r->base, NULL);
 		if (rc != 0 || token == NULL)
 			break;
@@ -906,7 +792,7 @@ static int list_vouchers(rpcq_client *client, const rpcq_call_options *o, const 
 	return rc;
 }
 
-static int get_top(rpcq_client *client, const rpcq_call_options *o, unsigned long n,
+static int get_top(rpcq_client *client, const rpcq_call_options *o, uint64_t n,
 		   Rpcq__Vouchers__TopCustomersResponse **out)
 {
 	Rpcq__Vouchers__TopCustomersRequest req = RPCQ__VOUCHERS__TOP_CUSTOMERS_REQUEST__INIT;
@@ -936,7 +822,7 @@ static void print_top_lines(const Rpcq__Vouchers__TopCustomersResponse *t)
 
 struct report_opts {
 	const char *output;
-	unsigned long top;
+	uint64_t top;
 };
 
 static int report_extra(int argc, char **argv, int *i, void *arg)
@@ -949,7 +835,7 @@ static int report_extra(int argc, char **argv, int *i, void *arg)
 		return 1;
 	}
 	if (!missing && (v = cli_option(argc, argv, i, "--top", &missing)) != NULL) {
-		if (parse_positive(v, 10000, &r->top) != 0)
+		if (cli_parse_uint(v, 1, 10000, &r->top) != 0)
 			return cli_usage_error("--top takes a number 1..10000, not \"%s\"", v) + 2;
 		return 1;
 	}
@@ -1067,12 +953,12 @@ static int cmd_top(int argc, char **argv, cli_globals *g)
 		top_usage(stdout);
 		return 0;
 	}
-	unsigned long n = 5;
+	uint64_t n = 5;
 	int as_json = 0, have_n = 0;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0)
 			as_json = 1;
-		else if (!have_n && argv[i][0] != '-' && parse_positive(argv[i], 10000, &n) == 0)
+		else if (!have_n && argv[i][0] != '-' && cli_parse_uint(argv[i], 1, 10000, &n) == 0)
 			have_n = 1;
 		else if (!have_n && argv[i][0] != '-')
 			return cli_usage_error("vouchers top takes a number 1..10000, not \"%s\"", argv[i]);
@@ -1136,14 +1022,14 @@ static int cmd_issue(int argc, char **argv, cli_globals *g)
 		return 0;
 	}
 	const char *customer = NULL, *key = NULL;
-	unsigned long quantity = 0;
+	uint64_t quantity = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 		int missing = 0;
 		if ((v = cli_option(argc, argv, &i, "--customer", &missing)) != NULL) {
 			customer = v;
 		} else if ((v = cli_option(argc, argv, &i, "--quantity", &missing)) != NULL) {
-			if (parse_positive(v, 10000, &quantity) != 0)
+			if (cli_parse_uint(v, 1, 10000, &quantity) != 0)
 				return cli_usage_error("--quantity takes a number 1..10000, not \"%s\"", v);
 		} else if ((v = cli_option(argc, argv, &i, "--key", &missing)) != NULL) {
 			key = v;
@@ -1203,33 +1089,17 @@ static void print_file_progress(const char *what, const Rpcq__Vouchers__FileProg
 	       f->rows, f->rejected);
 }
 
-static void format_ms(int64_t ms, char *out, size_t len)
-{
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	out[0] = '\0';
-	if (ms > 0 && gmtime_r(&t, &tm))
-		strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static int cmd_status(int argc, char **argv, cli_globals *g)
 {
 	if (cli_wants_help(argc, argv)) {
 		status_usage(stdout);
 		return 0;
 	}
-	const char *id = NULL;
-	int as_json = 0;
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--json") == 0)
-			as_json = 1;
-		else if (id == NULL && argv[i][0] != '-')
-			id = argv[i];
-		else
-			return cli_usage_error("vouchers status takes IMPORT_ID [--json], not \"%s\"", argv[i]);
-	}
-	if (id == NULL)
-		return cli_usage_error("vouchers status takes IMPORT_ID [--json]");
+	const char *id;
+	int as_json;
+	int rc = cli_arg_and_json(argc, argv, "vouchers status", "IMPORT_ID", &id, &as_json);
+	if (rc != 0)
+		return rc;
 	rpcq_client *client = cli_client(g);
 	if (client == NULL)
 		return 1;
@@ -1240,13 +1110,12 @@ static int cmd_status(int argc, char **argv, cli_globals *g)
 	rpcq_error err;
 	if (rpcq_voucher_get_import(client, &req, &imp, &o, &err) != RPCQ_OK)
 		return cli_fail(&err);
-	int rc = 0;
 	if (as_json) {
 		rc = cli_print_json(&imp->base, 1);
 	} else {
 		char created[32], applied[32];
-		format_ms(imp->created_at_ms, created, sizeof(created));
-		format_ms(imp->applied_at_ms, applied, sizeof(applied));
+		cli_format_ms(imp->created_at_ms, created, sizeof(created));
+		cli_format_ms(imp->applied_at_ms, applied, sizeof(applied));
 		printf("import %s: %s, created %s%s%s\n", imp->import_id, state_name(imp->state), created,
 		       imp->state == STATE_APPLIED ? ", applied " : "", imp->state == STATE_APPLIED ? applied : "");
 		if (imp->key && imp->key[0])

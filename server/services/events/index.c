@@ -502,24 +502,25 @@ static uint32_t hash_tag(uint64_t h)
 	return (uint32_t)(h >> 32);
 }
 
-/* The slot holding id, or the empty slot where it would go. A repeat
- * ingest looks up every event of the feed, and a record is a cache miss:
- * the tags, beside the slots, keep the probes from reading the records of
- * other ids. */
-static size_t hash_slot(const event_index *ix, const char *id)
+/* The slot holding id, or the empty slot where it would go, and id's tag
+ * in *tag. A repeat ingest looks up every event of the feed, and a record
+ * is a cache miss: the tags, beside the slots, keep the probes from
+ * reading the records of other ids. */
+static size_t hash_slot(const event_index *ix, const char *id, uint32_t *tag_out)
 {
 	uint64_t h = id_hash(id);
 	uint32_t tag = hash_tag(h);
+	*tag_out = tag;
 	size_t mask = ix->cap - 1, i = (size_t)h & mask;
 	while (ix->slots[i] != NULL && (ix->tags[i] != tag || strcmp(ix->slots[i]->id, id) != 0))
 		i = (i + 1) & mask;
 	return i;
 }
 
-static void hash_set(event_index *ix, size_t slot, event_rec *r)
+static void hash_set(event_index *ix, size_t slot, event_rec *r, uint32_t tag)
 {
 	ix->slots[slot] = r;
-	ix->tags[slot] = hash_tag(id_hash(r->id));
+	ix->tags[slot] = tag;
 }
 
 /* Room for n events at a load of at most 0.7. 0, or -1 when out of memory
@@ -645,7 +646,8 @@ static int put(event_index *ix, event_rec *r, int newer_only)
 {
 	int result = -1;
 	pthread_rwlock_wrlock(&ix->lock);
-	size_t s = hash_slot(ix, r->id);
+	uint32_t tag;
+	size_t s = hash_slot(ix, r->id, &tag);
 	event_rec *old = ix->slots[s];
 	int which = rec_inverted(r);
 	if (newer_only && old != NULL && old->seq >= r->seq) {
@@ -658,7 +660,7 @@ static int put(event_index *ix, event_rec *r, int newer_only)
 		if (old == NULL) {
 			if (hash_reserve(ix, ix->n + 1) != 0)
 				goto out;
-			s = hash_slot(ix, r->id);
+			s = hash_slot(ix, r->id, &tag);
 		}
 		if (spares_reserve(ix) != 0)
 			goto out;
@@ -668,7 +670,7 @@ static int put(event_index *ix, event_rec *r, int newer_only)
 			ix->n++;
 		tree_insert(ix, &ix->t[which], r);
 	}
-	hash_set(ix, s, r);
+	hash_set(ix, s, r, tag);
 	r = old; /* freed below, once no reader can hold it */
 	result = 1;
 out:
@@ -758,8 +760,9 @@ size_t event_index_search(event_index *ix, const char *from, const char *to, con
 
 int event_index_get(event_index *ix, const char *id, void (*fn)(void *arg, const event_rec *r), void *arg)
 {
+	uint32_t tag;
 	pthread_rwlock_rdlock(&ix->lock);
-	event_rec *r = ix->slots[hash_slot(ix, id)];
+	event_rec *r = ix->slots[hash_slot(ix, id, &tag)];
 	if (r != NULL)
 		fn(arg, r);
 	pthread_rwlock_unlock(&ix->lock);

@@ -801,6 +801,57 @@ static void test_paying_a_debt_whose_email_is_pending_cancels_it(void **state)
 	free(path);
 }
 
+static void test_malformed_csv_rows_are_rejected_on_their_line_and_the_rest_of_the_file_is_imported(void **state)
+{
+	(void)state;
+	harness_server *s = start("0", NULL);
+	/* Three malformed records: text after a closing quote in the first
+	 * chunk and again past the first 1 MiB (the second chunk), and a quote
+	 * never closed at the end, which takes the rest of the file. A
+	 * no-break space after a closing quote is a blank. */
+	char *path = fmt("%s/malformed.csv", pg.dir);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	fputs("name,governmentId,email,debtAmount,debtDueDate,debtId\n", f);
+	fputs("\"Ana\"x,1,ana@example.com,1.00,2024-03-01,m-bad-1\n", f);     /* 2 */
+	fputs("\"Bo\"\xc2\xa0,2,bo@example.com,2.00,2024-03-01,m-nbsp\n", f); /* 3 */
+	int n = 16000, line = 4;
+	for (int i = 0; i < n; i++, line++)
+		fprintf(f, "Row Number %d,%d,row%d@example.com,%d.00,2024-03-01,m-%06d\n", i, i, i, 1 + i % 90, i);
+	const int bad2 = line++;
+	fputs("Cid,3,cid@example.com,3.00,\"2024-03-01\"\"\" junk,m-bad-2\n", f);
+	fputs("Dee,4,dee@example.com,4.00,2024-03-01,m-last-good\n", f);
+	line++;
+	const int bad3 = line;
+	fputs("\"Eve, never "
+	      "closed,5,eve@example.com,5.00,2024-03-01,m-bad-3\nFay,6,fay@example.com,6.00,2024-03-01,m-fay\n",
+	      f);
+	assert_int_equal(fclose(f), 0);
+	assert_true(file_size(path) > 1024 * 1024);
+
+	char *out, *err;
+	billing_ok(s, &out, &err, "import malformed.csv", "import", path, "--json", NULL);
+	assert_int_equal(json_u64(out, "rows"), n + 5);
+	assert_int_equal(json_u64(out, "newDebts"), n + 2);
+	assert_int_equal(json_u64(out, "rejected"), 3);
+	char *r1 = line_starting(err, "malformed.csv:2: ");
+	char *want2 = fmt("malformed.csv:%d: ", bad2), *want3 = fmt("malformed.csv:%d: ", bad3);
+	char *r2 = line_starting(err, want2), *r3 = line_starting(err, want3);
+	if (r1 == NULL || r2 == NULL || r3 == NULL)
+		fail_msg("no rejections on lines 2, %d and %d in stderr:\n%s", bad2, bad3, err);
+	assert_non_null(strstr(r1, "field 1: text after the closing quote"));
+	assert_non_null(strstr(r2, "field 5: text after the closing quote"));
+	assert_non_null(strstr(r3, "a quoted field is not closed before the end of the input"));
+	assert_int_equal(count_lines_starting(err, "malformed.csv:"), 3);
+	/* Nothing stored for them; the rows around them are. */
+	assert_int_equal(sql("SELECT count(*) FROM billing_debts WHERE debt_id LIKE 'm-bad-%%' OR debt_id = 'm-fay'"),
+			 0);
+	assert_int_equal(sql("SELECT count(*) FROM billing_debts WHERE debt_id IN ('m-nbsp', 'm-last-good')"), 2);
+	assert_int_equal(sql("SELECT count(*) FROM billing_debts WHERE name = 'Bo'"), 1);
+	assert_int_equal(sql("SELECT count(*) FROM billing_rejections"), 3);
+	free(r1), free(r2), free(r3), free(want2), free(want3), free(out), free(err), free(path);
+}
+
 static int setup_all(void **state)
 {
 	(void)state;
@@ -831,6 +882,9 @@ int main(void)
 			teardown_test),
 		cmocka_unit_test_teardown(test_bill_prints_the_slip_and_pay_marks_the_debt_paid_once, teardown_test),
 		cmocka_unit_test_teardown(test_paying_a_debt_whose_email_is_pending_cancels_it, teardown_test),
+		cmocka_unit_test_teardown(
+			test_malformed_csv_rows_are_rejected_on_their_line_and_the_rest_of_the_file_is_imported,
+			teardown_test),
 		cmocka_unit_test_teardown(
 			test_an_import_that_takes_a_while_shows_a_progress_bar_on_a_terminal_and_none_on_a_pipe,
 			teardown_test),

@@ -622,11 +622,7 @@ static void test_a_file_that_cannot_be_read_is_refused_and_changes_nothing(void 
 			 RPCQ_INVALID_ARGUMENT);
 	assert_string_equal(err.message, "orders.csv: line 1: the header must be order_id,customer_id (found 2 "
 					 "field(s), the first \"id\")");
-	const char unclosed[] = "barcode,order_id\nA,1\n\"B,2\nC,3\n";
-	assert_int_equal(send_chunk(cl[1], imp->import_id, RPCQ__VOUCHERS__FILE__BARCODES, 0, unclosed,
-				    strlen(unclosed), 1, NULL, &err),
-			 RPCQ_INVALID_ARGUMENT);
-	assert_non_null(strstr(err.message, "barcodes.csv: line 3"));
+	/* (A malformed record after the header is a rejected row: test_vouchers_cli.) */
 	assert_int_equal(send_chunk(cl[1], imp->import_id, RPCQ__VOUCHERS__FILE__BARCODES, 0, "", 0, 1, NULL, &err),
 			 RPCQ_INVALID_ARGUMENT);
 	assert_string_equal(err.message,

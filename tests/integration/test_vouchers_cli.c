@@ -662,6 +662,42 @@ static void test_each_rule_rejects_its_rows_with_file_and_line(void **state)
 	free(bad), free(bad_b), free(orders), free(barcodes);
 }
 
+static void test_malformed_csv_rows_and_a_byte_order_mark_do_not_stop_the_import(void **state)
+{
+	(void)state;
+	harness_pg db;
+	harness_server *s = start(&db);
+	/* Saved by a spreadsheet: a byte order mark before the header. A
+	 * malformed record is rejected on its line like any bad row, and the
+	 * rest of the file goes on; a no-break space after a closing quote is
+	 * a blank. */
+	char *orders = write_file("orders.csv", "\xef\xbb\xbf"
+						"order_id,customer_id\n"
+						"1,10\n"	       /* 2 */
+						"\"2\"x,11\n"	       /* 3: text after the quote */
+						"\"3\"\xc2\xa0,12\n"); /* 4 */
+	char *barcodes = write_file("barcodes.csv", "\xef\xbb\xbf"
+						    "barcode,order_id\n"
+						    "900001,1\n"	       /* 2 */
+						    "\"900002\" 1,1\n"	       /* 3: text after the quote */
+						    "900003,3\n"	       /* 4 */
+						    "900004,\"3\n900005,3\n"); /* 5: never closed */
+	char *out, *err;
+	vouchers_ok(s, &out, &err, "report", "report", "--orders", orders, "--barcodes", barcodes, NULL);
+	const char *want[] = {"orders.csv:3", "barcodes.csv:3", "barcodes.csv:5"};
+	expect_rejections(err, want, 3);
+	assert_non_null(strstr(err, "orders.csv:3: field 1: text after the closing quote"));
+	assert_non_null(strstr(err, "barcodes.csv:5: a quoted field is not closed before the end of the input"));
+	assert_string_equal(out, "10, 1, [900001]\n"
+				 "12, 3, [900003]\n"
+				 "\n"
+				 "Top 5 customers:\n"
+				 "10, 1\n"
+				 "12, 1\n"
+				 "Unused barcodes: 0\n");
+	free(out), free(err), free(orders), free(barcodes);
+}
+
 /* Writes n_orders orders and n_barcodes barcodes: every tenth barcode is
  * unused, and the orders 1, 11, 21, ... get none (their share of the
  * barcodes is the unused one). */
@@ -1094,6 +1130,8 @@ int main(void)
 		cmocka_unit_test_teardown(
 			test_the_real_exports_give_the_vouchers_top_5_and_unused_count_the_spec_implies, teardown_test),
 		cmocka_unit_test_teardown(test_each_rule_rejects_its_rows_with_file_and_line, teardown_test),
+		cmocka_unit_test_teardown(test_malformed_csv_rows_and_a_byte_order_mark_do_not_stop_the_import,
+					  teardown_test),
 		cmocka_unit_test_teardown(
 			test_an_import_killed_midway_resumes_where_it_stopped_and_ends_as_an_uninterrupted_one,
 			teardown_test),

@@ -205,10 +205,20 @@ static void test_a_file_without_its_header_cannot_be_read(void **state)
 	out = describe("name,governmentId,email,amount,debtDueDate,debtId\n");
 	assert_non_null(strstr(out, "error: line 1: the header must be"));
 	free(out);
-	/* Malformed CSV stops the reading at its line; the rows before it stand. */
+	/* Malformed CSV after the header is a rejected row, on its line, and the
+	 * reading goes on: text after a closing quote ends where the record
+	 * does; an unclosed quote takes the rest of the input. */
 	out = describe(HEADER "a,1,a@b.co,1,2024-01-01,x\n\"b,1\n");
 	assert_string_equal(out, "2:a|1|a@b.co|1|2024-01-01|x|100|19723|\n"
-				 "error: line 3: a quoted field is not closed before the end of the input");
+				 "3:||||||0|0|a quoted field is not closed before the end of the input\n");
+	free(out);
+	out = describe(HEADER "\"Ann\"x,1,a@b.co,1,2024-01-01,x\n\"Bo\"\xc2\xa0 ,2,b@b.co,2,2024-01-02,y\n");
+	assert_string_equal(out, "2:||||||0|0|field 1: text after the closing quote\n"
+				 "3:Bo|2|b@b.co|2|2024-01-02|y|200|19724|\n");
+	free(out);
+	/* Before the header it is the file's error, as a bad header is. */
+	out = describe("\"name\"x,governmentId,email,debtAmount,debtDueDate,debtId\n");
+	assert_string_equal(out, "error: line 1: field 1: text after the closing quote");
 	free(out);
 	/* A header alone, and nothing at all, are files without rows. */
 	out = describe(HEADER);

@@ -123,6 +123,41 @@ static void test_text_after_a_closing_quote_is_an_error(void **state)
 	start(&p, "a,\"b\"c,d\n");
 	assert_int_equal(csv_next(&p.r, &p.rec, &p.err), -1);
 	assert_string_equal(p.err.message, "line 1: field 2: text after the closing quote");
+	assert_string_equal(p.rec.bad, "field 2: text after the closing quote");
+	assert_int_equal(p.rec.line, 1);
+}
+
+static void test_the_reader_goes_on_after_a_malformed_record(void **state)
+{
+	(void)state;
+	parsed p;
+	/* The text after the quote runs to the field's end, as csv_cut reads
+	 * it: the ',' inside the second quoted field does not end the record. */
+	start(&p, "\"a\n1\"x\"y,\"b,\nc\"\nnext,row\n\"open\n");
+	assert_int_equal(csv_next(&p.r, &p.rec, &p.err), -1);
+	assert_int_equal(p.rec.line, 1);
+	assert_string_equal(p.err.message, "line 1: field 1: text after the closing quote");
+	assert_int_equal(p.rec.nfields, 2);
+	assert_field(&p.rec, 1, "b,\nc");
+	assert_int_equal(csv_next(&p.r, &p.rec, &p.err), 1);
+	assert_int_equal(p.rec.line, 4);
+	assert_field(&p.rec, 0, "next");
+	assert_int_equal(csv_next(&p.r, &p.rec, &p.err), -1);
+	assert_int_equal(p.rec.line, 5);
+	assert_string_equal(p.err.message, "line 5: a quoted field is not closed before the end of the input");
+	assert_int_equal(csv_next(&p.r, &p.rec, &p.err), 0);
+	assert_int_equal(p.r.line, 6);
+}
+
+static void test_a_no_break_space_after_a_closing_quote_is_a_blank(void **state)
+{
+	(void)state;
+	parsed p;
+	start(&p, "\"a\"\xc2\xa0 ,\"b\" \xc2\xa0\r\n");
+	assert_int_equal(csv_next(&p.r, &p.rec, &p.err), 1);
+	assert_field(&p.rec, 0, "a");
+	assert_field(&p.rec, 1, "b");
+	assert_int_equal(p.rec.bytes, strlen("\"a\"\xc2\xa0 ,\"b\" \xc2\xa0\r\n"));
 }
 
 static void test_a_last_record_without_line_break_is_read(void **state)
@@ -210,6 +245,8 @@ int main(void)
 		cmocka_unit_test(test_a_quote_inside_an_unquoted_field_is_an_ordinary_character),
 		cmocka_unit_test(test_an_unclosed_quote_is_an_error_naming_the_record_line),
 		cmocka_unit_test(test_text_after_a_closing_quote_is_an_error),
+		cmocka_unit_test(test_the_reader_goes_on_after_a_malformed_record),
+		cmocka_unit_test(test_a_no_break_space_after_a_closing_quote_is_a_blank),
 		cmocka_unit_test(test_a_last_record_without_line_break_is_read),
 		cmocka_unit_test(test_records_with_more_fields_than_kept_report_the_true_count),
 		cmocka_unit_test(test_cut_keeps_whole_records_and_never_splits_a_quoted_field),

@@ -78,8 +78,15 @@ static void test_a_file_without_its_header_cannot_be_read(void **state)
 	describe(VOUCHERS_BARCODES, "\n\nbarcode\n", out, sizeof(out));
 	assert_string_equal(
 		out, "error: line 3: the header must be barcode,order_id (found 1 field(s), the first \"barcode\")");
-	describe(VOUCHERS_BARCODES, "barcode,order_id\nA,\"1\n", out, sizeof(out));
-	assert_non_null(strstr(out, "error: line 2: "));
+	/* Malformed CSV after the header is a rejected row, and the file reads
+	 * on; a byte order mark before the header is not part of it. */
+	describe(VOUCHERS_BARCODES,
+		 "\xef\xbb\xbf"
+		 "barcode,order_id\nA,\"1\"x\nB,2\nC,\"1\n",
+		 out, sizeof(out));
+	assert_string_equal(out, "2:A||field 2: text after the closing quote\n"
+				 "3:B|2|\n"
+				 "4:C||a quoted field is not closed before the end of the input\n");
 	char q[64];
 	utf8_quote("a\"b\n", 4, q, sizeof(q));
 	assert_string_equal(q, "\"a\\\"b\\x0a\"");

@@ -213,9 +213,10 @@ static const char *check_row(billing_reader *r, const csv_record *rec, billing_r
 int billing_reader_next(billing_reader *r, billing_row *row, rpcq_error *err)
 {
 	csv_record rec;
+	int k;
 	for (;;) {
-		int k = csv_next(&r->csv, &rec, err);
-		if (k <= 0)
+		k = csv_next(&r->csv, &rec, err);
+		if (k == 0 || (k < 0 && !r->header_seen))
 			return k;
 		if (r->header_seen)
 			break;
@@ -224,6 +225,12 @@ int billing_reader_next(billing_reader *r, billing_row *row, rpcq_error *err)
 	}
 	memset(row, 0, sizeof(*row));
 	row->line = rec.line;
+	if (k < 0) {
+		/* Malformed CSV after the header: a row rejected like any other. */
+		snprintf(r->reason, sizeof(r->reason), "%s", rec.bad);
+		row->reason = r->reason;
+		return 1;
+	}
 	size_t n = rec.nfields < BILLING_FIELDS ? rec.nfields : BILLING_FIELDS;
 	for (size_t i = 0; i < n; i++)
 		trim(&rec.field[i]);

@@ -5,6 +5,7 @@
  * with memmove. Line numbers count every '\n', also those inside quoted
  * fields, so errors name the line a text editor shows.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "csv.h"
@@ -29,9 +30,23 @@ void csv_init(csv_reader *r, char *buf, size_t len, uint64_t first_line)
 	r->line = first_line;
 }
 
+/* Blanks after a closing quote: those around any field, and U+00A0. */
+static char *skip_blanks_after_quote(char *p, const char *end)
+{
+	for (;;) {
+		if (p < end && is_blank(*p))
+			p++;
+		else if (end - p >= 2 && (unsigned char)p[0] == 0xc2 && (unsigned char)p[1] == 0xa0)
+			p += 2;
+		else
+			return p;
+	}
+}
+
 /* Reads a quoted field whose opening quote is at r->p. On success the field
- * is [*start, *stop) and r->p is just past the closing quote. */
-static int read_quoted(csv_reader *r, uint64_t record_line, char **start, char **stop, rpcq_error *err)
+ * is [*start, *stop) and r->p is just past the closing quote; -1 when the
+ * field is not closed, with r->p at the end of the input. */
+static int read_quoted(csv_reader *r, char **start, char **stop)
 {
 	char *p = r->p + 1;
 	char *w = p;
@@ -39,9 +54,8 @@ static int read_quoted(csv_reader *r, uint64_t record_line, char **start, char *
 	for (;;) {
 		char *q = memchr(p, '"', (size_t)(r->end - p));
 		if (q == NULL) {
-			rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
-				       "line %llu: a quoted field is not closed before the end of the input",
-				       (unsigned long long)record_line);
+			r->line += count_newlines(p, r->end);
+			r->p = r->end;
 			return -1;
 		}
 		r->line += count_newlines(p, q);
@@ -80,6 +94,8 @@ int csv_next(csv_reader *r, csv_record *rec, rpcq_error *err)
 	}
 
 	rec->line = r->line;
+	rec->bad[0] = '\0';
+	char *first = p;
 	size_t nf = 0;
 	for (;;) {
 		char *start, *stop;
@@ -87,16 +103,21 @@ int csv_next(csv_reader *r, csv_record *rec, rpcq_error *err)
 			p++;
 		if (p < end && *p == '"') {
 			r->p = p;
-			if (read_quoted(r, rec->line, &start, &stop, err) != 0)
-				return -1;
-			p = r->p;
-			while (p < end && is_blank(*p))
-				p++;
+			if (read_quoted(r, &start, &stop) != 0) {
+				/* The field (what was read of it) takes the rest of the input. */
+				snprintf(rec->bad, sizeof(rec->bad),
+					 "a quoted field is not closed before the end of the input");
+				stop = end;
+				p = end;
+			} else {
+				p = skip_blanks_after_quote(r->p, end);
+			}
 			if (p < end && *p != ',' && *p != '\n') {
-				rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
-					       "line %llu: field %zu: text after the closing quote",
-					       (unsigned long long)r->line, nf + 1);
-				return -1;
+				if (rec->bad[0] == '\0')
+					snprintf(rec->bad, sizeof(rec->bad), "field %zu: text after the closing quote",
+						 nf + 1);
+				while (p < end && *p != ',' && *p != '\n')
+					p++;
 			}
 		} else {
 			start = p;
@@ -122,7 +143,12 @@ int csv_next(csv_reader *r, csv_record *rec, rpcq_error *err)
 		break;
 	}
 	rec->nfields = nf;
+	rec->bytes = (size_t)(p - first);
 	r->p = p;
+	if (rec->bad[0] != '\0') {
+		rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "line %llu: %s", (unsigned long long)rec->line, rec->bad);
+		return -1;
+	}
 	return 1;
 }
 

@@ -7,7 +7,11 @@
  * read as LF files); lines holding nothing but those blanks are skipped. A
  * '"' inside an unquoted field is an ordinary character, as most CSV readers
  * take it. Errors: a quoted field not closed before the end of the input, and
- * text after a closing quote.
+ * text after a closing quote (other than blanks or a UTF-8 no-break space,
+ * U+00A0, which spreadsheets leave there). A malformed record is reported,
+ * and the reader goes on after it: the text after a closing quote is read as
+ * the rest of an unquoted field (so the record ends where csv_cut and
+ * csv_complete say it does), an unclosed quote takes the rest of the input.
  *
  * The reader works in place over a caller-owned, mutable buffer: quoted
  * fields are unescaped by moving bytes inside the buffer, so no field ever
@@ -44,6 +48,8 @@ typedef struct csv_record {
 	csv_field field[CSV_MAX_FIELDS];
 	size_t nfields; /* all fields of the record (may be more) */
 	uint64_t line;	/* physical line where the record starts */
+	size_t bytes;	/* of the record's text, its '\n' included */
+	char bad[64];	/* when csv_next returned -1: why, without the line */
 } csv_record;
 
 typedef struct csv_reader {
@@ -57,8 +63,9 @@ typedef struct csv_reader {
 void csv_init(csv_reader *r, char *buf, size_t len, uint64_t first_line);
 
 /* Reads the next record into *rec. Returns 1 for a record, 0 at the end of
- * the input, -1 for malformed input with err set to INVALID_ARGUMENT
- * "line N: ..."; after -1 the reader must not be used again. */
+ * the input, -1 for a malformed record, with err set to INVALID_ARGUMENT
+ * "line N: <rec->bad>" and rec->line set; the reader is then past that
+ * record, so a caller that rejects bad rows may read on. */
 int csv_next(csv_reader *r, csv_record *rec, rpcq_error *err);
 
 /* Where to cut buf[0..len) (which starts at a record boundary) so that the

@@ -42,9 +42,15 @@ static int names_equal(const csv_field *f, const char *name)
 	return 1;
 }
 
-static int read_header(vouchers_reader *r, const csv_record *rec, rpcq_error *err)
+static int read_header(vouchers_reader *r, csv_record *rec, rpcq_error *err)
 {
 	const char *const *want = column[r->file];
+	/* Spreadsheets save UTF-8 with a byte order mark. */
+	csv_field *first_field = &rec->field[0];
+	if (first_field->len >= 3 && memcmp(first_field->ptr, "\xef\xbb\xbf", 3) == 0) {
+		first_field->ptr += 3;
+		first_field->len -= 3;
+	}
 	if (rec->nfields == 2 && names_equal(&rec->field[0], want[0]) && names_equal(&rec->field[1], want[1])) {
 		r->header_seen = 1;
 		return 0;
@@ -79,9 +85,10 @@ static const char *check_id(const csv_field *f, int required)
 int vouchers_reader_next(vouchers_reader *r, vouchers_row *row, rpcq_error *err)
 {
 	csv_record rec;
+	int k;
 	for (;;) {
-		int k = csv_next(&r->csv, &rec, err);
-		if (k <= 0)
+		k = csv_next(&r->csv, &rec, err);
+		if (k == 0 || (k < 0 && !r->header_seen))
 			return k;
 		if (r->header_seen)
 			break;
@@ -92,6 +99,12 @@ int vouchers_reader_next(vouchers_reader *r, vouchers_row *row, rpcq_error *err)
 	row->line = rec.line;
 	row->a = rec.field[0].ptr;
 	row->a_len = rec.field[0].len;
+	if (k < 0) {
+		/* Malformed CSV after the header: a row rejected like any other. */
+		snprintf(r->reason, sizeof(r->reason), "%s", rec.bad);
+		row->reason = r->reason;
+		return 1;
+	}
 	if (rec.nfields != 2) {
 		snprintf(r->reason, sizeof(r->reason), "expected 2 fields (%s), found %zu",
 			 vouchers_file_header(r->file), rec.nfields);

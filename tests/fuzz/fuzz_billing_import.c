@@ -3,8 +3,9 @@
  * through server/services/common/upload.h): any bytes a client may send as
  * a debts file. The first byte picks a chunk size; the rest is the file.
  * Read whole, and read in chunks through upload_take with the carry kept
- * between them as the service keeps it, the file must give the same rows
- * with the same reasons, or fail on the same line. Every row has a line;
+ * between them as the service keeps it (a record too long to carry
+ * rejected as the service rejects it), the file must give the same rows
+ * with the same reasons, or fail on the same line, wherever it is cut. Every row has a line;
  * a valid row has its fields within the limits, an amount of 1 cent to
  * MONEY_MAX_CENTS that formats back to a valid amount, a due date a boleto
  * carries, and a boleto whose typeable line passes its own check. Run under
@@ -23,8 +24,6 @@
 #include "utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define MAX_CARRY 4096
 
 /* A digest of the rows read: FNV-1a over every field and reason of each,
  * and the error when the text cannot be read. */
@@ -81,6 +80,22 @@ static void check_valid(const billing_row *row)
 		abort();
 }
 
+static void add_row(digest *d, const billing_row *row)
+{
+	d->rows++;
+	mix(d, &row->line, sizeof(row->line));
+	mix(d, row->name, row->name_len);
+	mix(d, row->government_id, row->government_id_len);
+	mix(d, row->email, row->email_len);
+	mix(d, row->amount, row->amount_len);
+	mix(d, row->due, row->due_len);
+	mix(d, row->debt_id, row->debt_id_len);
+	mix(d, &row->amount_cents, sizeof(row->amount_cents));
+	mix(d, &row->due_day, sizeof(row->due_day));
+	if (row->reason)
+		mix(d, row->reason, strlen(row->reason));
+}
+
 /* Reads text into d; 0 at its end, -1 when it could not be read. */
 static int read_into(digest *d, char *text, size_t len, uint64_t line, int *header)
 {
@@ -96,18 +111,7 @@ static int read_into(digest *d, char *text, size_t len, uint64_t line, int *head
 			check_valid(&row);
 		else if (row.amount_cents != 0 || row.due_day != 0)
 			abort();
-		d->rows++;
-		mix(d, &row.line, sizeof(row.line));
-		mix(d, row.name, row.name_len);
-		mix(d, row.government_id, row.government_id_len);
-		mix(d, row.email, row.email_len);
-		mix(d, row.amount, row.amount_len);
-		mix(d, row.due, row.due_len);
-		mix(d, row.debt_id, row.debt_id_len);
-		mix(d, &row.amount_cents, sizeof(row.amount_cents));
-		mix(d, &row.due_day, sizeof(row.due_day));
-		if (row.reason)
-			mix(d, row.reason, strlen(row.reason));
+		add_row(d, &row);
 	}
 	*header = r.header_seen;
 	if (k < 0) {
@@ -139,33 +143,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	upload_state st = UPLOAD_STATE_INIT;
 	strbuf work = STRBUF_INIT, carry = STRBUF_INIT;
 	size_t off = 0;
-	int too_long = 0;
 	header = 0;
 	do {
 		size_t k = len - off < chunk ? len - off : chunk;
 		upload_piece pc;
 		rpcq_error err;
-		rpcq_status s = upload_take(&st, carry.data, carry.len, off, text + off, k, off + k == len, MAX_CARRY,
-					    &work, &pc, &err);
-		if (s == RPCQ_INVALID_ARGUMENT) {
-			too_long = 1; /* a record longer than a carry may be */
-			break;
-		}
+		rpcq_status s = upload_take(&st, carry.data, carry.len, off, text + off, k, off + k == len,
+					    BILLING_MAX_RECORD, &work, &pc, &err);
 		if (s != RPCQ_OK || pc.action != UPLOAD_TAKEN)
 			abort();
 		if (read_into(&cut, pc.records, pc.records_len, pc.first_line, &header) < 0)
 			break;
+		if (pc.overlong_line != 0) {
+			/* What the service does with it: the header's error, or a
+			 * rejected row like the one the reader makes of it whole. */
+			if (!header) {
+				cut.failed = 1;
+				cut.fail_line = pc.overlong_line;
+				break;
+			}
+			billing_row row = {0};
+			row.line = pc.overlong_line;
+			row.reason = BILLING_OVERLONG_REASON;
+			add_row(&cut, &row);
+		}
 		carry.len = 0;
 		strbuf_append(&carry, pc.carry, pc.carry_len);
 		off += k;
 	} while (off < len);
 	strbuf_fini(&work);
 	strbuf_fini(&carry);
-	if (!too_long) {
-		if (whole.failed != cut.failed)
-			abort();
-		if (whole.failed ? whole.fail_line != cut.fail_line : (whole.h != cut.h || whole.rows != cut.rows))
-			abort();
-	}
+	if (whole.failed != cut.failed)
+		abort();
+	if (whole.failed ? whole.fail_line != cut.fail_line : (whole.h != cut.h || whole.rows != cut.rows))
+		abort();
 	return 0;
 }

@@ -807,17 +807,29 @@ static void test_malformed_csv_rows_are_rejected_on_their_line_and_the_rest_of_t
 	harness_server *s = start("0", NULL);
 	/* Three malformed records: text after a closing quote in the first
 	 * chunk and again past the first 1 MiB (the second chunk), and a quote
-	 * never closed at the end, which takes the rest of the file. A
-	 * no-break space after a closing quote is a blank. */
+	 * never closed at the end, which takes the rest of the file; and a
+	 * record too long to carry across the chunks' cut. A no-break space
+	 * after a closing quote is a blank. */
 	char *path = fmt("%s/malformed.csv", pg.dir);
 	FILE *f = fopen(path, "wb");
 	assert_non_null(f);
 	fputs("name,governmentId,email,debtAmount,debtDueDate,debtId\n", f);
 	fputs("\"Ana\"x,1,ana@example.com,1.00,2024-03-01,m-bad-1\n", f);     /* 2 */
 	fputs("\"Bo\"\xc2\xa0,2,bo@example.com,2.00,2024-03-01,m-nbsp\n", f); /* 3 */
-	int n = 16000, line = 4;
-	for (int i = 0; i < n; i++, line++)
+	int n = 16000, line = 4, overlong = 0;
+	for (int i = 0; i < n; i++, line++) {
+		if (overlong == 0 && ftell(f) >= 1024 * 1024 - 10000) {
+			/* 20 kB in quotes over 100 lines, cut by the first chunk's
+			 * end 10 kB in: too long to carry to the next chunk. */
+			overlong = line;
+			fputs("\"Long", f);
+			for (int j = 0; j < 100; j++, line++)
+				fprintf(f, "%0199d\n", j);
+			fputs("\",9,long@example.com,9.00,2024-03-01,m-bad-long\n", f);
+			line++;
+		}
 		fprintf(f, "Row Number %d,%d,row%d@example.com,%d.00,2024-03-01,m-%06d\n", i, i, i, 1 + i % 90, i);
+	}
 	const int bad2 = line++;
 	fputs("Cid,3,cid@example.com,3.00,\"2024-03-01\"\"\" junk,m-bad-2\n", f);
 	fputs("Dee,4,dee@example.com,4.00,2024-03-01,m-last-good\n", f);
@@ -831,9 +843,9 @@ static void test_malformed_csv_rows_are_rejected_on_their_line_and_the_rest_of_t
 
 	char *out, *err;
 	billing_ok(s, &out, &err, "import malformed.csv", "import", path, "--json", NULL);
-	assert_int_equal(json_u64(out, "rows"), n + 5);
+	assert_int_equal(json_u64(out, "rows"), n + 6);
 	assert_int_equal(json_u64(out, "newDebts"), n + 2);
-	assert_int_equal(json_u64(out, "rejected"), 3);
+	assert_int_equal(json_u64(out, "rejected"), 4);
 	char *r1 = line_starting(err, "malformed.csv:2: ");
 	char *want2 = fmt("malformed.csv:%d: ", bad2), *want3 = fmt("malformed.csv:%d: ", bad3);
 	char *r2 = line_starting(err, want2), *r3 = line_starting(err, want3);
@@ -842,13 +854,17 @@ static void test_malformed_csv_rows_are_rejected_on_their_line_and_the_rest_of_t
 	assert_non_null(strstr(r1, "field 1: text after the closing quote"));
 	assert_non_null(strstr(r2, "field 5: text after the closing quote"));
 	assert_non_null(strstr(r3, "a quoted field is not closed before the end of the input"));
-	assert_int_equal(count_lines_starting(err, "malformed.csv:"), 3);
+	char *want_long = fmt("malformed.csv:%d: a record longer than 8192 bytes", overlong);
+	if (!count_lines_starting(err, want_long))
+		fail_msg("no \"%s\" in stderr:\n%s", want_long, err);
+	free(want_long);
+	assert_int_equal(count_lines_starting(err, "malformed.csv:"), 4);
 	/* Nothing stored for them; the rows around them are. */
 	assert_int_equal(sql("SELECT count(*) FROM billing_debts WHERE debt_id LIKE 'm-bad-%%' OR debt_id = 'm-fay'"),
 			 0);
 	assert_int_equal(sql("SELECT count(*) FROM billing_debts WHERE debt_id IN ('m-nbsp', 'm-last-good')"), 2);
 	assert_int_equal(sql("SELECT count(*) FROM billing_debts WHERE name = 'Bo'"), 1);
-	assert_int_equal(sql("SELECT count(*) FROM billing_rejections"), 3);
+	assert_int_equal(sql("SELECT count(*) FROM billing_rejections"), 4);
 	free(r1), free(r2), free(r3), free(want2), free(want3), free(out), free(err), free(path);
 }
 

@@ -676,18 +676,27 @@ static void test_malformed_csv_rows_and_a_byte_order_mark_do_not_stop_the_import
 						"1,10\n"	       /* 2 */
 						"\"2\"x,11\n"	       /* 3: text after the quote */
 						"\"3\"\xc2\xa0,12\n"); /* 4 */
-	char *barcodes = write_file("barcodes.csv", "\xef\xbb\xbf"
-						    "barcode,order_id\n"
-						    "900001,1\n"	       /* 2 */
-						    "\"900002\" 1,1\n"	       /* 3: text after the quote */
-						    "900003,3\n"	       /* 4 */
-						    "900004,\"3\n900005,3\n"); /* 5: never closed */
+	struct sb text = {0};
+	sb_add(&text, "\xef\xbb\xbf"
+		      "barcode,order_id\n"
+		      "900001,1\n"
+		      "\"900002\" 1,1\n" /* 3: text after the quote */
+		      "900003,3\n"
+		      "\""); /* 5: longer than a record may be */
+	for (int i = 0; i < 50; i++)
+		sb_add(&text, "%099d\n", i);
+	sb_add(&text, "\",3\n"
+		      "900004,\"3\n900005,3\n"); /* 56: never closed */
+	char *barcodes_text = sb_take(&text);
+	char *barcodes = write_file("barcodes.csv", barcodes_text);
+	free(barcodes_text);
 	char *out, *err;
 	vouchers_ok(s, &out, &err, "report", "report", "--orders", orders, "--barcodes", barcodes, NULL);
-	const char *want[] = {"orders.csv:3", "barcodes.csv:3", "barcodes.csv:5"};
-	expect_rejections(err, want, 3);
+	const char *want[] = {"orders.csv:3", "barcodes.csv:3", "barcodes.csv:5", "barcodes.csv:56"};
+	expect_rejections(err, want, 4);
 	assert_non_null(strstr(err, "orders.csv:3: field 1: text after the closing quote"));
-	assert_non_null(strstr(err, "barcodes.csv:5: a quoted field is not closed before the end of the input"));
+	assert_non_null(strstr(err, "barcodes.csv:5: a record longer than 4096 bytes"));
+	assert_non_null(strstr(err, "barcodes.csv:56: a quoted field is not closed before the end of the input"));
 	assert_string_equal(out, "10, 1, [900001]\n"
 				 "12, 3, [900003]\n"
 				 "\n"

@@ -242,8 +242,8 @@ static size_t describe_chunked(const char *text, size_t len, size_t n, strbuf *b
 		size_t k = len - off < n ? len - off : n;
 		upload_piece pc;
 		rpcq_error err;
-		assert_int_equal(upload_take(&st, carry.data, carry.len, off, text + off, k, off + k == len, 4096,
-					     &work, &pc, &err),
+		assert_int_equal(upload_take(&st, carry.data, carry.len, off, text + off, k, off + k == len,
+					     BILLING_MAX_RECORD, &work, &pc, &err),
 				 RPCQ_OK);
 		assert_int_equal(pc.action, UPLOAD_TAKEN);
 		billing_reader r;
@@ -256,6 +256,15 @@ static size_t describe_chunked(const char *text, size_t len, size_t n, strbuf *b
 		}
 		assert_int_equal(got, 0);
 		header = r.header_seen;
+		if (pc.overlong_line != 0) {
+			/* The service's rejection of a record too long to carry:
+			 * the row the reader makes of it read whole. */
+			billing_row over = {0};
+			over.line = pc.overlong_line;
+			over.reason = BILLING_OVERLONG_REASON;
+			describe_row(b, &over);
+			rows++;
+		}
 		carry.len = 0;
 		strbuf_append(&carry, pc.carry, pc.carry_len);
 		off += k;
@@ -542,9 +551,48 @@ static void test_paid_at_reads_rfc3339_and_iso8601_instants(void **state)
 	}
 }
 
+static void test_a_record_too_long_is_a_rejected_row_wherever_the_chunks_cut_it(void **state)
+{
+	(void)state;
+	/* A quoted name of 20,000 bytes holding commas and line breaks (its
+	 * record starts on line 3 and spans 201 lines), then a good row; then
+	 * a quote never closed that takes the rest of a long file. */
+	strbuf t = STRBUF_INIT;
+	strbuf_append(&t, HEADER, strlen(HEADER));
+	const char *good = "a,1,a@b.co,1,2024-01-01,x\n";
+	strbuf_append(&t, good, strlen(good));
+	strbuf_putc(&t, '"');
+	for (int i = 0; i < 200; i++)
+		strbuf_append(&t, "long, long name with \"\" quotes and a line break\n", 48);
+	strbuf_append(&t, "tail\",2,b@b.co,2,2024-01-02,y\n", 30);
+	strbuf_append(&t, "c,3,c@b.co,3,2024-01-03,z\n", 26);
+	strbuf_append(&t, "\"open", 5);
+	for (int i = 0; i < 300; i++)
+		strbuf_append(&t, ",,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,\n", 41);
+	assert_false(t.failed);
+	strbuf wb = STRBUF_INIT;
+	describe_n(t.data, t.len, &wb);
+	char *whole = wb.data;
+	assert_string_equal(whole, "2:a|1|a@b.co|1|2024-01-01|x|100|19723|\n"
+				   "3:||||||0|0|" BILLING_OVERLONG_REASON "\n"
+				   "204:c|3|c@b.co|3|2024-01-03|z|300|19725|\n"
+				   "205:||||||0|0|" BILLING_OVERLONG_REASON "\n");
+	static const size_t sizes[] = {1, 7, 1000, 8191, 8192, 8193, 9000, 20000, 65536};
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		strbuf cut = STRBUF_INIT;
+		describe_chunked(t.data, t.len, sizes[i], &cut);
+		if (strcmp(cut.data, whole) != 0)
+			fail_msg("cut every %zu bytes:\n%s\nwhole:\n%s", sizes[i], cut.data, whole);
+		strbuf_fini(&cut);
+	}
+	free(whole);
+	strbuf_fini(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_a_record_too_long_is_a_rejected_row_wherever_the_chunks_cut_it),
 		cmocka_unit_test(test_rows_are_read_with_cents_days_and_trimmed_fields),
 		cmocka_unit_test(test_each_rule_rejects_a_row_naming_its_field),
 		cmocka_unit_test(test_a_file_without_its_header_cannot_be_read),

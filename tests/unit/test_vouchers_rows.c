@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "csv.h"
 #include "rows.h"
 #include "upload.h"
 #include "utf8.h"
@@ -189,14 +190,27 @@ static void test_upload_take_resends_gaps_overlaps_and_the_end(void **state)
 	assert_int_equal(upload_take(&empty, "", 0, 0, "", 0, 1, 64, &work, &pc, &err), RPCQ_OK);
 	assert_int_equal(pc.action, UPLOAD_TAKEN);
 	assert_true(empty.complete);
-	/* A record longer than the carry allows. */
+	/* A record longer than the carry allows is named and not carried: the
+	 * next chunks skip the rest of it, a quoted line break included. */
 	upload_state big = UPLOAD_STATE_INIT;
 	char longrec[100];
 	memset(longrec, 'x', sizeof(longrec));
-	assert_int_equal(upload_take(&big, "", 0, 0, longrec, sizeof(longrec), 0, 64, &work, &pc, &err),
-			 RPCQ_INVALID_ARGUMENT);
-	assert_string_equal(err.message, "line 1: a record longer than 64 bytes (or a quoted field never closed)");
-	assert_int_equal(big.received, 0);
+	memcpy(longrec, "a,b\n  \nx,\"", 10); /* a record, a blank line, a long one */
+	assert_int_equal(upload_take(&big, "", 0, 0, longrec, sizeof(longrec), 0, 64, &work, &pc, &err), RPCQ_OK);
+	assert_int_equal(pc.records_len, 7);
+	assert_int_equal(pc.carry_len, 0);
+	assert_int_equal(pc.overlong_line, 3);
+	assert_int_equal(big.skip, CSV_IN_QUOTED);
+	assert_int_equal(big.received, sizeof(longrec));
+	const char more[] = "x\n\" still quoted\",y\nA,1\n";
+	assert_int_equal(upload_take(&big, "", 0, sizeof(longrec), more, strlen(more), 0, 64, &work, &pc, &err),
+			 RPCQ_OK);
+	assert_int_equal(pc.overlong_line, 0);
+	assert_int_equal(big.skip, 0);
+	assert_int_equal(pc.first_line, 5);
+	assert_int_equal(pc.records_len, 4);
+	assert_memory_equal(pc.records, "A,1\n", 4);
+	assert_int_equal(big.line, 6);
 	strbuf_fini(&work);
 }
 

@@ -19,6 +19,7 @@
 #include <nng/supplemental/util/platform.h>
 
 #include "boleto.h"
+#include "debt.h"
 #include "rpcq/billing.pb-c.h"
 #include "server.h"
 #include "service.h"
@@ -26,7 +27,6 @@
 
 #define BILLING_TOPIC_PREFIX "billing.imports."
 #define BILLING_FIRST_REJECTIONS 100
-#define BILLING_MAX_RECORD 8192
 #define BILLING_KEY_MAX 128
 #define BILLING_FILE_NAME_MAX 200
 

@@ -220,11 +220,20 @@ int billing_reader_next(billing_reader *r, billing_row *row, rpcq_error *err)
 			return k;
 		if (r->header_seen)
 			break;
+		if (rec.bytes > BILLING_MAX_RECORD) {
+			rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "line %llu: the header is %s",
+				       (unsigned long long)rec.line, BILLING_OVERLONG_REASON);
+			return -1;
+		}
 		if (read_header(r, &rec, err) < 0)
 			return -1;
 	}
 	memset(row, 0, sizeof(*row));
 	row->line = rec.line;
+	if (rec.bytes > BILLING_MAX_RECORD) {
+		row->reason = BILLING_OVERLONG_REASON;
+		return 1;
+	}
 	if (k < 0) {
 		/* Malformed CSV after the header: a row rejected like any other. */
 		snprintf(r->reason, sizeof(r->reason), "%s", rec.bad);

@@ -50,6 +50,10 @@
 #define BILLING_GOVERNMENT_ID_MAX 32
 #define BILLING_EMAIL_MAX 254
 #define BILLING_DEBT_ID_MAX 64
+/* The longest record (its '\n' included): a longer one is a rejected row,
+ * however the chunks of its upload cut it (upload.h). */
+#define BILLING_MAX_RECORD 8192
+#define BILLING_OVERLONG_REASON "a record longer than 8192 bytes"
 /* 1997-10-08, factor 0001 (0000 says "no due date"). */
 #define BILLING_DUE_MIN_TEXT "1997-10-08"
 

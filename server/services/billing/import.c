@@ -198,6 +198,15 @@ typedef struct chunk_rows {
 	uint64_t rows, bad;
 } chunk_rows;
 
+static void add_rejection(chunk_rows *out, int64_t id, uint64_t line, const char *reason)
+{
+	pgcopy_row(&out->rejected, 3);
+	pgcopy_int8(&out->rejected, id);
+	pgcopy_int8(&out->rejected, (int64_t)line);
+	pgcopy_bytes(&out->rejected, reason, strlen(reason));
+	out->bad++;
+}
+
 static int read_rows(int64_t id, const upload_piece *pc, int *header_seen, chunk_rows *out, rpcq_error *err)
 {
 	billing_reader r;
@@ -217,11 +226,7 @@ static int read_rows(int64_t id, const upload_piece *pc, int *header_seen, chunk
 	while ((k = billing_reader_next(&r, &row, err)) == 1) {
 		out->rows++;
 		if (row.reason != NULL) {
-			pgcopy_row(&out->rejected, 3);
-			pgcopy_int8(&out->rejected, id);
-			pgcopy_int8(&out->rejected, (int64_t)row.line);
-			pgcopy_bytes(&out->rejected, row.reason, strlen(row.reason));
-			out->bad++;
+			add_rejection(out, id, row.line, row.reason);
 			continue;
 		}
 		int inserted;
@@ -285,7 +290,8 @@ rpcq_status billing_import_chunk(call *c, const ProtobufCMessage *msg, ProtobufC
 		st = rpcq_error_set(&err, RPCQ_NOT_FOUND, "import %" PRId64 " not found", id);
 		goto fail;
 	}
-	upload_state us = {(uint64_t)db_int8(res, 0, 0), (uint64_t)db_int8(res, 0, 1), PQgetvalue(res, 0, 2)[0] != 0};
+	upload_state us = {(uint64_t)db_int8(res, 0, 0), (uint64_t)db_int8(res, 0, 1), PQgetvalue(res, 0, 2)[0] != 0,
+			   (int)db_int8(res, 0, 6)};
 	int header_seen = PQgetvalue(res, 0, 3)[0] != 0;
 	snprintf(name, sizeof(name), "%.*s", PQgetlength(res, 0, 5), PQgetvalue(res, 0, 5));
 	upload_piece pc;
@@ -303,6 +309,15 @@ rpcq_status billing_import_chunk(call *c, const ProtobufCMessage *msg, ProtobufC
 	if (read_rows(id, &pc, &header_seen, &rows, &err) < 0) {
 		st = err.code;
 		goto fail_named;
+	}
+	if (pc.overlong_line != 0) {
+		if (!header_seen) {
+			st = rpcq_error_set(&err, RPCQ_INVALID_ARGUMENT, "line %" PRIu64 ": the header is %s",
+					    pc.overlong_line, BILLING_OVERLONG_REASON);
+			goto fail_named;
+		}
+		rows.rows++;
+		add_rejection(&rows, id, pc.overlong_line, BILLING_OVERLONG_REASON);
 	}
 	if (!header_seen && us.complete) {
 		st = rpcq_error_set(&err, RPCQ_INVALID_ARGUMENT, "line 1: the file is empty (it needs the header %s)",
@@ -329,7 +344,8 @@ rpcq_status billing_import_chunk(call *c, const ProtobufCMessage *msg, ProtobufC
 	if (rows.bad > 0 && (st = copy_all(db, BILLING_SQL_COPY_REJECTIONS, &rows.rejected, &err)) != RPCQ_OK)
 		goto fail;
 
-	char v[10][24];
+	char v[10][24], skip[8];
+	snprintf(skip, sizeof(skip), "%d", us.skip);
 	snprintf(v[0], sizeof(v[0]), "%" PRIu64, us.received);
 	snprintf(v[1], sizeof(v[1]), "%" PRIu64, us.line);
 	snprintf(v[2], sizeof(v[2]), "%" PRIu64, rows.rows);
@@ -337,11 +353,20 @@ rpcq_status billing_import_chunk(call *c, const ProtobufCMessage *msg, ProtobufC
 	snprintf(v[4], sizeof(v[4]), "%" PRId64, added);
 	snprintf(v[5], sizeof(v[5]), "%" PRId64, repeated);
 	snprintf(v[6], sizeof(v[6]), "%" PRIu64, rows.bad + (uint64_t)conflicting);
-	const char *pu[] = {
-		ids,  v[0], v[1], us.complete ? "true" : "false", header_seen ? "true" : "false", pc.carry, v[2], v[3],
-		v[4], v[5], v[6]};
-	const int lens[] = {0, 0, 0, 0, 0, (int)pc.carry_len, 0, 0, 0, 0, 0};
-	const int fmts[] = {0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0};
+	const char *pu[] = {ids,
+			    v[0],
+			    v[1],
+			    us.complete ? "true" : "false",
+			    header_seen ? "true" : "false",
+			    pc.carry,
+			    v[2],
+			    v[3],
+			    v[4],
+			    v[5],
+			    v[6],
+			    skip};
+	const int lens[] = {0, 0, 0, 0, 0, (int)pc.carry_len, 0, 0, 0, 0, 0, 0};
+	const int fmts[] = {0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0};
 	if ((st = db_exec_params(db, &billing_sql_import_update, pu, lens, fmts, 0, NULL, &err)) != RPCQ_OK ||
 	    (st = billing_publish_progress(db, id, &err)) != RPCQ_OK || (st = db_commit(db, &err)) != RPCQ_OK)
 		goto fail;

@@ -24,7 +24,8 @@ const db_stmt billing_sql_import_get = {
 
 const db_stmt billing_sql_import_lock = {
 	"billing_import_lock",
-	"SELECT received, line, complete, header_seen, carry, name FROM billing_imports WHERE id = $1::int8 FOR UPDATE",
+	"SELECT received, line, complete, header_seen, carry, name, skip::int8 FROM billing_imports WHERE id = $1::int8"
+	" FOR UPDATE",
 	1,
 };
 
@@ -32,8 +33,9 @@ const db_stmt billing_sql_import_update = {
 	"billing_import_update",
 	"UPDATE billing_imports SET received = $2::int8, line = $3::int8, complete = $4::bool, header_seen = $5::bool,"
 	" carry = $6::bytea, rows = rows + $7::int8, accepted = accepted + $8::int8, new_debts = new_debts + $9::int8,"
-	" repeated = repeated + $10::int8, rejected = rejected + $11::int8, updated_at = now() WHERE id = $1::int8",
-	11,
+	" repeated = repeated + $10::int8, rejected = rejected + $11::int8, skip = $12::int2, updated_at = now()"
+	" WHERE id = $1::int8",
+	12,
 };
 
 const db_stmt billing_sql_rejections_first = {

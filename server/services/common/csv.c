@@ -219,6 +219,48 @@ size_t csv_complete(const char *buf, size_t len)
 	return last_record_end(buf, len, len);
 }
 
+int csv_record_end(const char *buf, size_t len, int *state, size_t *end)
+{
+	int q = *state;
+	for (size_t i = 0; i < len; i++) {
+		char ch = buf[i];
+		switch (q) {
+		case CSV_IN_QUOTED:
+			if (ch == '"')
+				q = CSV_IN_QUOTED_QUOTE;
+			continue;
+		case CSV_IN_QUOTED_QUOTE:
+			if (ch == '"') {
+				q = CSV_IN_QUOTED; /* a "" pair */
+				continue;
+			}
+			q = CSV_IN_UNQUOTED; /* the field was closed: what follows it */
+			break;
+		case CSV_AT_FIELD:
+			if (is_blank(ch))
+				continue;
+			if (ch == '"') {
+				q = CSV_IN_QUOTED;
+				continue;
+			}
+			q = CSV_IN_UNQUOTED;
+			break;
+		default:
+			break;
+		}
+		/* Outside quotes. */
+		if (ch == ',') {
+			q = CSV_AT_FIELD;
+		} else if (ch == '\n') {
+			*end = i + 1;
+			*state = CSV_AT_FIELD;
+			return 1;
+		}
+	}
+	*state = q;
+	return 0;
+}
+
 void csv_write_field(strbuf *b, const char *s, size_t n)
 {
 	size_t i;

@@ -83,6 +83,19 @@ size_t csv_cut(const char *buf, size_t len, size_t limit, uint64_t *newlines);
  * chunk of an upload. */
 size_t csv_complete(const char *buf, size_t len);
 
+/* Where the text of a record stands when it is cut (csv_record_end): at
+ * the start of a field (CSV_AT_FIELD, also the record's start), inside an
+ * unquoted field (or the text after a closing quote), inside a quoted
+ * field, or inside one just after a '"' (which closes the field or begins
+ * a "" pair, as the next byte says). Never 0, so 0 can mean "none". */
+enum { CSV_AT_FIELD = 1, CSV_IN_UNQUOTED, CSV_IN_QUOTED, CSV_IN_QUOTED_QUOTE };
+
+/* Reads buf[0..len) as the continuation of a record standing at *state, by
+ * the rules of csv_next and csv_cut. 1 when the record ends in it, with
+ * *end just past its '\n'; 0 when it does not, with *state where it stands
+ * at len. */
+int csv_record_end(const char *buf, size_t len, int *state, size_t *end);
+
 /* Appends one field to b, quoted when it holds ',', '"', '\r' or '\n'. */
 void csv_write_field(strbuf *b, const char *s, size_t n);
 

@@ -20,6 +20,19 @@ static uint64_t count_newlines(const char *p, size_t n)
 	return k;
 }
 
+/* The bytes of the whole lines of blanks at the start of p[0..n). */
+static size_t blank_lines(const char *p, size_t n)
+{
+	size_t lead = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\n')
+			lead = i + 1;
+		else if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+			break;
+	}
+	return lead;
+}
+
 rpcq_status upload_take(upload_state *st, const char *carry, size_t carry_len, uint64_t offset, const void *data,
 			size_t len, int last, size_t max_carry, strbuf *work, upload_piece *out, rpcq_error *err)
 {
@@ -54,20 +67,46 @@ rpcq_status upload_take(upload_state *st, const char *carry, size_t carry_len, u
 		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory for a chunk");
 	work->len--;
 
-	size_t done = last ? work->len : csv_complete(work->data, work->len);
-	size_t rest = work->len - done;
-	if (rest > max_carry)
-		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
-				      "line %" PRIu64
-				      ": a record longer than %zu bytes (or a quoted field never closed)",
-				      st->line + count_newlines(work->data, done), max_carry);
+	char *text = work->data;
+	size_t n = work->len;
+	uint64_t line = st->line;
+	int q = st->skip;
+	if (q) {
+		/* The rest of an overlong record (meanwhile the carry is empty). */
+		size_t e = n;
+		int ended = csv_record_end(text, n, &q, &e);
+		line += count_newlines(text, e);
+		if (ended || last)
+			q = 0;
+		text += e;
+		n -= e;
+	}
+	size_t done = last ? n : csv_complete(text, n);
+	size_t rest = n - done;
+	uint64_t rest_line = line + count_newlines(text, done);
+	uint64_t overlong = 0;
+	if (!q && rest > max_carry) {
+		/* The record starts after the blank lines csv_next skips. */
+		const char *r = text + done;
+		size_t lead = blank_lines(r, rest);
+		if (rest - lead > max_carry) {
+			overlong = rest_line + count_newlines(r, lead);
+			size_t e;
+			q = CSV_AT_FIELD;
+			csv_record_end(r + lead, rest - lead, &q, &e); /* it does not end here: csv_complete */
+			rest_line += count_newlines(r, rest);
+			rest = 0;
+		}
+	}
 	out->action = UPLOAD_TAKEN;
-	out->records = work->data;
+	out->records = text;
 	out->records_len = done;
-	out->first_line = st->line;
-	out->carry = work->data + done;
+	out->first_line = line;
+	out->carry = text + done;
 	out->carry_len = rest;
-	st->line += count_newlines(work->data, done);
+	out->overlong_line = overlong;
+	st->line = rest_line;
+	st->skip = q;
 	st->received = end;
 	st->complete = last;
 	return RPCQ_OK;

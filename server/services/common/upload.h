@@ -15,6 +15,13 @@
  *    text are handed out for reading (starting on the line the carry started
  *    on), and what follows the last whole record is the new carry. The chunk
  *    marked last ends the file: all of its text is records.
+ *  - a carry longer than a record may be (max_carry) is not kept: the piece
+ *    names the line of that record (overlong_line), which the service
+ *    rejects as a record too long, and the upload skips the rest of it in
+ *    the chunks that follow (skip: where its text stood at the cut), so
+ *    memory stays bounded by the chunk and the record is rejected wherever
+ *    the chunks cut it. Readers reject a whole record longer than max_carry
+ *    the same way (csv_record.bytes), so a file cut anywhere reads as whole.
  * Chunks may cut the file anywhere, also inside a quoted field or a CRLF.
  *
  * Pure functions over memory.
@@ -33,11 +40,12 @@ typedef struct upload_state {
 	uint64_t received; /* bytes of the file taken so far (the next offset) */
 	uint64_t line;	   /* line on which the carry starts (1 before the first chunk) */
 	int complete;	   /* the chunk marked last has been taken */
+	int skip;	   /* 0, or skipping an overlong record: its csv_record_end state */
 } upload_state;
 
-#define UPLOAD_STATE_INIT \
-	{                 \
-		0, 1, 0   \
+#define UPLOAD_STATE_INIT  \
+	{                  \
+		0, 1, 0, 0 \
 	}
 
 typedef enum upload_action {
@@ -52,6 +60,7 @@ typedef struct upload_piece {
 	uint64_t first_line; /* line of records[0] */
 	const char *carry;   /* the new carry, in work (after the records) */
 	size_t carry_len;
+	uint64_t overlong_line; /* 0, or the line of a record longer than max_carry (after the records) */
 } upload_piece;
 
 /* Takes the chunk data[0..len) at offset (last: it ends the file) into an
@@ -60,8 +69,7 @@ typedef struct upload_piece {
  * *out points into it. On UPLOAD_TAKEN *st is advanced (received, the line
  * of the new carry, complete); the caller stores it with the new carry when
  * it has stored what the records hold. A carry may grow to max_carry bytes
- * (one record's length): a longer record is INVALID_ARGUMENT "line N: ...".
- * FAILED_PRECONDITION for a gap or for new bytes after the end of the file,
+ * (one record's length): see overlong_line above. FAILED_PRECONDITION for a gap or for new bytes after the end of the file,
  * RESOURCE_EXHAUSTED when out of memory; *st is unchanged on any error. */
 rpcq_status upload_take(upload_state *st, const char *carry, size_t carry_len, uint64_t offset, const void *data,
 			size_t len, int last, size_t max_carry, strbuf *work, upload_piece *out,

@@ -288,7 +288,8 @@ rpcq_status vouchers_import_chunk(call *c, const ProtobufCMessage *msg, Protobuf
 		st = rpcq_error_set(&err, RPCQ_NOT_FOUND, "import %" PRId64 " not found", id);
 		goto fail;
 	}
-	upload_state us = {(uint64_t)db_int8(res, 0, 0), (uint64_t)db_int8(res, 0, 1), PQgetvalue(res, 0, 2)[0] != 0};
+	upload_state us = {(uint64_t)db_int8(res, 0, 0), (uint64_t)db_int8(res, 0, 1), PQgetvalue(res, 0, 2)[0] != 0,
+			   (int)db_int8(res, 0, 9)};
 	int header_seen = PQgetvalue(res, 0, 3)[0] != 0;
 	char name[NAME_MAX_BYTES + 1];
 	snprintf(name, sizeof(name), "%.*s", PQgetlength(res, 0, 7), PQgetvalue(res, 0, 7));
@@ -312,6 +313,16 @@ rpcq_status vouchers_import_chunk(call *c, const ProtobufCMessage *msg, Protobuf
 		st = err.code;
 		goto fail_named;
 	}
+	if (pc.overlong_line != 0) {
+		if (!header_seen) {
+			st = rpcq_error_set(&err, RPCQ_INVALID_ARGUMENT, "line %" PRIu64 ": the header is %s",
+					    pc.overlong_line, VOUCHERS_OVERLONG_REASON);
+			goto fail_named;
+		}
+		add_rejection(&rows.rejected, id, file, pc.overlong_line, VOUCHERS_OVERLONG_REASON);
+		rows.nrows++;
+		rows.nrejected++;
+	}
 	if (!header_seen && us.complete) {
 		st = rpcq_error_set(&err, RPCQ_INVALID_ARGUMENT, "line 1: the file is empty (it needs the header %s)",
 				    vouchers_file_header(file));
@@ -323,15 +334,16 @@ rpcq_status vouchers_import_chunk(call *c, const ProtobufCMessage *msg, Protobuf
 	    (rows.nrejected > 0 && (st = copy_all(db, VOUCHERS_SQL_COPY_REJECTIONS, &rows.rejected, &err)) != RPCQ_OK))
 		goto fail;
 
-	char received[24], line[24], nrows[24], nrej[24];
+	char received[24], line[24], nrows[24], nrej[24], skip[8];
+	snprintf(skip, sizeof(skip), "%d", us.skip);
 	snprintf(received, sizeof(received), "%" PRIu64, us.received);
 	snprintf(line, sizeof(line), "%" PRIu64, us.line);
 	snprintf(nrows, sizeof(nrows), "%" PRIu64, rows.nrows);
 	snprintf(nrej, sizeof(nrej), "%" PRIu64, rows.nrejected);
 	const char *pu[] = {ids,   files, received, line, bool_text(us.complete), bool_text(header_seen),
-			    nrows, nrej,  pc.carry};
-	const int lens[] = {0, 0, 0, 0, 0, 0, 0, 0, (int)pc.carry_len};
-	const int fmts[] = {0, 0, 0, 0, 0, 0, 0, 0, 1};
+			    nrows, nrej,  pc.carry, skip};
+	const int lens[] = {0, 0, 0, 0, 0, 0, 0, 0, (int)pc.carry_len, 0};
+	const int fmts[] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 0};
 	if ((st = db_exec_params(db, &vouchers_sql_file_update, pu, lens, fmts, 0, NULL, &err)) != RPCQ_OK ||
 	    (st = db_commit(db, &err)) != RPCQ_OK)
 		goto fail;

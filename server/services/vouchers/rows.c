@@ -92,11 +92,21 @@ int vouchers_reader_next(vouchers_reader *r, vouchers_row *row, rpcq_error *err)
 			return k;
 		if (r->header_seen)
 			break;
+		if (rec.bytes > VOUCHERS_MAX_RECORD) {
+			rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "line %llu: the header is %s",
+				       (unsigned long long)rec.line, VOUCHERS_OVERLONG_REASON);
+			return -1;
+		}
 		if (read_header(r, &rec, err) < 0)
 			return -1;
 	}
 	memset(row, 0, sizeof(*row));
 	row->line = rec.line;
+	if (rec.bytes > VOUCHERS_MAX_RECORD) {
+		row->a = "";
+		row->reason = VOUCHERS_OVERLONG_REASON;
+		return 1;
+	}
 	row->a = rec.field[0].ptr;
 	row->a_len = rec.field[0].len;
 	if (k < 0) {

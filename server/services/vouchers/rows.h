@@ -27,6 +27,10 @@
 #include "csv.h"
 
 #define VOUCHERS_ID_MAX 64
+/* The longest record (its '\n' included): a longer one is a rejected row,
+ * however the chunks of its upload cut it (upload.h). */
+#define VOUCHERS_MAX_RECORD 4096
+#define VOUCHERS_OVERLONG_REASON "a record longer than 4096 bytes"
 
 typedef enum vouchers_file {
 	VOUCHERS_ORDERS = 1, /* the values of rpcq.vouchers.File */

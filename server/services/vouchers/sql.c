@@ -46,7 +46,8 @@ const db_stmt vouchers_sql_files_get = {
 
 const db_stmt vouchers_sql_file_lock = {
 	"vouchers_file_lock",
-	"SELECT f.received, f.line, f.complete, f.header_seen, f.rows, f.rejected, f.carry, f.name, i.state"
+	"SELECT f.received, f.line, f.complete, f.header_seen, f.rows, f.rejected, f.carry, f.name, i.state, "
+	"f.skip::int8"
 	" FROM voucher_import_files f JOIN voucher_imports i ON i.id = f.import_id"
 	" WHERE f.import_id = $1::int8 AND f.file = $2::int2 FOR UPDATE OF f",
 	2,
@@ -55,11 +56,11 @@ const db_stmt vouchers_sql_file_lock = {
 const db_stmt vouchers_sql_file_update = {
 	"vouchers_file_update",
 	"WITH f AS (UPDATE voucher_import_files SET received = $3::int8, line = $4::int8, complete = $5::bool,"
-	" header_seen = $6::bool, rows = rows + $7::int8, rejected = rejected + $8::int8, carry = $9::bytea"
-	" WHERE import_id = $1::int8 AND file = $2::int2 RETURNING 1)"
+	" header_seen = $6::bool, rows = rows + $7::int8, rejected = rejected + $8::int8, carry = $9::bytea,"
+	" skip = $10::int2 WHERE import_id = $1::int8 AND file = $2::int2 RETURNING 1)"
 	" UPDATE voucher_imports SET rejections = rejections + $8::int8 WHERE id = $1::int8 AND EXISTS (SELECT 1 FROM "
 	"f)",
-	9,
+	10,
 };
 
 const db_stmt vouchers_sql_files_lock = {

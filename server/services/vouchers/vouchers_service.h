@@ -20,8 +20,6 @@
 #define VOUCHERS_TOPIC "vouchers.issued"
 /* Rejections an Import message carries (ListRejections pages the rest). */
 #define VOUCHERS_FIRST_REJECTIONS 100
-/* The largest partial record carried from one chunk to the next. */
-#define VOUCHERS_MAX_RECORD 4096
 
 extern const service_def vouchers_service;
 

@@ -17,6 +17,18 @@
  * call takes), and reading goes on when it returns. Any failure answers the
  * error in Connect's shape with the gRPC-mapped HTTP status and closes the
  * connection (the rest of the body is not read).
+ *
+ * The import is started (StartImport) only with the first chunk in hand, so
+ * a request refused before one (its Content-Type or query, an empty body or
+ * file, a form without a file, a malformed form, a body cut or stalled
+ * within its first chunk) stores nothing. A failure after it (a chunk that
+ * ImportChunk refuses, the CSV's header row in the first one included; a
+ * body malformed, cut short or stalled later) answers, next to Connect's
+ * code and message, the import's "importId" and "receivedBytes" (what it
+ * holds) and a Location header of its status. Sending the file again with
+ * the same key= resumes it: the bytes it holds are skipped. An upload
+ * without key= cannot be resumed and stays RECEIVING. A client that hangs
+ * up gets no answer; its import, if one was started, is found by its key.
  */
 #include <stdio.h>
 #include <string.h>
@@ -36,7 +48,8 @@
 #define UPLOAD_KEY_MAX 128
 
 struct upload {
-	char import_id[24];
+	char import_id[24]; /* once StartImport has answered */
+	uint64_t received;  /* bytes of the file the import holds, as it last said */
 	char name[UPLOAD_NAME_MAX + 1];
 	char key[UPLOAD_KEY_MAX + 1];
 	uint64_t offset; /* of chunk[0] in the file */
@@ -62,11 +75,32 @@ void upload_free(upload *u)
 	rpcq_free(u);
 }
 
-static void fail_locked(conn *c, rpcq_status st, const char *message)
+/* Answers a failure and closes the connection once it is written. Once
+ * the import exists, its id and received bytes go with the error, so the
+ * client knows what is stored and where to look (c->lock held). */
+static void fail_http_locked(conn *c, int status, const char *code, const char *message)
 {
+	const upload *u = c->up;
 	c->close_after = 1;
 	c->state = CONN_BUSY;
-	conn_respond_error_locked(c, gateway_http_status(st), gateway_connect_code(st), message);
+	if (u == NULL || u->import_id[0] == '\0') {
+		conn_respond_error_locked(c, status, code, message);
+		return;
+	}
+	char esc[1024], body[1300], headers[96];
+	gw_json_escape(esc, sizeof(esc), message);
+	int n = snprintf(body, sizeof(body),
+			 "{\"code\":\"%s\",\"message\":\"%s\",\"importId\":\"%s\",\"receivedBytes\":\"%llu\"}", code,
+			 esc, u->import_id, (unsigned long long)u->received);
+	if (n < 0 || (size_t)n >= sizeof(body))
+		n = snprintf(body, sizeof(body), "{\"code\":\"%s\",\"importId\":\"%s\"}", code, u->import_id);
+	snprintf(headers, sizeof(headers), "Location: " UPLOAD_PREFIX "/%s\r\n", u->import_id);
+	conn_respond_locked(c, status, "application/json", headers, body, (size_t)n);
+}
+
+static void fail_locked(conn *c, rpcq_status st, const char *message)
+{
+	fail_http_locked(c, gateway_http_status(st), gateway_connect_code(st), message);
 }
 
 static void append(upload *u, const char *data, size_t n)
@@ -145,7 +179,9 @@ static void respond_result(conn *c, const call_result *res, int created)
 	}
 	char *json = rpcq_message_to_json(res->output, 0);
 	if (json == NULL) {
-		conn_respond_error(c, 500, "internal", "the reply does not convert to JSON");
+		nng_mtx_lock(c->lock);
+		fail_http_locked(c, 500, "internal", "the reply does not convert to JSON");
+		nng_mtx_unlock(c->lock);
 		return;
 	}
 	const Rpcq__Billing__Import *imp = (const Rpcq__Billing__Import *)res->output;
@@ -166,6 +202,7 @@ static int start_import(conn *c, upload *u, arena *ar, call_result *res)
 		return -1;
 	const Rpcq__Billing__Import *imp = (const Rpcq__Billing__Import *)res->output;
 	snprintf(u->import_id, sizeof(u->import_id), "%s", imp->import_id);
+	u->received = imp->received_bytes;
 	return 0;
 }
 
@@ -187,6 +224,8 @@ static void flush_run(server_job *job, arena *ar)
 	in.data.len = u->len;
 	in.last = u->last;
 	gw_call(c, ar, "/rpcq.billing.BillingService/ImportChunk", 0, c->received, c->received_ns, &in.base, &res);
+	if (res.status == RPCQ_OK)
+		u->received = ((const Rpcq__Billing__Import *)res.output)->received_bytes;
 	if (res.status != RPCQ_OK || u->last) {
 		respond_result(c, &res, 1);
 		nng_mtx_lock(c->lock);
@@ -215,6 +254,13 @@ void upload_body_done_locked(conn *c)
 			return;
 		}
 	}
+	if (u->import_id[0] == '\0' && u->offset == 0 && u->len == 0) {
+		/* Nothing to import: no import is made for it. */
+		fail_locked(c, RPCQ_INVALID_ARGUMENT,
+			    u->multipart ? "the form's file is empty (a CSV file with its header row is expected)"
+					 : "the body is empty (a CSV file with its header row is expected)");
+		return;
+	}
 	u->last = 1;
 	c->body_paused = 1;
 	c->state = CONN_UPLOAD;
@@ -226,8 +272,8 @@ void upload_body_failed_locked(conn *c, int status, const char *message)
 	upload *u = c->up;
 	if (status == 499 && u != NULL && u->error[0]) /* our sink refused it */
 		fail_locked(c, RPCQ_INVALID_ARGUMENT, u->error);
-	else if (status == 408)
-		fail_locked(c, RPCQ_DEADLINE_EXCEEDED, message);
+	else if (status == 408) /* the client's delay: 408, as for any request read too slowly */
+		fail_http_locked(c, 408, "deadline_exceeded", message);
 	else
 		fail_locked(c, RPCQ_INVALID_ARGUMENT, message);
 }
@@ -249,6 +295,8 @@ void upload_begin(conn *c)
 	upload *u = rpcq_calloc(1, sizeof(*u));
 	char *chunk = rpcq_alloc(UPLOAD_CHUNK + GW_RXBUF + MULTIPART_BOUNDARY_MAX + 16);
 	nng_mtx_lock(c->lock);
+	upload_free(c->up); /* an earlier upload on this connection */
+	c->up = NULL;
 	if (u == NULL || chunk == NULL) {
 		rpcq_free(u);
 		rpcq_free(chunk);
@@ -257,7 +305,6 @@ void upload_begin(conn *c)
 		return;
 	}
 	u->chunk = chunk;
-	upload_free(c->up); /* an earlier upload on this connection */
 	c->up = u;
 	char type[64], why[200];
 	/* The key before the body: a caller who may not import sends no byte
@@ -282,22 +329,24 @@ void upload_begin(conn *c)
 	}
 	if (strcmp(type, "multipart/form-data") == 0) {
 		char boundary[MULTIPART_BOUNDARY_MAX + 1];
+		const char *bad = NULL;
 		if (multipart_boundary(http_request_header(req, "content-type"), boundary, sizeof(boundary), why,
-				       sizeof(why)) != 0 ||
-		    multipart_init(&u->mp, boundary) != 0) {
-			fail_locked(c, RPCQ_INVALID_ARGUMENT, why);
+				       sizeof(why)) != 0)
+			bad = why;
+		else if (multipart_init(&u->mp, boundary) != 0)
+			bad = multipart_error(&u->mp, NULL);
+		if (bad != NULL) {
+			fail_locked(c, RPCQ_INVALID_ARGUMENT, bad);
 			nng_mtx_unlock(c->lock);
 			return;
 		}
 		u->multipart = 1;
 	} else if (strcmp(type, "text/csv") != 0 && strcmp(type, "application/csv") != 0 &&
 		   strcmp(type, "text/plain") != 0 && strcmp(type, "application/octet-stream") != 0 && type[0]) {
-		c->close_after = 1;
-		c->state = CONN_BUSY;
 		snprintf(why, sizeof(why),
 			 "content type \"%.60s\" is not supported; send text/csv, or multipart/form-data with the file",
 			 type);
-		conn_respond_error_locked(c, 415, "invalid_argument", why);
+		fail_http_locked(c, 415, "invalid_argument", why);
 		nng_mtx_unlock(c->lock);
 		return;
 	}

@@ -1129,6 +1129,243 @@ static void test_curl_posting_the_sample_bills_and_mails_1999_debts_and_again_ad
 	assert_int_equal(total, 1999);
 }
 
+/* ---- the HTTP upload's failures ---- */
+
+/* What an HTTP client is told by a refused upload: the HTTP status, a JSON
+ * Connect error ({"code": code, "message": ...}) whose message holds msg,
+ * and, once an import had been started, its "importId" and "receivedBytes"
+ * in the body and a Location of its status. Returns the importId, 0 when
+ * the body names none (then it has no Location either). */
+static long long expect_refusal(const char *what, long status, const char *ctype, const char *location,
+				const char *body, long want, const char *code, const char *msg)
+{
+	if (status != want)
+		fail_msg("%s: HTTP %ld, wanted %ld; body: %.300s", what, status, want, body ? body : "");
+	if (ctype == NULL || strncmp(ctype, "application/json", 16) != 0)
+		fail_msg("%s: Content-Type %s, wanted application/json", what, ctype ? ctype : "(none)");
+	char start[96];
+	snprintf(start, sizeof(start), "{\"code\":\"%s\",\"message\":\"", code);
+	if (strncmp(body, start, strlen(start)) != 0 || (msg && strstr(body, msg) == NULL))
+		fail_msg("%s: error body %.300s, wanted code \"%s\" and a message with \"%s\"", what, body, code,
+			 msg ? msg : "");
+	long long id = json_number(body, "importId");
+	if (id == 0) {
+		if (location != NULL || strstr(body, "importId") || strstr(body, "receivedBytes"))
+			fail_msg("%s: no import, but Location %s and body %.300s", what, location ? location : "-",
+				 body);
+		return 0;
+	}
+	char want_location[64];
+	snprintf(want_location, sizeof(want_location), "/billing/imports/%lld", id);
+	if (location == NULL || strcmp(location, want_location) != 0)
+		fail_msg("%s: import %lld but Location %s", what, id, location ? location : "(none)");
+	if (strstr(body, "\"receivedBytes\":\"") == NULL)
+		fail_msg("%s: import %lld but no receivedBytes: %.300s", what, id, body);
+	return id;
+}
+
+static long long expect_http_refusal(const char *what, const harness_http_reply *r, long want, const char *code,
+				     const char *msg)
+{
+	return expect_refusal(what, r->status, harness_http_header(r, "Content-Type"),
+			      harness_http_header(r, "Location"), r->body ? r->body : "", want, code, msg);
+}
+
+static long long imports_keyed(const char *key)
+{
+	char sql[300];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM billing_imports WHERE key = '%s'", key);
+	return harness_sql_scalar(pg.conninfo, sql);
+}
+
+/* GET /billing/imports/<id> of an upload that was cut: RECEIVING, not
+ * complete, holding received bytes; its JSON (free it). */
+static char *expect_receiving(const char *what, long long id, long long received)
+{
+	char url[300];
+	snprintf(url, sizeof(url), "%s/billing/imports/%lld", srv[0].http_url, id);
+	harness_http_reply r;
+	assert_int_equal(harness_http("GET", url, NULL, NULL, 0, &r), 0);
+	if (r.status != 200 || !strstr(r.body, "\"state\":\"RECEIVING\"") || strstr(r.body, "\"complete\":true") ||
+	    json_number(r.body, "receivedBytes") != received)
+		fail_msg("%s: import %lld is HTTP %ld %.400s, wanted RECEIVING with %lld bytes", what, id, r.status,
+			 r.body, received);
+	char *body = strdup(r.body);
+	harness_http_reply_free(&r);
+	return body;
+}
+
+/* The multipart/form-data body of an HTML form with text as its file
+ * part (boundary XyZ; closed: with the closing delimiter), malloc'd. */
+#define FORM_TYPE "Content-Type: multipart/form-data; boundary=XyZ"
+static char *form_body(const char *filename, const char *text, size_t len, int closed, size_t *out_len)
+{
+	char head[300];
+	int hn = snprintf(head, sizeof(head),
+			  "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"%s\"\r\n"
+			  "Content-Type: text/csv\r\n\r\n",
+			  filename);
+	static const char tail[] = "\r\n--XyZ--\r\n";
+	char *b = malloc((size_t)hn + len + sizeof(tail));
+	assert_non_null(b);
+	memcpy(b, head, (size_t)hn);
+	memcpy(b + hn, text, len);
+	*out_len = (size_t)hn + len;
+	if (closed) {
+		memcpy(b + *out_len, tail, sizeof(tail) - 1);
+		*out_len += sizeof(tail) - 1;
+	}
+	return b;
+}
+
+/* A request refused before its first chunk was taken (its Content-Type, a
+ * form's boundary, an empty body or file, a form cut short) answers 4xx
+ * with Connect's error and no import id, and stores nothing: no import, no
+ * debt. A malformed import id is 400, an unknown one 404. */
+static void test_an_http_upload_refused_before_its_first_chunk_stores_no_import(void **state)
+{
+	(void)state;
+	server_up(0, "none");
+	char url[300];
+	snprintf(url, sizeof(url), "%s/billing/imports?key=refused", srv[0].http_url);
+	harness_http_reply r;
+	const char *csv[] = {"Content-Type: text/csv", NULL};
+	assert_int_equal(harness_http("POST", url, csv, "", 0, &r), 0);
+	expect_http_refusal("an empty body", &r, 400, "invalid_argument", "the body is empty");
+	harness_http_reply_free(&r);
+
+	const char *json[] = {"Content-Type: application/json", NULL};
+	assert_int_equal(harness_http("POST", url, json, "{}", 2, &r), 0);
+	expect_http_refusal("application/json", &r, 415, "invalid_argument",
+			    "content type \\\"application/json\\\" is not supported");
+	harness_http_reply_free(&r);
+
+	size_t len;
+	char *text = read_sample(&len);
+	size_t blen;
+	char *form = form_body("s.csv", text, len, 1, &blen);
+	struct {
+		const char *type, *msg;
+	} bad[] = {
+		{"Content-Type: multipart/form-data", "no boundary parameter"},
+		{"Content-Type: multipart/form-data; charset=utf-8", "no boundary parameter"},
+		{"Content-Type: multipart/form-data; boundary=", "a parameter without a value"},
+		{"Content-Type: multipart/form-data; boundary=\"\"", "the boundary is empty"},
+		{"Content-Type: multipart/form-data; boundary=\"a<b>\"", "does not allow"},
+		{"Content-Type: multipart/form-data; boundary="
+		 "12345678901234567890123456789012345678901234567890123456789012345678901",
+		 "longer than 70 characters"},
+		{"Content-Type: multipart/form-data; boundary=XyZ; boundary=XyZ", "given twice"},
+		/* Well-formed, but not the body's: no boundary line is found. */
+		{"Content-Type: multipart/form-data; boundary=Other", "no boundary line \\\"--Other\\\""},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *h[] = {bad[i].type, NULL};
+		assert_int_equal(harness_http("POST", url, h, form, blen, &r), 0);
+		expect_http_refusal(bad[i].type, &r, 400, "invalid_argument", bad[i].msg);
+		harness_http_reply_free(&r);
+	}
+	free(form);
+
+	/* A form cut short: the sample's part without its closing delimiter. */
+	const char *mp[] = {FORM_TYPE, NULL};
+	form = form_body("s.csv", text, len, 0, &blen);
+	assert_int_equal(harness_http("POST", url, mp, form, blen, &r), 0);
+	expect_http_refusal("a form without its closing delimiter", &r, 400, "invalid_argument",
+			    "the body ended inside part 1, before the closing delimiter \\\"--XyZ--\\\"");
+	harness_http_reply_free(&r);
+	free(form);
+	/* A form whose file is empty. */
+	form = form_body("e.csv", "", 0, 1, &blen);
+	assert_int_equal(harness_http("POST", url, mp, form, blen, &r), 0);
+	expect_http_refusal("an empty file part", &r, 400, "invalid_argument", "the form's file is empty");
+	harness_http_reply_free(&r);
+	free(form);
+
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_imports"), 0);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), 0);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_rejections"), 0);
+
+	/* Status: a malformed id, an unknown one. */
+	snprintf(url, sizeof(url), "%s/billing/imports/abc", srv[0].http_url);
+	assert_int_equal(harness_http("GET", url, NULL, NULL, 0, &r), 0);
+	expect_http_refusal("GET /billing/imports/abc", &r, 400, "invalid_argument",
+			    "import_id \\\"abc\\\" is not an import id");
+	harness_http_reply_free(&r);
+	snprintf(url, sizeof(url), "%s/billing/imports/999999", srv[0].http_url);
+	assert_int_equal(harness_http("GET", url, NULL, NULL, 0, &r), 0);
+	expect_http_refusal("GET /billing/imports/999999", &r, 404, "not_found", "import 999999 not found");
+	harness_http_reply_free(&r);
+	free(text);
+}
+
+/* A request refused once its import was started answers the import's id
+ * (body and Location) with the error, and the file sent again with the same
+ * key completes that import: refused in its first chunk (the CSV's header
+ * row), then a form cut short after some chunks. */
+static void test_an_http_upload_refused_after_its_import_began_answers_its_id_and_resumes_with_its_key(void **state)
+{
+	(void)state;
+	server_up(0, "none");
+	char url[300];
+	harness_http_reply r;
+	snprintf(url, sizeof(url), "%s/billing/imports?key=bad-head", srv[0].http_url);
+	const char *csv[] = {"Content-Type: text/csv", NULL};
+	assert_int_equal(harness_http("POST", url, csv, "a,b\n1,2\n", 8, &r), 0);
+	long long id = expect_http_refusal("a CSV with a wrong header", &r, 400, "invalid_argument",
+					   "line 1: the header must be");
+	harness_http_reply_free(&r);
+	assert_true(id > 0);
+	free(expect_receiving("after a wrong header", id, 0));
+	assert_int_equal(imports_keyed("bad-head"), 1);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), 0);
+	size_t len;
+	char *text = read_sample(&len);
+	assert_int_equal(harness_http("POST", url, csv, text, len, &r), 0);
+	assert_int_equal(r.status, 201);
+	assert_int_equal(json_number(r.body, "importId"), id);
+	assert_int_equal(json_number(r.body, "newDebts"), 1999);
+	assert_int_equal(json_number(r.body, "repeated"), 54);
+	assert_int_equal(json_number(r.body, "rows"), 2053);
+	harness_http_reply_free(&r);
+	free(text);
+
+	/* A form of about 2.5 MiB cut short: its first two chunks are taken. */
+	const int n = 40000;
+	text = generate(n, "t", "trunc");
+	len = strlen(text);
+	size_t blen;
+	char *form = form_body("t.csv", text, len, 0, &blen);
+	snprintf(url, sizeof(url), "%s/billing/imports?key=trunc", srv[0].http_url);
+	const char *mp[] = {FORM_TYPE, NULL};
+	assert_int_equal(harness_http("POST", url, mp, form, blen, &r), 0);
+	long long tid = expect_http_refusal("a big form without its closing delimiter", &r, 400, "invalid_argument",
+					    "the body ended inside part 1");
+	long long received = json_number(r.body, "receivedBytes");
+	harness_http_reply_free(&r);
+	free(form);
+	assert_true(tid > id);
+	assert_true(received >= 2 << 20 && received < (long long)len);
+	char *status = expect_receiving("after a cut form", tid, received);
+	long long rows = json_number(status, "rows");
+	free(status);
+	assert_true(rows > 0 && rows < n);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), 1999 + rows);
+	form = form_body("t.csv", text, len, 1, &blen);
+	assert_int_equal(harness_http("POST", url, mp, form, blen, &r), 0);
+	assert_int_equal(r.status, 201);
+	assert_int_equal(json_number(r.body, "importId"), tid);
+	assert_int_equal(json_number(r.body, "newDebts"), n);
+	assert_int_equal(json_number(r.body, "rows"), n);
+	assert_int_equal(json_number(r.body, "receivedBytes"), (long long)len);
+	assert_non_null(strstr(r.body, "\"complete\":true"));
+	harness_http_reply_free(&r);
+	free(form);
+	free(text);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), 1999 + n);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_imports"), 2);
+}
+
 static Rpcq__Billing__Bill *get_bill(rpcq_client *c, const char *debt)
 {
 	Rpcq__Billing__GetBillRequest req = RPCQ__BILLING__GET_BILL_REQUEST__INIT;
@@ -1500,6 +1737,10 @@ int main(void)
 		cmocka_unit_test_setup(test_the_imports_stream_carries_its_progress_while_it_runs, reset),
 		cmocka_unit_test_setup(test_curl_posting_the_sample_bills_and_mails_1999_debts_and_again_adds_none,
 				       reset),
+		cmocka_unit_test_setup(test_an_http_upload_refused_before_its_first_chunk_stores_no_import, reset),
+		cmocka_unit_test_setup(
+			test_an_http_upload_refused_after_its_import_began_answers_its_id_and_resumes_with_its_key,
+			reset),
 		cmocka_unit_test_setup(test_failures_retry_then_fail_and_a_payment_stops_an_email, reset),
 		cmocka_unit_test_setup(test_a_debt_paid_before_its_bill_exists_gets_no_email, reset),
 		cmocka_unit_test_setup(test_a_debt_paid_between_retries_gets_no_further_attempt, reset),

@@ -7,7 +7,9 @@
  * process; kill -9 during dispatch loses and duplicates nothing beyond the
  * one window the README names, and kill -9 while an import merges and bills,
  * or while bills are written, loses and duplicates nothing; two processes
- * dispatch together; curl's upload of the sample bills and mails it; failures
+ * dispatch together; curl's upload of the sample bills and mails it; an HTTP
+ * upload refused before its first chunk stores nothing, one refused, stalled
+ * or cut later names its import and resumes with its key; failures
  * retry and then fail; a payment stops its e-mail, also before the bill and
  * between retries; an e-mail's Message-ID is its bill's; the spool's files
  * parse as RFC 5322. (The `rpcq billing` command has its own tests.)
@@ -22,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -221,6 +224,10 @@ static void server_up(int i, const char *mode)
 		harness_server_start(&srv[i], &pg, args);
 	} else if (strcmp(mode, "spool") == 0) {
 		const char *args[] = {"--mail-spool", spool, "--billing-schedule", "1", NULL};
+		harness_server_start(&srv[i], &pg, args);
+	} else if (strcmp(mode, "read-timeout") == 0) {
+		/* A body that stops coming is cut after 3 s without a byte. */
+		const char *args[] = {"--billing-schedule", "0", "--http-read-timeout-ms", "3000", NULL};
 		harness_server_start(&srv[i], &pg, args);
 	} else if (strcmp(mode, "none7") == 0) {
 		const char *args[] = {"--billing-schedule", "0", "--billing-batch", "7", NULL};
@@ -1171,6 +1178,43 @@ static long long expect_http_refusal(const char *what, const harness_http_reply 
 			      harness_http_header(r, "Location"), r->body ? r->body : "", want, code, msg);
 }
 
+/* POST through libcurl, bounded far above what a loaded machine needs (an
+ * upload of a few chunks); nothing is asserted about time. */
+static int post(const char *url, const char *const *headers, const void *body, size_t len, harness_http_reply *r)
+{
+	return harness_http_timeout("POST", url, headers, body, len, 120000, r);
+}
+
+/* A header's value in a response read off a raw socket, or NULL. */
+static const char *raw_header(const char *resp, const char *name, char *out, size_t cap)
+{
+	const char *end = strstr(resp, "\r\n\r\n");
+	size_t nl = strlen(name);
+	for (const char *p = strstr(resp, "\r\n"); p && end && p < end; p = strstr(p + 2, "\r\n")) {
+		const char *line = p + 2;
+		if (strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
+			const char *v = line + nl + 1;
+			while (*v == ' ')
+				v++;
+			size_t n = strcspn(v, "\r");
+			snprintf(out, cap, "%.*s", (int)n, v);
+			return out;
+		}
+	}
+	return NULL;
+}
+
+/* A response read off a raw socket, as expect_refusal checks it. */
+static long long expect_raw_refusal(const char *what, const char *resp, long want, const char *code, const char *msg)
+{
+	char ctype[128], location[128];
+	const char *body = strstr(resp, "\r\n\r\n");
+	if (strncmp(resp, "HTTP/1.1 ", 9) != 0 || body == NULL)
+		fail_msg("%s: not an HTTP response: \"%.300s\"", what, resp);
+	return expect_refusal(what, strtol(resp + 9, NULL, 10), raw_header(resp, "Content-Type", ctype, sizeof(ctype)),
+			      raw_header(resp, "Location", location, sizeof(location)), body + 4, want, code, msg);
+}
+
 static long long imports_keyed(const char *key)
 {
 	char sql[300];
@@ -1230,12 +1274,12 @@ static void test_an_http_upload_refused_before_its_first_chunk_stores_no_import(
 	snprintf(url, sizeof(url), "%s/billing/imports?key=refused", srv[0].http_url);
 	harness_http_reply r;
 	const char *csv[] = {"Content-Type: text/csv", NULL};
-	assert_int_equal(harness_http("POST", url, csv, "", 0, &r), 0);
+	assert_int_equal(post(url, csv, "", 0, &r), 0);
 	expect_http_refusal("an empty body", &r, 400, "invalid_argument", "the body is empty");
 	harness_http_reply_free(&r);
 
 	const char *json[] = {"Content-Type: application/json", NULL};
-	assert_int_equal(harness_http("POST", url, json, "{}", 2, &r), 0);
+	assert_int_equal(post(url, json, "{}", 2, &r), 0);
 	expect_http_refusal("application/json", &r, 415, "invalid_argument",
 			    "content type \\\"application/json\\\" is not supported");
 	harness_http_reply_free(&r);
@@ -1261,7 +1305,7 @@ static void test_an_http_upload_refused_before_its_first_chunk_stores_no_import(
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		const char *h[] = {bad[i].type, NULL};
-		assert_int_equal(harness_http("POST", url, h, form, blen, &r), 0);
+		assert_int_equal(post(url, h, form, blen, &r), 0);
 		expect_http_refusal(bad[i].type, &r, 400, "invalid_argument", bad[i].msg);
 		harness_http_reply_free(&r);
 	}
@@ -1270,14 +1314,14 @@ static void test_an_http_upload_refused_before_its_first_chunk_stores_no_import(
 	/* A form cut short: the sample's part without its closing delimiter. */
 	const char *mp[] = {FORM_TYPE, NULL};
 	form = form_body("s.csv", text, len, 0, &blen);
-	assert_int_equal(harness_http("POST", url, mp, form, blen, &r), 0);
+	assert_int_equal(post(url, mp, form, blen, &r), 0);
 	expect_http_refusal("a form without its closing delimiter", &r, 400, "invalid_argument",
 			    "the body ended inside part 1, before the closing delimiter \\\"--XyZ--\\\"");
 	harness_http_reply_free(&r);
 	free(form);
 	/* A form whose file is empty. */
 	form = form_body("e.csv", "", 0, 1, &blen);
-	assert_int_equal(harness_http("POST", url, mp, form, blen, &r), 0);
+	assert_int_equal(post(url, mp, form, blen, &r), 0);
 	expect_http_refusal("an empty file part", &r, 400, "invalid_argument", "the form's file is empty");
 	harness_http_reply_free(&r);
 	free(form);
@@ -1311,7 +1355,7 @@ static void test_an_http_upload_refused_after_its_import_began_answers_its_id_an
 	harness_http_reply r;
 	snprintf(url, sizeof(url), "%s/billing/imports?key=bad-head", srv[0].http_url);
 	const char *csv[] = {"Content-Type: text/csv", NULL};
-	assert_int_equal(harness_http("POST", url, csv, "a,b\n1,2\n", 8, &r), 0);
+	assert_int_equal(post(url, csv, "a,b\n1,2\n", 8, &r), 0);
 	long long id = expect_http_refusal("a CSV with a wrong header", &r, 400, "invalid_argument",
 					   "line 1: the header must be");
 	harness_http_reply_free(&r);
@@ -1321,7 +1365,7 @@ static void test_an_http_upload_refused_after_its_import_began_answers_its_id_an
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), 0);
 	size_t len;
 	char *text = read_sample(&len);
-	assert_int_equal(harness_http("POST", url, csv, text, len, &r), 0);
+	assert_int_equal(post(url, csv, text, len, &r), 0);
 	assert_int_equal(r.status, 201);
 	assert_int_equal(json_number(r.body, "importId"), id);
 	assert_int_equal(json_number(r.body, "newDebts"), 1999);
@@ -1338,7 +1382,7 @@ static void test_an_http_upload_refused_after_its_import_began_answers_its_id_an
 	char *form = form_body("t.csv", text, len, 0, &blen);
 	snprintf(url, sizeof(url), "%s/billing/imports?key=trunc", srv[0].http_url);
 	const char *mp[] = {FORM_TYPE, NULL};
-	assert_int_equal(harness_http("POST", url, mp, form, blen, &r), 0);
+	assert_int_equal(post(url, mp, form, blen, &r), 0);
 	long long tid = expect_http_refusal("a big form without its closing delimiter", &r, 400, "invalid_argument",
 					    "the body ended inside part 1");
 	long long received = json_number(r.body, "receivedBytes");
@@ -1352,7 +1396,7 @@ static void test_an_http_upload_refused_after_its_import_began_answers_its_id_an
 	assert_true(rows > 0 && rows < n);
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), 1999 + rows);
 	form = form_body("t.csv", text, len, 1, &blen);
-	assert_int_equal(harness_http("POST", url, mp, form, blen, &r), 0);
+	assert_int_equal(post(url, mp, form, blen, &r), 0);
 	assert_int_equal(r.status, 201);
 	assert_int_equal(json_number(r.body, "importId"), tid);
 	assert_int_equal(json_number(r.body, "newDebts"), n);
@@ -1364,6 +1408,147 @@ static void test_an_http_upload_refused_after_its_import_began_answers_its_id_an
 	free(text);
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), 1999 + n);
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_imports"), 2);
+}
+
+/* The head of a text/csv upload of len bytes with key, for a raw socket. */
+static int raw_upload_head(char *buf, size_t cap, const char *key, size_t len)
+{
+	return snprintf(buf, cap,
+			"POST /billing/imports?key=%s HTTP/1.1\r\nHost: t\r\nContent-Type: text/csv\r\n"
+			"Content-Length: %zu\r\n\r\n",
+			key, len);
+}
+
+/* Sends the head and the first part bytes of text, then nothing: the
+ * answer (read until the server closes), malloc'd. */
+static char *send_and_stall(const char *key, const char *text, size_t len, size_t part)
+{
+	char head[300];
+	int fd = harness_raw_connect(srv[0].http_url);
+	int hn = raw_upload_head(head, sizeof(head), key, len);
+	assert_int_equal(harness_raw_send(fd, head, (size_t)hn), 0);
+	assert_int_equal(harness_raw_send(fd, text, part), 0);
+	size_t n;
+	int closed;
+	/* Bounded far above the read timeout; nothing is asserted about time. */
+	char *out = harness_raw_read(fd, 120000, 0, &n, &closed);
+	close(fd);
+	if (!closed)
+		fail_msg("%s: the stalled upload's connection stayed open: \"%.300s\"", key, out);
+	return out;
+}
+
+/* A body that stops coming is answered 408 once the read timeout passes,
+ * and the connection closed: within its first chunk nothing is stored;
+ * later the answer names the import, which holds the chunks taken, and the
+ * file sent whole again with the same key (to a restarted rpcqd) completes
+ * it with the totals of one import. */
+static void test_a_stalled_http_upload_is_answered_408_and_resumes_with_its_key(void **state)
+{
+	(void)state;
+	server_up(0, "read-timeout");
+	const int n = 30000;
+	char *text = generate(n, "s", "stall");
+	size_t len = strlen(text);
+	char *out = send_and_stall("stall-early", text, len, 1000);
+	expect_raw_refusal("stalled after 1000 bytes", out, 408, "deadline_exceeded", "read timeout");
+	free(out);
+	assert_int_equal(imports_keyed("stall-early"), 0);
+
+	out = send_and_stall("stall", text, len, (3u << 20) / 2);
+	long long id = expect_raw_refusal("stalled after 1.5 MiB", out, 408, "deadline_exceeded", "read timeout");
+	const char *body = strstr(out, "\r\n\r\n");
+	long long received = json_number(body, "receivedBytes");
+	free(out);
+	assert_true(id > 0);
+	assert_true(received >= 1 << 20 && received < (3 << 20) / 2);
+	free(expect_receiving("after a stall", id, received));
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_imports"), 1);
+
+	server_down(0, SIGTERM);
+	server_up(0, "none");
+	char url[300];
+	snprintf(url, sizeof(url), "%s/billing/imports?key=stall", srv[0].http_url);
+	const char *csv[] = {"Content-Type: text/csv", NULL};
+	harness_http_reply r;
+	assert_int_equal(post(url, csv, text, len, &r), 0);
+	assert_int_equal(r.status, 201);
+	assert_int_equal(json_number(r.body, "importId"), id);
+	assert_int_equal(json_number(r.body, "newDebts"), n);
+	assert_int_equal(json_number(r.body, "rows"), n);
+	assert_int_equal(json_number(r.body, "receivedBytes"), (long long)len);
+	harness_http_reply_free(&r);
+	free(text);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), n);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_imports"), 1);
+}
+
+/* Sends the head and the first part bytes of text, then hangs up. */
+static void send_and_hang_up(const char *key, const char *text, size_t len, size_t part)
+{
+	char head[300];
+	int fd = harness_raw_connect(srv[0].http_url);
+	int hn = raw_upload_head(head, sizeof(head), key, len);
+	assert_int_equal(harness_raw_send(fd, head, (size_t)hn), 0);
+	assert_int_equal(harness_raw_send(fd, text, part), 0);
+	close(fd);
+}
+
+/* An upload whose client hangs up midway, then sent whole with the same
+ * key: the second completes, with the totals of one import. The sample cut
+ * within its first chunk stores nothing; a 5 MiB file cut after 2.5 MiB
+ * leaves the two chunks that were taken. */
+static void test_an_http_upload_cut_midway_and_sent_again_with_its_key_is_one_import(void **state)
+{
+	(void)state;
+	server_up(0, "none");
+	const char *csv[] = {"Content-Type: text/csv", NULL};
+	char url[300];
+	harness_http_reply r;
+	size_t len;
+	char *text = read_sample(&len);
+	send_and_hang_up("cut-sample", text, len, len / 2);
+	snprintf(url, sizeof(url), "%s/billing/imports?key=cut-sample", srv[0].http_url);
+	assert_int_equal(post(url, csv, text, len, &r), 0);
+	assert_int_equal(r.status, 201);
+	assert_int_equal(json_number(r.body, "rows"), 2053);
+	assert_int_equal(json_number(r.body, "newDebts"), 1999);
+	assert_int_equal(json_number(r.body, "repeated"), 54);
+	assert_int_equal(json_number(r.body, "rejected"), 0);
+	harness_http_reply_free(&r);
+	free(text);
+	/* The cut one started no import (it never had a whole chunk). */
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_imports"), 1);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), 1999);
+
+	const int n = 80000;
+	text = generate(n, "c", "cut");
+	len = strlen(text);
+	assert_true(len > 4u << 20);
+	send_and_hang_up("cut-big", text, len, (5u << 20) / 2);
+	/* The bytes sent before the hang-up are read: two chunks are taken,
+	 * and the rest, less than a chunk, is dropped with the connection. */
+	long long received = 0;
+	for (int64_t deadline = now_ms() + 120000; received < 2 << 20 && now_ms() < deadline; sleep_ms(100))
+		received = harness_sql_scalar(
+			pg.conninfo, "SELECT coalesce(max(received), 0) FROM billing_imports WHERE key = 'cut-big'");
+	assert_true(received >= 2 << 20 && received < (5 << 20) / 2);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_imports WHERE key = 'cut-big'"
+							 " AND NOT complete"),
+			 1);
+	snprintf(url, sizeof(url), "%s/billing/imports?key=cut-big", srv[0].http_url);
+	assert_int_equal(post(url, csv, text, len, &r), 0);
+	assert_int_equal(r.status, 201);
+	assert_int_equal(json_number(r.body, "rows"), n);
+	assert_int_equal(json_number(r.body, "newDebts"), n);
+	assert_int_equal(json_number(r.body, "repeated"), 0);
+	assert_int_equal(json_number(r.body, "receivedBytes"), (long long)len);
+	assert_non_null(strstr(r.body, "\"complete\":true"));
+	harness_http_reply_free(&r);
+	free(text);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_imports"), 2);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), 1999 + n);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT sum(new_debts) FROM billing_imports"), 1999 + n);
 }
 
 static Rpcq__Billing__Bill *get_bill(rpcq_client *c, const char *debt)
@@ -1741,6 +1926,8 @@ int main(void)
 		cmocka_unit_test_setup(
 			test_an_http_upload_refused_after_its_import_began_answers_its_id_and_resumes_with_its_key,
 			reset),
+		cmocka_unit_test_setup(test_a_stalled_http_upload_is_answered_408_and_resumes_with_its_key, reset),
+		cmocka_unit_test_setup(test_an_http_upload_cut_midway_and_sent_again_with_its_key_is_one_import, reset),
 		cmocka_unit_test_setup(test_failures_retry_then_fail_and_a_payment_stops_an_email, reset),
 		cmocka_unit_test_setup(test_a_debt_paid_before_its_bill_exists_gets_no_email, reset),
 		cmocka_unit_test_setup(test_a_debt_paid_between_retries_gets_no_further_attempt, reset),

@@ -1633,6 +1633,292 @@ static void test_a_storm_of_32_callers_on_two_processes_never_sells_a_barcode_tw
 		}
 }
 
+/* ---- imports and issues at the same time ---- */
+
+/* A connection of the test's own in an open transaction, after lock_sql
+ * (may be NULL): what it locks makes a server wait until tx_end. */
+static PGconn *tx_begin(const char *lock_sql)
+{
+	PGconn *db = PQconnectdb(pg.conninfo);
+	assert_int_equal(PQstatus(db), CONNECTION_OK);
+	PGresult *res = PQexec(db, "BEGIN");
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	if (lock_sql != NULL) {
+		res = PQexec(db, lock_sql);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+			fail_msg("%s: %s", lock_sql, PQerrorMessage(db));
+		PQclear(res);
+	}
+	return db;
+}
+
+/* Ends and closes what tx_begin opened (NULL: a no-op). */
+static void tx_end(PGconn *db, const char *how)
+{
+	if (db == NULL)
+		return;
+	PGresult *res = PQexec(db, how);
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	PQfinish(db);
+}
+
+/* Backends waiting for a lock that backend pid holds. */
+static long long blocked_by(int pid)
+{
+	char sql[160];
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_stat_activity WHERE %d = ANY (pg_blocking_pids(pid))", pid);
+	return sql_count(sql);
+}
+
+/* The backend waiting for a lock that backend pid holds (0: none). */
+static int waiter_of(int pid)
+{
+	char sql[160];
+	snprintf(sql, sizeof(sql),
+		 "SELECT coalesce(min(pid), 0) FROM pg_stat_activity WHERE %d = ANY (pg_blocking_pids(pid))", pid);
+	return (int)sql_count(sql);
+}
+
+/* A call on a thread of its own, answered once done is set. */
+typedef struct async_call {
+	pthread_t thread;
+	rpcq_client *c;
+	const char *import_id; /* FinishImport of it, or IssueVouchers: */
+	const char *customer;
+	uint32_t quantity;
+	rpcq_status st;
+	char message[sizeof(((rpcq_error *)0)->message)];
+	Rpcq__Vouchers__Import *imp;
+	Rpcq__Vouchers__IssueVouchersResponse *issued;
+	volatile int done;
+} async_call;
+
+static void *async_call_thread(void *arg)
+{
+	async_call *a = arg;
+	rpcq_error err;
+	if (a->import_id != NULL)
+		a->st = finish(a->c, a->import_id, &a->imp, &err);
+	else
+		a->st = issue(a->c, a->customer, a->quantity, NULL, &a->issued, &err);
+	if (a->st != RPCQ_OK)
+		snprintf(a->message, sizeof(a->message), "%s", err.message);
+	__atomic_store_n(&a->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+static void async_start(async_call *a)
+{
+	if (pthread_create(&a->thread, NULL, async_call_thread, a) != 0)
+		fail_msg("pthread_create");
+}
+
+static int async_done(const async_call *a)
+{
+	return __atomic_load_n(&a->done, __ATOMIC_SEQ_CST);
+}
+
+static void async_join_ok(async_call *a, const char *what)
+{
+	pthread_join(a->thread, NULL);
+	if (a->st != RPCQ_OK)
+		fail_msg("%s: %s: %s", what, rpcq_status_name(a->st), a->message);
+}
+
+/* An import started and both files sent, not finished: its id (malloc'd). */
+static char *import_sent(const char *orders, const char *barcodes)
+{
+	Rpcq__Vouchers__Import *imp = start_import(cl[1], NULL);
+	send_file(cl[1], imp->import_id, RPCQ__VOUCHERS__FILE__ORDERS, orders, 0, strlen(orders), 1 << 20);
+	send_file(cl[1], imp->import_id, RPCQ__VOUCHERS__FILE__BARCODES, barcodes, 0, strlen(barcodes), 1 << 20);
+	char *id = strdup(imp->import_id);
+	import_free(imp);
+	return id;
+}
+
+/* Every customer's tickets are the barcodes its orders hold, and the stock
+ * counts what the barcodes say. */
+static void expect_counts_add_up(void)
+{
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_customers c WHERE tickets <> (SELECT count(*)"
+				   " FROM voucher_barcodes b JOIN voucher_orders o USING (order_id)"
+				   " WHERE o.customer_id = c.customer_id)"),
+			 0);
+	assert_int_equal(sql_count("SELECT count(DISTINCT o.customer_id) FROM voucher_barcodes b JOIN voucher_orders o"
+				   " USING (order_id) WHERE o.customer_id NOT IN (SELECT customer_id FROM "
+				   "voucher_customers)"),
+			 0);
+	uint64_t unused, sold;
+	stock(cl[0], &unused, &sold);
+	assert_int_equal(unused, sql_count("SELECT count(*) FROM voucher_barcodes WHERE order_id IS NULL"));
+	assert_int_equal(sold, sql_count("SELECT count(*) FROM voucher_barcodes WHERE order_id IS NOT NULL"));
+	assert_int_equal(sort_keys_wrong(), 0);
+}
+
+/* IssueVouchers for the customers an import adds tickets to, while that
+ * import applies: the test holds the import in its barcode writes (a new
+ * barcode of its file, inserted and not committed by the test). The import
+ * takes the customers' rows only after those, so every issue is answered
+ * meanwhile, none waits for the import (each would, and a batch of two of
+ * them could deadlock with it, if the import held those rows from its
+ * sales of the stock's barcodes on); released, the import applies, and
+ * nothing is sold twice. */
+#define CONCURRENT_ISSUES 8
+static void test_issues_for_the_customers_of_an_import_go_on_while_it_applies(void **state)
+{
+	(void)state;
+	char barcodes[2048];
+	size_t len = (size_t)snprintf(barcodes, sizeof(barcodes), "barcode,order_id\na01,1\na02,2\na03,3\n");
+	for (int i = 1; i <= 40; i++)
+		len += (size_t)snprintf(barcodes + len, sizeof(barcodes) - len, "s%02d,\n", i);
+	import_free(import_texts(cl[0], "order_id,customer_id\n1,c1\n2,c2\n3,c3\n", barcodes, 1 << 20));
+	char *id = import_sent("order_id,customer_id\n1,c1\n2,c2\n3,c3\n4,c4\n",
+			       "barcode,order_id\ns01,1\ns02,1\ns03,2\ns04,2\ns05,3\ns06,3\nn1,4\nhold,1\nn2,\n");
+
+	PGconn *hold = tx_begin("INSERT INTO voucher_barcodes (barcode, order_id, pos) VALUES ('hold', NULL, 0)");
+	async_call fin = {.c = cl[0], .import_id = id};
+	async_start(&fin);
+	while (blocked_by(PQbackendPID(hold)) == 0 && !async_done(&fin))
+		harness_sleep_ms(10);
+	int importer = waiter_of(PQbackendPID(hold));
+
+	async_call calls[CONCURRENT_ISSUES];
+	static const char *const customers[] = {"c1", "c2", "c3", "c4"};
+	memset(calls, 0, sizeof(calls));
+	for (int i = 0; i < CONCURRENT_ISSUES; i++) {
+		calls[i].c = cl[i % 2];
+		calls[i].customer = customers[i % 4];
+		calls[i].quantity = 2;
+		async_start(&calls[i]);
+	}
+	/* Until every issue is answered, or one waits for the import. */
+	int answered = 0;
+	long long waiting = 0;
+	while (importer != 0 && answered < CONCURRENT_ISSUES && (waiting = blocked_by(importer)) == 0) {
+		answered = 0;
+		for (int i = 0; i < CONCURRENT_ISSUES; i++)
+			answered += async_done(&calls[i]);
+		harness_sleep_ms(10);
+	}
+	int import_done_early = async_done(&fin);
+	tx_end(hold, "ROLLBACK");
+	for (int i = 0; i < CONCURRENT_ISSUES; i++)
+		async_join_ok(&calls[i], "IssueVouchers during the import");
+	async_join_ok(&fin, "FinishImport");
+	assert_false(import_done_early);
+	assert_true(importer != 0);
+	if (waiting > 0)
+		fail_msg("%lld issue(s) waited for the import (it held their customers' rows)", waiting);
+
+	const Rpcq__Vouchers__ImportCounts *k = fin.imp->counts;
+	assert_int_equal(k->orders_added, 1);
+	assert_int_equal(k->orders_unchanged, 3);
+	assert_int_equal(k->barcodes_sold, 6);
+	assert_int_equal(k->barcodes_added, 3);
+	assert_int_equal(k->barcodes_unchanged, 0);
+	assert_int_equal(k->barcodes_rejected, 0);
+	assert_int_equal(fin.imp->rejections, 0);
+	/* The issues took none of the import's barcodes, and no barcode twice. */
+	static const char *codes[CONCURRENT_ISSUES * 2];
+	int n = 0;
+	for (int i = 0; i < CONCURRENT_ISSUES; i++) {
+		assert_int_equal(calls[i].issued->n_barcodes, 2);
+		for (size_t j = 0; j < 2; j++) {
+			const char *b = calls[i].issued->barcodes[j];
+			assert_true(b[0] == 's' && strcmp(b, "s06") > 0);
+			codes[n++] = b;
+		}
+	}
+	qsort(codes, (size_t)n, sizeof(*codes), cmp_str);
+	for (int i = 1; i < n; i++)
+		if (strcmp(codes[i - 1], codes[i]) == 0)
+			fail_msg("barcode %s was sold twice", codes[i]);
+	char *top = top_lines(cl[1], 10);
+	assert_string_equal(top, "c1, 8\nc2, 7\nc3, 7\nc4, 5\n");
+	uint64_t unused, sold;
+	stock(cl[1], &unused, &sold);
+	assert_int_equal(unused, 19);
+	assert_int_equal(sold, 27);
+	expect_counts_add_up();
+	free(top);
+	for (int i = 0; i < CONCURRENT_ISSUES; i++)
+		protobuf_c_message_free_unpacked(&calls[i].issued->base, NULL);
+	import_free(fin.imp);
+	free(id);
+}
+
+/* A deadlock that aborts FinishImport's transaction is not the caller's
+ * business: the server runs the transaction again. The test makes one: it
+ * holds the import in its barcode writes (as above), holds the customer's
+ * row of tickets in a second transaction, which then waits for a barcode
+ * the import has sold; released, the import waits for that customer's row.
+ * The test's transaction never looks for deadlocks (deadlock_timeout), so
+ * the import finds it and is aborted; run again, it applies once. */
+static void test_an_import_aborted_by_a_deadlock_runs_again_and_applies_once(void **state)
+{
+	(void)state;
+	import_free(import_texts(cl[0], "order_id,customer_id\n1,c1\n", "barcode,order_id\nX,\nW,\nY,1\n", 1 << 20));
+	char *id = import_sent("order_id,customer_id\n1,c1\n", "barcode,order_id\nX,1\nhold,1\n");
+
+	PGconn *hold = tx_begin("INSERT INTO voucher_barcodes (barcode, order_id, pos) VALUES ('hold', NULL, 0)");
+	PGconn *tickets = tx_begin("SET LOCAL deadlock_timeout = '1h'");
+	PGresult *res = PQexec(tickets, "SELECT 1 FROM voucher_customers WHERE customer_id = 'c1' FOR UPDATE");
+	assert_int_equal(PQntuples(res), 1);
+	PQclear(res);
+	async_call fin = {.c = cl[0], .import_id = id};
+	async_start(&fin);
+	/* The import waits for the new barcode, not for the customer's row. */
+	while (blocked_by(PQbackendPID(hold)) == 0 && blocked_by(PQbackendPID(tickets)) == 0 && !async_done(&fin))
+		harness_sleep_ms(10);
+	int importer = waiter_of(PQbackendPID(hold));
+	if (importer == 0) {
+		tx_end(hold, "ROLLBACK");
+		tx_end(tickets, "ROLLBACK");
+		pthread_join(fin.thread, NULL);
+		fail_msg("the import waited for the customer's row before its barcode writes (%s %s)",
+			 rpcq_status_name(fin.st), fin.message);
+	}
+	/* The test's transaction waits for the import's barcode X. */
+	assert_int_equal(PQsendQuery(tickets, "UPDATE voucher_barcodes SET pos = pos WHERE barcode = 'X'"), 1);
+	char sql[200];
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM pg_stat_activity WHERE pid = %d AND %d = ANY (pg_blocking_pids(pid))",
+		 PQbackendPID(tickets), importer);
+	while (sql_count(sql) == 0)
+		harness_sleep_ms(10);
+	/* Released, the import waits for c1's row: a deadlock. */
+	tx_end(hold, "ROLLBACK");
+	res = PQgetResult(tickets);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		fail_msg("the test's transaction: %s", PQerrorMessage(tickets));
+	PQclear(res);
+	assert_null(PQgetResult(tickets));
+	tx_end(tickets, "COMMIT");
+	async_join_ok(&fin, "FinishImport after a deadlock");
+
+	const Rpcq__Vouchers__ImportCounts *k = fin.imp->counts;
+	assert_int_equal(k->barcodes_sold, 1);
+	assert_int_equal(k->barcodes_added, 1);
+	assert_int_equal(k->barcodes_rejected, 0);
+	assert_int_equal(fin.imp->rejections, 0);
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_import_rejections"), 0);
+	char *lines = voucher_lines(cl[1], NULL, 10);
+	assert_string_equal(lines, "c1, 1, [Y, X, hold]\n");
+	char *top = top_lines(cl[1], 5);
+	assert_string_equal(top, "c1, 3\n");
+	expect_counts_add_up();
+	/* It was the import that the deadlock aborted. */
+	char *log = harness_read_file(srv[0].log_path, NULL);
+	assert_non_null(strstr(log, "was aborted"));
+	free(log);
+	free(lines);
+	free(top);
+	import_free(fin.imp);
+	free(id);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1653,6 +1939,8 @@ int main(void)
 		cmocka_unit_test_setup(test_the_issued_message_is_what_protobuf_c_packs, reset),
 		cmocka_unit_test_setup(test_the_other_process_publishes_an_issue_without_waiting_for_its_poll, reset),
 		cmocka_unit_test_setup(test_a_storm_of_32_callers_on_two_processes_never_sells_a_barcode_twice, reset),
+		cmocka_unit_test_setup(test_issues_for_the_customers_of_an_import_go_on_while_it_applies, reset),
+		cmocka_unit_test_setup(test_an_import_aborted_by_a_deadlock_runs_again_and_applies_once, reset),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -21,10 +21,22 @@
  * not locked, and the import's UPDATE of an unused barcode it sells checks
  * again, under the row lock, that the barcode is still unused. The
  * staging partitions are dropped with the commit.
+ *
+ * The rows that issues write too are taken last, just before the commit:
+ * the customers' tickets, in the order of the customer ids that
+ * voucher_issue_batch (0009) also follows, then the stock's slot 0. So an
+ * issue waits for an import at most for its last two statements and its
+ * commit, and the two never deadlock on the customers' rows. A deadlock or
+ * serialization failure that happens anyway (an import whose file names an
+ * order "V<n>" that an issue creates at the same moment) rolls everything
+ * back, and the whole transaction runs again, up to APPLY_TRIES times.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
 
 #include "log.h"
 #include "sql.h"
@@ -35,6 +47,10 @@
  * empty stock would otherwise be planned as if the table were still empty:
  * a million index probes instead of one hash join). */
 #define ANALYZE_AFTER 10000
+/* Runs of the whole transaction when it is aborted (deadlock,
+ * serialization failure), and the pause before another, in ms. */
+#define APPLY_TRIES 5
+#define APPLY_PAUSE_MS 20
 
 typedef struct apply_ctx {
 	call *c;
@@ -107,13 +123,6 @@ static rpcq_status merge(apply_ctx *x, const char *orders_name)
 	    (st = step(x, &vouchers_sql_apply_without_barcodes, NULL, &without, NULL, NULL)) != RPCQ_OK)
 		return st;
 
-	char unused[24], sold[24];
-	snprintf(unused, sizeof(unused), "%" PRId64, b_add_unused - b_sold);
-	snprintf(sold, sizeof(sold), "%" PRId64, (b_add - b_add_unused) + b_sold);
-	const char *ps[] = {unused, sold};
-	if ((st = db_exec(x->db, &vouchers_sql_apply_stock, ps, NULL, &x->err)) != RPCQ_OK)
-		return st;
-
 	int64_t v[] = {o_rej + b_rej + without, o_add, o_same, o_rej, without, b_add, b_sold,
 		       b_stored_ok - b_sold,	b_rej};
 	char txt[9][24];
@@ -122,15 +131,54 @@ static rpcq_status merge(apply_ctx *x, const char *orders_name)
 		snprintf(txt[i], sizeof(txt[i]), "%" PRId64, v[i]);
 		pd[i + 1] = txt[i];
 	}
-	if ((st = db_exec(x->db, &vouchers_sql_apply_done, pd, NULL, &x->err)) != RPCQ_OK)
-		return st;
 	const char *pid[] = {x->id};
-	if ((st = db_exec(x->db, &vouchers_sql_stage_drop, pid, NULL, &x->err)) != RPCQ_OK)
+	if ((st = db_exec(x->db, &vouchers_sql_apply_done, pd, NULL, &x->err)) != RPCQ_OK ||
+	    (st = db_exec(x->db, &vouchers_sql_stage_drop, pid, NULL, &x->err)) != RPCQ_OK)
+		return st;
+
+	/* Last: the rows that issues write too (see the top of the file). */
+	char unused[24], sold[24];
+	snprintf(unused, sizeof(unused), "%" PRId64, b_add_unused - b_sold);
+	snprintf(sold, sizeof(sold), "%" PRId64, (b_add - b_add_unused) + b_sold);
+	const char *ps[] = {unused, sold};
+	if ((st = db_exec(x->db, &vouchers_sql_apply_tickets, NULL, NULL, &x->err)) != RPCQ_OK ||
+	    (st = db_exec(x->db, &vouchers_sql_apply_stock, ps, NULL, &x->err)) != RPCQ_OK)
 		return st;
 	log_info("vouchers: import %s applied: orders %" PRId64 " added, %" PRId64 " unchanged, %" PRId64
 		 " rejected, %" PRId64 " without barcodes; barcodes %" PRId64 " added, %" PRId64 " sold, %" PRId64
 		 " rejected",
 		 x->id, o_add, o_same, o_rej, without, b_add, b_sold, b_rej);
+	return RPCQ_OK;
+}
+
+/* One run of FinishImport's transaction, committed when st is RPCQ_OK;
+ * *applied tells whether this run applied the import (not when it was
+ * applied already). On failure the caller rolls back. */
+static rpcq_status apply_once(apply_ctx *x, int *applied)
+{
+	const char *p[] = {x->id};
+	PGresult *res = NULL;
+	char orders_name[256] = "orders.csv";
+	rpcq_status st;
+	*applied = 0;
+	if ((st = db_begin(x->db, &x->err)) != RPCQ_OK ||
+	    (st = db_exec(x->db, &vouchers_sql_apply_lock, NULL, NULL, &x->err)) != RPCQ_OK ||
+	    (st = db_exec(x->db, &vouchers_sql_import_lock, p, &res, &x->err)) != RPCQ_OK)
+		return st;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return rpcq_error_set(&x->err, RPCQ_NOT_FOUND, "import %s not found", x->id);
+	}
+	int done = vouchers_int(res, 0, 0) == 2;
+	PQclear(res);
+	if (done) {
+		db_rollback(x->db);
+		return RPCQ_OK;
+	}
+	if ((st = check_complete(x, orders_name, sizeof(orders_name))) != RPCQ_OK ||
+	    (st = merge(x, orders_name)) != RPCQ_OK || (st = db_commit(x->db, &x->err)) != RPCQ_OK)
+		return st;
+	*applied = 1;
 	return RPCQ_OK;
 }
 
@@ -146,37 +194,27 @@ rpcq_status vouchers_finish_import(call *c, const ProtobufCMessage *msg, Protobu
 	apply_ctx x = {c, NULL, ids, {0}};
 	if ((st = call_db(c, &x.db)) != RPCQ_OK)
 		return st;
-	if ((st = db_begin(x.db, &x.err)) != RPCQ_OK)
-		return call_fail_err(c, st, &x.err);
-	const char *p[] = {ids};
-	PGresult *res = NULL;
-	char orders_name[256] = "orders.csv";
-	if ((st = db_exec(x.db, &vouchers_sql_apply_lock, NULL, NULL, &x.err)) != RPCQ_OK ||
-	    (st = db_exec(x.db, &vouchers_sql_import_lock, p, &res, &x.err)) != RPCQ_OK)
-		goto fail;
-	if (PQntuples(res) == 0) {
-		st = rpcq_error_set(&x.err, RPCQ_NOT_FOUND, "import %s not found", ids);
-		goto fail;
+	int applied = 0;
+	for (int tries = 1;; tries++) {
+		if ((st = apply_once(&x, &applied)) == RPCQ_OK)
+			break;
+		db_rollback(x.db);
+		/* Aborted by the database (a deadlock, a serialization failure):
+		 * nothing of it stayed, so it can simply run again. */
+		if (st != RPCQ_ABORTED || tries == APPLY_TRIES || call_expired(c))
+			return call_fail_err(c, st, &x.err);
+		log_warn("vouchers: import %s: run %d of the apply was aborted (%s): running it again", ids, tries,
+			 x.err.message);
+		nng_msleep((nng_duration)(APPLY_PAUSE_MS * tries));
+		x.err = (rpcq_error){0};
 	}
-	int applied = vouchers_int(res, 0, 0) == 2;
-	PQclear(res);
-	res = NULL;
-	if (!applied) {
-		if ((st = check_complete(&x, orders_name, sizeof(orders_name))) != RPCQ_OK ||
-		    (st = merge(&x, orders_name)) != RPCQ_OK || (st = db_commit(x.db, &x.err)) != RPCQ_OK)
-			goto fail;
+	if (applied) {
 		/* After the commit, in a statement of its own: IssueVouchers'
 		 * claims start from points spread over the unused stock, and the
 		 * import may have added a range the old points miss. Stale points
 		 * only cost speed, so a failure here fails nothing. */
 		if (db_exec(x.db, &vouchers_sql_claim_points, NULL, NULL, &x.err) != RPCQ_OK)
 			log_warn("vouchers: import %s: the claim points were not refreshed: %s", ids, x.err.message);
-	} else {
-		db_rollback(x.db);
 	}
 	return vouchers_import_load(c, id, (Rpcq__Vouchers__Import **)out);
-fail:
-	PQclear(res);
-	db_rollback(x.db);
-	return call_fail_err(c, st, &x.err);
 }

@@ -102,7 +102,8 @@ const char vouchers_sql_apply_settings[] =
 	" first bigint, stored text COLLATE \"C\") ON COMMIT DROP;"
 	" CREATE TEMP TABLE vb (barcode text COLLATE \"C\", o1 text COLLATE \"C\", o2 text COLLATE \"C\","
 	" n bigint, line bigint, sold_line bigint, stored boolean, stored_order text COLLATE \"C\","
-	" order_state smallint, known boolean GENERATED ALWAYS AS (order_state = 0) STORED) ON COMMIT DROP";
+	" order_state smallint, known boolean GENERATED ALWAYS AS (order_state = 0) STORED) ON COMMIT DROP;"
+	" CREATE TEMP TABLE vs (barcode text COLLATE \"C\", order_id text COLLATE \"C\") ON COMMIT DROP";
 
 const db_stmt vouchers_sql_apply_orders_stage = {
 	"vouchers_apply_orders_stage",
@@ -169,33 +170,29 @@ const db_stmt vouchers_sql_apply_barcodes_reject = {
 	2,
 };
 
-/* Adds sold barcodes to their customers' tickets (an ins or up CTE of
- * order ids). */
-#define ADD_TICKETS(cte)                                                                                 \
-	" c AS (SELECT o.customer_id, count(*) AS n FROM " cte " JOIN voucher_orders o USING (order_id)" \
-	" GROUP BY o.customer_id),"                                                                      \
-	" t AS (INSERT INTO voucher_customers AS vc (customer_id, customer_key, tickets)"                \
-	" SELECT customer_id, voucher_sort_key(customer_id), n FROM c"                                   \
-	" ON CONFLICT (customer_id) DO UPDATE SET tickets = vc.tickets + excluded.tickets)"
+/* The stock's unused barcodes that the file sells (the barcode, its order)
+ * go into vs. The row lock makes the UPDATE check again that the barcode
+ * is unused: an issue may have sold it since vb was made. */
+#define SELLABLE " g.stored AND g.stored_order IS NULL AND g.o1 IS NOT NULL AND g.o1 = g.o2 AND g.known"
 
 const db_stmt vouchers_sql_apply_barcodes_sell = {
 	"vouchers_apply_barcodes_sell",
 	"WITH up AS (UPDATE voucher_barcodes b SET order_id = g.o1, pos = ($1::int8 << 32) + g.line FROM vb g"
-	" WHERE b.barcode = g.barcode AND g.stored AND g.stored_order IS NULL AND g.o1 IS NOT NULL"
-	" AND g.o1 = g.o2 AND g.known AND b.order_id IS NULL RETURNING b.order_id)," ADD_TICKETS(
-		"up") " SELECT coalesce(sum(n), 0) FROM c",
+	" WHERE b.barcode = g.barcode AND" SELLABLE " AND b.order_id IS NULL RETURNING b.barcode, b.order_id)"
+	" INSERT INTO vs (barcode, order_id) SELECT barcode, order_id FROM up",
 	1,
 };
+
+/* New barcodes: added, sold or unused. */
+#define INSERTED " NOT g.stored AND (g.o1 IS NULL OR g.o1 = g.o2) AND g.known"
 
 const db_stmt vouchers_sql_apply_barcodes_insert = {
 	"vouchers_apply_barcodes_insert",
 	"WITH ins AS (INSERT INTO voucher_barcodes (barcode, order_id, pos)"
-	" SELECT barcode, o1, ($1::int8 << 32) + line FROM vb g"
-	" WHERE NOT g.stored AND (g.o1 IS NULL OR g.o1 = g.o2) AND g.known ORDER BY barcode RETURNING "
-	"order_id)," ADD_TICKETS(
-		"ins") " SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM ins WHERE order_id IS NULL),"
-		       " (SELECT count(*) FROM vb g WHERE g.stored AND (g.o1 IS NULL OR g.o1 = g.o2) AND g.known"
-		       " AND (g.o1 IS NULL OR g.stored_order IS NULL OR g.stored_order = g.o1))",
+	" SELECT barcode, o1, ($1::int8 << 32) + line FROM vb g WHERE" INSERTED " ORDER BY barcode RETURNING order_id)"
+	" SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM ins WHERE order_id IS NULL),"
+	" (SELECT count(*) FROM vb g WHERE g.stored AND (g.o1 IS NULL OR g.o1 = g.o2) AND g.known"
+	" AND (g.o1 IS NULL OR g.stored_order IS NULL OR g.stored_order = g.o1))",
 	1,
 };
 
@@ -206,6 +203,21 @@ const db_stmt vouchers_sql_apply_without_barcodes = {
 	" FROM vo v WHERE v.line = v.first AND (v.stored IS NULL OR v.stored = v.customer_id)"
 	" AND NOT EXISTS (SELECT 1 FROM voucher_barcodes b WHERE b.order_id = v.order_id)",
 	1,
+};
+
+/* The customers' tickets: what the file sold from the stock (vs) and its
+ * new sold barcodes, one upsert per customer in the order of the customer
+ * ids, compared as voucher_issue_batch (0009) compares them (text in the
+ * database's default collation), which also takes the customers' rows in
+ * that order: the two wait for each other, they cannot deadlock. */
+const db_stmt vouchers_sql_apply_tickets = {
+	"vouchers_apply_tickets",
+	"INSERT INTO voucher_customers AS vc (customer_id, customer_key, tickets)"
+	" SELECT o.customer_id, voucher_sort_key(o.customer_id), count(*)"
+	" FROM (SELECT order_id FROM vs UNION ALL SELECT g.o1 FROM vb g WHERE" INSERTED " AND g.o1 IS NOT NULL) s"
+	" JOIN voucher_orders o USING (order_id) GROUP BY o.customer_id ORDER BY o.customer_id COLLATE \"default\""
+	" ON CONFLICT (customer_id) DO UPDATE SET tickets = vc.tickets + excluded.tickets",
+	0,
 };
 
 const db_stmt vouchers_sql_apply_stock = {

@@ -58,13 +58,17 @@ extern const db_stmt vouchers_sql_apply_orders_reject;	  /* -> rejected */
 extern const db_stmt vouchers_sql_apply_orders_insert;	  /* -> added, unchanged */
 extern const db_stmt vouchers_sql_apply_barcodes_stage;	  /* -> temp table vb */
 extern const db_stmt vouchers_sql_apply_barcodes_reject;  /* $1, $2 -> rejected */
-extern const db_stmt vouchers_sql_apply_barcodes_sell;	  /* $1 -> sold */
-extern const db_stmt vouchers_sql_apply_barcodes_insert;  /* $1 -> added, added unused */
+extern const db_stmt vouchers_sql_apply_barcodes_sell;	  /* $1 -> sold (temp table vs) */
+extern const db_stmt vouchers_sql_apply_barcodes_insert;  /* $1 -> added, added unused, stored ok */
 extern const db_stmt vouchers_sql_apply_without_barcodes; /* -> orders without barcodes */
-/* id, unused delta, sold delta */
-extern const db_stmt vouchers_sql_apply_stock;
 /* id, rejections added, the 8 counts */
 extern const db_stmt vouchers_sql_apply_done;
+/* Last, just before the commit, so that the rows IssueVouchers also writes
+ * are held for as short a time as can be: the customers' tickets (no
+ * parameters; the customers' rows in the order voucher_issue_batch takes
+ * them), then the stock's counts: unused delta, sold delta (slot 0). */
+extern const db_stmt vouchers_sql_apply_tickets;
+extern const db_stmt vouchers_sql_apply_stock;
 
 /* Reports. */
 /* limit -> customer_id, order_id, barcode (one row per barcode) */

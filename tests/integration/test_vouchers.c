@@ -1919,6 +1919,78 @@ static void test_an_import_aborted_by_a_deadlock_runs_again_and_applies_once(voi
 	free(id);
 }
 
+/* A barcode of the stock that an issue sells after the import has looked
+ * at the stock and before the import sells it: the import's sale checks
+ * again under the row lock, finds it sold, and rejects the file's row,
+ * naming the order it went to (it is neither applied nor unchanged). The
+ * test holds the topic's row, so the issue has sold X, not committed, when
+ * the import starts; the import's sale of X waits for it; then the test
+ * lets the issue commit. */
+static void test_a_barcode_an_issue_sells_while_the_import_applies_is_rejected_on_its_line(void **state)
+{
+	(void)state;
+	import_free(import_texts(cl[0], "order_id,customer_id\n", "barcode,order_id\nW0,\n", 1 << 20));
+	Rpcq__Vouchers__IssueVouchersResponse *r = NULL;
+	rpcq_error err;
+	/* The topic's row exists from here on. */
+	assert_int_equal(issue(cl[0], "first", 1, NULL, &r, &err), RPCQ_OK);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	import_free(import_texts(cl[0], "order_id,customer_id\n1,c1\n", "barcode,order_id\nX,\n", 1 << 20));
+	char *id = import_sent("order_id,customer_id\n1,c1\n", "barcode,order_id\nX,1\nY,1\n");
+
+	PGconn *topic = hold_topic_row();
+	async_call iss = {.c = cl[1], .customer = "c9", .quantity = 1};
+	async_start(&iss);
+	while (issues_waiting() == 0 && !async_done(&iss))
+		harness_sleep_ms(10);
+	async_call fin = {.c = cl[0], .import_id = id};
+	async_start(&fin);
+	while (sql_count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+			 " AND query LIKE '%UPDATE voucher_barcodes b SET order_id = g.o1%'") == 0 &&
+	       !async_done(&fin))
+		harness_sleep_ms(10);
+	release_topic_row(topic);
+	async_join_ok(&iss, "IssueVouchers");
+	async_join_ok(&fin, "FinishImport");
+	assert_int_equal(iss.issued->n_barcodes, 1);
+	assert_string_equal(iss.issued->barcodes[0], "X");
+
+	char want[256];
+	snprintf(want, sizeof(want), "barcodes.csv:2: barcode X was sold to order %s while this import applied\n",
+		 iss.issued->order_id);
+	char *rej = rejections(cl[1], id);
+	assert_string_equal(rej, want);
+	const Rpcq__Vouchers__ImportCounts *k = fin.imp->counts;
+	assert_int_equal(k->barcodes_sold, 0);
+	assert_int_equal(k->barcodes_added, 1);
+	assert_int_equal(k->barcodes_unchanged, 0);
+	assert_int_equal(k->barcodes_rejected, 1);
+	assert_int_equal(fin.imp->rejections, 1);
+	assert_int_equal(fin.imp->n_first_rejections, 1);
+	assert_int_equal(fin.imp->first_rejections[0]->file, RPCQ__VOUCHERS__FILE__BARCODES);
+	assert_int_equal(fin.imp->first_rejections[0]->line, 2);
+
+	char *lines = voucher_lines(cl[0], "c9", 10);
+	snprintf(want, sizeof(want), "c9, %s, [X]\n", iss.issued->order_id);
+	assert_string_equal(lines, want);
+	free(lines);
+	lines = voucher_lines(cl[0], "c1", 10);
+	assert_string_equal(lines, "c1, 1, [Y]\n");
+	char *top = top_lines(cl[1], 5);
+	assert_string_equal(top, "c1, 1\nc9, 1\nfirst, 1\n");
+	uint64_t unused, sold;
+	stock(cl[1], &unused, &sold);
+	assert_int_equal(unused, 0);
+	assert_int_equal(sold, 3);
+	expect_counts_add_up();
+	free(top);
+	free(lines);
+	free(rej);
+	protobuf_c_message_free_unpacked(&iss.issued->base, NULL);
+	import_free(fin.imp);
+	free(id);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1941,6 +2013,8 @@ int main(void)
 		cmocka_unit_test_setup(test_a_storm_of_32_callers_on_two_processes_never_sells_a_barcode_twice, reset),
 		cmocka_unit_test_setup(test_issues_for_the_customers_of_an_import_go_on_while_it_applies, reset),
 		cmocka_unit_test_setup(test_an_import_aborted_by_a_deadlock_runs_again_and_applies_once, reset),
+		cmocka_unit_test_setup(test_a_barcode_an_issue_sells_while_the_import_applies_is_rejected_on_its_line,
+				       reset),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -19,8 +19,10 @@
  * Imports are applied one at a time across processes (an advisory lock);
  * IssueVouchers goes on meanwhile: it claims only rows that are unused and
  * not locked, and the import's UPDATE of an unused barcode it sells checks
- * again, under the row lock, that the barcode is still unused. The
- * staging partitions are dropped with the commit.
+ * again, under the row lock, that the barcode is still unused. One that an
+ * issue sold since the import looked (after the import read the stock,
+ * before its UPDATE) is rejected on its line, naming the order it went to.
+ * The staging partitions are dropped with the commit.
  *
  * The rows that issues write too are taken last, just before the commit:
  * the customers' tickets, in the order of the customer ids that
@@ -105,8 +107,8 @@ static rpcq_status check_complete(apply_ctx *x, char *orders_name, size_t len)
 
 static rpcq_status merge(apply_ctx *x, const char *orders_name)
 {
-	int64_t o_rej = 0, o_add = 0, o_same = 0, b_rej = 0, b_sold = 0, b_add = 0, b_add_unused = 0, b_stored_ok = 0,
-		without = 0;
+	int64_t o_rej = 0, o_add = 0, o_same = 0, b_rej = 0, b_lost = 0, b_sold = 0, b_add = 0, b_add_unused = 0,
+		b_stored_ok = 0, without = 0;
 	rpcq_status st;
 	if ((st = db_command(x->db, vouchers_sql_apply_settings, &x->err)) != RPCQ_OK ||
 	    (st = step(x, &vouchers_sql_apply_orders_stage, NULL, NULL, NULL, NULL)) != RPCQ_OK ||
@@ -118,10 +120,12 @@ static rpcq_status merge(apply_ctx *x, const char *orders_name)
 	    (st = db_command(x->db, "ANALYZE vb", &x->err)) != RPCQ_OK ||
 	    (st = step(x, &vouchers_sql_apply_barcodes_reject, orders_name, &b_rej, NULL, NULL)) != RPCQ_OK ||
 	    (st = step(x, &vouchers_sql_apply_barcodes_sell, NULL, &b_sold, NULL, NULL)) != RPCQ_OK ||
+	    (st = step(x, &vouchers_sql_apply_barcodes_lost, NULL, &b_lost, NULL, NULL)) != RPCQ_OK ||
 	    (st = step(x, &vouchers_sql_apply_barcodes_insert, NULL, &b_add, &b_add_unused, &b_stored_ok)) != RPCQ_OK ||
 	    (b_add > ANALYZE_AFTER && (st = db_command(x->db, "ANALYZE voucher_barcodes", &x->err)) != RPCQ_OK) ||
 	    (st = step(x, &vouchers_sql_apply_without_barcodes, NULL, &without, NULL, NULL)) != RPCQ_OK)
 		return st;
+	b_rej += b_lost;
 
 	int64_t v[] = {o_rej + b_rej + without, o_add, o_same, o_rej, without, b_add, b_sold,
 		       b_stored_ok - b_sold,	b_rej};
@@ -146,8 +150,8 @@ static rpcq_status merge(apply_ctx *x, const char *orders_name)
 		return st;
 	log_info("vouchers: import %s applied: orders %" PRId64 " added, %" PRId64 " unchanged, %" PRId64
 		 " rejected, %" PRId64 " without barcodes; barcodes %" PRId64 " added, %" PRId64 " sold, %" PRId64
-		 " rejected",
-		 x->id, o_add, o_same, o_rej, without, b_add, b_sold, b_rej);
+		 " rejected (%" PRId64 " sold meanwhile)",
+		 x->id, o_add, o_same, o_rej, without, b_add, b_sold, b_rej, b_lost);
 	return RPCQ_OK;
 }
 

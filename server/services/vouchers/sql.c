@@ -172,7 +172,8 @@ const db_stmt vouchers_sql_apply_barcodes_reject = {
 
 /* The stock's unused barcodes that the file sells (the barcode, its order)
  * go into vs. The row lock makes the UPDATE check again that the barcode
- * is unused: an issue may have sold it since vb was made. */
+ * is unused: an issue may have sold it since vb was made, and then it is
+ * not in vs (vouchers_sql_apply_barcodes_lost). */
 #define SELLABLE " g.stored AND g.stored_order IS NULL AND g.o1 IS NOT NULL AND g.o1 = g.o2 AND g.known"
 
 const db_stmt vouchers_sql_apply_barcodes_sell = {
@@ -180,6 +181,21 @@ const db_stmt vouchers_sql_apply_barcodes_sell = {
 	"WITH up AS (UPDATE voucher_barcodes b SET order_id = g.o1, pos = ($1::int8 << 32) + g.line FROM vb g"
 	" WHERE b.barcode = g.barcode AND" SELLABLE " AND b.order_id IS NULL RETURNING b.barcode, b.order_id)"
 	" INSERT INTO vs (barcode, order_id) SELECT barcode, order_id FROM up",
+	1,
+};
+
+/* The barcodes to sell that an issue sold while this import applied (a
+ * statement of its own, whose snapshot sees that issue's commit): each
+ * winning row is rejected, and vb records the new owner, so the barcode
+ * counts neither as sold nor as unchanged. */
+const db_stmt vouchers_sql_apply_barcodes_lost = {
+	"vouchers_apply_barcodes_lost",
+	"WITH l AS (UPDATE vb g SET stored_order = b.order_id FROM voucher_barcodes b"
+	" WHERE b.barcode = g.barcode AND" SELLABLE " AND b.order_id IS DISTINCT FROM g.o1"
+	" AND NOT EXISTS (SELECT 1 FROM vs WHERE vs.barcode = g.barcode) RETURNING g.line, g.barcode, b.order_id)"
+	" INSERT INTO voucher_import_rejections (import_id, file, line, reason)"
+	" SELECT $1::int8, 2, line, 'barcode ' || barcode || ' was sold to order ' || order_id ||"
+	" ' while this import applied' FROM l",
 	1,
 };
 

@@ -59,6 +59,7 @@ extern const db_stmt vouchers_sql_apply_orders_insert;	  /* -> added, unchanged 
 extern const db_stmt vouchers_sql_apply_barcodes_stage;	  /* -> temp table vb */
 extern const db_stmt vouchers_sql_apply_barcodes_reject;  /* $1, $2 -> rejected */
 extern const db_stmt vouchers_sql_apply_barcodes_sell;	  /* $1 -> sold (temp table vs) */
+extern const db_stmt vouchers_sql_apply_barcodes_lost;	  /* $1 -> rejected (sold meanwhile) */
 extern const db_stmt vouchers_sql_apply_barcodes_insert;  /* $1 -> added, added unused, stored ok */
 extern const db_stmt vouchers_sql_apply_without_barcodes; /* -> orders without barcodes */
 /* id, rejections added, the 8 counts */

@@ -623,6 +623,10 @@ static void test_each_rule_rejects_its_rows_with_file_and_line(void **state)
 	const char *want[] = {"orders.csv:4",	"orders.csv:5",	  "orders.csv:6",    "barcodes.csv:5",
 			      "barcodes.csv:6", "barcodes.csv:7", "barcodes.csv:10", "barcodes.csv:11"};
 	expect_rejections(err, want, (int)(sizeof(want) / sizeof(want[0])));
+	/* The summary counts the rejections it printed, those of rows that
+	 * could not be read (orders.csv:6, barcodes.csv:11) too. */
+	assert_non_null(strstr(err, " applied: orders 4 added, 0 unchanged, 2 rejected, 1 without barcodes;"
+				    " barcodes 6 added, 0 sold from the stock, 0 unchanged, 5 rejected\n"));
 	assert_string_equal(out, "10, 1, [900001, 900002]\n"
 				 "11, 2, [900003]\n"
 				 "14, 5, [900007]\n"

@@ -59,6 +59,7 @@ typedef struct apply_ctx {
 	dbconn *db;
 	const char *id;
 	rpcq_error err;
+	int64_t read_rejected[3]; /* per file (1, 2): rows rejected as the chunks were read */
 } apply_ctx;
 
 /* Runs one statement of the merge; *a and *b (optional) get the first two
@@ -94,8 +95,11 @@ static rpcq_status check_complete(apply_ctx *x, char *orders_name, size_t len)
 	if (st != RPCQ_OK)
 		return st;
 	for (int i = 0; i < PQntuples(res) && st == RPCQ_OK; i++) {
-		if (vouchers_int(res, i, 0) == 1)
+		int64_t file = vouchers_int(res, i, 0);
+		if (file == 1)
 			snprintf(orders_name, len, "%s", PQgetvalue(res, i, 2));
+		if (file == 1 || file == 2)
+			x->read_rejected[file] = vouchers_int(res, i, 4);
 		if (PQgetvalue(res, i, 1)[0] != 't')
 			st = rpcq_error_set(&x->err, RPCQ_FAILED_PRECONDITION,
 					    "%s is not complete: %s bytes received, and no last chunk",
@@ -127,8 +131,18 @@ static rpcq_status merge(apply_ctx *x, const char *orders_name)
 		return st;
 	b_rej += b_lost;
 
-	int64_t v[] = {o_rej + b_rej + without, o_add, o_same, o_rej, without, b_add, b_sold,
-		       b_stored_ok - b_sold,	b_rej};
+	/* The rejections added here; the counts, of every rejected row of
+	 * each file (those rejected as the chunks were read too), so they
+	 * agree with the report. */
+	int64_t v[] = {o_rej + b_rej + without,
+		       o_add,
+		       o_same,
+		       o_rej + x->read_rejected[1],
+		       without,
+		       b_add,
+		       b_sold,
+		       b_stored_ok - b_sold,
+		       b_rej + x->read_rejected[2]};
 	char txt[9][24];
 	const char *pd[10] = {x->id};
 	for (int i = 0; i < 9; i++) {
@@ -195,7 +209,7 @@ rpcq_status vouchers_finish_import(call *c, const ProtobufCMessage *msg, Protobu
 		return st;
 	char ids[24];
 	snprintf(ids, sizeof(ids), "%" PRId64, id);
-	apply_ctx x = {c, NULL, ids, {0}};
+	apply_ctx x = {c, NULL, ids, {0}, {0}};
 	if ((st = call_db(c, &x.db)) != RPCQ_OK)
 		return st;
 	int applied = 0;

@@ -65,7 +65,8 @@ const db_stmt vouchers_sql_file_update = {
 
 const db_stmt vouchers_sql_files_lock = {
 	"vouchers_files_lock",
-	"SELECT file, complete, name, received FROM voucher_import_files WHERE import_id = $1::int8 ORDER BY file"
+	"SELECT file, complete, name, received, rejected FROM voucher_import_files WHERE import_id = $1::int8"
+	" ORDER BY file"
 	" FOR UPDATE",
 	1,
 };

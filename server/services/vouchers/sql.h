@@ -34,7 +34,7 @@ extern const db_stmt vouchers_sql_file_lock;
 /* id, file, received, line, complete, header_seen, added rows, added
  * rejected, carry (binary) */
 extern const db_stmt vouchers_sql_file_update;
-/* id, file -> complete, name, received (locks both file rows) */
+/* id -> file, complete, name, received, rejected (locks both file rows) */
 extern const db_stmt vouchers_sql_files_lock;
 /* id, limit -> file, line, reason */
 extern const db_stmt vouchers_sql_rejections_first;

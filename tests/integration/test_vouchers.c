@@ -844,11 +844,27 @@ static void test_reports_sort_page_and_filter(void **state)
 	stock(cl[1], &unused, &sold);
 	assert_int_equal(unused, 2);
 	assert_int_equal(sold, 10);
-	/* A page token that names no order starts nowhere. */
+	/* A page token that names no order (or, for one customer, no order of
+	 * that customer) is not one the server gave: refused, named. The last
+	 * order's own token gives an empty page. */
 	Rpcq__Vouchers__ListVouchersRequest req = RPCQ__VOUCHERS__LIST_VOUCHERS_REQUEST__INIT;
 	req.page_token = "no-such-order";
 	Rpcq__Vouchers__ListVouchersResponse *r = NULL;
 	rpcq_error err;
+	assert_int_equal(rpcq_voucher_list_vouchers(cl[0], &req, &r, NULL, &err), RPCQ_INVALID_ARGUMENT);
+	assert_null(r);
+	assert_string_equal(err.message, "page_token \"no-such-order\" is not one this server gave");
+	req.customer_id = "2";
+	req.page_token = "a";
+	assert_int_equal(rpcq_voucher_list_vouchers(cl[1], &req, &r, NULL, &err), RPCQ_INVALID_ARGUMENT);
+	assert_string_equal(err.message, "page_token \"a\" is not one this server gave for customer 2");
+	req.page_token = "b";
+	assert_int_equal(rpcq_voucher_list_vouchers(cl[1], &req, &r, NULL, &err), RPCQ_OK);
+	assert_int_equal(r->n_vouchers, 0);
+	assert_string_equal(r->next_page_token, "");
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	req.customer_id = "";
+	req.page_token = "2";
 	assert_int_equal(rpcq_voucher_list_vouchers(cl[0], &req, &r, NULL, &err), RPCQ_OK);
 	assert_int_equal(r->n_vouchers, 0);
 	protobuf_c_message_free_unpacked(&r->base, NULL);

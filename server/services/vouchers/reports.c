@@ -19,6 +19,25 @@
 /* A page ends before its reply reaches this size (the limit is 4 MiB). */
 #define PAGE_BUDGET (3u << 20)
 
+/* A page token is the last order of the page before (of the customer, for
+ * one customer's vouchers): one that names no such order was not given by
+ * this server. Checked only when a page comes out empty, which a token
+ * that was given hardly ever makes, so paging costs no more round trips. */
+static rpcq_status check_token(call *c, const char *token, const char *customer)
+{
+	const char *p[] = {token};
+	PGresult *res = NULL;
+	rpcq_status st = call_query(c, &vouchers_sql_order_customer, p, 0, &res);
+	if (st != RPCQ_OK)
+		return st;
+	int known = PQntuples(res) == 1 && (customer == NULL || strcmp(PQgetvalue(res, 0, 0), customer) == 0);
+	PQclear(res);
+	if (!known)
+		return call_fail(c, RPCQ_INVALID_ARGUMENT, "page_token \"%.64s\" is not one this server gave%s%.64s",
+				 token, customer ? " for customer " : "", customer ? customer : "");
+	return RPCQ_OK;
+}
+
 rpcq_status vouchers_list_vouchers(call *c, const ProtobufCMessage *msg, ProtobufCMessage **out)
 {
 	const Rpcq__Vouchers__ListVouchersRequest *in = (const Rpcq__Vouchers__ListVouchersRequest *)msg;
@@ -51,6 +70,12 @@ rpcq_status vouchers_list_vouchers(call *c, const ProtobufCMessage *msg, Protobu
 		return st;
 
 	int n = PQntuples(res);
+	if (n == 0 && after != NULL) {
+		PQclear(res);
+		res = NULL;
+		if ((st = check_token(c, after, customer)) != RPCQ_OK)
+			return st;
+	}
 	Rpcq__Vouchers__ListVouchersResponse *resp = arena_calloc(ar, 1, sizeof(*resp));
 	Rpcq__Vouchers__Voucher **list = arena_calloc(ar, size + 1, sizeof(*list));
 	char **codes = arena_calloc(ar, (size_t)n + 1, sizeof(*codes));

@@ -253,7 +253,9 @@ const db_stmt vouchers_sql_apply_done = {
 };
 
 /* Reports. A page of vouchers is a page of orders that have a barcode (in
- * the listing index's order), then their barcodes, one row each. */
+ * the listing index's order), then their barcodes, one row each. A page
+ * token (the previous page's last order) that names no order, or none of
+ * the customer's, gives no rows (reports.c then refuses it). */
 
 #define VOUCHER_ORDER "o.customer_key, o.customer_id, o.order_key, o.order_id"
 #define HAS_BARCODE " EXISTS (SELECT 1 FROM voucher_barcodes x WHERE x.order_id = o.order_id)"
@@ -279,10 +281,14 @@ const db_stmt vouchers_sql_vouchers_after = {
 const db_stmt vouchers_sql_vouchers_customer = {
 	"vouchers_vouchers_customer",
 	VOUCHER_ROWS("o.customer_key = voucher_sort_key($1) AND o.customer_id = $1 AND ($2 = ''"
-		     " OR (o.order_key, o.order_id) > (voucher_sort_key($2), $2)) AND" HAS_BARCODE,
+		     " OR ((o.order_key, o.order_id) > (voucher_sort_key($2), $2) AND EXISTS (SELECT 1"
+		     " FROM voucher_orders p WHERE p.order_id = $2 AND p.customer_id = $1))) AND" HAS_BARCODE,
 		     "$3::int8"),
 	3,
 };
+
+const db_stmt vouchers_sql_order_customer = {"vouchers_order_customer",
+					     "SELECT customer_id FROM voucher_orders WHERE order_id = $1", 1};
 
 const db_stmt vouchers_sql_top = {
 	"vouchers_top",

@@ -78,6 +78,8 @@ extern const db_stmt vouchers_sql_vouchers_first;
 extern const db_stmt vouchers_sql_vouchers_after;
 /* customer_id, after order_id ('' for the first page), limit -> same */
 extern const db_stmt vouchers_sql_vouchers_customer;
+/* order_id -> customer_id (no row: no such order) */
+extern const db_stmt vouchers_sql_order_customer;
 /* n -> customer_id, tickets */
 extern const db_stmt vouchers_sql_top;
 /* -> unused, sold */

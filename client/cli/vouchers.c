@@ -947,6 +947,15 @@ static int cmd_list(int argc, char **argv, cli_globals *g)
 	return rc;
 }
 
+/* rc, or 1 with an error line when what went to stdout could not all be
+ * written (a full disk, a closed pipe): the command did not do its job. */
+static int stdout_written(int rc)
+{
+	if ((fflush(stdout) != 0 || ferror(stdout)) && rc == 0)
+		rc = cli_fail_status(RPCQ_INTERNAL, "cannot write stdout: %s", strerror(errno));
+	return rc;
+}
+
 static int cmd_top(int argc, char **argv, cli_globals *g)
 {
 	if (cli_wants_help(argc, argv)) {
@@ -980,7 +989,7 @@ static int cmd_top(int argc, char **argv, cli_globals *g)
 		print_top_lines(top);
 	}
 	protobuf_c_message_free_unpacked(&top->base, NULL);
-	return rc;
+	return stdout_written(rc);
 }
 
 static int cmd_unused(int argc, char **argv, cli_globals *g)
@@ -1010,7 +1019,7 @@ static int cmd_unused(int argc, char **argv, cli_globals *g)
 		printf("%" PRIu64 "\n", r->unused);
 	}
 	protobuf_c_message_free_unpacked(&r->base, NULL);
-	return rc;
+	return stdout_written(rc);
 }
 
 /* ---- issue ---- */
@@ -1134,7 +1143,7 @@ static int cmd_status(int argc, char **argv, cli_globals *g)
 		printf("rejections: %" PRIu64 "\n", imp->rejections);
 	}
 	free_import(imp);
-	return rc;
+	return stdout_written(rc);
 }
 
 int cli_vouchers(int argc, char **argv, cli_globals *g)

@@ -255,6 +255,34 @@ static void vouchers_ok(const harness_server *s, char **out, char **err, const c
 		fail_msg("rpcq vouchers %s: exit %d\nstdout: %s\nstderr: %s", what, rc, *out, *err);
 }
 
+/* rpcq vouchers ARGS... against s with its stdout on /dev/full, where
+ * every write fails (ENOSPC): exit status; *err its stderr (freed by the
+ * caller). */
+static int vouchers_to_full_disk(const harness_server *s, char **err, ...)
+{
+	const char *args[40];
+	int n = 0;
+	args[n++] = "sh";
+	args[n++] = "-c";
+	args[n++] = "exec \"$0\" \"$@\" >/dev/full";
+	args[n++] = getenv("RPCQ_CLI");
+	args[n++] = "--server";
+	args[n++] = s->rpc_url;
+	args[n++] = "vouchers";
+	assert_non_null(args[3]);
+	va_list ap;
+	va_start(ap, err);
+	const char *a;
+	while ((a = va_arg(ap, const char *)) != NULL) {
+		assert_true(n < 39);
+		args[n++] = a;
+	}
+	va_end(ap);
+	args[n] = NULL;
+	*err = NULL;
+	return harness_run(args, NULL, NULL, err, 60000);
+}
+
 /* ---- the spec's rules, reimplemented ---- */
 
 #define REF_MAX 4096
@@ -1016,6 +1044,19 @@ static void test_top_without_n_prints_the_top_5_ties_by_customer_id(void **state
 	assert_int_equal(count_lines(out), 5);
 	assert_true(strncmp(out, "{\"customerId\":\"20\",\"tickets\":\"6\"}\n", 34) == 0);
 	free(out), free(err);
+
+	/* Output that cannot be written is a failure, said on stderr. */
+	char id[24];
+	snprintf(id, sizeof(id), "%lld", harness_sql_scalar(db.conninfo, "SELECT max(id) FROM voucher_imports"));
+	const char *const cmds[][3] = {{"top", NULL, NULL},	   {"top", "--json", NULL}, {"unused", NULL, NULL},
+				       {"unused", "--json", NULL}, {"status", id, NULL},    {"status", id, "--json"}};
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		int rc = vouchers_to_full_disk(s, &err, cmds[i][0], cmds[i][1], cmds[i][2], NULL);
+		if (rc != 1 || strcmp(err, "rpcq: INTERNAL: cannot write stdout: No space left on device\n") != 0)
+			fail_msg("rpcq vouchers %s %s to /dev/full: exit %d, stderr: %s", cmds[i][0],
+				 cmds[i][1] ? cmds[i][1] : "", rc, err);
+		free(err);
+	}
 	free(orders), free(barcodes), free(ot), free(bt);
 }
 

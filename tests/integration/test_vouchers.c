@@ -1510,6 +1510,7 @@ typedef struct storm_caller {
 	int index;
 	storm_result res[STORM_MAX_CALLS];
 	int nres;
+	int calls; /* made: each is answered OK (res), RESOURCE_EXHAUSTED or a failure */
 	int exhausted;
 	int failures;
 	char failure[600];
@@ -1535,6 +1536,7 @@ static void *storm_thread(void *arg)
 		}
 		Rpcq__Vouchers__IssueVouchersResponse *r = NULL;
 		rpcq_error err;
+		me->calls++;
 		rpcq_status st = issue(c, key[0] ? "shared" : customer, qty, key, &r, &err);
 		if (st == RPCQ_RESOURCE_EXHAUSTED) {
 			me->exhausted++;
@@ -1583,10 +1585,14 @@ static void test_a_storm_of_32_callers_on_two_processes_never_sells_a_barcode_tw
 	 * first result. */
 	static const char *codes[STORM_STOCK + 1];
 	static const char *orders[STORM_CALLERS * STORM_MAX_CALLS];
-	int ncodes = 0, norders = 0, exhausted = 0, replayed = 0;
+	int ncodes = 0, norders = 0, exhausted = 0, replayed = 0, calls = 0, answered = 0;
 	for (int i = 0; i < STORM_CALLERS; i++) {
 		if (callers[i].failures)
 			fail_msg("caller %d: %d failure(s), last: %s", i, callers[i].failures, callers[i].failure);
+		/* Every call accounted for: a success or RESOURCE_EXHAUSTED. */
+		assert_int_equal(callers[i].nres + callers[i].exhausted, callers[i].calls);
+		calls += callers[i].calls;
+		answered += callers[i].nres + callers[i].exhausted;
 		exhausted += callers[i].exhausted;
 		for (int k = 0; k < callers[i].nres; k++) {
 			const storm_result *x = &callers[i].res[k];
@@ -1621,8 +1627,10 @@ static void test_a_storm_of_32_callers_on_two_processes_never_sells_a_barcode_tw
 	qsort(orders, (size_t)norders, sizeof(*orders), cmp_str);
 	for (int i = 1; i < norders; i++)
 		assert_string_not_equal(orders[i - 1], orders[i]);
-	print_message("storm: %d issues, %d replays of a raced key, %d RESOURCE_EXHAUSTED\n", norders, replayed,
-		      exhausted);
+	print_message("storm: %d calls: %d issues, %d replays of a raced key, %d RESOURCE_EXHAUSTED\n", calls, norders,
+		      replayed, exhausted);
+	assert_int_equal(norders + replayed + exhausted, calls);
+	assert_int_equal(answered, calls);
 	/* Every caller ended on an empty stock, so all of it was sold. */
 	assert_int_equal(ncodes, STORM_STOCK);
 	assert_true(exhausted >= STORM_CALLERS);
@@ -2012,6 +2020,131 @@ static void test_a_barcode_an_issue_sells_while_the_import_applies_is_rejected_o
 	free(id);
 }
 
+/* Every refusal has its status and a message that names what is wrong. */
+static void expect_refused(rpcq_status got, const rpcq_error *err, rpcq_status want, const char *message)
+{
+	if (got != want || strcmp(err->message, message) != 0)
+		fail_msg("got %s \"%s\", want %s \"%s\"", rpcq_status_name(got), got == RPCQ_OK ? "" : err->message,
+			 rpcq_status_name(want), message);
+}
+
+static rpcq_status start_named(const char *key, const char *orders_name, const char *barcodes_name, rpcq_error *err)
+{
+	Rpcq__Vouchers__StartImportRequest req = RPCQ__VOUCHERS__START_IMPORT_REQUEST__INIT;
+	req.key = (char *)key;
+	req.orders_name = (char *)orders_name;
+	req.barcodes_name = (char *)barcodes_name;
+	Rpcq__Vouchers__Import *imp = NULL;
+	rpcq_status st = rpcq_voucher_start_import(cl[0], &req, &imp, NULL, err);
+	import_free(imp);
+	return st;
+}
+
+static rpcq_status get_import(const char *id, rpcq_error *err)
+{
+	Rpcq__Vouchers__GetImportRequest req = RPCQ__VOUCHERS__GET_IMPORT_REQUEST__INIT;
+	req.import_id = (char *)id;
+	Rpcq__Vouchers__Import *imp = NULL;
+	rpcq_status st = rpcq_voucher_get_import(cl[1], &req, &imp, NULL, err);
+	import_free(imp);
+	return st;
+}
+
+static rpcq_status list_rejections(const char *id, const char *token, rpcq_error *err)
+{
+	Rpcq__Vouchers__ListRejectionsRequest req = RPCQ__VOUCHERS__LIST_REJECTIONS_REQUEST__INIT;
+	req.import_id = (char *)id;
+	req.page_token = (char *)token;
+	Rpcq__Vouchers__ListRejectionsResponse *r = NULL;
+	rpcq_status st = rpcq_voucher_list_rejections(cl[0], &req, &r, NULL, err);
+	if (r != NULL)
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+	return st;
+}
+
+static rpcq_status list_customer(const char *customer, rpcq_error *err)
+{
+	Rpcq__Vouchers__ListVouchersRequest req = RPCQ__VOUCHERS__LIST_VOUCHERS_REQUEST__INIT;
+	req.customer_id = (char *)customer;
+	Rpcq__Vouchers__ListVouchersResponse *r = NULL;
+	rpcq_status st = rpcq_voucher_list_vouchers(cl[1], &req, &r, NULL, err);
+	if (r != NULL)
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+	return st;
+}
+
+static void test_bad_requests_are_refused_naming_what_is_wrong(void **state)
+{
+	(void)state;
+	rpcq_error err;
+	char long_key[130], long_name[202], long_id[66];
+	memset(long_key, 'k', 129);
+	long_key[129] = '\0';
+	memset(long_name, 'n', 201);
+	long_name[201] = '\0';
+	memset(long_id, 'c', 65);
+	long_id[65] = '\0';
+
+	/* StartImport: the key, the file names. Nothing is created. */
+	expect_refused(start_named(long_key, "", "", &err), &err, RPCQ_INVALID_ARGUMENT,
+		       "key is longer than 128 bytes");
+	expect_refused(start_named("", long_name, "", &err), &err, RPCQ_INVALID_ARGUMENT,
+		       "orders_name is longer than 200 bytes");
+	expect_refused(start_named("", "orders\n.csv", "", &err), &err, RPCQ_INVALID_ARGUMENT,
+		       "orders_name holds a control character");
+	expect_refused(start_named("", "", "barcodes\xff.csv", &err), &err, RPCQ_INVALID_ARGUMENT,
+		       "barcodes_name is not valid UTF-8");
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_imports"), 0);
+
+	/* GetImport, ListRejections, FinishImport: ids that are not numbers,
+	 * and numbers that name no import. */
+	Rpcq__Vouchers__Import *imp = start_import(cl[0], NULL);
+	expect_refused(get_import("x1", &err), &err, RPCQ_INVALID_ARGUMENT,
+		       "import_id \"x1\" is not an import id (a number)");
+	expect_refused(get_import("", &err), &err, RPCQ_INVALID_ARGUMENT,
+		       "import_id \"\" is not an import id (a number)");
+	expect_refused(get_import("999999", &err), &err, RPCQ_NOT_FOUND, "import 999999 not found");
+	expect_refused(list_rejections(imp->import_id, "garbage", &err), &err, RPCQ_INVALID_ARGUMENT,
+		       "page_token \"garbage\" is not one this server gave");
+	expect_refused(list_rejections(imp->import_id, "3:1", &err), &err, RPCQ_INVALID_ARGUMENT,
+		       "page_token \"3:1\" is not one this server gave");
+	expect_refused(list_rejections("999999", "", &err), &err, RPCQ_NOT_FOUND, "import 999999 not found");
+	expect_refused(list_rejections("-4", "", &err), &err, RPCQ_INVALID_ARGUMENT,
+		       "import_id \"-4\" is not an import id (a number)");
+	Rpcq__Vouchers__Import *r = NULL;
+	expect_refused(finish(cl[1], "999999", &r, &err), &err, RPCQ_NOT_FOUND, "import 999999 not found");
+	expect_refused(finish(cl[1], "12ab", &r, &err), &err, RPCQ_INVALID_ARGUMENT,
+		       "import_id \"12ab\" is not an import id (a number)");
+	assert_null(r);
+	import_free(imp);
+
+	/* ListVouchers: the customer_id. */
+	expect_refused(list_customer(long_id, &err), &err, RPCQ_INVALID_ARGUMENT,
+		       "customer_id is longer than 64 bytes");
+	expect_refused(list_customer("c\x01", &err), &err, RPCQ_INVALID_ARGUMENT,
+		       "customer_id holds a control character");
+	expect_refused(list_customer("\xc3", &err), &err, RPCQ_INVALID_ARGUMENT, "customer_id is not valid UTF-8");
+
+	/* IssueVouchers: the key, the customer. Nothing is issued. */
+	stock_of(3);
+	Rpcq__Vouchers__IssueVouchersResponse *ir = NULL;
+	expect_refused(issue(cl[0], "c1", 1, long_key, &ir, &err), &err, RPCQ_INVALID_ARGUMENT,
+		       "idempotency_key is longer than 128 bytes");
+	expect_refused(issue(cl[0], long_id, 1, NULL, &ir, &err), &err, RPCQ_INVALID_ARGUMENT,
+		       "customer_id is longer than 64 bytes");
+	expect_refused(issue(cl[1], "caf\xe9", 1, NULL, &ir, &err), &err, RPCQ_INVALID_ARGUMENT,
+		       "customer_id is not valid UTF-8");
+	expect_refused(issue(cl[1], "c1", 1, "k\xed\xa0\x80", &ir, &err), &err, RPCQ_INVALID_ARGUMENT,
+		       "idempotency_key is not valid UTF-8");
+	expect_refused(issue(cl[0], "c1", 0, NULL, &ir, &err), &err, RPCQ_INVALID_ARGUMENT,
+		       "quantity must be 1..10000, not 0");
+	assert_null(ir);
+	uint64_t unused;
+	stock(cl[0], &unused, NULL);
+	assert_int_equal(unused, 3);
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_orders"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2036,6 +2169,7 @@ int main(void)
 		cmocka_unit_test_setup(test_an_import_aborted_by_a_deadlock_runs_again_and_applies_once, reset),
 		cmocka_unit_test_setup(test_a_barcode_an_issue_sells_while_the_import_applies_is_rejected_on_its_line,
 				       reset),
+		cmocka_unit_test_setup(test_bad_requests_are_refused_naming_what_is_wrong, reset),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -2145,6 +2145,59 @@ static void test_bad_requests_are_refused_naming_what_is_wrong(void **state)
 	assert_int_equal(sql_count("SELECT count(*) FROM voucher_orders"), 0);
 }
 
+/* The spec's duplicate rules at their edges: a barcode given to two
+ * different orders and also listed unassigned has an unknown owner, so
+ * every occurrence is rejected, the unassigned one too (it is not kept as
+ * unused); a barcode listed twice for the same order is kept once, its
+ * later row rejected as a repeat. */
+static void test_a_barcode_of_two_orders_and_unassigned_is_rejected_everywhere_and_one_listed_twice_kept_once(
+	void **state)
+{
+	(void)state;
+	const char orders[] = "order_id,customer_id\n1,10\n2,11\n3,12\n";
+	const char barcodes[] = "barcode,order_id\n"
+				"K,\n"	 /* 2 */
+				"K,1\n"	 /* 3 */
+				"M,1\n"	 /* 4 */
+				"K,2\n"	 /* 5 */
+				"L,2\n"	 /* 6 */
+				"L,2\n"	 /* 7 */
+				"N,\n"	 /* 8 */
+				"P,1\n"	 /* 9: three orders */
+				"P,3\n"	 /* 10 */
+				"P,2\n"; /* 11 */
+	Rpcq__Vouchers__Import *imp = import_texts(cl[0], orders, barcodes, 7);
+	char *rej = rejections(cl[1], imp->import_id);
+	assert_string_equal(
+		rej, "orders.csv:4: order_id 3 has no barcodes: left out of the vouchers\n"
+		     "barcodes.csv:2: barcode K is given to different orders (1, 2): its owner is unknown\n"
+		     "barcodes.csv:3: barcode K is given to different orders (1, 2): its owner is unknown\n"
+		     "barcodes.csv:5: barcode K is given to different orders (1, 2): its owner is unknown\n"
+		     "barcodes.csv:7: barcode L repeats line 6, where it is sold to order 2\n"
+		     "barcodes.csv:9: barcode P is given to different orders (1, 3, ...): its owner is unknown\n"
+		     "barcodes.csv:10: barcode P is given to different orders (1, 3, ...): its owner is unknown\n"
+		     "barcodes.csv:11: barcode P is given to different orders (1, 3, ...): its owner is unknown\n");
+	assert_int_equal(imp->counts->barcodes_added, 3);
+	assert_int_equal(imp->counts->barcodes_rejected, 7);
+	assert_int_equal(imp->counts->orders_without_barcodes, 1);
+	assert_int_equal(imp->rejections, 8);
+	char *lines = voucher_lines(cl[0], NULL, 10);
+	assert_string_equal(lines, "10, 1, [M]\n11, 2, [L]\n");
+	assert_int_equal(sql_count("SELECT count(*) FROM voucher_barcodes WHERE barcode IN ('K', 'P')"), 0);
+	uint64_t unused;
+	stock(cl[1], &unused, NULL);
+	assert_int_equal(unused, 1); /* N */
+	/* The slow and obvious reading of the rules agrees. */
+	expected e = expect(orders, barcodes);
+	assert_string_equal(lines, e.vouchers);
+	assert_int_equal(e.unused, 1);
+	free(e.vouchers);
+	free(e.top5);
+	free(lines);
+	free(rej);
+	import_free(imp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2170,6 +2223,9 @@ int main(void)
 		cmocka_unit_test_setup(test_a_barcode_an_issue_sells_while_the_import_applies_is_rejected_on_its_line,
 				       reset),
 		cmocka_unit_test_setup(test_bad_requests_are_refused_naming_what_is_wrong, reset),
+		cmocka_unit_test_setup(
+			test_a_barcode_of_two_orders_and_unassigned_is_rejected_everywhere_and_one_listed_twice_kept_once,
+			reset),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

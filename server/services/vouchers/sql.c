@@ -150,18 +150,23 @@ const db_stmt vouchers_sql_apply_barcodes_stage = {
 };
 
 /* Rejected rows of the barcodes file: the losing occurrences of a repeated
- * barcode, every occurrence of one given to different orders, and winners
- * whose order is unknown or which the stock has sold to another order. */
+ * barcode, every occurrence of one given to different orders (the reason
+ * names the lowest and highest, and "..." when there are more orders, not
+ * merely more rows), and winners whose order is unknown or which the stock
+ * has sold to another order. */
 const db_stmt vouchers_sql_apply_barcodes_reject = {
 	"vouchers_apply_barcodes_reject",
-	"INSERT INTO voucher_import_rejections (import_id, file, line, reason)"
-	" SELECT $1::int8, 2, s.line, CASE WHEN g.o1 <> g.o2"
-	" THEN 'barcode ' || g.barcode || ' is given to different orders (' || g.o1 || ', ' || g.o2 ||"
-	" CASE WHEN g.n > 2 THEN ', ...' ELSE '' END || '): its owner is unknown'"
-	" ELSE 'barcode ' || g.barcode || ' repeats line ' || g.line ||"
-	" CASE WHEN g.sold_line IS NOT NULL THEN ', where it is sold to order ' || g.o1 ELSE '' END END"
+	"WITH r AS (SELECT s.line AS at, s.order_id, g.barcode, g.o1, g.o2, g.line, g.sold_line"
 	" FROM voucher_stage_barcodes s JOIN vb g ON g.barcode = s.barcode"
-	" WHERE s.import_id = $1::int8 AND g.n > 1 AND (g.o1 <> g.o2 OR s.line <> g.line)"
+	" WHERE s.import_id = $1::int8 AND g.n > 1 AND (g.o1 <> g.o2 OR s.line <> g.line)),"
+	" d AS (SELECT barcode, count(DISTINCT order_id) AS orders FROM r WHERE o1 <> o2 GROUP BY barcode)"
+	" INSERT INTO voucher_import_rejections (import_id, file, line, reason)"
+	" SELECT $1::int8, 2, r.at, CASE WHEN r.o1 <> r.o2"
+	" THEN 'barcode ' || r.barcode || ' is given to different orders (' || r.o1 || ', ' || r.o2 ||"
+	" CASE WHEN d.orders > 2 THEN ', ...' ELSE '' END || '): its owner is unknown'"
+	" ELSE 'barcode ' || r.barcode || ' repeats line ' || r.line ||"
+	" CASE WHEN r.sold_line IS NOT NULL THEN ', where it is sold to order ' || r.o1 ELSE '' END END"
+	" FROM r LEFT JOIN d ON d.barcode = r.barcode"
 	" UNION ALL"
 	" SELECT $1::int8, 2, g.line, CASE WHEN g.order_state = 1 THEN 'order_id ' || g.o1 || ' is not in ' || $2::text"
 	" WHEN g.order_state = 2 THEN 'order_id ' || g.o1 || ' is rejected in ' || $2::text"

@@ -11,7 +11,9 @@
  * rpcqd's --smtp-ca-file), and nothing is sent, with a certificate error,
  * when it does not; through rpcqd (a real PostgreSQL, `rpcq billing import`),
  * --smtp-ca-file decides the same, and an e-mail held back by a certificate
- * that is not trusted waits, uncounted, until rpcqd trusts it. The spool
+ * that is not trusted waits, uncounted, until rpcqd trusts it; an e-mail
+ * resent by an rpcqd with another --mail-from carries the Message-ID its
+ * bill reports. The spool
  * backend's files parse as RFC 5322
  * (tests/integration/mail_check.py) and a resend leaves one file. Prints the
  * send rate of one sender.
@@ -807,6 +809,134 @@ static void test_rpcqd_mails_over_tls_only_a_server_that_its_smtp_ca_file_trusts
 	harness_pg_stop(&pg);
 }
 
+/* The value of header name in the message at path (malloc'd, unfolded to
+ * its first line), or NULL. */
+static char *header_of(const char *path, const char *name)
+{
+	char *msg = harness_read_file(path, NULL);
+	assert_non_null(msg);
+	char key[64];
+	snprintf(key, sizeof(key), "\r\n%s: ", name);
+	size_t skip = strlen(key);
+	const char *p = strstr(msg, key);
+	if (strncmp(msg, key + 2, skip - 2) == 0) { /* the first header: no line end before it */
+		p = msg;
+		skip -= 2;
+	}
+	char *v = NULL;
+	if (p != NULL) {
+		p += skip;
+		v = strndup(p, strcspn(p, "\r"));
+	}
+	free(msg);
+	return v;
+}
+
+/* A bill's e-mail carries the Message-ID made with the bill, the one
+ * GetBill reports, whichever rpcqd sends it and whatever that one's
+ * --mail-from says. The first rpcqd (From billing@a.example) makes the bills
+ * and tries their e-mails against a port where nothing listens, so at least
+ * one attempt is on record; it is then replaced by one with another From
+ * (billing@b.example) and a real SMTP server, which delivers them all. */
+static void test_every_send_carries_the_message_id_its_bill_reports_whatever_the_from(void **state)
+{
+	(void)state;
+	if (!have_aiosmtpd())
+		skip();
+	harness_pg pg;
+	harness_pg_start(&pg);
+	assert_int_equal(harness_migrate(&pg), 0);
+	static const char *const debts[] = {"mid-ann", "mid-bob", "mid-cid"};
+	char csv[300], dead[64];
+	snprintf(csv, sizeof(csv), "%s/debts.csv", pg.dir);
+	put(pg.dir, "debts.csv",
+	    "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
+	    "Ann,1,ann@example.com,10.00,2030-01-01,mid-ann\n"
+	    "Bob,2,bob@example.com,20.00,2030-01-01,mid-bob\n"
+	    "Cid,3,cid@example.com,30.00,2030-01-01,mid-cid\n");
+	snprintf(dead, sizeof(dead), "smtp://127.0.0.1:%d", harness_free_port());
+
+	harness_server srv;
+	const char *first[] = {"--smtp-url",
+			       dead,
+			       "--mail-from",
+			       "Billing A <billing@a.example>",
+			       "--billing-schedule",
+			       "1",
+			       "--mail-lease-s",
+			       "1",
+			       "--mail-retry-base-ms",
+			       "100",
+			       "--mail-max-attempts",
+			       "1000",
+			       NULL};
+	harness_server_start(&srv, &pg, first);
+	const char *import_bills[] = {"billing", "import", csv, "--wait", "bills", NULL};
+	free(billing_cli(&srv, import_bills));
+	long long tried = 0;
+	for (int64_t deadline = now_ms() + 60000; tried == 0 && now_ms() < deadline; sleep_ms(50))
+		tried = harness_sql_scalar(pg.conninfo,
+					   "SELECT count(*) FROM billing_notifications WHERE attempts > 0");
+	if (tried == 0)
+		fail_msg("no e-mail was tried against %s within 60 s", dead);
+	assert_int_equal(harness_server_stop(&srv), 0);
+
+	sink k;
+	sink_start(&k, NULL);
+	const char *second[] = {"--smtp-url",	      k.url, "--mail-from", "Billing B <billing@b.example>",
+				"--billing-schedule", "1",   NULL};
+	harness_server_start(&srv, &pg, second);
+	const char *import_emails[] = {"billing", "import", csv, "--wait", "emails", NULL};
+	char *summary = billing_cli(&srv, import_emails);
+	if (strstr(summary, "3 bills; e-mails 3 sent, 0 failed, 0 pending") == NULL)
+		fail_msg("no summary of 3 e-mails sent in:\n%s", summary);
+	free(summary);
+
+	char *reported[3];
+	for (int i = 0; i < 3; i++) {
+		const char *bill[] = {"billing", "bill", debts[i], "--json", NULL};
+		char *out = NULL;
+		assert_int_equal(harness_cli(srv.rpc_url, bill, NULL, &out, NULL), 0);
+		const char *p = strstr(out, "\"messageId\": \"");
+		if (p == NULL)
+			fail_msg("no messageId in:\n%s", out);
+		p += strlen("\"messageId\": \"");
+		reported[i] = strndup(p, strcspn(p, "\""));
+		free(out);
+		/* Made by the first rpcqd, with its From's domain. */
+		assert_non_null(strstr(reported[i], "@a.example>"));
+	}
+	received got[8];
+	assert_int_equal(sink_log(&k, got, 8), 3);
+	int seen[3] = {0, 0, 0};
+	for (int i = 0; i < 3; i++) {
+		char path[300];
+		snprintf(path, sizeof(path), "%s/msgs/%d/message.eml", k.dir, got[i].n);
+		char *id = header_of(path, "Message-ID"), *from = header_of(path, "From");
+		assert_non_null(id);
+		assert_non_null(from);
+		int which = -1;
+		for (int j = 0; j < 3; j++)
+			if (strcmp(id, reported[j]) == 0)
+				which = j;
+		if (which < 0)
+			fail_msg("e-mail to %s has Message-ID %s, which no bill reports (%s, %s, %s)", got[i].to, id,
+				 reported[0], reported[1], reported[2]);
+		seen[which]++;
+		/* The From is the sending process's. */
+		assert_string_equal(from, "Billing B <billing@b.example>");
+		free(id);
+		free(from);
+	}
+	for (int j = 0; j < 3; j++) {
+		assert_int_equal(seen[j], 1);
+		free(reported[j]);
+	}
+	assert_int_equal(harness_server_stop(&srv), 0);
+	sink_stop(&k);
+	harness_pg_stop(&pg);
+}
+
 static void test_configurations_that_cannot_work_are_refused(void **state)
 {
 	(void)state;
@@ -936,6 +1066,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_a_certificate_not_trusted_or_for_another_host_sends_nothing,
 					  stop_leftovers),
 		cmocka_unit_test_teardown(test_rpcqd_mails_over_tls_only_a_server_that_its_smtp_ca_file_trusts,
+					  stop_leftovers),
+		cmocka_unit_test_teardown(test_every_send_carries_the_message_id_its_bill_reports_whatever_the_from,
 					  stop_leftovers),
 		cmocka_unit_test_teardown(test_configurations_that_cannot_work_are_refused, stop_leftovers),
 		cmocka_unit_test_teardown(test_spool_files_parse_and_a_resend_replaces_the_file, stop_leftovers),

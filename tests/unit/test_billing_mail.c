@@ -267,6 +267,45 @@ static void test_message_ids_are_dot_atom_text_and_distinct(void **state)
 	assert_string_equal(id, "<bill-1@=5B127.0.0.1=5D>");
 }
 
+/* A Message-ID given (the one stored with the bill) is written as it is,
+ * whatever the From; one that could break the header is refused. */
+static void test_a_stored_message_id_is_written_as_it_is(void **state)
+{
+	(void)state;
+	mail_message m = {.from = "Other <billing@other.example>",
+			  .to_addr = "j@example.com",
+			  .id = "7",
+			  .message_id = "<bill-7@first.example>"};
+	char *msg = compose(&m), *h = header(msg, "Message-ID");
+	assert_string_equal(h, "Message-ID: <bill-7@first.example>");
+	free(h);
+	free(msg);
+	m.message_id = NULL;
+	msg = compose(&m);
+	h = header(msg, "Message-ID");
+	assert_string_equal(h, "Message-ID: <bill-7@other.example>");
+	free(h);
+	free(msg);
+	const char *bad[] = {"",
+			     "bill-7@a.example",
+			     "<bill-7>",
+			     "<@a.example>",
+			     "<bill-7@>",
+			     "<bill 7@a.example>",
+			     "<bill-7@a.example>\r\nBcc: x@y.example",
+			     "<.bill-7@a.example>",
+			     "<bill-7@a..example>",
+			     "<bill-7@a@b.example>",
+			     "<b\xc3\xa9-7@a.example>"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		m.message_id = bad[i];
+		strbuf b = STRBUF_INIT;
+		rpcq_error err;
+		assert_int_equal(mail_compose(&m, &b, &err), RPCQ_INVALID_ARGUMENT);
+		strbuf_fini(&b);
+	}
+}
+
 static void test_the_body_is_quoted_printable_with_crlf(void **state)
 {
 	(void)state;
@@ -462,6 +501,7 @@ int main(void)
 		cmocka_unit_test(test_a_non_ascii_subject_is_encoded_words),
 		cmocka_unit_test(test_long_headers_fold_and_no_line_passes_998_bytes),
 		cmocka_unit_test(test_message_ids_are_dot_atom_text_and_distinct),
+		cmocka_unit_test(test_a_stored_message_id_is_written_as_it_is),
 		cmocka_unit_test(test_the_body_is_quoted_printable_with_crlf),
 		cmocka_unit_test(test_dates_are_rfc5322_in_utc),
 		cmocka_unit_test(test_what_cannot_be_sent_is_invalid_argument),

@@ -69,8 +69,14 @@ typedef struct mail_message {
 	const char *debt_id; /* names the debt in the default subject */
 	const char *id;	     /* the bill's id for the Message-ID (its debtId or bill number); NULL: debt_id */
 	const char *domain;  /* the Message-ID's domain; NULL: the From address's, or "localhost" */
-	int64_t date;	     /* Date:, in seconds since the epoch; written in UTC (+0000) */
-	const char *body;    /* the rendered slip; LF or CRLF line ends */
+	/* The Message-ID to write as it is ("<...@...>", as mail_message_id made it
+	 * when the bill was made and billing_notifications.message_id keeps it);
+	 * NULL: made from id and domain (mail_message_id). A resend must carry the
+	 * first send's id whatever the From configured meanwhile, so the
+	 * dispatcher passes the stored one. */
+	const char *message_id;
+	int64_t date;	  /* Date:, in seconds since the epoch; written in UTC (+0000) */
+	const char *body; /* the rendered slip; LF or CRLF line ends */
 	size_t body_len;
 } mail_message;
 
@@ -81,8 +87,10 @@ typedef struct mail_message {
  * atoms are written as quoted strings (ASCII with specials) or RFC 2047
  * encoded-words (anything else); control characters in them become spaces.
  * INVALID_ARGUMENT when a text is not valid UTF-8, to_addr is not an
- * address (mail_addr_valid) or from has none; RESOURCE_EXHAUSTED when out of
- * memory. On failure out may hold part of a message: the caller truncates. */
+ * address (mail_addr_valid), from has none, or message_id is given and is
+ * not "<" dot-atom-text "@" dot-atom-text ">" of less than
+ * MAIL_MESSAGE_ID_MAX bytes; RESOURCE_EXHAUSTED when out of memory. On
+ * failure out may hold part of a message: the caller truncates. */
 rpcq_status mail_compose(const mail_message *m, strbuf *out, rpcq_error *err) RPCQ_NODISCARD;
 
 /* The message key: "bill-" and the bill's id (m->id, else m->debt_id) with

@@ -324,6 +324,32 @@ size_t mail_message_id(const mail_message *m, char *buf)
 	return n;
 }
 
+/* 1 if s[0..n) is RFC 5322 dot-atom-text: atext runs joined by single dots. */
+static int dot_atom_text(const char *s, size_t n)
+{
+	if (n == 0 || s[0] == '.' || s[n - 1] == '.')
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!(is_atext((unsigned char)s[i]) || (s[i] == '.' && s[i + 1] != '.')))
+			return 0;
+	return 1;
+}
+
+/* 1 if id is a Message-ID mail_compose writes as it is: "<" dot-atom-text
+ * "@" dot-atom-text ">" (the form mail_message_id makes), shorter than
+ * MAIL_MESSAGE_ID_MAX, so that no stored value can break the header. */
+static int message_id_valid(const char *id)
+{
+	size_t n = strlen(id);
+	if (n < 5 || n >= MAIL_MESSAGE_ID_MAX || id[0] != '<' || id[n - 1] != '>')
+		return 0;
+	const char *at = memchr(id, '@', n);
+	if (at == NULL)
+		return 0;
+	size_t left = (size_t)(at - id) - 1, right = n - 2 - left - 1;
+	return dot_atom_text(id + 1, left) && dot_atom_text(at + 1, right);
+}
+
 /* RFC 5322 date-time in UTC: "Wed, 12 Oct 2022 10:00:00 +0000". */
 static void header_date(header *h, int64_t t)
 {
@@ -405,6 +431,11 @@ rpcq_status mail_compose(const mail_message *m, strbuf *out, rpcq_error *err)
 		result = rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "From \"%.200s\" has no address", from);
 		goto out;
 	}
+	if (m->message_id != NULL && !message_id_valid(m->message_id)) {
+		result = rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "Message-ID \"%.200s\" is not <id@domain>",
+					m->message_id);
+		goto out;
+	}
 	const char *texts[] = {from, m->to_name, m->subject, m->debt_id, m->id, m->body};
 	size_t lens[] = {0, 0, 0, 0, 0, m->body_len};
 	for (size_t k = 0; k < sizeof(texts) / sizeof(texts[0]); k++) {
@@ -473,8 +504,10 @@ rpcq_status mail_compose(const mail_message *m, strbuf *out, rpcq_error *err)
 	header_end(&h);
 
 	header_begin(&h, out, "Message-ID");
-	size_t idn = mail_message_id(m, id);
-	header_token(&h, id, idn);
+	if (m->message_id != NULL)
+		header_token(&h, m->message_id, strlen(m->message_id));
+	else
+		header_token(&h, id, mail_message_id(m, id));
 	header_end(&h);
 
 	static const char mime[] = "MIME-Version: 1.0\r\n"

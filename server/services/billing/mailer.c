@@ -11,7 +11,9 @@
  * e-mails pending: another dispatcher sends them once the lease has
  * passed. The one window for a duplicate is an e-mail the SMTP server has
  * accepted (its reply to the end of DATA) whose "sent" had not committed
- * yet; its Message-ID, derived from the bill, is the same on the resend.
+ * yet; its Message-ID, made with the bill and stored with its e-mail
+ * (what GetBill reports), is the same on the resend, whichever process
+ * sends it and whatever its --mail-from is.
  * The spool backend writes each e-mail to a file named after that id, so a
  * resend replaces the file.
  *
@@ -144,6 +146,10 @@ static outcome send_one(billing_state *st, dbconn *db, const char *debt, int64_t
 		msg.to_addr = PQgetvalue(res, 0, 5);
 		msg.debt_id = PQgetvalue(res, 0, 3);
 		msg.id = id;
+		/* The Message-ID made with the bill, which GetBill reports: a
+		 * resend carries the first send's, whichever --mail-from this
+		 * process has. */
+		msg.message_id = PQgetvalue(res, 0, 2);
 		msg.date = (int64_t)time(NULL);
 		if (PQgetvalue(res, 0, 9)[0] == 't') {
 			msg.body = PQgetvalue(res, 0, 6);

@@ -868,6 +868,41 @@ static void test_malformed_csv_rows_are_rejected_on_their_line_and_the_rest_of_t
 	free(r1), free(r2), free(r3), free(want2), free(want3), free(out), free(err), free(path);
 }
 
+/* An address the sender would refuse (not ASCII, a dot at either end of
+ * its local part) is a row rejected by the import, with its file and line,
+ * not a bill whose e-mail fails after its first attempt. */
+static void test_an_email_address_the_sender_refuses_is_rejected_at_import(void **state)
+{
+	(void)state;
+	char *spool = NULL;
+	harness_server *s = start("1", &spool);
+	char *path = write_file("addresses.csv", "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
+						 "Ana Lima,1,ana@example.com,10.00,2030-01-01,addr-good\n"     /* 2 */
+						 "Jos\xc3\xa9,2,jos\xc3\xa9@b.co,10.00,2030-01-01,addr-utf8\n" /* 3 */
+						 "Lead,3,.lead@example.com,10.00,2030-01-01,addr-lead\n"       /* 4 */
+						 "Trail,4,trail.@example.com,10.00,2030-01-01,addr-trail\n");  /* 5 */
+	char *out, *err;
+	billing_ok(s, &out, &err, "import addresses.csv", "import", path, "--wait", "emails", NULL);
+	static const char *const want[] = {
+		"addresses.csv:3: email \"jos\xc3\xa9@b.co\" is not an address",
+		"addresses.csv:4: email \".lead@example.com\" is not an address",
+		"addresses.csv:5: email \"trail.@example.com\" is not an address",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (count_lines_starting(err, want[i]) != 1)
+			fail_msg("no line \"%s\" in stderr:\n%s", want[i], err);
+	assert_int_equal(count_lines_starting(err, "addresses.csv:"), 3);
+	if (strstr(err,
+		   "4 rows, 1 accepted (1 new debts, 0 repeated), 3 rejected; 1 bills; e-mails 1 sent, 0 failed") ==
+	    NULL)
+		fail_msg("no summary of 3 rejected rows and 1 e-mail sent in:\n%s", err);
+	free(out), free(err);
+	assert_int_equal(sql("SELECT count(*) FROM billing_debts"), 1);
+	assert_int_equal(sql("SELECT count(*) FROM billing_notifications WHERE state = 2"), 1);
+	assert_int_equal(count_eml(spool), 1);
+	free(path), free(spool);
+}
+
 static int setup_all(void **state)
 {
 	(void)state;
@@ -898,6 +933,8 @@ int main(void)
 			teardown_test),
 		cmocka_unit_test_teardown(test_bill_prints_the_slip_and_pay_marks_the_debt_paid_once, teardown_test),
 		cmocka_unit_test_teardown(test_paying_a_debt_whose_email_is_pending_cancels_it, teardown_test),
+		cmocka_unit_test_teardown(test_an_email_address_the_sender_refuses_is_rejected_at_import,
+					  teardown_test),
 		cmocka_unit_test_teardown(
 			test_malformed_csv_rows_are_rejected_on_their_line_and_the_rest_of_the_file_is_imported,
 			teardown_test),

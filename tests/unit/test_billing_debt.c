@@ -17,9 +17,11 @@
 
 #include "date.h"
 #include "debt.h"
+#include "mail.h"
 #include "money.h"
 #include "timestamp.h"
 #include "upload.h"
+#include "utf8.h"
 
 #define HEADER BILLING_HEADER "\n"
 
@@ -589,6 +591,83 @@ static void test_a_record_too_long_is_a_rejected_row_wherever_the_chunks_cut_it(
 	strbuf_fini(&t);
 }
 
+/* The import takes exactly the addresses the sender takes (mail.h's
+ * mail_addr_check, recipients' rule): non-ASCII and dots at either end of
+ * the local part, which the sender refuses, are rejected here with the row,
+ * not after an e-mail's first attempt. */
+static void test_an_email_is_valid_exactly_when_the_sender_takes_it(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *email;
+		int valid;
+	} cases[] = {
+		{"a@b.co", 1},
+		{"john.doe+bill@mail.example.com.br", 1},
+		{"o'neil@b.co", 1},
+		{"{x}|y=z?#$%&*/^_`~-!@b.co", 1},
+		{"a@b-c.d-e", 1},
+		{"jos\xc3\xa9@b.co", 0},
+		{"a@b\xc3\xa9.co", 0},
+		{".a@b.co", 0},
+		{"a.@b.co", 0},
+		{"a..b@c.co", 0},
+		{"a@b", 0},
+		{"a@.b.co", 0},
+		{"a@b.co.", 0},
+		{"a@b..co", 0},
+		{"@b.co", 0},
+		{"a@", 0},
+		{"a@@b.co", 0},
+		{"a@b@c.co", 0},
+		{"a\"b@c.co", 0},
+		{"a(b)@c.co", 0},
+		{"a,b@c.co", 0},
+		{"a:b@c.co", 0},
+		{"a;b@c.co", 0},
+		{"a[b]@c.co", 0},
+		{"a\\b@c.co", 0},
+		{"<a@b.co>", 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *e = cases[i].email;
+		char line[512], want[256];
+		assert_int_equal(mail_addr_check(e, strlen(e), 1), cases[i].valid);
+		/* A CSV field: quoted when it holds a quote or a comma. */
+		if (strpbrk(e, "\",") != NULL) {
+			char q[200];
+			size_t o = 0;
+			q[o++] = '"';
+			for (const char *p = e; *p; p++) {
+				if (*p == '"')
+					q[o++] = '"';
+				q[o++] = *p;
+			}
+			q[o++] = '"';
+			q[o] = '\0';
+			snprintf(line, sizeof(line), "a,1,%s,1,2024-01-01,x", q);
+		} else {
+			snprintf(line, sizeof(line), "a,1,%s,1,2024-01-01,x", e);
+		}
+		if (cases[i].valid) {
+			snprintf(want, sizeof(want), "valid");
+		} else {
+			char shown[128];
+			utf8_quote(e, strlen(e), shown, sizeof(shown));
+			snprintf(want, sizeof(want), "email %s is not an address", shown);
+		}
+		assert_string_equal(reason_of(line), want);
+	}
+	/* Longest: 254 bytes. */
+	char longest[300];
+	memset(longest, 'a', sizeof(longest));
+	memcpy(longest + 254 - 5, "@b.co", 6);
+	assert_int_equal(mail_addr_check(longest, 254, 1), 1);
+	memset(longest, 'a', sizeof(longest));
+	memcpy(longest + 255 - 5, "@b.co", 6);
+	assert_int_equal(mail_addr_check(longest, 255, 1), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -600,6 +679,7 @@ int main(void)
 		cmocka_unit_test(test_the_sample_gives_1999_debts_from_2053_valid_rows),
 		cmocka_unit_test(test_amounts_are_exact_cents_and_format_with_two_decimals),
 		cmocka_unit_test(test_paid_at_reads_rfc3339_and_iso8601_instants),
+		cmocka_unit_test(test_an_email_is_valid_exactly_when_the_sender_takes_it),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

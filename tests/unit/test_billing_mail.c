@@ -361,9 +361,12 @@ static void test_dates_are_rfc5322_in_utc(void **state)
 static void test_what_cannot_be_sent_is_invalid_argument(void **state)
 {
 	(void)state;
-	const char *addrs[] = {
-		NULL,	 "",	    "nobody",		"@example.com", "a@", "a b@example.com", "a@b\r\nBcc: x@y",
-		"<a@b>", "\"a\"@b", "josé@example.com", "a@b@c"};
+	const char *addrs[] = {NULL, "", "nobody", "@example.com", "a@", "a b@example.com", "a@b\r\nBcc: x@y", "<a@b>",
+			       "\"a\"@b", "josé@example.com", "a@b@c",
+			       /* The import's rule is this one (mail_addr_check): dots at either end
+		 * of a part, "..", and a domain without a dot are refused too. */
+			       ".a@example.com", "a.@example.com", "a..b@example.com", "a@example..com",
+			       "a@.example.com", "a@example.com.", "a@localhost"};
 	for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
 		mail_message m = {.to_addr = addrs[i], .debt_id = "d"};
 		strbuf b = STRBUF_INIT;

@@ -9,6 +9,7 @@
 
 #include "date.h"
 #include "debt.h"
+#include "mail.h"
 #include "money.h"
 #include "utf8.h"
 
@@ -120,31 +121,11 @@ static const char *check_sized(const csv_field *f, size_t max, char *buf, size_t
 	return NULL;
 }
 
-/* 1 if the e-mail address looks like one (debt.h). */
+/* 1 if the e-mail address is one the sender takes (debt.h): the sender's
+ * own check (mail.h), so no imported debt has an e-mail that cannot go. */
 static int looks_like_address(const char *s, size_t n)
 {
-	const char *at = NULL;
-	if (n > BILLING_EMAIL_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char ch = s[i];
-		if (ch == '@') {
-			if (at != NULL)
-				return 0;
-			at = s + i;
-		} else if (strchr(" ()<>[]:;\\,\"", ch) != NULL) {
-			return 0;
-		} else if (ch == '.' && i + 1 < n && s[i + 1] == '.') {
-			return 0;
-		}
-	}
-	if (at == NULL || at == s)
-		return 0;
-	const char *dom = at + 1;
-	size_t dn = (size_t)(s + n - dom);
-	if (dn < 3 || dom[0] == '.' || dom[dn - 1] == '.' || memchr(dom, '.', dn) == NULL)
-		return 0;
-	return 1;
+	return mail_addr_check(s, n, 1);
 }
 
 /* Checks the six trimmed fields of rec into row; returns the reason or NULL. */

@@ -20,10 +20,12 @@
  *  - name: 1..BILLING_NAME_MAX bytes (a boleto names its payer);
  *  - governmentId: 1..BILLING_GOVERNMENT_ID_MAX bytes, any text (the sample
  *    has 4-digit ids, not real CPF/CNPJ numbers, so no check digits);
- *  - email: "looks like an address", and no more than that: at most
- *    BILLING_EMAIL_MAX bytes, exactly one '@', a non-empty local part, a
- *    domain that holds a '.' and neither starts nor ends with one, no
- *    spaces, no "..". Whether it is deliverable is the mail server's to say;
+ *  - email: an address the sender takes (mail.h, mail_addr_check with a
+ *    dotted domain, the very check the sender makes), and no more than that:
+ *    at most BILLING_EMAIL_MAX bytes of printable ASCII without spaces or
+ *    the specials "(),:;<>[\], exactly one '@', a local part and a domain
+ *    that are dot-atoms (not empty, no leading or trailing '.', no ".."), the
+ *    domain holding a '.'. Whether it is deliverable is the mail server's to say;
  *  - debtAmount: a positive amount of at most 2 decimals, at most
  *    MONEY_MAX_CENTS (money.h: the largest a boleto carries), kept as cents;
  *  - debtDueDate: a real date YYYY-MM-DD (date.h), on or after

@@ -190,21 +190,9 @@ static void header_phrase(header *h, strbuf *scratch, const char *name)
 	header_encoded_words(h, name);
 }
 
-static int addr_char(unsigned char c)
-{
-	return c >= 0x21 && c <= 0x7e && strchr("\"(),:;<>[\\]", c) == NULL;
-}
-
 int mail_addr_valid(const char *a)
 {
-	size_t n = strlen(a);
-	const char *at = strrchr(a, '@');
-	if (n > 254 || at == NULL || at == a || at[1] == '\0')
-		return 0;
-	for (const char *p = a; *p; p++)
-		if (!addr_char((unsigned char)*p) || (*p == '@' && p != at))
-			return 0;
-	return 1;
+	return mail_addr_check(a, strlen(a), 1);
 }
 
 size_t mail_mailbox_addr(const char *mailbox, char *buf, size_t cap)
@@ -427,7 +415,8 @@ rpcq_status mail_compose(const mail_message *m, strbuf *out, rpcq_error *err)
 					m->to_addr ? m->to_addr : "");
 		goto out;
 	}
-	if (mail_mailbox_addr(from, from_addr, sizeof(from_addr)) == 0 || !mail_addr_valid(from_addr)) {
+	if (mail_mailbox_addr(from, from_addr, sizeof(from_addr)) == 0 ||
+	    !mail_addr_check(from_addr, strlen(from_addr), 0)) {
 		result = rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "From \"%.200s\" has no address", from);
 		goto out;
 	}

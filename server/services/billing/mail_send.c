@@ -290,7 +290,8 @@ rpcq_status mail_sender_create(mail_sender **out, const mail_config *cfg, rpcq_e
 		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
 	s->smtp = smtp;
 	const char *from = cfg->from ? cfg->from : MAIL_DEFAULT_FROM;
-	if (mail_mailbox_addr(from, s->from_addr, sizeof(s->from_addr)) == 0 || !mail_addr_valid(s->from_addr)) {
+	if (mail_mailbox_addr(from, s->from_addr, sizeof(s->from_addr)) == 0 ||
+	    !mail_addr_check(s->from_addr, strlen(s->from_addr), 0)) {
 		mail_sender_destroy(s);
 		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "mail From \"%.200s\" has no address", from);
 	}
@@ -484,7 +485,7 @@ rpcq_status mail_send(mail_sender *s, const mail_envelope *env, const char *mess
 	if (env->to == NULL || !mail_addr_valid(env->to))
 		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "recipient \"%.200s\" is not an address",
 				      env->to ? env->to : "");
-	if (env->from && !mail_addr_valid(env->from))
+	if (env->from && !mail_addr_check(env->from, strlen(env->from), 0))
 		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "sender \"%.200s\" is not an address", env->from);
 	if (message == NULL || len == 0)
 		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "empty message");

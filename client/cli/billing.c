@@ -725,6 +725,22 @@ static int cmd_pay(int argc, char **argv, cli_globals *g)
 	}
 	if (debt == NULL || amount == NULL)
 		return cli_usage_error("billing pay needs DEBT_ID and --amount A");
+	/* Without --paid-at the payment is now, as this command sees it, not as
+	 * the server does when the call arrives: RecordPayment is idempotent and
+	 * may go twice (the client library resends it when a reply is lost), and
+	 * only the same paid_at makes the second one a replay of the first
+	 * rather than another payment (ALREADY_EXISTS). */
+	char now[32];
+	if (paid_at[0] == '\0') {
+		struct timespec ts;
+		struct tm tm;
+		char secs[24];
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		strftime(secs, sizeof(secs), "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(now, sizeof(now), "%s.%03dZ", secs, (int)(ts.tv_nsec / 1000000));
+		paid_at = now;
+	}
 	rpcq_client *client = cli_client(g);
 	if (client == NULL)
 		return 1;

@@ -2,7 +2,8 @@
  * `rpcq billing` as its users run it: the real sample of
  * ../shared/data/billing/ and files of the tests' own through a real rpcqd
  * (its biller and dispatcher writing .eml files into a spool directory) on
- * a real PostgreSQL.
+ * a real PostgreSQL; `pay` also through a TCP relay that loses its first
+ * reply, as a network can.
  *
  * One cluster for the file, migrated once; each test empties the billing
  * tables and starts an rpcqd of its own (the per-test teardown stops it
@@ -12,9 +13,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +26,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -903,6 +910,165 @@ static void test_an_email_address_the_sender_refuses_is_rejected_at_import(void 
 	free(path), free(spool);
 }
 
+/* ---- a connection that loses a reply ---- */
+
+/* A TCP relay on loopback between the rpcq command and rpcqd that loses
+ * the first reply: on its first connection it passes the SP handshake both
+ * ways and the request on, and when the reply starts to come back it closes
+ * both sides instead. Later connections pass everything. The call was
+ * served; its caller saw only the connection go, and the client sends the
+ * request again on the next one, as after any lost reply. One connection at
+ * a time, on a thread of its own; nothing here calls cmocka. */
+typedef struct relay {
+	int listen_fd, port, upstream_port;
+	pthread_t thread;
+	atomic_int stop, lost;
+} relay;
+
+static int relay_connect(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* Relays one connection until either side closes it (or, losing, until
+ * the first reply byte). */
+static void relay_one(relay *r, int client, int lose)
+{
+	int up = relay_connect(r->upstream_port);
+	size_t from_server = 0;
+	struct pollfd fds[2] = {{client, POLLIN, 0}, {up, POLLIN, 0}};
+	while (up >= 0 && !atomic_load(&r->stop)) {
+		if (poll(fds, 2, 100) <= 0)
+			continue;
+		char buf[65536];
+		if (fds[0].revents) {
+			ssize_t k = recv(client, buf, sizeof(buf), 0);
+			if (k <= 0 || send_all(up, buf, (size_t)k) != 0)
+				break;
+		}
+		if (fds[1].revents) {
+			ssize_t k = recv(up, buf, sizeof(buf), 0);
+			if (k <= 0)
+				break;
+			size_t pass = (size_t)k;
+			/* The first 8 bytes are the SP handshake; what follows is the
+			 * first reply. */
+			if (lose && from_server + pass > 8) {
+				pass = from_server < 8 ? 8 - from_server : 0;
+				if (send_all(client, buf, pass) == 0)
+					atomic_store(&r->lost, 1);
+				break;
+			}
+			from_server += pass;
+			if (send_all(client, buf, pass) != 0)
+				break;
+		}
+	}
+	if (up >= 0)
+		close(up);
+	close(client);
+}
+
+static void *relay_main(void *arg)
+{
+	relay *r = arg;
+	for (int n = 0; !atomic_load(&r->stop);) {
+		struct pollfd pl = {r->listen_fd, POLLIN, 0};
+		if (poll(&pl, 1, 100) <= 0)
+			continue;
+		int c = accept(r->listen_fd, NULL, NULL);
+		if (c >= 0)
+			relay_one(r, c, n++ == 0);
+	}
+	return NULL;
+}
+
+static void relay_start(relay *r, const char *upstream_url)
+{
+	memset(r, 0, sizeof(*r));
+	const char *colon = strrchr(upstream_url, ':');
+	assert_non_null(colon);
+	r->upstream_port = (int)strtol(colon + 1, NULL, 10);
+	r->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(r->listen_fd >= 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t len = sizeof(sa);
+	assert_int_equal(bind(r->listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(r->listen_fd, 8), 0);
+	assert_int_equal(getsockname(r->listen_fd, (struct sockaddr *)&sa, &len), 0);
+	r->port = ntohs(sa.sin_port);
+	assert_int_equal(pthread_create(&r->thread, NULL, relay_main, r), 0);
+}
+
+static void relay_stop(relay *r)
+{
+	atomic_store(&r->stop, 1);
+	pthread_join(r->thread, NULL);
+	close(r->listen_fd);
+}
+
+/* `rpcq billing pay` without --paid-at whose reply is lost on the way: the
+ * client sends the call again, and the second is a replay of the first
+ * (the command chose paid_at, so both calls carry the same), not another
+ * payment refused with ALREADY_EXISTS. The payment is recorded once, at the
+ * instant the command printed, and that payment sent again is a replay. */
+static void test_a_payment_whose_reply_was_lost_is_recorded_once_and_the_command_succeeds(void **state)
+{
+	(void)state;
+	harness_server *s = start("1", NULL);
+	char *path = write_file("lost.csv", two_debts);
+	char *out, *err;
+	billing_ok(s, &out, &err, "import --wait bills", "import", path, "--wait", "bills", NULL);
+	free(out), free(err);
+
+	relay r;
+	relay_start(&r, s->rpc_url);
+	char url[64];
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", r.port);
+	const char *args[] = {"billing", "pay", "debt-ana", "--amount", "100.50", "--payer", "Ana Lima", NULL};
+	int rc = harness_cli(url, args, NULL, &out, &err);
+	relay_stop(&r);
+	assert_int_equal(atomic_load(&r.lost), 1);
+	if (rc != 0)
+		fail_msg("rpcq billing pay through a lost reply: exit %d\nstdout: %s\nstderr: %s", rc, out, err);
+	assert_non_null(strstr(err, "recorded before")); /* what the command saw: the resend's answer */
+	assert_int_equal(sql("SELECT count(*) FROM billing_payments"), 1);
+	assert_int_equal(sql("SELECT amount_cents FROM billing_payments"), 10050);
+	const char *prefix = "paid debt-ana 100.50 at ";
+	assert_true(strncmp(out, prefix, strlen(prefix)) == 0);
+	char *paid_at = strndup(out + strlen(prefix), strcspn(out + strlen(prefix), "\n"));
+	assert_int_equal(sql("SELECT count(*) FROM billing_payments WHERE paid_at = '%s'::timestamptz", paid_at), 1);
+	free(out), free(err);
+
+	/* That payment again, directly: a replay, exit 0. */
+	billing_ok(s, &out, &err, "pay again", "pay", "debt-ana", "--amount", "100.50", "--paid-at", paid_at, "--payer",
+		   "Ana Lima", NULL);
+	assert_non_null(strstr(err, "recorded before"));
+	free(out), free(err);
+	assert_int_equal(sql("SELECT count(*) FROM billing_payments"), 1);
+	free(paid_at), free(path);
+}
+
 static int setup_all(void **state)
 {
 	(void)state;
@@ -934,6 +1100,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_bill_prints_the_slip_and_pay_marks_the_debt_paid_once, teardown_test),
 		cmocka_unit_test_teardown(test_paying_a_debt_whose_email_is_pending_cancels_it, teardown_test),
 		cmocka_unit_test_teardown(test_an_email_address_the_sender_refuses_is_rejected_at_import,
+					  teardown_test),
+		cmocka_unit_test_teardown(test_a_payment_whose_reply_was_lost_is_recorded_once_and_the_command_succeeds,
 					  teardown_test),
 		cmocka_unit_test_teardown(
 			test_malformed_csv_rows_are_rejected_on_their_line_and_the_rest_of_the_file_is_imported,

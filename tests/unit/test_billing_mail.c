@@ -306,6 +306,36 @@ static void test_a_stored_message_id_is_written_as_it_is(void **state)
 	}
 }
 
+/* The dispatcher's wait after each failed attempt: the base, doubled per
+ * attempt, at most an hour, less up to a third of jitter. */
+static void test_retry_delays_double_per_attempt_up_to_an_hour_less_a_third_of_jitter(void **state)
+{
+	(void)state;
+	static const long long want[] = {2000,	 4000,	 8000,	  16000,   32000,   64000,   128000,
+					 256000, 512000, 1024000, 2048000, 3600000, 3600000, 3600000};
+	for (int a = 1; a <= (int)(sizeof(want) / sizeof(want[0])); a++) {
+		long long d = want[a - 1];
+		assert_int_equal(mail_retry_delay_ms(2000, a, 0), d);
+		/* The jitter takes at most a third off, never more. */
+		assert_int_equal(mail_retry_delay_ms(2000, a, (unsigned)(d / 3)), d - d / 3);
+		assert_int_equal(mail_retry_delay_ms(2000, a, (unsigned)(d / 3 + 1)), d);
+		for (unsigned j = 1; j < 100000; j = j * 7 + 3) {
+			long long w = mail_retry_delay_ms(2000, a, j);
+			assert_true(w <= d && w >= d - d / 3);
+		}
+	}
+	/* The cap holds for any count of attempts and any base, without overflow. */
+	assert_int_equal(mail_retry_delay_ms(2000, 1000000, 0), MAIL_RETRY_MAX_MS);
+	assert_int_equal(mail_retry_delay_ms(2000, 0x7fffffff, 0), MAIL_RETRY_MAX_MS);
+	assert_int_equal(mail_retry_delay_ms(3600000, 1, 0), MAIL_RETRY_MAX_MS);
+	assert_int_equal(mail_retry_delay_ms(3600000, 40, 0), MAIL_RETRY_MAX_MS);
+	assert_int_equal(mail_retry_delay_ms(0x7fffffff, 3, 0), MAIL_RETRY_MAX_MS);
+	assert_int_equal(mail_retry_delay_ms(1, 1, 12345), 1);
+	assert_int_equal(mail_retry_delay_ms(1, 23, 0), MAIL_RETRY_MAX_MS); /* 4194304 */
+	assert_int_equal(mail_retry_delay_ms(1, 22, 0), 2097152);
+	assert_int_equal(mail_retry_delay_ms(0, 0x7fffffff, 0), 0);
+}
+
 static void test_the_body_is_quoted_printable_with_crlf(void **state)
 {
 	(void)state;
@@ -505,6 +535,7 @@ int main(void)
 		cmocka_unit_test(test_long_headers_fold_and_no_line_passes_998_bytes),
 		cmocka_unit_test(test_message_ids_are_dot_atom_text_and_distinct),
 		cmocka_unit_test(test_a_stored_message_id_is_written_as_it_is),
+		cmocka_unit_test(test_retry_delays_double_per_attempt_up_to_an_hour_less_a_third_of_jitter),
 		cmocka_unit_test(test_the_body_is_quoted_printable_with_crlf),
 		cmocka_unit_test(test_dates_are_rfc5322_in_utc),
 		cmocka_unit_test(test_what_cannot_be_sent_is_invalid_argument),

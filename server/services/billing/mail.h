@@ -228,4 +228,14 @@ void mail_sender_destroy(mail_sender *s);
  * INVALID_ARGUMENT and anything else). */
 int mail_error_is_temporary(rpcq_status code);
 
+/* The longest wait between two attempts at an e-mail: an hour. */
+#define MAIL_RETRY_MAX_MS 3600000
+
+/* The wait after the attempts-th failed attempt at an e-mail (attempts
+ * from 1) before the next: base_ms doubled attempts - 1 times, at most
+ * MAIL_RETRY_MAX_MS, less a jitter of up to a third of it (jitter % (d/3+1),
+ * jitter from the caller's generator) so that dispatchers that failed
+ * together do not retry in step. Pure; base_ms >= 0, attempts >= 1. */
+long long mail_retry_delay_ms(int base_ms, int attempts, unsigned jitter);
+
 #endif

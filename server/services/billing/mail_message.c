@@ -523,3 +523,13 @@ int mail_error_is_temporary(rpcq_status code)
 {
 	return code == RPCQ_UNAVAILABLE || code == RPCQ_RESOURCE_EXHAUSTED || code == RPCQ_PERMISSION_DENIED;
 }
+
+long long mail_retry_delay_ms(int base_ms, int attempts, unsigned jitter)
+{
+	long long d = base_ms > 0 ? base_ms : 0;
+	for (int i = 1; i < attempts && d > 0 && d < MAIL_RETRY_MAX_MS; i++)
+		d *= 2;
+	if (d > MAIL_RETRY_MAX_MS)
+		d = MAIL_RETRY_MAX_MS;
+	return d - (long long)(jitter % (unsigned)(d / 3 + 1));
+}

@@ -37,7 +37,6 @@
 #include "sql.h"
 
 #define CLAIM 100
-#define RETRY_MAX_MS 3600000
 #define MAX_IMPORTS 32
 
 struct mailer_ctx {
@@ -82,18 +81,6 @@ void billing_mailer_destroy(billing_state *st)
 	strbuf_fini(&m->slip);
 	rpcq_free(m);
 	st->mail = NULL;
-}
-
-/* The wait before attempt number `attempts + 1`. */
-static long long retry_delay_ms(struct mailer_ctx *m, int base_ms, int attempts)
-{
-	long long d = base_ms;
-	for (int i = 1; i < attempts && d < RETRY_MAX_MS; i++)
-		d *= 2;
-	if (d > RETRY_MAX_MS)
-		d = RETRY_MAX_MS;
-	/* Up to a third off, so that dispatchers do not retry in step. */
-	return d - (long long)(rand_r(&m->seed) % (unsigned)(d / 3 + 1));
 }
 
 typedef enum outcome {
@@ -193,7 +180,8 @@ static outcome send_one(billing_state *st, dbconn *db, const char *debt, int64_t
 			if (mail_error_is_temporary(s) && attempts + 1 < st->cfg->mail_max_attempts) {
 				char delay[24];
 				snprintf(delay, sizeof(delay), "%lld",
-					 retry_delay_ms(m, st->cfg->mail_retry_base_ms, attempts + 1));
+					 mail_retry_delay_ms(st->cfg->mail_retry_base_ms, attempts + 1,
+							     (unsigned)rand_r(&m->seed)));
 				const char *pr[] = {debt, delay, why};
 				PQclear(res);
 				if (db_exec(db, &billing_sql_mail_retry, pr, NULL, &err) != RPCQ_OK ||

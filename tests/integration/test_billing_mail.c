@@ -13,7 +13,8 @@
  * --smtp-ca-file decides the same, and an e-mail held back by a certificate
  * that is not trusted waits, uncounted, until rpcqd trusts it; an e-mail
  * resent by an rpcqd with another --mail-from carries the Message-ID its
- * bill reports. The spool
+ * bill reports, and one that another rpcqd claimed and put back for a
+ * retry is not sent early by a round that outlived its lease. The spool
  * backend's files parse as RFC 5322
  * (tests/integration/mail_check.py) and a resend leaves one file. Prints the
  * send rate of one sender.
@@ -937,6 +938,105 @@ static void test_every_send_carries_the_message_id_its_bill_reports_whatever_the
 	harness_pg_stop(&pg);
 }
 
+/* Progress messages of every import so far: each dispatcher round that
+ * settled or tried an e-mail ends with one. */
+static long long progress_messages(const harness_pg *pg)
+{
+	return harness_sql_scalar(pg->conninfo, "SELECT coalesce(sum(last_seq), 0)::int8 FROM stream_topics"
+						" WHERE topic LIKE 'billing.imports.%'");
+}
+
+/* A dispatcher whose round outlives its lease does not send an e-mail that
+ * another dispatcher claimed meanwhile, tried and put back for a retry:
+ * the retry keeps its time. The first rpcqd claims three e-mails whose
+ * recipients the SMTP server answers only after 5 s, and is stopped
+ * (SIGSTOP) while it sends the first; a second rpcqd, whose SMTP server is
+ * a closed port, claims the others once the lease has passed, tries one and
+ * puts it back for minutes, and is stopped; the first one resumes and ends
+ * its round. What the second tried is still pending, tried once, and not
+ * delivered; whatever was delivered went at its first attempt. */
+static void test_a_round_that_outlived_its_lease_leaves_an_email_retried_elsewhere_to_its_retry(void **state)
+{
+	(void)state;
+	if (!have_aiosmtpd())
+		skip();
+	harness_pg pg;
+	harness_pg_start(&pg);
+	assert_int_equal(harness_migrate(&pg), 0);
+	char csv[300], dead[64];
+	snprintf(csv, sizeof(csv), "%s/debts.csv", pg.dir);
+	put(pg.dir, "debts.csv",
+	    "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
+	    "One,1,slow-1@example.com,10.00,2030-01-01,lease-1\n"
+	    "Two,2,slow-2@example.com,20.00,2030-01-01,lease-2\n"
+	    "Three,3,slow-3@example.com,30.00,2030-01-01,lease-3\n");
+	snprintf(dead, sizeof(dead), "smtp://127.0.0.1:%d", harness_free_port());
+	sink k;
+	sink_start(&k, NULL);
+
+	harness_server a, b;
+	const char *first[] = {
+		"--smtp-url", k.url, "--mail-lease-s", "2", "--mail-timeout-ms", "120000", "--billing-schedule",
+		"1",	      NULL};
+	harness_server_start(&a, &pg, first);
+	const char *import_bills[] = {"billing", "import", csv, "--wait", "bills", NULL};
+	free(billing_cli(&a, import_bills));
+	/* Claimed: next_at pushed a lease (2 s) past the bill's making. Each
+	 * send takes 5 s, so two at least are still claimed and unsent when
+	 * this sees the claim (at least one of them not being sent), however
+	 * late it looks. */
+	const char *claimed = "SELECT count(*) FROM billing_notifications n JOIN billing_bills b ON b.debt = n.debt"
+			      " WHERE n.state = 1 AND n.attempts = 0 AND n.next_at >= b.created_at + interval '1 s'";
+	long long n = 0;
+	for (int64_t deadline = now_ms() + 60000; n < 2 && now_ms() < deadline; sleep_ms(20))
+		n = harness_sql_scalar(pg.conninfo, claimed);
+	if (n < 2)
+		fail_msg("the first rpcqd did not claim the 3 e-mails within 60 s");
+	assert_int_equal(kill(a.pid, SIGSTOP), 0);
+
+	const char *second[] = {
+		"--smtp-url", dead, "--mail-lease-s", "1", "--mail-retry-base-ms", "600000", "--billing-schedule",
+		"1",	      NULL};
+	harness_server_start(&b, &pg, second);
+	const char *tried = "SELECT count(*) FROM billing_notifications WHERE state = 1 AND attempts = 1";
+	n = 0;
+	for (int64_t deadline = now_ms() + 60000; n == 0 && now_ms() < deadline; sleep_ms(20))
+		n = harness_sql_scalar(pg.conninfo, tried);
+	assert_int_equal(harness_server_stop(&b), 0);
+	if (n == 0) {
+		kill(a.pid, SIGCONT);
+		fail_msg("the second rpcqd tried no e-mail within 60 s");
+	}
+	n = harness_sql_scalar(pg.conninfo, tried);
+	long long before = progress_messages(&pg);
+	assert_int_equal(kill(a.pid, SIGCONT), 0);
+	/* The first rpcqd's round ends with its progress message. */
+	for (int64_t deadline = now_ms() + 60000; progress_messages(&pg) == before && now_ms() < deadline; sleep_ms(20))
+		;
+	assert_true(progress_messages(&pg) > before);
+	/* Still as the second rpcqd left them: pending, tried once, due in
+	 * minutes. */
+	assert_int_equal(harness_sql_scalar(pg.conninfo, tried), n);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_notifications WHERE state = 1"
+							 " AND attempts = 1 AND next_at > now() + interval '100 s'"),
+			 n);
+	received got[8];
+	size_t delivered = sink_log(&k, got, 8);
+	for (size_t i = 0; i < delivered; i++) {
+		char sql[300];
+		snprintf(sql, sizeof(sql),
+			 "SELECT count(*) FROM billing_notifications n JOIN billing_debts d ON d.id = n.debt"
+			 " WHERE d.email = '%.100s' AND (n.state <> 2 OR n.attempts <> 1)",
+			 got[i].to);
+		if (harness_sql_scalar(pg.conninfo, sql) != 0)
+			fail_msg("%s was delivered, not at its first attempt (before its retry's time)", got[i].to);
+	}
+	assert_true(delivered <= 3 - (size_t)n);
+	assert_int_equal(harness_server_stop(&a), 0);
+	sink_stop(&k);
+	harness_pg_stop(&pg);
+}
+
 static void test_configurations_that_cannot_work_are_refused(void **state)
 {
 	(void)state;
@@ -1069,6 +1169,9 @@ int main(void)
 					  stop_leftovers),
 		cmocka_unit_test_teardown(test_every_send_carries_the_message_id_its_bill_reports_whatever_the_from,
 					  stop_leftovers),
+		cmocka_unit_test_teardown(
+			test_a_round_that_outlived_its_lease_leaves_an_email_retried_elsewhere_to_its_retry,
+			stop_leftovers),
 		cmocka_unit_test_teardown(test_configurations_that_cannot_work_are_refused, stop_leftovers),
 		cmocka_unit_test_teardown(test_spool_files_parse_and_a_resend_replaces_the_file, stop_leftovers),
 	};

@@ -5,8 +5,11 @@
  * A round claims up to CLAIM due e-mails (FOR UPDATE SKIP LOCKED), pushing
  * their next_at ahead by --mail-lease-s, so no other dispatcher takes them
  * meanwhile, and commits. Then, one at a time, it locks the e-mail's row
- * again, checks it is still pending and its debt unpaid (a payment cancels
- * a pending e-mail under the same lock), sends it, and marks it sent in the
+ * again, checks it is still pending, still its claim (next_at as the claim
+ * set it: a round that outlived its lease may find an e-mail claimed, tried
+ * and put back for a later retry by another dispatcher, and must not send
+ * it before that retry's time) and its debt unpaid (a payment cancels a
+ * pending e-mail under the same lock), sends it, and marks it sent in the
  * same transaction. A dispatcher killed at any moment leaves its claimed
  * e-mails pending: another dispatcher sends them once the lease has
  * passed. The one window for a duplicate is an e-mail the SMTP server has
@@ -98,12 +101,13 @@ static void note_import(int64_t *imports, int *n, int64_t id)
 }
 
 /* Sends one claimed e-mail under its row lock. */
-static outcome send_one(billing_state *st, dbconn *db, const char *debt, int64_t *imports, int *nimports)
+static outcome send_one(billing_state *st, dbconn *db, const char *debt, const char *claimed, int64_t *imports,
+			int *nimports)
 {
 	struct mailer_ctx *m = st->mail;
 	rpcq_error err;
 	PGresult *res = NULL;
-	const char *p[] = {debt};
+	const char *p[] = {debt, claimed};
 	outcome result = SENT_OR_SETTLED;
 	if (db_begin(db, &err) != RPCQ_OK)
 		return STOP_ROUND;
@@ -111,9 +115,13 @@ static outcome send_one(billing_state *st, dbconn *db, const char *debt, int64_t
 		db_rollback(db);
 		return STOP_ROUND;
 	}
-	if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), "1") != 0) {
+	if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), "1") != 0 || PQgetvalue(res, 0, 14)[0] != 't') {
+		/* Sent, failed or cancelled meanwhile, or no longer ours: our
+		 * lease ran out while earlier e-mails of the round were sent, and
+		 * another dispatcher claimed it, and may have tried it and
+		 * scheduled its retry, which sending now would come before. */
 		PQclear(res);
-		db_rollback(db); /* sent, failed or cancelled meanwhile */
+		db_rollback(db);
 		return SENT_OR_SETTLED;
 	}
 	int attempts = (int)strtol(PQgetvalue(res, 0, 1), NULL, 10);
@@ -234,7 +242,7 @@ int billing_mail_round(billing_state *st)
 	int nimports = 0, done = 0;
 	for (int i = 0; i < n && !atomic_load(&st->stopping); i++, done++) {
 		dbconn_set_deadline(db, nng_clock() + 60000);
-		if (send_one(st, db, PQgetvalue(res, i, 0), imports, &nimports) == STOP_ROUND)
+		if (send_one(st, db, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), imports, &nimports) == STOP_ROUND)
 			break;
 	}
 	PQclear(res);

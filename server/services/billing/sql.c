@@ -146,7 +146,7 @@ const db_stmt billing_sql_claim_mail = {
 	"billing_claim_mail",
 	"UPDATE billing_notifications n SET next_at = now() + make_interval(secs => $2::int4)"
 	" WHERE n.debt IN (SELECT debt FROM billing_notifications WHERE state = 1 AND next_at <= now()"
-	" ORDER BY next_at LIMIT $1::int8 FOR UPDATE SKIP LOCKED) RETURNING n.debt",
+	" ORDER BY next_at LIMIT $1::int8 FOR UPDATE SKIP LOCKED) RETURNING n.debt, n.next_at",
 	2,
 };
 
@@ -154,10 +154,10 @@ const db_stmt billing_sql_mail_lock = {
 	"billing_mail_lock",
 	"SELECT n.state, n.attempts, n.message_id, d.debt_id, d.name, d.email, b.stored_slip, d.import_id,"
 	" p.debt IS NOT NULL, b.stored_slip IS NOT NULL, b.slip_layout, d.government_id, d.amount_cents,"
-	" d.due_date::text"
+	" d.due_date::text, n.next_at = $2::timestamptz"
 	" FROM billing_notifications n JOIN billing_debts d ON d.id = n.debt JOIN billing_bills b ON b.debt = n.debt"
 	" LEFT JOIN billing_payments p ON p.debt = n.debt WHERE n.debt = $1::int8 FOR UPDATE OF n",
-	1,
+	2,
 };
 
 /* debt, import, new state (2 sent, 3 failed, 4 cancelled), error */

@@ -55,11 +55,14 @@ extern const db_stmt billing_sql_bill_get;
 /* debt_id -> id */
 extern const db_stmt billing_sql_debt_exists;
 
-/* limit, lease s -> debt (claimed: next_at pushed ahead by the lease) */
+/* limit, lease s -> debt, next_at (claimed: next_at pushed ahead by the
+ * lease; the value marks the claim) */
 extern const db_stmt billing_sql_claim_mail;
-/* debt -> state, attempts, message_id, debt_id, name, email, stored slip,
- * import_id, paid, slip stored, slip layout, government_id, amount_cents,
- * due (locks the notification) */
+/* debt, next_at of the claim -> state, attempts, message_id, debt_id, name,
+ * email, stored slip, import_id, paid, slip stored, slip layout,
+ * government_id, amount_cents, due, claim still held (next_at unchanged:
+ * no other dispatcher claimed it after the lease, nor scheduled a retry)
+ * (locks the notification) */
 extern const db_stmt billing_sql_mail_lock;
 /* debt, import, state, error */
 extern const db_stmt billing_sql_mail_done;

@@ -117,6 +117,16 @@ static void put(const char *dir, const char *name, const char *text)
 	assert_int_equal(fclose(f), 0);
 }
 
+/* A fresh migrated cluster in *pg, with a debts.csv of text in its
+ * directory; the file's path in csv. */
+static void fresh_cluster_with_debts(harness_pg *pg, char *csv, size_t len, const char *text)
+{
+	harness_pg_start(pg);
+	assert_int_equal(harness_migrate(pg), 0);
+	snprintf(csv, len, "%s/debts.csv", pg->dir);
+	put(pg->dir, "debts.csv", text);
+}
+
 /* What certs_make runs in its directory ($1): the two CAs (EC P-256, two
  * days), then the server's key and request, signed by the first CA. */
 static const char certs_script[] =
@@ -739,14 +749,12 @@ static void test_rpcqd_mails_over_tls_only_a_server_that_its_smtp_ca_file_trusts
 	(void)state;
 	need_tls_sink();
 	harness_pg pg;
-	harness_pg_start(&pg);
-	assert_int_equal(harness_migrate(&pg), 0);
 	char csv[300], sql[400];
-	snprintf(csv, sizeof(csv), "%s/debts.csv", pg.dir);
-	put(pg.dir, "debts.csv",
-	    "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
-	    "John Doe,11111111111,johndoe@example.com,1000000.00,2022-10-12,1adb6ccf-ff16-467f-bea7-5f05d494280f\n"
-	    "Maria Souza,22222222222,maria@example.com,12.34,2022-11-01,2bdc7dd0-0017-467f-bea7-5f05d494280f\n");
+	fresh_cluster_with_debts(
+		&pg, csv, sizeof(csv),
+		"name,governmentId,email,debtAmount,debtDueDate,debtId\n"
+		"John Doe,11111111111,johndoe@example.com,1000000.00,2022-10-12,1adb6ccf-ff16-467f-bea7-5f05d494280f\n"
+		"Maria Souza,22222222222,maria@example.com,12.34,2022-11-01,2bdc7dd0-0017-467f-bea7-5f05d494280f\n");
 	sink k;
 	sink_start_tls(&k, NULL, "implicit");
 
@@ -845,16 +853,13 @@ static void test_every_send_carries_the_message_id_its_bill_reports_whatever_the
 	if (!have_aiosmtpd())
 		skip();
 	harness_pg pg;
-	harness_pg_start(&pg);
-	assert_int_equal(harness_migrate(&pg), 0);
 	static const char *const debts[] = {"mid-ann", "mid-bob", "mid-cid"};
 	char csv[300], dead[64];
-	snprintf(csv, sizeof(csv), "%s/debts.csv", pg.dir);
-	put(pg.dir, "debts.csv",
-	    "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
-	    "Ann,1,ann@example.com,10.00,2030-01-01,mid-ann\n"
-	    "Bob,2,bob@example.com,20.00,2030-01-01,mid-bob\n"
-	    "Cid,3,cid@example.com,30.00,2030-01-01,mid-cid\n");
+	fresh_cluster_with_debts(&pg, csv, sizeof(csv),
+				 "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
+				 "Ann,1,ann@example.com,10.00,2030-01-01,mid-ann\n"
+				 "Bob,2,bob@example.com,20.00,2030-01-01,mid-bob\n"
+				 "Cid,3,cid@example.com,30.00,2030-01-01,mid-cid\n");
 	snprintf(dead, sizeof(dead), "smtp://127.0.0.1:%d", harness_free_port());
 
 	harness_server srv;
@@ -961,15 +966,12 @@ static void test_a_round_that_outlived_its_lease_leaves_an_email_retried_elsewhe
 	if (!have_aiosmtpd())
 		skip();
 	harness_pg pg;
-	harness_pg_start(&pg);
-	assert_int_equal(harness_migrate(&pg), 0);
 	char csv[300], dead[64];
-	snprintf(csv, sizeof(csv), "%s/debts.csv", pg.dir);
-	put(pg.dir, "debts.csv",
-	    "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
-	    "One,1,slow-1@example.com,10.00,2030-01-01,lease-1\n"
-	    "Two,2,slow-2@example.com,20.00,2030-01-01,lease-2\n"
-	    "Three,3,slow-3@example.com,30.00,2030-01-01,lease-3\n");
+	fresh_cluster_with_debts(&pg, csv, sizeof(csv),
+				 "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
+				 "One,1,slow-1@example.com,10.00,2030-01-01,lease-1\n"
+				 "Two,2,slow-2@example.com,20.00,2030-01-01,lease-2\n"
+				 "Three,3,slow-3@example.com,30.00,2030-01-01,lease-3\n");
 	snprintf(dead, sizeof(dead), "smtp://127.0.0.1:%d", harness_free_port());
 	sink k;
 	sink_start(&k, NULL);

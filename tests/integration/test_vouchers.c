@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 
 #include <cmocka.h>
 #include <libpq-fe.h>
@@ -1449,10 +1450,36 @@ static int cmp_ll(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Waits (at most 20 s) for a NOTIFY rpcq_stream on db from another
+ * session; 1 when one came. */
+static int notified(PGconn *db)
+{
+	int sock = PQsocket(db);
+	for (int64_t deadline = harness_now_ms() + 20000; harness_now_ms() < deadline;) {
+		assert_int_equal(PQconsumeInput(db), 1);
+		PGnotify *nt;
+		int got = 0;
+		while ((nt = PQnotifies(db)) != NULL) {
+			got |= strcmp(nt->relname, "rpcq_stream") == 0 && nt->be_pid != PQbackendPID(db);
+			PQfreemem(nt);
+		}
+		if (got)
+			return 1;
+		fd_set r;
+		FD_ZERO(&r);
+		FD_SET(sock, &r);
+		struct timeval tv = {0, 100 * 1000};
+		select(sock + 1, &r, NULL, NULL, &tv);
+	}
+	return 0;
+}
+
 /* An issue's append makes no NOTIFY: the issuing process's publisher
- * notifies the others after the commit. A subscriber of the other process
- * gets each message well within the publishers' 500 ms poll (the median of
- * ten, under 150 ms; a poll alone would give about 250). */
+ * notifies the others after the commit, so they publish it without waiting
+ * for their poll (500 ms). What the test sees: after each issue through
+ * one process, a NOTIFY of the stream's channel reaches a session that
+ * listens, and the other process's subscriber gets the message. How soon
+ * is printed, not asserted (bench/README.md measures it). */
 static void test_the_other_process_publishes_an_issue_without_waiting_for_its_poll(void **state)
 {
 	(void)state;
@@ -1467,15 +1494,20 @@ static void test_the_other_process_publishes_an_issue_without_waiting_for_its_po
 	rpcq_stream_message *m = NULL;
 	assert_int_equal(rpcq_subscription_next(s, 300, &m, &err), RPCQ_OK); /* connected, quiet */
 	assert_null(m);
+	PGconn *listen = PQconnectdb(pg.conninfo);
+	assert_int_equal(PQstatus(listen), CONNECTION_OK);
+	PGresult *res = PQexec(listen, "LISTEN rpcq_stream");
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
 	long long took[10];
 	for (int i = 0; i < 10; i++) {
 		Rpcq__Vouchers__IssueVouchersResponse *r = NULL;
 		long long t0 = harness_now_ms();
 		assert_int_equal(issue(cl[0], "sub", 1, NULL, &r, &err), RPCQ_OK);
 		for (;;) {
-			rpcq_status st = rpcq_subscription_next(s, 5000, &m, &err);
+			rpcq_status st = rpcq_subscription_next(s, 20000, &m, &err);
 			if (st != RPCQ_OK || m == NULL)
-				fail_msg("issue %d: no message within 5 s (%s)", i,
+				fail_msg("issue %d: no message within 20 s (%s)", i,
 					 st == RPCQ_OK ? "none" : err.message);
 			int mine = m->seq == r->seq;
 			rpcq_stream_message_free(m);
@@ -1483,12 +1515,14 @@ static void test_the_other_process_publishes_an_issue_without_waiting_for_its_po
 				break;
 		}
 		took[i] = harness_now_ms() - t0;
+		if (!notified(listen))
+			fail_msg("issue %d: no NOTIFY rpcq_stream from the issuing process within 20 s", i);
 		protobuf_c_message_free_unpacked(&r->base, NULL);
 	}
+	PQfinish(listen);
 	rpcq_subscription_destroy(s);
 	qsort(took, 10, sizeof(took[0]), cmp_ll);
 	print_message("issue to the other process's subscriber: median %lld ms, max %lld ms\n", took[5], took[9]);
-	assert_true(took[5] < 150);
 }
 
 /* ---- the storm ---- */

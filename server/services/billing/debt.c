@@ -9,7 +9,7 @@
 
 #include "date.h"
 #include "debt.h"
-#include "mail.h"
+#include "address.h"
 #include "money.h"
 #include "utf8.h"
 
@@ -122,7 +122,7 @@ static const char *check_sized(const csv_field *f, size_t max, char *buf, size_t
 }
 
 /* 1 if the e-mail address is one the sender takes (debt.h): the sender's
- * own check (mail.h), so no imported debt has an e-mail that cannot go. */
+ * own check (address.h), so no imported debt has an e-mail that cannot go. */
 static int looks_like_address(const char *s, size_t n)
 {
 	return mail_addr_check(s, n, 1);

@@ -44,6 +44,7 @@
 
 #include <rpcq/error.h>
 
+#include "address.h"
 #include "strbuf.h"
 
 /* The From mailbox when none is configured. */
@@ -106,41 +107,6 @@ size_t mail_message_key(const mail_message *m, char *buf);
  * "<" key "@" domain ">", the domain escaped like the key. buf holds
  * MAIL_MESSAGE_ID_MAX bytes; returns its length. */
 size_t mail_message_id(const mail_message *m, char *buf);
-
-/* The one address rule, a[0..n): 1 if it is an addr-spec local@domain of at
- * most 254 bytes, every byte printable ASCII other than the specials
- * "(),:;<>[\] (so no spaces, quotes or control characters), exactly one '@',
- * and both parts dot-atoms: not empty, no leading or trailing '.', no "..".
- * With dotted_domain, the domain must also hold a '.' ("a@b" is refused).
- * Recipients are checked with dotted_domain (mail_addr_valid): the import
- * (debt.c) rejects a row whose email fails this very check, so every debt
- * imported has an address the sender takes. The From is checked without it
- * (billing@localhost is the default). Inline here because the import's
- * library (billing_domain) does not link this one. Pure, thread-safe. */
-static inline int mail_addr_check(const char *a, size_t n, int dotted_domain)
-{
-	const char *at = NULL;
-	int dots = 0;
-	if (n == 0 || n > 254)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)a[i];
-		int first = i == 0 || a[i - 1] == '@', last = i + 1 == n || a[i + 1] == '@';
-		if (c < 0x21 || c > 0x7e || c == '"' || c == '(' || c == ')' || c == ',' || c == ':' || c == ';' ||
-		    c == '<' || c == '>' || c == '[' || c == '\\' || c == ']')
-			return 0;
-		if (c == '@') {
-			if (at != NULL || first || last)
-				return 0;
-			at = a + i;
-		} else if (c == '.') {
-			if (first || last || a[i + 1] == '.')
-				return 0;
-			dots += at != NULL;
-		}
-	}
-	return at != NULL && (!dotted_domain || dots > 0);
-}
 
 /* 1 if a (NUL-terminated) is a recipient that mail_compose and mail_send
  * take: mail_addr_check(a, strlen(a), 1). */

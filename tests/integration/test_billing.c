@@ -1287,7 +1287,11 @@ static void test_an_http_upload_refused_before_its_first_chunk_stores_no_import(
 	size_t len;
 	char *text = read_sample(&len);
 	size_t blen;
-	char *form = form_body("s.csv", text, len, 1, &blen);
+	/* A small form: the gateway refuses a bad boundary from the head and
+	 * closes the connection without reading the body, and a body larger
+	 * than what it has read by then may reset the connection under the
+	 * client before it reads the answer (README, Open points). */
+	char *form = form_body("s.csv", text, 200, 1, &blen);
 	struct {
 		const char *type, *msg;
 	} bad[] = {

@@ -79,7 +79,11 @@ psql -qX "$cluster" -c "ALTER SYSTEM SET log_min_duration_statement = 0" -c "ALT
 pg_pid=$(head -n1 "$bench_pgdir/data/postmaster.pid")
 dbn=0
 
-fresh_db() { # sets db to the conninfo of a new database
+fresh_db() { # sets db to the conninfo of a new database, dropping the one before
+	if ((dbn > 0)); then
+		# So that no autovacuum of its million rows runs during the next step.
+		psql -qX "$cluster" -c "DROP DATABASE b$dbn WITH (FORCE)" >/dev/null || die "DROP DATABASE failed"
+	fi
 	dbn=$((dbn + 1))
 	psql -qX "$cluster" -c "CREATE DATABASE b$dbn" >/dev/null || die "CREATE DATABASE failed"
 	db=${cluster/dbname=rpcq/dbname=b$dbn}
@@ -93,6 +97,8 @@ pg_ticks() {
 	echo $t
 }
 load() { cut -d' ' -f1 /proc/loadavg; }
+# Each timed step starts with no dirty buffers left by the one before.
+checkpoint() { psql -qX "$cluster" -c CHECKPOINT >/dev/null; }
 
 copy_round() { # copy_round ROUND
 	fresh_db
@@ -101,11 +107,13 @@ copy_round() { # copy_round ROUND
 		-c "CREATE TABLE t_pk (name text, government_id text, email text, amount numeric, due date,
 		debt_id text PRIMARY KEY)" >/dev/null
 	local s e l
+	checkpoint
 	l=$(load)
 	s=$(now)
 	psql -qX "$db" -c "\\copy t_serial (name, government_id, email, amount, due, debt_id) FROM '$big' CSV HEADER" >/dev/null
 	e=$(now)
 	echo "kind=copy_serial round=$1 s=$(echo "$e - $s" | bc) load=$l" >>"$res"
+	checkpoint
 	l=$(load)
 	s=$(now)
 	psql -qX "$db" -c "\\copy t_pk FROM '$uniq' CSV HEADER" >/dev/null
@@ -120,6 +128,7 @@ rpcq_round() { # rpcq_round KIND ROUND FILE WAIT [rpcqd flags]
 	RPCQ_DATABASE_URL=$db bench_start_rpcqd --billing-schedule 1 "$@"
 	local pid=$bench_pid hwm0 c0 p0 l s e off
 	sleep 1
+	checkpoint
 	hwm0=$(kb "$pid" VmHWM) c0=$(ticks "$pid") p0=$(pg_ticks) l=$(load)
 	off=$(stat -c %s "$pglog")
 	s=$(now)

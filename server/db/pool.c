@@ -183,12 +183,20 @@ void pool_message_line(char *buf, size_t len, const char *msg)
 static void connect_until(const pool *p, nng_time until, PGconn **pg, char *reason, size_t reason_len, int *timed_out)
 {
 	/* Defaults that the conninfo (expanded from dbname, last) overrides:
-	 * our name, and TCP keepalives so that a pooled connection to a host
+	 * our name; TCP keepalives, so that a pooled connection to a host
 	 * that vanished without a word is found dead in about a minute rather
-	 * than the system's two hours. */
-	const char *const keys[] = {"fallback_application_name", "keepalives_idle", "keepalives_interval",
-				    "keepalives_count",		 "dbname",	    NULL};
-	const char *const vals[] = {p->application_name, "30", "10", "3", p->conninfo, NULL};
+	 * than the system's two hours; and no JIT compilation: our statements
+	 * run for milliseconds, and compiling one whose estimate passed
+	 * jit_above_cost took 20 ms or more (a chunk merge went from 65 to
+	 * 110 ms; README, "Design notes"). */
+	const char *const keys[] = {"fallback_application_name",
+				    "keepalives_idle",
+				    "keepalives_interval",
+				    "keepalives_count",
+				    "options",
+				    "dbname",
+				    NULL};
+	const char *const vals[] = {p->application_name, "30", "10", "3", "-c jit=off", p->conninfo, NULL};
 	*pg = NULL;
 	*timed_out = 0;
 	PGconn *conn = PQconnectStartParams(keys, vals, 1);

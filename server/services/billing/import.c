@@ -196,6 +196,7 @@ typedef struct chunk_rows {
 	strbuf stage;
 	strbuf rejected;
 	uint64_t rows, bad;
+	uint64_t firsts; /* distinct debtIds among the staged rows */
 } chunk_rows;
 
 static void add_rejection(chunk_rows *out, int64_t id, uint64_t line, const char *reason)
@@ -248,6 +249,7 @@ static int read_rows(int64_t id, const upload_piece *pc, int *header_seen, chunk
 		pgcopy_int8(&out->stage, row.amount_cents);
 		pgcopy_int4(&out->stage, row.due_day - PG_EPOCH_DAYS);
 	}
+	out->firsts = topic_map_count(firsts);
 	topic_map_destroy(firsts);
 	*header_seen = r.header_seen;
 	return k;
@@ -275,7 +277,7 @@ rpcq_status billing_import_chunk(call *c, const ProtobufCMessage *msg, ProtobufC
 	rpcq_error err;
 	PGresult *res = NULL;
 	strbuf work = STRBUF_INIT;
-	chunk_rows rows = {STRBUF_INIT, STRBUF_INIT, 0, 0};
+	chunk_rows rows = {STRBUF_INIT, STRBUF_INIT, 0, 0, 0};
 	int duplicate = 0, queued = 0;
 	char name[BILLING_FILE_NAME_MAX + 1] = "";
 	if ((st = call_db(c, &db)) != RPCQ_OK)
@@ -327,9 +329,10 @@ rpcq_status billing_import_chunk(call *c, const ProtobufCMessage *msg, ProtobufC
 
 	int64_t added = 0, repeated = 0, conflicting = 0;
 	if (rows.rows > rows.bad) {
-		char batch[16];
+		char batch[16], firsts[24];
 		snprintf(batch, sizeof(batch), "%d", server_config(call_server(c))->billing_batch);
-		const char *pm[] = {ids, batch};
+		snprintf(firsts, sizeof(firsts), "%" PRIu64, rows.firsts);
+		const char *pm[] = {ids, batch, firsts};
 		if ((st = db_command(db, billing_sql_stage_create, &err)) != RPCQ_OK ||
 		    (st = copy_all(db, BILLING_SQL_COPY_STAGE, &rows.stage, &err)) != RPCQ_OK ||
 		    (st = db_exec(db, &billing_sql_merge_lock, NULL, NULL, &err)) != RPCQ_OK ||

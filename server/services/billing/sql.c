@@ -65,23 +65,28 @@ const char billing_sql_stage_create[] =
  * are inserted unless the debtId is stored (ON CONFLICT: one index
  * operation a row, where a probe and then an insert took two), in debtId
  * order (the key's pages visited in order; so a chunk's ids, the bill
- * numbers, follow its debtIds rather than its lines), and the new
- * debts are queued for their bills as ranges of at most $2 ids. The rows
- * left over (a stored debtId, or a later row of one in the chunk: a few in
- * a hundred in real files) are compared with the stored debt, or else with
- * the chunk's first row: the same values are a repeat, others a rejection.
- * Those are looked up by the debt_id index, one probe each (the OFFSET 0
- * keeps the planner from hashing the whole table, which grows with every
- * file). */
+ * numbers, follow its debtIds rather than its lines), and the new debts
+ * are queued for their bills as ranges: the new ids in each aligned block
+ * of $2 ids (one merge's ids are consecutive but for conflicts, so a chunk
+ * makes about chunk/$2 + 1 ranges, with no sort). The rows left over are
+ * the later rows of a debtId in the chunk (a few in a hundred in real
+ * files) and the first rows of stored debtIds, looked for only when fewer
+ * than the chunk's $3 distinct debtIds were inserted. They are compared
+ * with the stored debt, or else with the chunk's first row: the same
+ * values are a repeat, others a rejection. Those are looked up by the
+ * debt_id index, one probe each (the OFFSET 0 keeps the planner from
+ * hashing the whole table, which grows with every file). */
 const db_stmt billing_sql_merge = {
 	"billing_merge",
 	"WITH ins AS (INSERT INTO billing_debts (debt_id, name, government_id, email, amount_cents, due_date,"
 	" import_id, line) SELECT debt_id, name, government_id, email, amount_cents, due_date, $1::int8, line"
 	" FROM billing_stage WHERE line = first ORDER BY debt_id ON CONFLICT (debt_id) DO NOTHING RETURNING id, line),"
+	" n AS (SELECT count(*) AS n FROM ins),"
 	" q AS (INSERT INTO billing_bill_ranges (lo, hi, n, import_id)"
-	" SELECT min(id), max(id), count(*), $1::int8 FROM"
-	" (SELECT id, (row_number() OVER (ORDER BY id) - 1) / $2::int8 AS piece FROM ins) p GROUP BY piece),"
-	" rest AS (SELECT s.* FROM billing_stage s WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.line = s.line)),"
+	" SELECT min(id), max(id), count(*), $1::int8 FROM ins GROUP BY id / $2::int8),"
+	" rest AS (SELECT s.* FROM billing_stage s WHERE s.line <> s.first UNION ALL SELECT s.* FROM billing_stage s"
+	" WHERE (SELECT n FROM n) < $3::int8 AND s.line = s.first AND NOT EXISTS (SELECT 1 FROM ins WHERE ins.line = "
+	"s.line)),"
 	" c AS (SELECT rest.*, d.id AS stored, d.import_id AS stored_import, d.line AS stored_line,"
 	" CASE WHEN d.id IS NOT NULL AND (d.name, d.government_id, d.email, d.amount_cents, d.due_date)"
 	" = (rest.name, rest.government_id, rest.email, rest.amount_cents, rest.due_date) THEN 1"
@@ -97,8 +102,8 @@ const db_stmt billing_sql_merge = {
 	" || stored_import || ')'"
 	" ELSE 'debtId ' || debt_id || ' repeats line ' || coalesce(stored_line, first) || ' with other values' END"
 	" FROM c WHERE kind = 2 RETURNING 1)"
-	" SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM c WHERE kind = 1), (SELECT count(*) FROM rej)",
-	2,
+	" SELECT (SELECT n FROM n), (SELECT count(*) FROM c WHERE kind = 1), (SELECT count(*) FROM rej)",
+	3,
 }; /* run with db_exec_fresh: billing_debts grows from empty within a connection's life */
 
 /* Bills. */

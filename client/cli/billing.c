@@ -26,6 +26,7 @@
  * once every row is imported (and what --wait asks for is done).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +42,8 @@
  * COPY and a merge on the server) vanish next to the rows at this size, well
  * under the 4 MiB message limit. */
 #define CHUNK (1024 * 1024)
+/* Chunks in flight: the server reads one while it merges the other. */
+#define WINDOW 2
 /* GetImport while waiting without the stream. */
 #define POLL_MS 200
 /* With the stream: a GetImport when no message came for this long (a
@@ -221,57 +224,151 @@ static void progress_bytes(struct run *run)
 	cli_progress_bar(&run->progress, run->sent, run->file.size, text, run->sent >= run->file.size);
 }
 
-/* Sends what the server lacks of the file; 0, or the exit status. */
+/* A chunk in flight: its call runs on a thread of its own. */
+struct chunk_call {
+	struct run *run;
+	pthread_t thread;
+	Rpcq__Billing__ImportChunkRequest req;
+	Rpcq__Billing__Import *imp;
+	rpcq_error err;
+	rpcq_status st;
+};
+
+static void *chunk_call_run(void *arg)
+{
+	struct chunk_call *cc = arg;
+	cc->st = rpcq_billing_import_chunk(cc->run->client, &cc->req, &cc->imp, &cc->run->o, &cc->err);
+	return NULL;
+}
+
+/* Starts the call for the chunk at offset; 0, or -1 (err set) when no
+ * thread could be made. */
+static int chunk_call_start(struct run *run, struct chunk_call *cc, uint64_t offset, rpcq_error *err)
+{
+	size_t left = run->file.size - (size_t)offset;
+	size_t n = left < CHUNK ? left : CHUNK;
+	*cc = (struct chunk_call){.run = run};
+	rpcq__billing__import_chunk_request__init(&cc->req);
+	cc->req.import_id = run->id;
+	cc->req.offset = offset;
+	cc->req.data.data = (uint8_t *)(run->file.data ? run->file.data + offset : NULL);
+	cc->req.data.len = n;
+	cc->req.last = n == left;
+	int rv = pthread_create(&cc->thread, NULL, chunk_call_run, cc);
+	if (rv != 0) {
+		rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "cannot start a thread for a chunk: %s", strerror(rv));
+		return -1;
+	}
+	return 0;
+}
+
+static void chunk_call_join(struct chunk_call *cc)
+{
+	pthread_join(cc->thread, NULL);
+}
+
+/* Sends what the server lacks of the file, WINDOW chunks in flight: the
+ * server reads a chunk while the one before it is merged (upload_ahead.h
+ * on the server). Replies come in order of offset; one that does not end
+ * where its chunk did (a refusal, a duplicate, a server that has less)
+ * drains the others and continues from what the server says it has. 0, or
+ * the exit status. */
 static int send_file(struct run *run)
 {
-	Rpcq__Billing__ImportChunkRequest req = RPCQ__BILLING__IMPORT_CHUNK_REQUEST__INIT;
-	req.import_id = run->id;
-	int resyncs = 0;
-	while (!run->complete) {
-		size_t left = run->file.size - (size_t)run->sent;
-		size_t n = left < CHUNK ? left : CHUNK;
-		req.offset = run->sent;
-		req.data.data = (uint8_t *)(run->file.data ? run->file.data + run->sent : NULL);
-		req.data.len = n;
-		req.last = n == left;
-		Rpcq__Billing__Import *imp = NULL;
+	struct chunk_call q[WINDOW];
+	int head = 0, inflight = 0, resyncs = 0, rc = 0;
+	uint64_t next = run->sent; /* offset of the next chunk to start */
+	int last_started = 0;	   /* the chunk marked last is in flight */
+	while ((rc == 0 && !run->complete) || inflight > 0) {
 		rpcq_error err;
-		if (rpcq_billing_import_chunk(run->client, &req, &imp, &run->o, &err) == RPCQ_OK) {
+		while (rc == 0 && !run->complete && !last_started && inflight < WINDOW) {
+			struct chunk_call *cc = &q[(head + inflight) % WINDOW];
+			if (chunk_call_start(run, cc, next, &err) != 0) {
+				if (inflight == 0)
+					return cli_fail(&err);
+				break;
+			}
+			inflight++;
+			next += cc->req.data.len;
+			last_started = cc->req.last;
+		}
+		struct chunk_call *cc = &q[head];
+		chunk_call_join(cc);
+		head = (head + 1) % WINDOW;
+		inflight--;
+		uint64_t end = cc->req.offset + cc->req.data.len;
+		if (rc != 0 || run->complete) {
+			/* Draining after a failure, or after the server took it all. */
+			if (cc->st == RPCQ_OK)
+				free_import(cc->imp);
+			continue;
+		}
+		if (cc->st == RPCQ_OK) {
 			uint64_t was = run->sent;
-			int rc = take_progress(run, imp);
-			free_import(imp);
+			rc = take_progress(run, cc->imp);
+			free_import(cc->imp);
 			if (rc != 0)
-				return rc;
+				continue;
 			run->sent_any = 1;
 			if (run->sent > was || run->complete)
 				resyncs = 0;
 			else if (++resyncs > MAX_RESYNCS)
-				return cli_fail_status(RPCQ_INTERNAL, "%s: the server takes no bytes at %" PRIu64,
-						       run->file.path, run->sent);
+				rc = cli_fail_status(RPCQ_INTERNAL, "%s: the server takes no bytes at %" PRIu64,
+						     run->file.path, run->sent);
 			progress_bytes(run);
+			if (run->sent != end && !run->complete) {
+				/* Not where this chunk ended: the ones after it are
+				 * refused or duplicates; continue from the server. */
+				while (inflight > 0) {
+					chunk_call_join(&q[head]);
+					if (q[head].st == RPCQ_OK)
+						free_import(q[head].imp);
+					head = (head + 1) % WINDOW;
+					inflight--;
+				}
+				next = run->sent;
+				last_started = 0;
+			}
 			continue;
 		}
-		if (err.code != RPCQ_FAILED_PRECONDITION || ++resyncs > MAX_RESYNCS)
-			return cli_fail(&err);
+		/* Refused or failed: let the others end, then see. */
+		while (inflight > 0) {
+			chunk_call_join(&q[head]);
+			if (q[head].st == RPCQ_OK)
+				free_import(q[head].imp);
+			head = (head + 1) % WINDOW;
+			inflight--;
+		}
+		if (cc->err.code != RPCQ_FAILED_PRECONDITION || ++resyncs > MAX_RESYNCS) {
+			rc = cli_fail(&cc->err);
+			continue;
+		}
 		/* A gap (the server has fewer bytes than this command thought,
-		 * e.g. another client's upload of the same file was cut) or an
-		 * upload another client completed meanwhile: continue from what
-		 * the server has. The same answer twice means the refusal is not
+		 * e.g. another client's upload of the same file was cut, or the
+		 * chunk before this one failed) or an upload another client
+		 * completed meanwhile: continue from what the server has. A
+		 * refusal of a chunk at the very offset the server has is not
 		 * about where to continue. */
-		uint64_t was_sent = run->sent;
 		int was_complete = run->complete;
+		Rpcq__Billing__Import *imp = NULL;
 		rpcq_error gerr;
-		if (get_import(run, &imp, &gerr) != 0)
-			return cli_fail(&gerr);
-		int rc = take_progress(run, imp);
+		if (get_import(run, &imp, &gerr) != 0) {
+			rc = cli_fail(&gerr);
+			continue;
+		}
+		rc = take_progress(run, imp);
 		free_import(imp);
 		if (rc != 0)
-			return rc;
-		if (run->sent == was_sent && run->complete == was_complete)
-			return cli_fail(&err);
+			continue;
+		if (run->sent == cc->req.offset && run->complete == was_complete) {
+			rc = cli_fail(&cc->err);
+			continue;
+		}
 		progress_bytes(run);
+		next = run->sent;
+		last_started = 0;
 	}
-	return 0;
+	return rc;
 }
 
 /* Whether imp has reached what the wait asks for. */

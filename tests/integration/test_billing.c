@@ -15,6 +15,7 @@
  * parse as RFC 5322. (The `rpcq billing` command has its own tests.)
  */
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -1839,6 +1840,86 @@ static void test_a_delivered_emails_message_id_is_the_one_its_bill_reports(void 
 	free(text);
 }
 
+/* A chunk sent by a thread of the test's own, on cl[0]. */
+typedef struct window_call {
+	const char *id;
+	uint64_t offset;
+	const char *data;
+	size_t len;
+	int last;
+	rpcq_status st;
+	rpcq_error err;
+	pthread_t thread;
+} window_call;
+
+static void *window_call_run(void *arg)
+{
+	window_call *wc = arg;
+	wc->st = send_chunk(cl[0], wc->id, wc->offset, wc->data, wc->len, wc->last, &wc->err);
+	return NULL;
+}
+
+/* A client may have two chunks in flight (rpcq billing import does): the
+ * second is read while the first merges, and one that reaches the server
+ * before the chunk ahead of it waits for that one instead of being refused
+ * as a gap. The import is the one chunks sent one after another make, line
+ * numbers included (chunks cut inside records); a gap that nothing fills
+ * is still refused. */
+static void test_chunks_sent_together_or_out_of_order_import_as_one_after_another(void **state)
+{
+	(void)state;
+	server_up(0, "none");
+	const int n = 3000;
+	const size_t chunk = 7001;
+	char *text = generate(n, "w", "window");
+	size_t len = strlen(text);
+	char *id = start_import_id(cl[0], NULL, "window.csv");
+	int pair = 0;
+	for (size_t off = 0; off < len; off += 2 * chunk, pair++) {
+		window_call w[2];
+		for (int k = 0; k < 2; k++) {
+			size_t o = off + (size_t)k * chunk;
+			size_t m = o >= len ? 0 : (len - o < chunk ? len - o : chunk);
+			w[k] = (window_call){id, o, text + o, m, o + m >= len, RPCQ_OK, {0}, 0};
+		}
+		int two = w[0].offset + w[0].len < len;
+		/* Even pairs: the later chunk first; odd pairs: both at once. */
+		int first = two && pair % 2 == 0 ? 1 : 0;
+		assert_int_equal(pthread_create(&w[first].thread, NULL, window_call_run, &w[first]), 0);
+		if (two) {
+			sleep_ms(pair % 2 == 0 ? 30 : 0);
+			assert_int_equal(pthread_create(&w[1 - first].thread, NULL, window_call_run, &w[1 - first]), 0);
+		}
+		for (int k = 0; k < 1 + two; k++) {
+			pthread_join(w[k].thread, NULL);
+			if (w[k].st != RPCQ_OK)
+				fail_msg("ImportChunk at %" PRIu64 ": %s", w[k].offset, w[k].err.message);
+		}
+	}
+	Rpcq__Billing__Import *imp = get_import(cl[0], id);
+	assert_true(imp->complete);
+	assert_int_equal(imp->received_bytes, len);
+	assert_int_equal(imp->rows, n);
+	assert_int_equal(imp->new_debts, n);
+	assert_int_equal(imp->rejected, 0);
+	import_free(imp);
+	/* debtId w-i is on line i + 2 */
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"
+							 " WHERE line = substr(debt_id, 3)::int + 2"),
+			 n);
+
+	/* A chunk after a gap that no chunk fills. */
+	char *gap = start_import_id(cl[0], NULL, "gap.csv");
+	rpcq_error err;
+	int64_t t0 = now_ms();
+	assert_int_equal(send_chunk(cl[0], gap, 100, text + 100, 100, 0, &err), RPCQ_FAILED_PRECONDITION);
+	assert_non_null(strstr(err.message, "the upload has 0 bytes"));
+	print_message("the gap was refused after %" PRId64 " ms\n", now_ms() - t0);
+	free(gap);
+	free(id);
+	free(text);
+}
+
 /* New debts wait for their bills in ranges of at most --billing-batch ids,
  * each within an aligned block of that many ids;
  * a slip is rendered from its bill when read, the same bytes in GetBill
@@ -1940,6 +2021,7 @@ int main(void)
 		cmocka_unit_test_setup(test_a_debt_paid_before_its_bill_exists_gets_no_email, reset),
 		cmocka_unit_test_setup(test_a_debt_paid_between_retries_gets_no_further_attempt, reset),
 		cmocka_unit_test_setup(test_a_delivered_emails_message_id_is_the_one_its_bill_reports, reset),
+		cmocka_unit_test_setup(test_chunks_sent_together_or_out_of_order_import_as_one_after_another, reset),
 		cmocka_unit_test_setup(test_bills_come_in_ranges_and_a_slip_reads_the_same_everywhere, reset),
 	};
 	return cmocka_run_group_tests(tests, setup_all, teardown_all);

@@ -48,7 +48,8 @@ struct billing_state {
 	const rpcq_config *cfg;
 	billing_worker *biller;
 	billing_worker *mailer;
-	struct mailer_ctx *mail; /* the dispatcher's sender (mailer.c) */
+	struct mailer_ctx *mail;    /* the dispatcher's sender (mailer.c) */
+	struct upload_ahead *ahead; /* chunks read ahead (import.c; NULL: none) */
 	atomic_int stopping;
 	int listening;
 };

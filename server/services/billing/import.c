@@ -28,6 +28,7 @@
 #include "stream.h"
 #include "topic_map.h"
 #include "upload.h"
+#include "upload_ahead.h"
 #include "utf8.h"
 
 #define REJECTIONS_PAGE_DEFAULT 1000
@@ -263,55 +264,149 @@ static rpcq_status copy_all(dbconn *db, const char *sql, strbuf *b, rpcq_error *
 	return pgcopy_finish(db, b, st, err);
 }
 
-rpcq_status billing_import_chunk(call *c, const ProtobufCMessage *msg, ProtobufCMessage **out)
+static void rows_reset(chunk_rows *rows, strbuf *work)
 {
-	const Rpcq__Billing__ImportChunkRequest *in = (const Rpcq__Billing__ImportChunkRequest *)msg;
-	billing_state *bs = call_service_state(c);
-	int64_t id;
+	strbuf_fini(work);
+	strbuf_fini(&rows->stage);
+	strbuf_fini(&rows->rejected);
+	*rows = (chunk_rows){STRBUF_INIT, STRBUF_INIT, 0, 0, 0};
+}
+
+/* COPYs the stage rows, leaving them in place: a chunk read ahead may
+ * stage them again in a later transaction. */
+static rpcq_status stage_rows(dbconn *db, const chunk_rows *rows, rpcq_error *err)
+{
+	static const char trailer[2] = {(char)0xff, (char)0xff};
+	if (rows->stage.failed)
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory for COPY data");
 	rpcq_status st;
-	if ((st = billing_import_id(c, in->import_id, &id)) != RPCQ_OK)
+	if ((st = db_command(db, billing_sql_stage_create, err)) != RPCQ_OK ||
+	    (st = db_copy_begin(db, BILLING_SQL_COPY_STAGE, err)) != RPCQ_OK ||
+	    (st = db_copy_put(db, rows->stage.data, rows->stage.len, err)) != RPCQ_OK ||
+	    (st = db_copy_put(db, trailer, sizeof(trailer), err)) != RPCQ_OK)
 		return st;
+	return db_copy_end(db, err);
+}
+
+/* Whether the locked import row (billing_sql_import_lock, binary) holds
+ * the state sp that a chunk was read ahead from. */
+static int row_is(const PGresult *res, const upload_spec *sp)
+{
+	return (uint64_t)db_int8(res, 0, 0) == sp->st.received && (uint64_t)db_int8(res, 0, 1) == sp->st.line &&
+	       (PQgetvalue(res, 0, 2)[0] != 0) == (sp->st.complete != 0) &&
+	       (PQgetvalue(res, 0, 3)[0] != 0) == (sp->header_seen != 0) && (int)db_int8(res, 0, 6) == sp->st.skip &&
+	       (size_t)PQgetlength(res, 0, 4) == sp->carry.len &&
+	       (sp->carry.len == 0 || memcmp(PQgetvalue(res, 0, 4), sp->carry.data, sp->carry.len) == 0);
+}
+
+/* Attempts at the row lock: a chunk that got there before its predecessor
+ * (still in this process's hands) waits for it and tries again. */
+#define LOCK_ATTEMPTS 8
+/* How long such a chunk waits for its predecessor to arrive. */
+#define PREDECESSOR_WAIT_MS 250
+
+static rpcq_status import_chunk(call *c, const Rpcq__Billing__ImportChunkRequest *in, int64_t id, upload_ahead *a,
+				ProtobufCMessage **out)
+{
+	billing_state *bs = call_service_state(c);
 	char ids[24];
 	snprintf(ids, sizeof(ids), "%" PRId64, id);
 	dbconn *db;
 	rpcq_error err;
+	rpcq_status st;
 	PGresult *res = NULL;
 	strbuf work = STRBUF_INIT;
 	chunk_rows rows = {STRBUF_INIT, STRBUF_INIT, 0, 0, 0};
-	int duplicate = 0, queued = 0;
+	upload_spec sp = {UPLOAD_STATE_INIT, 0, STRBUF_INIT};
+	int duplicate = 0, queued = 0, ahead = 0, staged = 0, waited_out = 0;
 	char name[BILLING_FILE_NAME_MAX + 1] = "";
+	upload_state us;
+	int header_seen;
+	upload_piece pc;
 	if ((st = call_db(c, &db)) != RPCQ_OK)
 		return st;
-	if ((st = db_begin(db, &err)) != RPCQ_OK)
-		return call_fail_err(c, st, &err);
-	const char *pl[] = {ids};
-	const int fmt[] = {0};
-	if ((st = db_exec_params(db, &billing_sql_import_lock, pl, NULL, fmt, 1, &res, &err)) != RPCQ_OK)
-		goto fail;
-	if (PQntuples(res) == 0) {
-		st = rpcq_error_set(&err, RPCQ_NOT_FOUND, "import %" PRId64 " not found", id);
-		goto fail;
+
+	/* Read ahead, from the state the chunk before published, while that
+	 * one's transaction may still run (upload_ahead.h). */
+	if (a != NULL && upload_ahead_get(a, id, in->offset, call_deadline(c), &sp)) {
+		us = sp.st;
+		header_seen = sp.header_seen;
+		if (upload_take(&us, sp.carry.data, sp.carry.len, in->offset, in->data.data, in->data.len, in->last,
+				BILLING_MAX_RECORD, &work, &pc, &err) == RPCQ_OK &&
+		    pc.action == UPLOAD_TAKEN && read_rows(id, &pc, &header_seen, &rows, &err) >= 0) {
+			ahead = 1;
+			upload_ahead_put(a, id, &us, header_seen, pc.carry, pc.carry_len);
+		} else {
+			rows_reset(&rows, &work);
+		}
 	}
-	upload_state us = {(uint64_t)db_int8(res, 0, 0), (uint64_t)db_int8(res, 0, 1), PQgetvalue(res, 0, 2)[0] != 0,
-			   (int)db_int8(res, 0, 6)};
-	int header_seen = PQgetvalue(res, 0, 3)[0] != 0;
-	snprintf(name, sizeof(name), "%.*s", PQgetlength(res, 0, 5), PQgetvalue(res, 0, 5));
-	upload_piece pc;
-	st = upload_take(&us, PQgetvalue(res, 0, 4), (size_t)PQgetlength(res, 0, 4), in->offset, in->data.data,
-			 in->data.len, in->last, BILLING_MAX_RECORD, &work, &pc, &err);
+
+	for (int attempt = 0;; attempt++) {
+		if ((st = db_begin(db, &err)) != RPCQ_OK)
+			goto fail;
+		staged = 0;
+		if (ahead && rows.rows > rows.bad) {
+			if ((st = stage_rows(db, &rows, &err)) != RPCQ_OK)
+				goto fail;
+			staged = 1;
+		}
+		const char *pl[] = {ids};
+		const int fmt[] = {0};
+		if ((st = db_exec_params(db, &billing_sql_import_lock, pl, NULL, fmt, 1, &res, &err)) != RPCQ_OK)
+			goto fail;
+		if (PQntuples(res) == 0) {
+			st = rpcq_error_set(&err, RPCQ_NOT_FOUND, "import %" PRId64 " not found", id);
+			goto fail;
+		}
+		snprintf(name, sizeof(name), "%.*s", PQgetlength(res, 0, 5), PQgetvalue(res, 0, 5));
+		uint64_t received = (uint64_t)db_int8(res, 0, 0);
+		if (received < in->offset && a != NULL && !waited_out && attempt + 1 < LOCK_ATTEMPTS) {
+			/* Here before the chunk at received, which a client with
+			 * chunks in flight sent first: wait for that one (without
+			 * the lock it needs), if it comes soon. */
+			PQclear(res);
+			res = NULL;
+			db_rollback(db);
+			nng_time deadline = call_deadline(c), arrive = nng_clock() + PREDECESSOR_WAIT_MS;
+			if (!upload_ahead_wait_for(a, id, received, arrive < deadline ? arrive : deadline, deadline))
+				waited_out = 1;
+			continue;
+		}
+		if (ahead && row_is(res, &sp))
+			break; /* rows, pc, us and header_seen are this chunk's */
+		if (ahead) {
+			/* Read from a state that did not last: read again. */
+			PQclear(res);
+			res = NULL;
+			db_rollback(db);
+			rows_reset(&rows, &work);
+			ahead = 0;
+			continue;
+		}
+		us = (upload_state){received, (uint64_t)db_int8(res, 0, 1), PQgetvalue(res, 0, 2)[0] != 0,
+				    (int)db_int8(res, 0, 6)};
+		header_seen = PQgetvalue(res, 0, 3)[0] != 0;
+		st = upload_take(&us, PQgetvalue(res, 0, 4), (size_t)PQgetlength(res, 0, 4), in->offset, in->data.data,
+				 in->data.len, in->last, BILLING_MAX_RECORD, &work, &pc, &err);
+		PQclear(res);
+		res = NULL;
+		if (st != RPCQ_OK)
+			goto fail_named;
+		if (pc.action == UPLOAD_DUPLICATE) {
+			duplicate = 1;
+			db_rollback(db);
+			goto reply;
+		}
+		if (read_rows(id, &pc, &header_seen, &rows, &err) < 0) {
+			st = err.code;
+			goto fail_named;
+		}
+		if (a != NULL)
+			upload_ahead_put(a, id, &us, header_seen, pc.carry, pc.carry_len);
+		break;
+	}
 	PQclear(res);
 	res = NULL;
-	if (st != RPCQ_OK)
-		goto fail_named;
-	if (pc.action == UPLOAD_DUPLICATE) {
-		duplicate = 1;
-		db_rollback(db);
-		goto reply;
-	}
-	if (read_rows(id, &pc, &header_seen, &rows, &err) < 0) {
-		st = err.code;
-		goto fail_named;
-	}
 	if (pc.overlong_line != 0) {
 		if (!header_seen) {
 			st = rpcq_error_set(&err, RPCQ_INVALID_ARGUMENT, "line %" PRIu64 ": the header is %s",
@@ -333,8 +428,7 @@ rpcq_status billing_import_chunk(call *c, const ProtobufCMessage *msg, ProtobufC
 		snprintf(batch, sizeof(batch), "%d", server_config(call_server(c))->billing_batch);
 		snprintf(firsts, sizeof(firsts), "%" PRIu64, rows.firsts);
 		const char *pm[] = {ids, batch, firsts};
-		if ((st = db_command(db, billing_sql_stage_create, &err)) != RPCQ_OK ||
-		    (st = copy_all(db, BILLING_SQL_COPY_STAGE, &rows.stage, &err)) != RPCQ_OK ||
+		if ((!staged && (st = stage_rows(db, &rows, &err)) != RPCQ_OK) ||
 		    (st = db_exec(db, &billing_sql_merge_lock, NULL, NULL, &err)) != RPCQ_OK ||
 		    (st = db_exec_fresh(db, &billing_sql_merge, pm, &res, &err)) != RPCQ_OK)
 			goto fail;
@@ -378,6 +472,7 @@ reply:
 	strbuf_fini(&work);
 	strbuf_fini(&rows.stage);
 	strbuf_fini(&rows.rejected);
+	strbuf_fini(&sp.carry);
 	if (queued && bs != NULL)
 		billing_worker_wake(bs->biller);
 	return load_reply(c, id, duplicate, out);
@@ -392,7 +487,27 @@ fail:
 	strbuf_fini(&work);
 	strbuf_fini(&rows.stage);
 	strbuf_fini(&rows.rejected);
+	strbuf_fini(&sp.carry);
+	if (a != NULL)
+		upload_ahead_forget(a, id);
 	return call_fail_err(c, st, &err);
+}
+
+rpcq_status billing_import_chunk(call *c, const ProtobufCMessage *msg, ProtobufCMessage **out)
+{
+	const Rpcq__Billing__ImportChunkRequest *in = (const Rpcq__Billing__ImportChunkRequest *)msg;
+	billing_state *bs = call_service_state(c);
+	upload_ahead *a = bs != NULL ? bs->ahead : NULL;
+	int64_t id;
+	rpcq_status st;
+	if ((st = billing_import_id(c, in->import_id, &id)) != RPCQ_OK)
+		return st;
+	if (a != NULL)
+		upload_ahead_enter(a, id, in->offset, in->offset + in->data.len);
+	st = import_chunk(c, in, id, a, out);
+	if (a != NULL)
+		upload_ahead_leave(a, id, in->offset);
+	return st;
 }
 
 rpcq_status billing_get_import(call *c, const ProtobufCMessage *msg, ProtobufCMessage **out)

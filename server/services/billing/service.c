@@ -11,6 +11,7 @@
 #include "billing_service.h"
 #include "ingest.h"
 #include "publisher.h"
+#include "upload_ahead.h"
 
 static int biller_run(billing_state *st)
 {
@@ -44,6 +45,7 @@ static void stop(void *state)
 	billing_worker_stop(st->biller);
 	billing_worker_stop(st->mailer);
 	billing_mailer_destroy(st);
+	upload_ahead_destroy(st->ahead);
 	rpcq_free(st);
 }
 
@@ -54,6 +56,7 @@ static rpcq_status start(server *srv, void **state, rpcq_error *err)
 		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
 	st->srv = srv;
 	st->cfg = server_config(srv);
+	st->ahead = upload_ahead_create(); /* NULL: chunks are simply not read ahead */
 	*state = st;
 	if (st->cfg->billing_schedule_s == 0)
 		return RPCQ_OK;

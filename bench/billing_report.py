@@ -59,18 +59,20 @@ cp = {(r["kind"], r["round"]): float(r["s"]) for r in recs if r.get("kind", "").
 if rp:
     print("| round | load avg | COPY bigserial PK s | COPY debt_id PK (distinct rows) s | rpcq import --wait bills s | "
           "of it: hash+start s | import (1st chunk→last merge) s | billing tail s | vs COPY bigserial | vs COPY debt_id | "
-          "rpcqd CPU s | PostgreSQL CPU s | bills | goal (≤10 s, ≤3×) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|")
+          "rpcqd CPU s | PostgreSQL CPU s | bills | ≤ 10 s | ≤ 3× debt_id COPY | ≤ 3× bigserial COPY |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---|:---|:---|")
     ratios = []
     for r in rp:
         s = float(r["s"])
         first, lm, sums, waits = split("rpcq", r["round"], float(r["end"]))
         a, b = cp.get(("copy_serial", r["round"])), cp.get(("copy_pk", r["round"]))
-        ok = s <= 10 and a and s / a <= 3
+        def yes(ok):
+            return "meets" if ok else "below"
         ratios.append((s, s / a, s / b))
-        print("| %s | %s | %.2f | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f× | %.1f× | %.1f | %.1f | %s | %s |" % (
+        print("| %s | %s | %.2f | %.2f | %.1f | %.1f | %.1f | %.1f | %.1f× | %.1f× | %.1f | %.1f | %s | %s | %s | %s |" % (
             r["round"], r["load"], a, b, s, first - float(r["start"]), lm - first, float(r["end"]) - lm,
-            s / a, s / b, float(r["rpcqd_cpu_s"]), float(r["pg_cpu_s"]), r["bills"], "meets" if ok else "below"))
+            s / a, s / b, float(r["rpcqd_cpu_s"]), float(r["pg_cpu_s"]), r["bills"], yes(s <= 10), yes(s / b <= 3),
+            yes(s / a <= 3)))
     print("\nmedians: %.1f s, %.1f× the bigserial COPY, %.1f× the debt_id COPY\n" % tuple(
         statistics.median(x[i] for x in ratios) for i in range(3)))
     print("| round | statement | count | total s | max s |")

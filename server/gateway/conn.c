@@ -342,6 +342,9 @@ void conn_read_locked(conn *c)
 	} else if (c->state == CONN_UPLOAD) {
 		/* A streamed body: each piece must come within the read timeout. */
 		to = c->gw->cfg->http_read_timeout_ms;
+	} else if (c->state == CONN_LINGER) {
+		nng_time now = nng_clock();
+		to = c->linger_until > now ? (nng_duration)(c->linger_until - now) : 1;
 	} else if (c->started) {
 		nng_time now = nng_clock();
 		to = c->request_deadline > now ? (nng_duration)(c->request_deadline - now) : 1;
@@ -404,6 +407,7 @@ static void process_locked(conn *c)
 			const char *msg = NULL;
 			int status = http_reader_error(&c->reader, &msg);
 			c->close_after = 1;
+			c->linger = 1; /* a body may follow the head refused */
 			c->req = NULL;
 			respond_error_locked(c, status,
 					     status == 413 || status == 431   ? "resource_exhausted"
@@ -450,6 +454,7 @@ void conn_body_locked(conn *c)
 		const char *msg = NULL;
 		int status = http_reader_error(&c->reader, &msg);
 		c->close_after = 1; /* the rest of the body is not read */
+		c->linger = 1;
 		upload_body_failed_locked(c, status, msg ? msg : "malformed body");
 		return;
 	}
@@ -465,7 +470,9 @@ static void rx_cb(void *arg)
 		return;
 	}
 	if (rv != 0) {
-		if (rv == NNG_ETIMEDOUT && c->state == CONN_UPLOAD) {
+		if (c->state == CONN_LINGER) {
+			conn_close_locked(c); /* the client closed, or time is up */
+		} else if (rv == NNG_ETIMEDOUT && c->state == CONN_UPLOAD) {
 			c->state = CONN_BUSY;
 			c->close_after = 1;
 			upload_body_failed_locked(c, 408, "the body stopped arriving within the read timeout");
@@ -483,6 +490,15 @@ static void rx_cb(void *arg)
 		return;
 	}
 	size_t n = nng_aio_count(c->rx);
+	if (c->state == CONN_LINGER) {
+		c->lingered += n;
+		if (c->lingered > GW_LINGER_BYTES || nng_clock() >= c->linger_until)
+			conn_close_locked(c);
+		else
+			conn_read_locked(c);
+		conn_release_unlock(c);
+		return;
+	}
 	if (c->state == CONN_UPLOAD) {
 		c->rx_off = 0;
 		c->rx_len = n;
@@ -505,6 +521,14 @@ static void rx_cb(void *arg)
 /* The reply is written: next request, or close. c->lock held. */
 static void replied_locked(conn *c)
 {
+	if (c->close_after && c->linger) {
+		/* Read what the client still sends until it closes (CONN_LINGER). */
+		c->state = CONN_LINGER;
+		c->linger_until = nng_clock() + GW_LINGER_MS;
+		c->lingered = 0;
+		conn_read_locked(c);
+		return;
+	}
 	if (c->close_after) {
 		conn_close_locked(c);
 		return;

@@ -39,8 +39,15 @@
 typedef struct conn conn;
 
 /* CONN_UPLOAD: a request whose body is streamed to its route (upload.c)
- * as it arrives, the reading paused while the route works on a piece. */
-enum conn_state { CONN_READING, CONN_BUSY, CONN_STREAMING, CONN_UPLOAD, CONN_CLOSED };
+ * as it arrives, the reading paused while the route works on a piece.
+ * CONN_LINGER: a reply that closes the connection is written; what the
+ * client still sends (a body the reply refused) is read and dropped until
+ * it closes, for at most GW_LINGER_MS and GW_LINGER_BYTES, so that the
+ * kernel does not reset the connection, and lose the reply, on data left
+ * unread. */
+enum conn_state { CONN_READING, CONN_BUSY, CONN_STREAMING, CONN_UPLOAD, CONN_LINGER, CONN_CLOSED };
+#define GW_LINGER_MS 2000
+#define GW_LINGER_BYTES (64 * 1024 * 1024)
 
 typedef struct upload upload;
 typedef struct gw_search gw_search;
@@ -60,7 +67,8 @@ typedef struct sse_state {
 	 * Replays run with it, and the timer checks it again every tick, so a
 	 * revoked key's stream ends within a second. */
 	char authorization[128];
-	int ending; /* an error event is on its way; close once written */
+	int ending;	  /* an error event is on its way; close once written */
+	int head_pending; /* the 200 is not written yet (a live start waits for its first Replay) */
 } sse_state;
 
 struct conn {
@@ -71,8 +79,11 @@ struct conn {
 	nng_mtx *lock;
 	int refs;
 	enum conn_state state;
-	int close_after; /* close once the output is written */
-	int reject;	 /* over the connection cap: answer 503 and close */
+	int close_after;       /* close once the output is written */
+	int reject;	       /* over the connection cap: answer 503 and close */
+	int linger;	       /* the reply may leave part of the body unread: CONN_LINGER after it */
+	nng_time linger_until; /* CONN_LINGER: close by then */
+	size_t lingered;       /* CONN_LINGER: bytes dropped */
 
 	nng_aio *rx, *tx, *timer;
 	char rxbuf[GW_RXBUF];

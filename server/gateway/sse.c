@@ -92,6 +92,23 @@ static char *encode_event(const Rpcq__StreamMessage *m, size_t *len)
 	return ev;
 }
 
+/* The response's head, once; c->lock held. */
+static void head_locked(conn *c)
+{
+	static const char head[] = "HTTP/1.1 200 OK\r\n"
+				   "Content-Type: text/event-stream\r\n"
+				   "Cache-Control: no-cache\r\n"
+				   "X-Accel-Buffering: no\r\n"
+				   "Connection: close\r\n"
+				   "\r\n"
+				   "retry: 2000\n\n";
+	if (!c->sse.head_pending)
+		return;
+	c->sse.head_pending = 0;
+	conn_write_locked(c, head, sizeof(head) - 1, 1);
+	c->sse.last_write = nng_clock();
+}
+
 /* Queues a Replay from the cursor; c->lock held. */
 static void catchup_locked(conn *c)
 {
@@ -137,6 +154,7 @@ static void end_stream_locked(conn *c, rpcq_status st, const char *message)
 {
 	if (c->sse.ending)
 		return;
+	head_locked(c);
 	char esc[400], ev[600];
 	gw_json_escape(esc, sizeof(esc), message);
 	int n = snprintf(ev, sizeof(ev), "event: error\ndata: {\"code\":\"%s\",\"message\":\"%s\"}\n\n",
@@ -193,6 +211,7 @@ static void catchup_run(server_job *job, arena *ar)
 		conn_release_unlock(c);
 		return;
 	}
+	head_locked(c);
 	if (res.status == RPCQ_NOT_FOUND && res.output == NULL && !res.unknown_method) {
 		/* No message yet: every seq from 1 on is new. */
 		if (c->sse.live_start)
@@ -296,7 +315,8 @@ void sse_timer_locked(conn *c)
 		catchup_locked(c);
 	}
 	nng_time now = nng_clock();
-	if (now - c->sse.last_write >= (nng_time)c->gw->cfg->http_heartbeat_ms && conn_idle_locked(c)) {
+	if (now - c->sse.last_write >= (nng_time)c->gw->cfg->http_heartbeat_ms && conn_idle_locked(c) &&
+	    !c->sse.head_pending) {
 		static const char beat[] = ": keepalive\n\n";
 		if (conn_write_locked(c, beat, sizeof(beat) - 1, 0) == 0)
 			c->sse.last_write = now;
@@ -379,15 +399,12 @@ void sse_route(conn *c)
 	gw->nstreams++;
 	nng_mtx_unlock(gw->lock);
 
-	static const char head[] = "HTTP/1.1 200 OK\r\n"
-				   "Content-Type: text/event-stream\r\n"
-				   "Cache-Control: no-cache\r\n"
-				   "X-Accel-Buffering: no\r\n"
-				   "Connection: close\r\n"
-				   "\r\n"
-				   "retry: 2000\n\n";
 	metrics_http(gw->metrics, METRICS_ROUTE_STREAMS, 200);
-	conn_write_locked(c, head, sizeof(head) - 1, 1);
+	/* A live stream answers once its first Replay has fixed where "now"
+	 * is: a client that acts on the 200 sees what its action publishes. */
+	c->sse.head_pending = 1;
+	if (!live)
+		head_locked(c);
 	c->sse.last_write = nng_clock();
 	catchup_locked(c);
 	arm_timer_locked(c);

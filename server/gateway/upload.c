@@ -82,6 +82,7 @@ static void fail_http_locked(conn *c, int status, const char *code, const char *
 {
 	const upload *u = c->up;
 	c->close_after = 1;
+	c->linger = 1; /* the body may still be arriving */
 	c->state = CONN_BUSY;
 	if (u == NULL || u->import_id[0] == '\0') {
 		conn_respond_error_locked(c, status, code, message);

@@ -1263,6 +1263,46 @@ static char *form_body(const char *filename, const char *text, size_t len, int c
 	return b;
 }
 
+/* A refusal from the head while the client is still sending its body: the
+ * gateway reads and drops the rest (CONN_LINGER) rather than closing on
+ * unread bytes, which resets the connection: a client that sends on (as
+ * curl does until it reads the answer) would fail with a send error and
+ * never read the answer. Here the client sends half the body, waits long
+ * enough for the server to have answered and closed, sends the other half,
+ * then reads. */
+static void test_a_refused_upload_is_answered_even_while_its_body_is_still_coming(void **state)
+{
+	(void)state;
+	server_up(0, "none");
+	const size_t sent = 512 * 1024;
+	char *body = malloc(sent);
+	assert_non_null(body);
+	memset(body, 'x', sent);
+	for (int i = 0; i < 3; i++) {
+		int fd = harness_raw_connect(srv[0].http_url);
+		char head[256];
+		int n = snprintf(head, sizeof(head),
+				 "POST /billing/imports HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+				 "Content-Length: %zu\r\n\r\n",
+				 2 * sent);
+		assert_int_equal(harness_raw_send(fd, head, (size_t)n), 0);
+		assert_int_equal(harness_raw_send(fd, body, sent), 0);
+		sleep_ms(300);
+		if (harness_raw_send(fd, body, sent) != 0)
+			fail_msg("round %d: the connection was reset while the body was still being sent", i);
+		size_t len;
+		int closed;
+		char *reply = harness_raw_read(fd, 5000, 1, &len, &closed);
+		if (strncmp(reply, "HTTP/1.1 415 ", 13) != 0)
+			fail_msg("round %d: wanted the 415, got %zu bytes%s: %.200s", i, len,
+				 closed ? " and the connection closed" : "", reply);
+		assert_non_null(strstr(reply, "Connection: close\r\n"));
+		free(reply);
+		close(fd);
+	}
+	free(body);
+}
+
 /* A request refused before its first chunk was taken (its Content-Type, a
  * form's boundary, an empty body or file, a form cut short) answers 4xx
  * with Connect's error and no import id, and stores nothing: no import, no
@@ -1288,11 +1328,13 @@ static void test_an_http_upload_refused_before_its_first_chunk_stores_no_import(
 	size_t len;
 	char *text = read_sample(&len);
 	size_t blen;
-	/* A small form: the gateway refuses a bad boundary from the head and
-	 * closes the connection without reading the body, and a body larger
-	 * than what it has read by then may reset the connection under the
-	 * client before it reads the answer (README, Open points). */
-	char *form = form_body("s.csv", text, 200, 1, &blen);
+	/* A large form (4 MB): the gateway refuses a bad boundary from the
+	 * head, then reads and drops what the client still sends until it
+	 * closes (CONN_LINGER), so the answer is not lost to a reset of the
+	 * connection on unread data. */
+	char *big = generate(70000, "b", "big");
+	char *form = form_body("s.csv", big, strlen(big), 1, &blen);
+	assert_true(blen > 4000000);
 	struct {
 		const char *type, *msg;
 	} bad[] = {
@@ -1315,6 +1357,7 @@ static void test_an_http_upload_refused_before_its_first_chunk_stores_no_import(
 		harness_http_reply_free(&r);
 	}
 	free(form);
+	free(big);
 
 	/* A form cut short: the sample's part without its closing delimiter. */
 	const char *mp[] = {FORM_TYPE, NULL};
@@ -2012,6 +2055,7 @@ int main(void)
 		cmocka_unit_test_setup(test_curl_posting_the_sample_bills_and_mails_1999_debts_and_again_adds_none,
 				       reset),
 		cmocka_unit_test_setup(test_an_http_upload_refused_before_its_first_chunk_stores_no_import, reset),
+		cmocka_unit_test_setup(test_a_refused_upload_is_answered_even_while_its_body_is_still_coming, reset),
 		cmocka_unit_test_setup(
 			test_an_http_upload_refused_after_its_import_began_answers_its_id_and_resumes_with_its_key,
 			reset),

@@ -1712,6 +1712,26 @@ static void test_a_live_sse_subscriber_sees_messages_appended_after_it_connected
 	}
 }
 
+/* A live stream (no position) answers 200 only once it knows where "now"
+ * is: a message appended right after the client has its 200 is delivered,
+ * every time, with no wait for the stream to settle. */
+static void test_a_live_sse_stream_delivers_what_is_appended_right_after_its_200(void **state)
+{
+	(void)state;
+	const char *topic = "sse.now";
+	char texts[16][32];
+	uint64_t last;
+	append_tracked(topic, "old", 2, texts, &last);
+	for (int i = 0; i < 8; i++) {
+		harness_sse *e = sse_open(&srv, "/streams/sse.now", NULL);
+		char tag[8];
+		snprintf(tag, sizeof(tag), "now%d", i);
+		append_tracked(topic, tag, 1, texts, &last);
+		expect_events(e, "appended right after the 200", last, last, texts, NULL, 3000);
+		harness_sse_close(e);
+	}
+}
+
 /* Appends n messages with payloads of size bytes in one transaction. */
 static void append_big(const char *topic, int n, size_t size)
 {
@@ -2036,6 +2056,7 @@ int main(void)
 		cmocka_unit_test(test_a_client_that_hangs_up_mid_call_does_not_hurt_the_server),
 		cmocka_unit_test(test_sse_resumes_after_last_event_id_with_nothing_lost_or_repeated),
 		cmocka_unit_test(test_a_live_sse_subscriber_sees_messages_appended_after_it_connected),
+		cmocka_unit_test(test_a_live_sse_stream_delivers_what_is_appended_right_after_its_200),
 		cmocka_unit_test(test_sse_replays_a_backlog_longer_than_one_replay_page),
 		cmocka_unit_test(test_an_sse_client_that_never_reads_does_not_stall_other_subscribers),
 		cmocka_unit_test(test_sse_sends_keepalive_comments_on_an_idle_topic),

@@ -158,6 +158,11 @@ static void test_a_no_break_space_after_a_closing_quote_is_a_blank(void **state)
 	assert_field(&p.rec, 0, "a");
 	assert_field(&p.rec, 1, "b");
 	assert_int_equal(p.rec.bytes, strlen("\"a\"\xc2\xa0 ,\"b\" \xc2\xa0\r\n"));
+	/* U+202F and U+2007 too. */
+	start(&p, "\"c\"\xe2\x80\xaf,\"d\"\xe2\x80\x87 \xc2\xa0\n");
+	assert_int_equal(csv_next(&p.r, &p.rec, &p.err), 1);
+	assert_field(&p.rec, 0, "c");
+	assert_field(&p.rec, 1, "d");
 }
 
 static void test_a_last_record_without_line_break_is_read(void **state)

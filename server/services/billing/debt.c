@@ -29,23 +29,24 @@ static int is_blank(unsigned char ch)
 	return ch == ' ' || ch == '\t' || ch == '\r';
 }
 
-/* Trims ASCII blanks and U+00A0 (C2 A0) from both ends of f. */
+/* Trims ASCII blanks and no-break spaces (utf8.h) from both ends of f. */
 static void trim(csv_field *f)
 {
 	char *p = f->ptr, *e = f->ptr + f->len;
+	size_t k;
 	for (;;) {
 		if (p < e && is_blank((unsigned char)*p))
 			p++;
-		else if (e - p >= 2 && (unsigned char)p[0] == 0xc2 && (unsigned char)p[1] == 0xa0)
-			p += 2;
+		else if ((k = utf8_nbsp_at(p, e)) != 0)
+			p += k;
 		else
 			break;
 	}
 	for (;;) {
 		if (e > p && is_blank((unsigned char)e[-1]))
 			e--;
-		else if (e - p >= 2 && (unsigned char)e[-2] == 0xc2 && (unsigned char)e[-1] == 0xa0)
-			e -= 2;
+		else if ((k = utf8_nbsp_before(p, e)) != 0)
+			e -= k;
 		else
 			break;
 	}

@@ -2,7 +2,7 @@
  * Amounts as int64 cents (money.h). The parser reads the integer digits with
  * an overflow guard that stops well before int64 (any value past
  * MONEY_MAX_CENTS is refused as such, however many digits it has), then at
- * most two decimals; the checks go from form to value, so a malformed text
+ * most two decimals (more only as trailing zeros: 12.340 is 12.34); the checks go from form to value, so a malformed text
  * is called malformed before it could be called too large.
  */
 #include "money.h"
@@ -32,17 +32,23 @@ money_result money_parse(const char *s, size_t len, int64_t *cents)
 	if (int_digits == 0)
 		return MONEY_MALFORMED;
 	int64_t frac = 0;
+	int past_cents = 0; /* a nonzero digit after the second decimal */
 	if (i < len && s[i] == '.') {
-		for (i++; i < len && is_digit(s[i]); i++, dec_digits++)
+		for (i++; i < len && is_digit(s[i]); i++, dec_digits++) {
 			if (dec_digits < 2)
 				frac = frac * 10 + (s[i] - '0');
+			else if (s[i] != '0')
+				past_cents = 1;
+		}
 		if (dec_digits == 0)
 			return MONEY_MALFORMED;
 	}
 	if (i != len)
 		return MONEY_MALFORMED;
-	if (dec_digits > 2)
+	if (past_cents)
 		return MONEY_DECIMALS;
+	if (dec_digits > 2)
+		dec_digits = 2; /* 12.340: trailing zeros, the same cents */
 	if (dec_digits == 1)
 		frac *= 10;
 	/* v <= MONEY_MAX_CENTS * 10 + 9 here, so v * 100 cannot overflow. */

@@ -26,7 +26,7 @@ typedef enum money_result {
 	MONEY_OK = 0,
 	MONEY_EMPTY,	    /* no text at all */
 	MONEY_MALFORMED,    /* not digits[.d[d]]: letters, a sign, ",", ".5", "5." */
-	MONEY_DECIMALS,	    /* more than 2 digits after the point ("12.345", also "12.340") */
+	MONEY_DECIMALS,	    /* a nonzero digit past the second decimal ("12.345"; "12.340" is 12.34) */
 	MONEY_NOT_POSITIVE, /* zero ("0", "0.00"), or a '-' in front of a valid amount */
 	MONEY_TOO_LARGE,    /* more than MONEY_MAX_TEXT */
 } money_result;

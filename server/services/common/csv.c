@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "csv.h"
+#include "utf8.h"
 
 static inline int is_blank(char ch)
 {
@@ -30,14 +31,16 @@ void csv_init(csv_reader *r, char *buf, size_t len, uint64_t first_line)
 	r->line = first_line;
 }
 
-/* Blanks after a closing quote: those around any field, and U+00A0. */
+/* Blanks after a closing quote: those around any field, and the no-break
+ * spaces (utf8.h). */
 static char *skip_blanks_after_quote(char *p, const char *end)
 {
 	for (;;) {
+		size_t k;
 		if (p < end && is_blank(*p))
 			p++;
-		else if (end - p >= 2 && (unsigned char)p[0] == 0xc2 && (unsigned char)p[1] == 0xa0)
-			p += 2;
+		else if ((k = utf8_nbsp_at(p, end)) != 0)
+			p += k;
 		else
 			return p;
 	}

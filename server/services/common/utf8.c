@@ -73,3 +73,32 @@ void utf8_quote(const char *s, size_t n, char *out, size_t out_len)
 	out[o++] = '"';
 	out[o] = '\0';
 }
+
+static size_t nbsp_len(const unsigned char *p, size_t n)
+{
+	if (n == 2 && p[0] == 0xc2 && p[1] == 0xa0)
+		return 2;
+	if (n == 3 && p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0x87 || p[2] == 0xaf))
+		return 3;
+	return 0;
+}
+
+size_t utf8_nbsp_at(const char *p, const char *end)
+{
+	size_t left = (size_t)(end - p);
+	if (left >= 2 && nbsp_len((const unsigned char *)p, 2))
+		return 2;
+	if (left >= 3 && nbsp_len((const unsigned char *)p, 3))
+		return 3;
+	return 0;
+}
+
+size_t utf8_nbsp_before(const char *start, const char *e)
+{
+	size_t left = (size_t)(e - start);
+	if (left >= 2 && nbsp_len((const unsigned char *)e - 2, 2))
+		return 2;
+	if (left >= 3 && nbsp_len((const unsigned char *)e - 3, 3))
+		return 3;
+	return 0;
+}

@@ -19,4 +19,12 @@ int utf8_valid(const void *text, size_t n);
  * out holds out_len bytes, at least 64 (else nothing is written). */
 void utf8_quote(const char *s, size_t n, char *out, size_t out_len);
 
+/* The no-break spaces that count as whitespace around a field: U+00A0
+ * NO-BREAK SPACE, U+2007 FIGURE SPACE and U+202F NARROW NO-BREAK SPACE
+ * (what spreadsheets and locales put around and inside numbers). The byte
+ * length of one starting at p (before end), or ending just before e (after
+ * start); 0 when there is none. */
+size_t utf8_nbsp_at(const char *p, const char *end);
+size_t utf8_nbsp_before(const char *start, const char *e);
+
 #endif

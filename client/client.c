@@ -28,6 +28,7 @@
 #include <rpcq/registry.h>
 
 #include "envelope.h"
+#include "sockclose.h"
 #include "url_check.h"
 
 /* How long past a call's deadline the client still waits for the server's
@@ -279,7 +280,7 @@ void rpcq_client_destroy(rpcq_client *c)
 	if (c == NULL)
 		return;
 	if (c->sock_open)
-		nng_close(c->sock);
+		sock_close_bounded(c->sock);
 	while (c->slots) {
 		struct slot *sl = c->slots;
 		c->slots = sl->next;

@@ -43,6 +43,7 @@
 
 #include "frame.h"
 #include "readall.h"
+#include "sockclose.h"
 #include "topic_map.h"
 
 #define DEFAULT_POLL_MS 1000
@@ -631,8 +632,12 @@ void rpcq_subscription_destroy(rpcq_subscription *s)
 {
 	if (s == NULL)
 		return;
-	if (s->sock_open)
-		nng_close(s->sock);
+	if (s->sock_open) {
+		/* No callback into s once it is freed, even from a close that
+		 * never ends. */
+		nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
+		sock_close_bounded(s->sock);
+	}
 	if (s->tls)
 		nng_tls_config_free(s->tls);
 	for (size_t i = 0; i < s->qlen; i++)

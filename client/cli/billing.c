@@ -292,6 +292,13 @@ static int send_file(struct run *run)
 			next += cc->req.data.len;
 			last_started = cc->req.last;
 		}
+		if (inflight == 0) {
+			/* Every byte sent and taken, yet not complete: not a state
+			 * the server leaves; say so rather than wait. */
+			rc = cli_fail_status(RPCQ_INTERNAL, "%s: the server has all %" PRIu64 " bytes but not the end",
+					     run->file.path, run->sent);
+			break;
+		}
 		struct chunk_call *cc = &q[head];
 		chunk_call_join(cc);
 		head = (head + 1) % WINDOW;

@@ -267,6 +267,17 @@ static void chunk_call_join(struct chunk_call *cc)
 	pthread_join(cc->thread, NULL);
 }
 
+/* Waits for the calls in flight and drops their replies. */
+static void drain(struct chunk_call *q, int *head, int *inflight)
+{
+	for (; *inflight > 0; (*inflight)--) {
+		chunk_call_join(&q[*head]);
+		if (q[*head].st == RPCQ_OK)
+			free_import(q[*head].imp);
+		*head = (*head + 1) % WINDOW;
+	}
+}
+
 /* Sends what the server lacks of the file, WINDOW chunks in flight: the
  * server reads a chunk while the one before it is merged (upload_ahead.h
  * on the server). Replies come in order of offset; one that does not end
@@ -326,26 +337,14 @@ static int send_file(struct run *run)
 			if (run->sent != end && !run->complete) {
 				/* Not where this chunk ended: the ones after it are
 				 * refused or duplicates; continue from the server. */
-				while (inflight > 0) {
-					chunk_call_join(&q[head]);
-					if (q[head].st == RPCQ_OK)
-						free_import(q[head].imp);
-					head = (head + 1) % WINDOW;
-					inflight--;
-				}
+				drain(q, &head, &inflight);
 				next = run->sent;
 				last_started = 0;
 			}
 			continue;
 		}
 		/* Refused or failed: let the others end, then see. */
-		while (inflight > 0) {
-			chunk_call_join(&q[head]);
-			if (q[head].st == RPCQ_OK)
-				free_import(q[head].imp);
-			head = (head + 1) % WINDOW;
-			inflight--;
-		}
+		drain(q, &head, &inflight);
 		if (cc->err.code != RPCQ_FAILED_PRECONDITION || ++resyncs > MAX_RESYNCS) {
 			rc = cli_fail(&cc->err);
 			continue;

@@ -101,14 +101,6 @@ static rpcq_status make_bills(billing_state *st, const PGresult *res, strbuf *bi
 	return RPCQ_OK;
 }
 
-static rpcq_status copy_all(dbconn *db, const char *sql, strbuf *b, rpcq_error *err)
-{
-	rpcq_status st = db_copy_begin(db, sql, err);
-	if (st == RPCQ_OK)
-		st = pgcopy_send(db, b, 0, err);
-	return pgcopy_finish(db, b, st, err);
-}
-
 int billing_bill_round(billing_state *st)
 {
 	dbconn *db;
@@ -148,8 +140,8 @@ int billing_bill_round(billing_state *st)
 	}
 	/* A range is of one import: its progress is one message. */
 	if ((s = make_bills(st, res, &bills, &mails, &err)) != RPCQ_OK ||
-	    (s = copy_all(db, BILLING_SQL_COPY_BILLS, &bills, &err)) != RPCQ_OK ||
-	    (s = copy_all(db, BILLING_SQL_COPY_NOTIFICATIONS, &mails, &err)) != RPCQ_OK ||
+	    (s = pgcopy_copy(db, BILLING_SQL_COPY_BILLS, &bills, &err)) != RPCQ_OK ||
+	    (s = pgcopy_copy(db, BILLING_SQL_COPY_NOTIFICATIONS, &mails, &err)) != RPCQ_OK ||
 	    (s = billing_publish_progress(db, int_at(res, 0, 7), &err)) != RPCQ_OK ||
 	    (s = db_commit(db, &err)) != RPCQ_OK)
 		goto fail;

@@ -256,14 +256,6 @@ static int read_rows(int64_t id, const upload_piece *pc, int *header_seen, chunk
 	return k;
 }
 
-static rpcq_status copy_all(dbconn *db, const char *sql, strbuf *b, rpcq_error *err)
-{
-	rpcq_status st = db_copy_begin(db, sql, err);
-	if (st == RPCQ_OK)
-		st = pgcopy_send(db, b, 0, err);
-	return pgcopy_finish(db, b, st, err);
-}
-
 static void rows_reset(chunk_rows *rows, strbuf *work)
 {
 	strbuf_fini(work);
@@ -276,16 +268,8 @@ static void rows_reset(chunk_rows *rows, strbuf *work)
  * stage them again in a later transaction. */
 static rpcq_status stage_rows(dbconn *db, const chunk_rows *rows, rpcq_error *err)
 {
-	static const char trailer[2] = {(char)0xff, (char)0xff};
-	if (rows->stage.failed)
-		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory for COPY data");
-	rpcq_status st;
-	if ((st = db_command(db, billing_sql_stage_create, err)) != RPCQ_OK ||
-	    (st = db_copy_begin(db, BILLING_SQL_COPY_STAGE, err)) != RPCQ_OK ||
-	    (st = db_copy_put(db, rows->stage.data, rows->stage.len, err)) != RPCQ_OK ||
-	    (st = db_copy_put(db, trailer, sizeof(trailer), err)) != RPCQ_OK)
-		return st;
-	return db_copy_end(db, err);
+	rpcq_status st = db_command(db, billing_sql_stage_create, err);
+	return st == RPCQ_OK ? pgcopy_copy(db, BILLING_SQL_COPY_STAGE, &rows->stage, err) : st;
 }
 
 /* Whether the locked import row (billing_sql_import_lock, binary) holds
@@ -438,7 +422,7 @@ static rpcq_status import_chunk(call *c, const Rpcq__Billing__ImportChunkRequest
 		PQclear(res);
 		res = NULL;
 	}
-	if (rows.bad > 0 && (st = copy_all(db, BILLING_SQL_COPY_REJECTIONS, &rows.rejected, &err)) != RPCQ_OK)
+	if (rows.bad > 0 && (st = pgcopy_copy(db, BILLING_SQL_COPY_REJECTIONS, &rows.rejected, &err)) != RPCQ_OK)
 		goto fail;
 
 	char v[10][24], skip[8];

@@ -40,5 +40,9 @@ rpcq_status pgcopy_send(struct dbconn *db, strbuf *b, int force, rpcq_error *err
 /* When st is OK: the trailer, the rest of b, and the end of the COPY
  * (which reports the COPY's errors). Returns st otherwise. */
 rpcq_status pgcopy_finish(struct dbconn *db, strbuf *b, rpcq_status st, rpcq_error *err) RPCQ_NODISCARD;
+/* One whole COPY (sql: COPY ... FROM STDIN (FORMAT binary)) of the rows
+ * built in b, then its trailer; b is left as it was, so the same rows can
+ * be sent again in another transaction. RESOURCE_EXHAUSTED when b failed. */
+rpcq_status pgcopy_copy(struct dbconn *db, const char *sql, const strbuf *b, rpcq_error *err) RPCQ_NODISCARD;
 
 #endif

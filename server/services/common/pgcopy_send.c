@@ -25,3 +25,15 @@ rpcq_status pgcopy_finish(dbconn *db, strbuf *b, rpcq_status st, rpcq_error *err
 		return st;
 	return db_copy_end(db, err);
 }
+
+rpcq_status pgcopy_copy(dbconn *db, const char *sql, const strbuf *b, rpcq_error *err)
+{
+	static const char trailer[2] = {(char)0xff, (char)0xff};
+	if (b->failed)
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory for COPY data");
+	rpcq_status st;
+	if ((st = db_copy_begin(db, sql, err)) != RPCQ_OK || (st = db_copy_put(db, b->data, b->len, err)) != RPCQ_OK ||
+	    (st = db_copy_put(db, trailer, sizeof(trailer), err)) != RPCQ_OK)
+		return st;
+	return db_copy_end(db, err);
+}

@@ -242,14 +242,6 @@ static int read_rows(int64_t id, vouchers_file file, const upload_piece *pc, int
 	return k;
 }
 
-static rpcq_status copy_all(dbconn *db, const char *sql, strbuf *b, rpcq_error *err)
-{
-	rpcq_status st = db_copy_begin(db, sql, err);
-	if (st == RPCQ_OK)
-		st = pgcopy_send(db, b, 0, err);
-	return pgcopy_finish(db, b, st, err);
-}
-
 static const char *bool_text(int v)
 {
 	return v ? "true" : "false";
@@ -329,9 +321,10 @@ rpcq_status vouchers_import_chunk(call *c, const ProtobufCMessage *msg, Protobuf
 		goto fail_named;
 	}
 	if ((rows.nrows > rows.nrejected &&
-	     (st = copy_all(db, file == VOUCHERS_ORDERS ? VOUCHERS_SQL_COPY_ORDERS : VOUCHERS_SQL_COPY_BARCODES,
-			    &rows.rows, &err)) != RPCQ_OK) ||
-	    (rows.nrejected > 0 && (st = copy_all(db, VOUCHERS_SQL_COPY_REJECTIONS, &rows.rejected, &err)) != RPCQ_OK))
+	     (st = pgcopy_copy(db, file == VOUCHERS_ORDERS ? VOUCHERS_SQL_COPY_ORDERS : VOUCHERS_SQL_COPY_BARCODES,
+			       &rows.rows, &err)) != RPCQ_OK) ||
+	    (rows.nrejected > 0 &&
+	     (st = pgcopy_copy(db, VOUCHERS_SQL_COPY_REJECTIONS, &rows.rejected, &err)) != RPCQ_OK))
 		goto fail;
 
 	char received[24], line[24], nrows[24], nrej[24], skip[8];

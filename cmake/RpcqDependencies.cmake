@@ -24,6 +24,14 @@ find_file(RPCQ_DESCRIPTOR_PROTO google/protobuf/descriptor.proto
 get_filename_component(RPCQ_PROTOBUF_INCLUDE "${RPCQ_DESCRIPTOR_PROTO}" DIRECTORY)
 get_filename_component(RPCQ_PROTOBUF_INCLUDE "${RPCQ_PROTOBUF_INCLUDE}/../.." ABSOLUTE)
 
+# libharu (Debian's libhpdf-dev) draws the bills' PDF slips; it ships neither
+# a CMake config nor a pkg-config file either.
+find_path(HPDF_INCLUDE_DIR hpdf.h REQUIRED)
+find_library(HPDF_LIBRARY hpdf REQUIRED)
+add_library(hpdf::hpdf UNKNOWN IMPORTED)
+set_target_properties(hpdf::hpdf PROPERTIES
+  IMPORTED_LOCATION "${HPDF_LIBRARY}" INTERFACE_INCLUDE_DIRECTORIES "${HPDF_INCLUDE_DIR}")
+
 # http-parser (nodejs/http-parser, Debian's libhttp-parser-dev) frames the HTTP/1.1
 # requests of the gateway; it ships neither a CMake config nor a pkg-config file.
 find_path(HTTP_PARSER_INCLUDE_DIR http_parser.h REQUIRED)

@@ -4,7 +4,7 @@
  *
  *   rpcq billing import FILE [--wait bills|emails] [--json]
  *   rpcq billing status IMPORT_ID [--json]
- *   rpcq billing bill DEBT_ID [--json]
+ *   rpcq billing bill DEBT_ID [--json] [--pdf FILE]
  *   rpcq billing pay DEBT_ID --amount A [--paid-at T] [--payer P] [--json]
  *
  * An import sends the file in chunks of CHUNK bytes at their offsets (cut
@@ -70,7 +70,7 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: rpcq billing import FILE [--wait bills|emails] [--json]\n"
 		     "       rpcq billing status IMPORT_ID [--json]\n"
-		     "       rpcq billing bill DEBT_ID [--json]\n"
+		     "       rpcq billing bill DEBT_ID [--json] [--pdf FILE]\n"
 		     "       rpcq billing pay DEBT_ID --amount A [--paid-at T] [--payer P] [--json]\n\n"
 		     "Debts imported from CSV files, one bill (a boleto-style payment slip) per debt, one e-mail\n"
 		     "per bill, and payments that stop the e-mails.\n\n"
@@ -119,12 +119,14 @@ static void status_usage(FILE *out)
 
 static void bill_usage(FILE *out)
 {
-	fprintf(out, "usage: rpcq billing bill DEBT_ID [--json]\n\n"
+	fprintf(out, "usage: rpcq billing bill DEBT_ID [--json] [--pdf FILE]\n\n"
 		     "Prints the debt's bill as its slip was rendered, then one line:\n"
 		     "  payment code CODE, e-mail STATE, paid|not paid\n"
 		     "STATE is pending, sent, failed (with the attempts and the last error) or cancelled (the\n"
-		     "debt was paid first). --json prints the Bill as proto3 JSON instead. Exit status 1 with\n"
-		     "NOT_FOUND for an unknown debt, FAILED_PRECONDITION for a debt whose bill is not made yet.\n");
+		     "debt was paid first). --json prints the Bill as proto3 JSON instead. --pdf FILE also\n"
+		     "writes the slip as a PDF (one A4 page, the barcode's bars included) to FILE; with\n"
+		     "--pdf - the PDF goes to stdout, alone. Exit status 1 with NOT_FOUND for an unknown\n"
+		     "debt, FAILED_PRECONDITION for a debt whose bill is not made yet.\n");
 }
 
 static void pay_usage(FILE *out)
@@ -737,30 +739,64 @@ static int cmd_status(int argc, char **argv, cli_globals *g)
 
 /* ---- bill ---- */
 
+/* Writes the PDF to path ("-": stdout) whole, or fails naming path. */
+static int write_pdf(const char *path, const ProtobufCBinaryData *pdf)
+{
+	int to_stdout = strcmp(path, "-") == 0;
+	FILE *f = to_stdout ? stdout : fopen(path, "wb");
+	if (f == NULL)
+		return cli_fail_status(RPCQ_INVALID_ARGUMENT, "cannot write %s: %s", path, strerror(errno));
+	int ok = fwrite(pdf->data, 1, pdf->len, f) == pdf->len;
+	ok = (to_stdout ? fflush(f) : fclose(f)) == 0 && ok;
+	if (!ok)
+		return cli_fail_status(RPCQ_INTERNAL, "cannot write %s: %s", to_stdout ? "stdout" : path,
+				       strerror(errno));
+	return 0;
+}
+
 static int cmd_bill(int argc, char **argv, cli_globals *g)
 {
 	if (cli_wants_help(argc, argv)) {
 		bill_usage(stdout);
 		return 0;
 	}
-	const char *debt;
-	int as_json;
-	int rc = cli_arg_and_json(argc, argv, "billing bill", "DEBT_ID", &debt, &as_json);
-	if (rc != 0)
-		return rc;
+	const char *debt = NULL, *pdf = NULL;
+	int as_json = 0, rc = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *v;
+		int missing = 0;
+		if ((v = cli_option(argc, argv, &i, "--pdf", &missing)) != NULL)
+			pdf = v;
+		else if (missing)
+			return cli_usage_error("%s needs a value", argv[i]);
+		else if (strcmp(argv[i], "--json") == 0)
+			as_json = 1;
+		else if (debt == NULL && argv[i][0] != '-')
+			debt = argv[i];
+		else
+			return cli_usage_error("billing bill takes DEBT_ID [--json] [--pdf FILE], not \"%s\"", argv[i]);
+	}
+	if (debt == NULL)
+		return cli_usage_error("billing bill takes DEBT_ID [--json] [--pdf FILE]");
 	rpcq_client *client = cli_client(g);
 	if (client == NULL)
 		return 1;
 	rpcq_call_options o = cli_call_options(g);
 	Rpcq__Billing__GetBillRequest req = RPCQ__BILLING__GET_BILL_REQUEST__INIT;
 	req.debt_id = (char *)debt;
+	req.pdf = pdf != NULL;
 	Rpcq__Billing__Bill *b = NULL;
 	rpcq_error err;
 	if (rpcq_billing_get_bill(client, &req, &b, &o, &err) != RPCQ_OK)
 		return cli_fail(&err);
-	if (as_json) {
+	if (pdf != NULL && (rc = write_pdf(pdf, &b->slip_pdf)) != 0) {
+		protobuf_c_message_free_unpacked(&b->base, NULL);
+		return rc;
+	}
+	int pdf_only = pdf != NULL && strcmp(pdf, "-") == 0; /* stdout holds the PDF alone */
+	if (as_json && !pdf_only) {
 		rc = cli_print_json(&b->base, 1);
-	} else {
+	} else if (!pdf_only) {
 		size_t n = strlen(b->slip);
 		fputs(b->slip, stdout);
 		if (n > 0 && b->slip[n - 1] != '\n')

@@ -231,6 +231,13 @@ void gateway_route(conn *c)
 			upload_status_route(c);
 		return;
 	}
+	if (strncmp(path, "/billing/bills/", 15) == 0 && path[15] != '\0') {
+		if (!is_get(req))
+			method_not_allowed(c, "GET");
+		else
+			bills_route(c);
+		return;
+	}
 	char msg[300];
 	snprintf(msg, sizeof(msg), "no route for %s %.200s", req->method, path);
 	conn_respond_error(c, 404, "not_found", msg);

@@ -243,6 +243,9 @@ void upload_free(upload *u);
 /* GET /billing/imports/<id>. */
 void upload_status_route(conn *c);
 
+/* --- bills.c: GET /billing/bills/<debtId>[/slip.pdf] --- */
+void bills_route(conn *c);
+
 /* --- sse.c --- */
 void sse_route(conn *c);
 /* The publisher listener of the gateway (registered in gateway_create). */

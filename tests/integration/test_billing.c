@@ -1076,6 +1076,63 @@ static char *http_wait_done(const char *status_url, int ms)
  * bills and mails: 1,999 debts, bills and e-mails, which the import's JSON
  * status shows and the SMTP server receives; the same file again adds no
  * debt, bill or e-mail. */
+/* GET /billing/bills/<debtId> and .../slip.pdf for the sample's first
+ * debt (Elijah Santos, 7811 due 2024-01-19): the bill as JSON; the slip as a
+ * PDF that pdftotext reads the same fields from; errors as on every route. */
+static void http_bill_and_its_pdf_slip(void)
+{
+	const char *debt = "ea23f2ca-663a-4266-a742-9da4c9f4fcb3";
+	char url[300], pdf_url[320], pdf_path[] = "/tmp/rpcq-test-slip-XXXXXX";
+	snprintf(url, sizeof(url), "%s/billing/bills/%s", srv[0].http_url, debt);
+	snprintf(pdf_url, sizeof(pdf_url), "%s/slip.pdf", url);
+	harness_http_reply r;
+	assert_int_equal(harness_http("GET", url, NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(harness_http_header(&r, "Content-Type"), "application/json"));
+	char code[80] = "";
+	const char *at = strstr(r.body, "\"paymentCode\":\"");
+	assert_non_null(at);
+	sscanf(at + 15, "%79[^\"]", code);
+	assert_int_equal(strlen(code), 54);
+	assert_non_null(strstr(r.body, "\"name\":\"Elijah Santos\""));
+	assert_null(strstr(r.body, "slipPdf"));
+	harness_http_reply_free(&r);
+
+	assert_int_equal(harness_http("GET", pdf_url, NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(harness_http_header(&r, "Content-Type"), "application/pdf");
+	assert_true(r.body_len > 1000);
+	assert_memory_equal(r.body, "%PDF-1.", 7);
+	int fd = mkstemp(pdf_path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, r.body, r.body_len), (ssize_t)r.body_len);
+	close(fd);
+	harness_http_reply_free(&r);
+	const char *argv[] = {"pdftotext", pdf_path, "-", NULL};
+	char *out = NULL, *err = NULL;
+	if (harness_run(argv, NULL, &out, &err, 30000) != 0)
+		fail_msg("pdftotext: %s", err);
+	unlink(pdf_path);
+	assert_non_null(strstr(out, code));
+	assert_non_null(strstr(out, debt));
+	assert_non_null(strstr(out, "Elijah Santos"));
+	assert_non_null(strstr(out, "7811.00"));
+	assert_non_null(strstr(out, "2024-01-19"));
+	free(out);
+	free(err);
+
+	/* An unknown debt, another method. */
+	snprintf(pdf_url, sizeof(pdf_url), "%s/billing/bills/no-such-debt/slip.pdf", srv[0].http_url);
+	assert_int_equal(harness_http("GET", pdf_url, NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 404);
+	assert_non_null(strstr(r.body, "\"code\":\"not_found\""));
+	assert_non_null(strstr(r.body, "no-such-debt"));
+	harness_http_reply_free(&r);
+	assert_int_equal(harness_http("DELETE", url, NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 405);
+	harness_http_reply_free(&r);
+}
+
 static void test_curl_posting_the_sample_bills_and_mails_1999_debts_and_again_adds_none(void **state)
 {
 	(void)state;
@@ -1108,6 +1165,8 @@ static void test_curl_posting_the_sample_bills_and_mails_1999_debts_and_again_ad
 	int total, dups;
 	assert_int_equal(sink_count(&smtp, &total, &dups), 1999);
 	assert_int_equal(total, 1999);
+
+	http_bill_and_its_pdf_slip();
 
 	/* Again: another import, of nothing new. */
 	assert_int_equal(curl(args, &out, &err, NULL), 0);

@@ -726,6 +726,30 @@ static void test_bill_prints_the_slip_and_pay_marks_the_debt_paid_once(void **st
 		fail_msg("no \"%s\" in:\n%s", want, out);
 	free(want), free(out), free(err);
 
+	/* The slip as a PDF: to a file next to the usual output, or alone to
+	 * stdout; pdftotext reads the bill's fields from it. */
+	char *pdf = fmt("%s.pdf", path);
+	billing_ok(s, &out, &err, "bill --pdf", "bill", "debt-ana", "--pdf", pdf, NULL);
+	assert_non_null(strstr(out, "payment code "));
+	free(out), free(err);
+	const char *text_argv[] = {"pdftotext", pdf, "-", NULL};
+	if (harness_run(text_argv, NULL, &out, &err, 30000) != 0)
+		fail_msg("pdftotext: %s", err);
+	assert_non_null(strstr(out, code));
+	assert_non_null(strstr(out, "debt-ana"));
+	assert_non_null(strstr(out, "Ana Lima"));
+	assert_non_null(strstr(out, "100.50"));
+	free(out), free(err);
+	billing_ok(s, &out, &err, "bill --pdf -", "bill", "debt-ana", "--pdf", "-", NULL);
+	assert_memory_equal(out, "%PDF-1.", 7);
+	assert_null(strstr(out, "payment code "));
+	free(out), free(err);
+	assert_int_equal(billing(s, &out, &err, "bill", "debt-ana", "--pdf", "/nonexistent/dir/slip.pdf", NULL), 1);
+	assert_non_null(strstr(err, "/nonexistent/dir/slip.pdf"));
+	free(out), free(err);
+	unlink(pdf);
+	free(pdf);
+
 	/* A payment: its e-mail was sent already, so nothing is cancelled. */
 	billing_ok(s, &out, &err, "pay", "pay", "debt-ana", "--amount", "100.50", "--paid-at", "2024-03-01T10:00:00Z",
 		   "--payer", "Ana Lima", NULL);

@@ -87,6 +87,9 @@ typedef struct billing_bill_source {
 rpcq_status billing_bill_render(const billing_bill_source *src, int layout, boleto *b, strbuf *slip,
 				rpcq_error *err) RPCQ_NODISCARD;
 
+/* The slip of the bill of src as a PDF (slip_pdf.h), appended to pdf. */
+rpcq_status billing_bill_pdf(const billing_bill_source *src, strbuf *pdf, rpcq_error *err) RPCQ_NODISCARD;
+
 int billing_bill_round(billing_state *st);
 rpcq_status billing_get_bill(call *c, const ProtobufCMessage *in, ProtobufCMessage **out);
 

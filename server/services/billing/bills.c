@@ -28,6 +28,7 @@
 #include "money.h"
 #include "pgcopy.h"
 #include "slip.h"
+#include "slip_pdf.h"
 #include "sql.h"
 
 /* The bank code and agreement number of the boletos this service makes:
@@ -74,6 +75,18 @@ rpcq_status billing_bill_render(const billing_bill_source *src, int layout, bole
 	if (slip->failed)
 		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory for a slip");
 	return RPCQ_OK;
+}
+
+rpcq_status billing_bill_pdf(const billing_bill_source *src, strbuf *pdf, rpcq_error *err)
+{
+	boleto b;
+	int32_t due;
+	rpcq_status st = billing_bill_render(src, BILLING_SLIP_LAYOUT, &b, NULL, err);
+	if (st != RPCQ_OK)
+		return st;
+	(void)date_parse(src->due_date, strlen(src->due_date), &due); /* parsed by billing_bill_render */
+	slip_input si = {BILLING_BENEFICIARY, src->name, src->government_id, src->debt_id, src->amount_cents, due, &b};
+	return slip_pdf_render(pdf, &si, err);
 }
 
 /* Bills the claimed rows of res: COPY data for the bills and the outbox. */
@@ -203,21 +216,34 @@ rpcq_status billing_get_bill(call *c, const ProtobufCMessage *msg, ProtobufCMess
 	b->due_date = arena_strdup(ar, PQgetvalue(res, 0, 5));
 	b->barcode = arena_strdup(ar, PQgetvalue(res, 0, 6));
 	b->payment_code = arena_strdup(ar, PQgetvalue(res, 0, 7));
+	billing_bill_source src = {int_at(res, 0, 15), b->debt_id,	  b->name,
+				   b->government_id,   int_at(res, 0, 4), b->due_date};
+	rpcq_error err;
+	st = RPCQ_OK;
 	if (PQgetvalue(res, 0, 17)[0] == 't') {
 		b->slip = arena_strdup(ar, PQgetvalue(res, 0, 8));
 	} else {
-		billing_bill_source src = {int_at(res, 0, 15), b->debt_id,	  b->name,
-					   b->government_id,   int_at(res, 0, 4), b->due_date};
 		boleto bo;
 		strbuf slip = STRBUF_INIT;
-		rpcq_error err;
 		st = billing_bill_render(&src, (int)int_at(res, 0, 16), &bo, &slip, &err);
 		b->slip = st == RPCQ_OK ? arena_strndup(ar, slip.data, slip.len) : NULL;
 		strbuf_fini(&slip);
-		if (st != RPCQ_OK) {
-			PQclear(res);
-			return call_fail_err(c, st, &err);
+	}
+	if (st == RPCQ_OK && in->pdf) {
+		strbuf pdf = STRBUF_INIT;
+		st = billing_bill_pdf(&src, &pdf, &err);
+		b->slip_pdf.data = st == RPCQ_OK ? arena_alloc(ar, pdf.len) : NULL;
+		if (b->slip_pdf.data != NULL) {
+			memcpy(b->slip_pdf.data, pdf.data, pdf.len);
+			b->slip_pdf.len = pdf.len;
+		} else if (st == RPCQ_OK) {
+			st = rpcq_error_set(&err, RPCQ_RESOURCE_EXHAUSTED, "out of memory for a PDF slip");
 		}
+		strbuf_fini(&pdf);
+	}
+	if (st != RPCQ_OK) {
+		PQclear(res);
+		return call_fail_err(c, st, &err);
 	}
 	b->created_at_ms = int_at(res, 0, 9);
 	int64_t state = int_at(res, 0, 10);

@@ -712,9 +712,12 @@ static int cmd_import(int argc, char **argv, cli_globals *g)
 
 /* A page of vouchers as "customer_id, order_id, [b1, b2, ...]" lines, into
  * one buffer written with one fwrite (pages hold thousands of lines, and a
- * stdio call per barcode costs more than formatting them). 0, or -1 when out
- * of memory or the write failed. */
-static int write_vouchers(FILE *out, Rpcq__Vouchers__Voucher *const *v, size_t n)
+ * stdio call per barcode costs more than formatting them). An order longer
+ * than a page comes in parts (Voucher.continues): *open says that the line
+ * of the page before's last one is still open, and the part that goes on
+ * with it adds its barcodes to that line. 0, or -1 when out of memory or the
+ * write failed. */
+static int write_vouchers(FILE *out, Rpcq__Vouchers__Voucher *const *v, size_t n, int *open)
 {
 	size_t cap = 1;
 	for (size_t i = 0; i < n; i++) {
@@ -727,28 +730,34 @@ static int write_vouchers(FILE *out, Rpcq__Vouchers__Voucher *const *v, size_t n
 		return -1;
 	char *w = buf;
 	for (size_t i = 0; i < n; i++) {
-		size_t l = strlen(v[i]->customer_id);
-		memcpy(w, v[i]->customer_id, l);
-		w += l;
-		*w++ = ',';
-		*w++ = ' ';
-		l = strlen(v[i]->order_id);
-		memcpy(w, v[i]->order_id, l);
-		w += l;
-		*w++ = ',';
-		*w++ = ' ';
-		*w++ = '[';
+		int more = *open; /* barcodes of this order are on the line already */
+		if (!*open) {
+			size_t l = strlen(v[i]->customer_id);
+			memcpy(w, v[i]->customer_id, l);
+			w += l;
+			*w++ = ',';
+			*w++ = ' ';
+			l = strlen(v[i]->order_id);
+			memcpy(w, v[i]->order_id, l);
+			w += l;
+			*w++ = ',';
+			*w++ = ' ';
+			*w++ = '[';
+		}
 		for (size_t k = 0; k < v[i]->n_barcodes; k++) {
-			if (k > 0) {
+			if (k > 0 || more) {
 				*w++ = ',';
 				*w++ = ' ';
 			}
-			l = strlen(v[i]->barcodes[k]);
+			size_t l = strlen(v[i]->barcodes[k]);
 			memcpy(w, v[i]->barcodes[k], l);
 			w += l;
 		}
-		*w++ = ']';
-		*w++ = '\n';
+		*open = v[i]->continues;
+		if (!*open) {
+			*w++ = ']';
+			*w++ = '\n';
+		}
 	}
 	size_t len = (size_t)(w - buf);
 	size_t wrote = fwrite(buf, 1, len, out);
@@ -766,7 +775,7 @@ static int list_vouchers(rpcq_client *client, const rpcq_call_options *o, const 
 	req.customer_id = (char *)customer;
 	req.page_size = PAGE_SIZE;
 	char *token = NULL;
-	int rc = 0;
+	int rc = 0, open = 0;
 	for (;;) {
 		Rpcq__Vouchers__ListVouchersResponse *r = NULL;
 		rpcq_error err;
@@ -778,7 +787,7 @@ static int list_vouchers(rpcq_client *client, const rpcq_call_options *o, const 
 		if (as_json) {
 			for (size_t i = 0; i < r->n_vouchers && rc == 0; i++)
 				rc = cli_print_json(&r->vouchers[i]->base, 0);
-		} else if (write_vouchers(out, r->vouchers, r->n_vouchers) != 0) {
+		} else if (write_vouchers(out, r->vouchers, r->n_vouchers, &open) != 0) {
 			*write_failed = 1;
 			rc = 1;
 		}

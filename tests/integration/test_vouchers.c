@@ -198,14 +198,19 @@ static char *rejections(rpcq_client *c, const char *id)
 	return s;
 }
 
-/* Every voucher line in the spec's format (malloc'd), paging with size. */
-static char *voucher_lines(rpcq_client *c, const char *customer, uint32_t size)
+/* Every voucher line in the spec's format (malloc'd), paging with size; an
+ * order that comes in parts (Voucher.continues) is one line, as the spec
+ * has it. *parts (optional) counts the parts that continue. */
+static char *voucher_lines_parts(rpcq_client *c, const char *customer, uint32_t size, int *parts)
 {
 	size_t cap = 1 << 16, len = 0;
 	char *s = malloc(cap);
 	assert_non_null(s);
 	s[0] = '\0';
 	char *token = strdup("");
+	int open = 0;
+	if (parts)
+		*parts = 0;
 	for (;;) {
 		Rpcq__Vouchers__ListVouchersRequest req = RPCQ__VOUCHERS__LIST_VOUCHERS_REQUEST__INIT;
 		req.customer_id = (char *)(customer ? customer : "");
@@ -216,8 +221,11 @@ static char *voucher_lines(rpcq_client *c, const char *customer, uint32_t size)
 		if (rpcq_voucher_list_vouchers(c, &req, &r, NULL, &err) != RPCQ_OK)
 			fail_msg("ListVouchers: %s", err.message);
 		assert_true(r->n_vouchers <= size);
+		assert_true(protobuf_c_message_get_packed_size(&r->base) < (4u << 20));
 		for (size_t i = 0; i < r->n_vouchers; i++) {
 			const Rpcq__Vouchers__Voucher *v = r->vouchers[i];
+			/* Only a page's last voucher continues. */
+			assert_true(!v->continues || i + 1 == r->n_vouchers);
 			size_t need = strlen(v->customer_id) + strlen(v->order_id) + 16;
 			for (size_t k = 0; k < v->n_barcodes; k++)
 				need += strlen(v->barcodes[k]) + 2;
@@ -226,10 +234,16 @@ static char *voucher_lines(rpcq_client *c, const char *customer, uint32_t size)
 				s = realloc(s, cap);
 				assert_non_null(s);
 			}
-			len += (size_t)snprintf(s + len, cap - len, "%s, %s, [", v->customer_id, v->order_id);
+			if (!open)
+				len += (size_t)snprintf(s + len, cap - len, "%s, %s, [", v->customer_id, v->order_id);
 			for (size_t k = 0; k < v->n_barcodes; k++)
-				len += (size_t)snprintf(s + len, cap - len, "%s%s", k ? ", " : "", v->barcodes[k]);
-			len += (size_t)snprintf(s + len, cap - len, "]\n");
+				len += (size_t)snprintf(s + len, cap - len, "%s%s", k || open ? ", " : "",
+							v->barcodes[k]);
+			open = v->continues;
+			if (open && parts)
+				++*parts;
+			if (!open)
+				len += (size_t)snprintf(s + len, cap - len, "]\n");
 		}
 		free(token);
 		token = strdup(r->next_page_token);
@@ -237,11 +251,16 @@ static char *voucher_lines(rpcq_client *c, const char *customer, uint32_t size)
 		if (token[0] == '\0')
 			break;
 	}
+	assert_false(open);
 	free(token);
 	return s;
 }
 
-/* "customer, tickets\n" of the top n. */
+static char *voucher_lines(rpcq_client *c, const char *customer, uint32_t size)
+{
+	return voucher_lines_parts(c, customer, size, NULL);
+}
+
 static char *top_lines(rpcq_client *c, uint32_t n)
 {
 	Rpcq__Vouchers__TopCustomersRequest req = RPCQ__VOUCHERS__TOP_CUSTOMERS_REQUEST__INIT;
@@ -794,6 +813,92 @@ static void test_a_second_import_merges_into_the_stock(void **state)
 	assert_int_equal(sort_keys_wrong(), 0);
 	free(rej);
 	import_free(b);
+}
+
+/* Fails naming where got first differs from want (texts too long to print). */
+static void same_text(const char *what, const char *got, const char *want)
+{
+	size_t i = 0;
+	while (got[i] && got[i] == want[i])
+		i++;
+	if (got[i] != want[i])
+		fail_msg("%s: differs at byte %zu of %zu (wanted %zu): got \"%.60s\", wanted \"%.60s\"", what, i,
+			 strlen(got), strlen(want), got + (i > 20 ? i - 20 : 0), want + (i > 20 ? i - 20 : 0));
+}
+
+/* An order with more barcodes than one reply holds (4 MiB): listed in
+ * parts over consecutive pages, each reply under the limit, that join up to
+ * its whole line; for one customer too; a continuation token that this
+ * server did not give is refused. */
+static void test_an_order_longer_than_a_page_is_listed_in_parts_that_join_up(void **state)
+{
+	(void)state;
+	const int big = 130000; /* 60-byte barcodes: 7.8 MB, 130% of the 100,000 rows a page reads */
+	size_t cap = (size_t)big * 64 + 256, len = 0;
+	char *barcodes = malloc(cap), *want = malloc(cap);
+	assert_non_null(barcodes);
+	assert_non_null(want);
+	len = (size_t)snprintf(barcodes, cap, "barcode,order_id\na1,A\na2,A\na3,A\nc1,C\nc2,C\n");
+	size_t wl = (size_t)snprintf(want, cap, "1, A, [a1, a2, a3]\n2, B, [");
+	for (int k = 0; k < big; k++) {
+		len += (size_t)snprintf(barcodes + len, cap - len, "b%059d,B\n", k);
+		wl += (size_t)snprintf(want + wl, cap - wl, "%sb%059d", k ? ", " : "", k);
+	}
+	wl += (size_t)snprintf(want + wl, cap - wl, "]\n3, C, [c1, c2]\n");
+	Rpcq__Vouchers__Import *imp =
+		import_texts(cl[0], "order_id,customer_id\nA,1\nB,2\nC,3\n", barcodes, (size_t)1 << 20);
+	assert_int_equal(imp->counts->barcodes_added, big + 5);
+	import_free(imp);
+
+	int parts;
+	char *lines = voucher_lines_parts(cl[0], NULL, 1000, &parts);
+	same_text("every voucher", lines, want);
+	assert_true(parts >= 2); /* cut by the rows read, then by the reply's size */
+	free(lines);
+	lines = voucher_lines_parts(cl[1], "2", 1000, &parts);
+	const char *b_line = strstr(want, "2, B, [");
+	char *want_b = strndup(b_line, (size_t)(strstr(want, "3, C, [") - b_line));
+	assert_non_null(want_b);
+	same_text("customer 2's", lines, want_b);
+	free(want_b);
+	free(lines);
+	/* Pages of one order each, across the other process. */
+	lines = voucher_lines(cl[1], NULL, 1);
+	same_text("pages of one order", lines, want);
+	free(lines);
+
+	Rpcq__Vouchers__ListVouchersRequest req = RPCQ__VOUCHERS__LIST_VOUCHERS_REQUEST__INIT;
+	Rpcq__Vouchers__ListVouchersResponse *r = NULL;
+	rpcq_error err;
+	const char *bad[] = {"B\x1f",
+			     "B\x1fx",
+			     "B\x1f-1",
+			     "\x1f"
+			     "7",
+			     "B\x1f"
+			     "99999999999999999999",
+			     "B\x1f"
+			     "9223372036854775807"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		req.page_token = (char *)bad[i];
+		assert_int_equal(rpcq_voucher_list_vouchers(cl[0], &req, &r, NULL, &err), RPCQ_INVALID_ARGUMENT);
+		assert_non_null(strstr(err.message, "is not one this server gave"));
+	}
+	/* Past the order's last barcode: the orders after it. */
+	req.page_token = "B\x1f"
+			 "9223372036854775806";
+	assert_int_equal(rpcq_voucher_list_vouchers(cl[0], &req, &r, NULL, &err), RPCQ_OK);
+	assert_int_equal(r->n_vouchers, 1);
+	assert_string_equal(r->vouchers[0]->order_id, "C");
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	/* Another customer's order. */
+	req.customer_id = "3";
+	req.page_token = "B\x1f"
+			 "5";
+	assert_int_equal(rpcq_voucher_list_vouchers(cl[0], &req, &r, NULL, &err), RPCQ_INVALID_ARGUMENT);
+	assert_non_null(strstr(err.message, "for customer 3"));
+	free(barcodes);
+	free(want);
 }
 
 /* Reports: ids that are integers sort numerically, others after them by
@@ -2242,6 +2347,7 @@ int main(void)
 		cmocka_unit_test_setup(test_an_import_resumes_on_the_other_process_after_a_restart, reset),
 		cmocka_unit_test_setup(test_a_second_import_merges_into_the_stock, reset),
 		cmocka_unit_test_setup(test_reports_sort_page_and_filter, reset),
+		cmocka_unit_test_setup(test_an_order_longer_than_a_page_is_listed_in_parts_that_join_up, reset),
 		cmocka_unit_test_setup(test_issue_vouchers_sells_unused_barcodes_once_and_says_when_short, reset),
 		cmocka_unit_test_setup(test_issues_in_one_batch_each_get_their_own_answer, reset),
 		cmocka_unit_test_setup(test_calls_are_answered_while_workers_wait_for_a_batch, reset),

@@ -901,6 +901,46 @@ static void test_an_import_killed_midway_resumes_where_it_stopped_and_ends_as_an
 	free(out), free(err), free(orders), free(barcodes);
 }
 
+/* An order with more barcodes than one reply holds comes over several
+ * pages; list and report print it as one line all the same, and --json
+ * prints its parts, each but the last marked "continues". */
+static void test_an_order_longer_than_a_page_is_one_line(void **state)
+{
+	(void)state;
+	harness_pg db;
+	harness_server *s = start(&db);
+	const int big = 120000;
+	struct sb b = {0}, want = {0};
+	sb_add(&b, "barcode,order_id\nc1,C\n");
+	sb_add(&want, "1, B, [");
+	for (int k = 0; k < big; k++) {
+		sb_add(&b, "b%059d,B\n", k);
+		sb_add(&want, "%sb%059d", k ? ", " : "", k);
+	}
+	sb_add(&want, "]\n2, C, [c1]\n");
+	char *text = sb_take(&b), *want_text = sb_take(&want);
+	char *orders = write_file("orders.csv", "order_id,customer_id\nB,1\nC,2\n");
+	char *barcodes = write_file("barcodes.csv", text);
+	char *out, *err;
+	vouchers_ok(s, &out, &err, "report", "report", "--orders", orders, "--barcodes", barcodes, NULL);
+	assert_int_equal(strncmp(out, want_text, strlen(want_text)), 0);
+	free(out), free(err);
+	vouchers_ok(s, &out, &err, "list", "list", NULL);
+	assert_int_equal(strlen(out), strlen(want_text));
+	assert_int_equal(strcmp(out, want_text), 0);
+	free(out), free(err);
+	vouchers_ok(s, &out, &err, "list --json", "list", "--json", NULL);
+	int parts = count_lines(out);
+	assert_true(parts >= 3);
+	assert_int_equal(has_line_starting(out, "{\"customerId\":\"2\",\"orderId\":\"C\""), 1);
+	int continued = 0;
+	for (const char *p = strstr(out, "\"continues\":true"); p; p = strstr(p + 1, "\"continues\":true"))
+		continued++;
+	assert_int_equal(continued, parts - 2);
+	free(out), free(err);
+	free(text), free(want_text), free(orders), free(barcodes);
+}
+
 static void test_issue_sells_from_the_unused_stock_and_fails_with_resource_exhausted_when_short(void **state)
 {
 	(void)state;
@@ -1193,6 +1233,7 @@ int main(void)
 			test_issue_sells_from_the_unused_stock_and_fails_with_resource_exhausted_when_short,
 			teardown_test),
 		cmocka_unit_test_teardown(test_top_without_n_prints_the_top_5_ties_by_customer_id, teardown_test),
+		cmocka_unit_test_teardown(test_an_order_longer_than_a_page_is_one_line, teardown_test),
 		cmocka_unit_test_teardown(
 			test_an_import_that_takes_a_while_shows_progress_on_a_terminal_and_none_on_a_pipe,
 			teardown_test),

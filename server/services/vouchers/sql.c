@@ -258,29 +258,33 @@ const db_stmt vouchers_sql_apply_done = {
 };
 
 /* Reports. A page of vouchers is a page of orders that have a barcode (in
- * the listing index's order), then their barcodes, one row each. A page
- * token (the previous page's last order) that names no order, or none of
- * the customer's, gives no rows (reports.c then refuses it). */
+ * the listing index's order), then their barcodes with their positions, one
+ * row each, at most a given number of rows (the last order of a result
+ * that has that many may go on past it). A page token (the previous page's
+ * last order) that names no order, or none of the customer's, gives no rows
+ * (reports.c then refuses it). The rest of one order, after a position, is
+ * read through its own index for an order longer than a page. */
 
 #define VOUCHER_ORDER "o.customer_key, o.customer_id, o.order_key, o.order_id"
 #define HAS_BARCODE " EXISTS (SELECT 1 FROM voucher_barcodes x WHERE x.order_id = o.order_id)"
-#define VOUCHER_ROWS(where, limit)                                                                            \
-	"SELECT o.customer_id, o.order_id, b.barcode FROM (SELECT o.order_id, o.customer_id, o.customer_key," \
-	" o.order_key FROM voucher_orders o WHERE " where " ORDER BY " VOUCHER_ORDER " LIMIT " limit ") o"    \
-	" JOIN voucher_barcodes b ON b.order_id = o.order_id ORDER BY " VOUCHER_ORDER ", b.pos"
+#define VOUCHER_ROWS(where, limit, rows)                                                                             \
+	"SELECT o.customer_id, o.order_id, b.barcode, b.pos FROM (SELECT o.order_id, o.customer_id,"                 \
+	" o.customer_key, o.order_key FROM voucher_orders o WHERE " where " ORDER BY " VOUCHER_ORDER " LIMIT " limit \
+	") o JOIN voucher_barcodes b ON b.order_id = o.order_id ORDER BY " VOUCHER_ORDER ", b.pos"                   \
+	" LIMIT " rows
 
 const db_stmt vouchers_sql_vouchers_first = {
 	"vouchers_vouchers_first",
-	VOUCHER_ROWS(HAS_BARCODE, "$1::int8"),
-	1,
+	VOUCHER_ROWS(HAS_BARCODE, "$1::int8", "$2::int8"),
+	2,
 };
 
 const db_stmt vouchers_sql_vouchers_after = {
 	"vouchers_vouchers_after",
 	VOUCHER_ROWS("(" VOUCHER_ORDER ") > (SELECT p.customer_key, p.customer_id, p.order_key, p.order_id"
 		     " FROM voucher_orders p WHERE p.order_id = $1) AND" HAS_BARCODE,
-		     "$2::int8"),
-	2,
+		     "$2::int8", "$3::int8"),
+	3,
 };
 
 const db_stmt vouchers_sql_vouchers_customer = {
@@ -288,8 +292,18 @@ const db_stmt vouchers_sql_vouchers_customer = {
 	VOUCHER_ROWS("o.customer_key = voucher_sort_key($1) AND o.customer_id = $1 AND ($2 = ''"
 		     " OR ((o.order_key, o.order_id) > (voucher_sort_key($2), $2) AND EXISTS (SELECT 1"
 		     " FROM voucher_orders p WHERE p.order_id = $2 AND p.customer_id = $1))) AND" HAS_BARCODE,
-		     "$3::int8"),
-	3,
+		     "$3::int8", "$4::int8"),
+	4,
+};
+
+/* The barcodes of order $1 after position $2 (of customer $3 when not
+ * empty), at most $4. */
+const db_stmt vouchers_sql_voucher_rest = {
+	"vouchers_voucher_rest",
+	"SELECT o.customer_id, o.order_id, b.barcode, b.pos FROM voucher_orders o JOIN voucher_barcodes b"
+	" ON b.order_id = o.order_id WHERE o.order_id = $1 AND b.pos > $2::int8 AND ($3 = '' OR o.customer_id = $3)"
+	" ORDER BY b.pos LIMIT $4::int8",
+	4,
 };
 
 const db_stmt vouchers_sql_order_customer = {"vouchers_order_customer",

@@ -72,12 +72,14 @@ extern const db_stmt vouchers_sql_apply_tickets;
 extern const db_stmt vouchers_sql_apply_stock;
 
 /* Reports. */
-/* limit -> customer_id, order_id, barcode (one row per barcode) */
+/* limit, rows -> customer_id, order_id, barcode, pos (one row per barcode) */
 extern const db_stmt vouchers_sql_vouchers_first;
-/* after order_id, limit -> same */
+/* after order_id, limit, rows -> same */
 extern const db_stmt vouchers_sql_vouchers_after;
-/* customer_id, after order_id ('' for the first page), limit -> same */
+/* customer_id, after order_id ('' for the first page), limit, rows -> same */
 extern const db_stmt vouchers_sql_vouchers_customer;
+/* order_id, after pos, customer_id or '', rows -> same, of that order */
+extern const db_stmt vouchers_sql_voucher_rest;
 /* order_id -> customer_id (no row: no such order) */
 extern const db_stmt vouchers_sql_order_customer;
 /* n -> customer_id, tickets */

@@ -296,21 +296,21 @@ if [[ $steps == *reports* ]]; then
 	sed 's/^/  /' "$tmp/reports.txt" >&2
 	stop "$rpcqd_pid"
 	{
-		echo "-- ListVouchers, first page (1001 orders)"
-		psql -qX "$last_db" -c "EXPLAIN (ANALYZE, BUFFERS) SELECT o.customer_id, o.order_id, b.barcode FROM
+		echo "-- ListVouchers, first page (1001 orders, at most 100,001 barcodes)"
+		psql -qX "$last_db" -c "EXPLAIN (ANALYZE, BUFFERS) SELECT o.customer_id, o.order_id, b.barcode, b.pos FROM
 			(SELECT o.order_id, o.customer_id, o.customer_key, o.order_key FROM voucher_orders o
 			WHERE EXISTS (SELECT 1 FROM voucher_barcodes x WHERE x.order_id = o.order_id)
 			ORDER BY o.customer_key, o.customer_id, o.order_key, o.order_id LIMIT 1001) o
 			JOIN voucher_barcodes b ON b.order_id = o.order_id
-			ORDER BY o.customer_key, o.customer_id, o.order_key, o.order_id, b.pos"
+			ORDER BY o.customer_key, o.customer_id, o.order_key, o.order_id, b.pos LIMIT 100001"
 		echo "-- ListVouchers of customer $customer"
-		psql -qX "$last_db" -c "EXPLAIN (ANALYZE, BUFFERS) SELECT o.customer_id, o.order_id, b.barcode FROM
+		psql -qX "$last_db" -c "EXPLAIN (ANALYZE, BUFFERS) SELECT o.customer_id, o.order_id, b.barcode, b.pos FROM
 			(SELECT o.order_id, o.customer_id, o.customer_key, o.order_key FROM voucher_orders o
 			WHERE o.customer_key = voucher_sort_key('$customer') AND o.customer_id = '$customer'
 			AND EXISTS (SELECT 1 FROM voucher_barcodes x WHERE x.order_id = o.order_id)
 			ORDER BY o.customer_key, o.customer_id, o.order_key, o.order_id LIMIT 1001) o
 			JOIN voucher_barcodes b ON b.order_id = o.order_id
-			ORDER BY o.customer_key, o.customer_id, o.order_key, o.order_id, b.pos"
+			ORDER BY o.customer_key, o.customer_id, o.order_key, o.order_id, b.pos LIMIT 100001"
 	} >"$tmp/explain-reports.txt" 2>&1
 	save
 fi

@@ -8,9 +8,6 @@
  */
 #include <string.h>
 
-#include <rpcq/alloc.h>
-#include <rpcq/json.h>
-
 #include "gateway_internal.h"
 #include "rpcq/billing.pb-c.h"
 
@@ -26,27 +23,16 @@ static void bill_run(server_job *job, arena *ar)
 	Rpcq__Billing__GetBillRequest in = RPCQ__BILLING__GET_BILL_REQUEST__INIT;
 	in.debt_id = pdf ? arena_strndup(ar, rest, n - sn) : (char *)rest;
 	in.pdf = pdf;
-	call_result res;
-	if (in.debt_id == NULL) {
-		conn_respond_error(c, 503, "resource_exhausted", "out of memory");
-		goto out;
-	}
-	gw_call(c, ar, "/rpcq.billing.BillingService/GetBill", 0, c->received, c->received_ns, &in.base, &res);
-	if (res.status != RPCQ_OK) {
-		conn_respond_error(c, gateway_http_status(res.status), gateway_connect_code(res.status), res.message);
-	} else if (pdf) {
+	call_result res = {.status = RPCQ_RESOURCE_EXHAUSTED, .message = "out of memory"};
+	if (in.debt_id != NULL)
+		gw_call(c, ar, "/rpcq.billing.BillingService/GetBill", 0, c->received, c->received_ns, &in.base, &res);
+	if (res.status == RPCQ_OK && pdf) {
 		const Rpcq__Billing__Bill *b = (const Rpcq__Billing__Bill *)res.output;
 		conn_respond(c, 200, "application/pdf", "Cache-Control: no-store\r\n", b->slip_pdf.data,
 			     b->slip_pdf.len);
 	} else {
-		char *json = rpcq_message_to_json(res.output, 0);
-		if (json == NULL)
-			conn_respond_error(c, 500, "internal", "the reply does not convert to JSON");
-		else
-			conn_respond(c, 200, "application/json", NULL, json, strlen(json));
-		rpcq_free(json);
+		gw_respond_json(c, &res);
 	}
-out:
 	nng_mtx_lock(c->lock);
 	conn_release_unlock(c);
 }

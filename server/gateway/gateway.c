@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include <rpcq/alloc.h>
+#include <rpcq/json.h>
 
 #include "call_internal.h"
 #include "db/pool.h"
@@ -51,6 +52,21 @@ void gw_call_emitting(conn *c, arena *ar, const char *method, uint32_t deadline_
 	call_origin from = gw_origin(c);
 	call_run_emitting(c->gw->srv, ar, method, deadline_ms, received, received_ns, in, &from, emit, emit_arg, res);
 	c->retry_after_ms = res->retry_after_ms;
+}
+
+void gw_respond_json(conn *c, const call_result *res)
+{
+	if (res->status != RPCQ_OK) {
+		conn_respond_error(c, gateway_http_status(res->status), gateway_connect_code(res->status),
+				   res->message);
+		return;
+	}
+	char *json = rpcq_message_to_json(res->output, 0);
+	if (json == NULL)
+		conn_respond_error(c, 500, "internal", "the reply does not convert to JSON");
+	else
+		conn_respond(c, 200, "application/json", NULL, json, strlen(json));
+	rpcq_free(json);
 }
 
 int gateway_http_status(rpcq_status st)

@@ -204,6 +204,9 @@ call_origin gw_origin(const conn *c);
  * limit's retry time for the 429's Retry-After. On a worker. */
 void gw_call(conn *c, arena *ar, const char *method, uint32_t deadline_ms, nng_time received, uint64_t received_ns,
 	     ProtobufCMessage *in, call_result *res);
+/* Answers a call's reply as JSON (200), or its error in Connect's shape
+ * with the gRPC-mapped HTTP status. */
+void gw_respond_json(conn *c, const call_result *res);
 /* The same, the method's repeated results given to emit (call_emitter). */
 void gw_call_emitting(conn *c, arena *ar, const char *method, uint32_t deadline_ms, nng_time received,
 		      uint64_t received_ns, ProtobufCMessage *in, call_emit_fn emit, void *emit_arg, call_result *res);

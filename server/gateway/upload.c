@@ -370,16 +370,7 @@ static void status_run(server_job *job, arena *ar)
 	in.import_id = (char *)c->req->path + strlen(UPLOAD_PREFIX "/");
 	call_result res;
 	gw_call(c, ar, "/rpcq.billing.BillingService/GetImport", 0, c->received, c->received_ns, &in.base, &res);
-	if (res.status != RPCQ_OK) {
-		conn_respond_error(c, gateway_http_status(res.status), gateway_connect_code(res.status), res.message);
-	} else {
-		char *json = rpcq_message_to_json(res.output, 0);
-		if (json == NULL)
-			conn_respond_error(c, 500, "internal", "the reply does not convert to JSON");
-		else
-			conn_respond(c, 200, "application/json", NULL, json, strlen(json));
-		rpcq_free(json);
-	}
+	gw_respond_json(c, &res);
 	nng_mtx_lock(c->lock);
 	conn_release_unlock(c);
 }

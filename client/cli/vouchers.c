@@ -765,6 +765,70 @@ static int write_vouchers(FILE *out, Rpcq__Vouchers__Voucher *const *v, size_t n
 	return wrote == len ? 0 : -1;
 }
 
+/* The parts of an order longer than a page (Voucher.continues), joined so
+ * that --json prints one object an order, as the lines do: one order's
+ * barcodes held at a time. */
+typedef struct voucher_parts {
+	Rpcq__Vouchers__Voucher v; /* its strings and array owned here; order_id NULL: empty */
+	size_t cap;
+} voucher_parts;
+
+static int parts_add(voucher_parts *p, const Rpcq__Vouchers__Voucher *v)
+{
+	if (p->v.order_id == NULL) {
+		rpcq__vouchers__voucher__init(&p->v);
+		p->v.customer_id = strdup(v->customer_id);
+		p->v.order_id = strdup(v->order_id);
+		if (p->v.customer_id == NULL || p->v.order_id == NULL)
+			return -1;
+	}
+	if (p->v.n_barcodes + v->n_barcodes > p->cap) {
+		size_t cap = (p->v.n_barcodes + v->n_barcodes) * 2;
+		char **b = realloc(p->v.barcodes, cap * sizeof(*b));
+		if (b == NULL)
+			return -1;
+		p->v.barcodes = b;
+		p->cap = cap;
+	}
+	for (size_t k = 0; k < v->n_barcodes; k++) {
+		char *code = strdup(v->barcodes[k]);
+		if (code == NULL)
+			return -1;
+		p->v.barcodes[p->v.n_barcodes++] = code;
+	}
+	return 0;
+}
+
+static void parts_clear(voucher_parts *p)
+{
+	for (size_t k = 0; k < p->v.n_barcodes; k++)
+		free(p->v.barcodes[k]);
+	free(p->v.barcodes);
+	free(p->v.customer_id);
+	free(p->v.order_id);
+	memset(p, 0, sizeof(*p));
+}
+
+/* A page of vouchers as JSON lines on stdout, parts of one order joined. */
+static int print_vouchers_json(Rpcq__Vouchers__Voucher *const *v, size_t n, voucher_parts *p)
+{
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (!v[i]->continues && p->v.order_id == NULL) {
+			rc = cli_print_json(&v[i]->base, 0);
+			continue;
+		}
+		if (parts_add(p, v[i]) != 0)
+			return cli_fail_status(RPCQ_RESOURCE_EXHAUSTED, "out of memory joining the parts of order %s",
+					       v[i]->order_id);
+		if (!v[i]->continues) {
+			rc = cli_print_json(&p->v.base, 0);
+			parts_clear(p);
+		}
+	}
+	return rc;
+}
+
 /* Every voucher (of customer, when not empty) to out as lines, or with
  * as_json as JSON lines on stdout, page by page. Returns 0, or the exit
  * status; *write_failed is set when writing out failed. */
@@ -776,6 +840,8 @@ static int list_vouchers(rpcq_client *client, const rpcq_call_options *o, const 
 	req.page_size = PAGE_SIZE;
 	char *token = NULL;
 	int rc = 0, open = 0;
+	voucher_parts parts;
+	memset(&parts, 0, sizeof(parts));
 	for (;;) {
 		Rpcq__Vouchers__ListVouchersResponse *r = NULL;
 		rpcq_error err;
@@ -785,8 +851,7 @@ static int list_vouchers(rpcq_client *client, const rpcq_call_options *o, const 
 			break;
 		}
 		if (as_json) {
-			for (size_t i = 0; i < r->n_vouchers && rc == 0; i++)
-				rc = cli_print_json(&r->vouchers[i]->base, 0);
+			rc = print_vouchers_json(r->vouchers, r->n_vouchers, &parts);
 		} else if (write_vouchers(out, r->vouchers, r->n_vouchers, &open) != 0) {
 			*write_failed = 1;
 			rc = 1;
@@ -797,6 +862,7 @@ static int list_vouchers(rpcq_client *client, const rpcq_call_options *o, const 
 		if (rc != 0 || token == NULL)
 			break;
 	}
+	parts_clear(&parts);
 	free(token);
 	return rc;
 }

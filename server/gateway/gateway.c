@@ -2,7 +2,9 @@
  * The gateway's listeners and routes: accepting connections (with the
  * connection cap), the route table, the probes (/healthz, /readyz), the
  * Prometheus exposition (/metrics), and the status mapping shared by the
- * routes. The Connect calls are in rpc.c, the streams in sse.c.
+ * routes. The Connect calls are in rpc.c, the streams in sse.c, the
+ * search in search.c, the billing uploads in upload.c and its bills in
+ * bills.c.
  */
 #include <stdio.h>
 #include <string.h>

@@ -14,13 +14,13 @@
 #include <libpq-fe.h>
 #include <nettle/memops.h>
 #include <nettle/sha2.h>
-#include <sys/random.h>
 
 #include <rpcq/alloc.h>
 
 #include "auth.h"
 #include "call_internal.h"
 #include "db/pool.h"
+#include "entropy.h"
 #include "log.h"
 
 /* The one method a caller needs no key for: liveness and readiness. */
@@ -103,22 +103,6 @@ static void sha256(const void *data, size_t len, uint8_t out[SHA256_DIGEST_SIZE]
 	sha256_init(&ctx);
 	sha256_update(&ctx, len, data);
 	sha256_digest(&ctx, SHA256_DIGEST_SIZE, out);
-}
-
-/* n random bytes from the kernel; 0, or -1. */
-static int random_bytes(uint8_t *buf, size_t n)
-{
-	while (n > 0) {
-		ssize_t got = getrandom(buf, n, 0);
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		buf += got;
-		n -= (size_t)got;
-	}
-	return 0;
 }
 
 static void hazard_release_thread(void *arg)
@@ -514,7 +498,7 @@ rpcq_status auth_create(auth **out, const rpcq_config *cfg, const dispatch *d, r
 		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "cannot set up the key refresh: %s",
 				      strerror(errno));
 	}
-	if (random_bytes(a->dummy_hash, sizeof(a->dummy_hash)) != 0)
+	if (entropy_bytes(a->dummy_hash, sizeof(a->dummy_hash)) != 0)
 		memset(a->dummy_hash, 0x5a, sizeof(a->dummy_hash));
 	if (db_open(a) != 0 || reload(a) != 0) {
 		auth_destroy(a);
@@ -675,7 +659,7 @@ static void base64url(const uint8_t *in, size_t n, char *out)
 int auth_key_generate(char key[AUTH_KEY_LEN + 1], char prefix[AUTH_PREFIX_LEN + 1], uint8_t hash[32])
 {
 	uint8_t rnd[4 + 32];
-	if (random_bytes(rnd, sizeof(rnd)) != 0)
+	if (entropy_bytes(rnd, sizeof(rnd)) != 0)
 		return -1;
 	static const char hex[] = "0123456789abcdef";
 	for (int i = 0; i < 4; i++) {

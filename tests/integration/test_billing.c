@@ -1942,6 +1942,44 @@ static void test_a_delivered_emails_message_id_is_the_one_its_bill_reports(void 
 	free(text);
 }
 
+/* The same bill number in two databases (here: the tables emptied and
+ * their ids restarted, then a new rpcqd) gets two Message-IDs, so a
+ * receiver that sees mail of both never takes one for a resend of the
+ * other: "<bill-N.TAG@domain>", TAG 16 hex digits random to the process
+ * that made the bill. */
+static void test_the_same_bill_number_in_two_databases_has_two_message_ids(void **state)
+{
+	(void)state;
+	const int n = 5;
+	char *text = generate(n, "t", "tag");
+	const char *shape = "SELECT count(*) FROM billing_notifications n WHERE n.message_id ~"
+			    " ('^<bill-' || n.debt || '\\.[0-9a-f]{16}@localhost>$')";
+	for (int round = 0; round < 2; round++) {
+		harness_sql(pg.conninfo, "TRUNCATE billing_payments, billing_notifications, billing_bills,"
+					 " billing_bill_ranges, billing_debts, billing_rejections, billing_imports"
+					 " RESTART IDENTITY");
+		server_up(0, "spool");
+		char *id = import_file(cl[0], NULL, "tag.csv", text, strlen(text), 4000);
+		Rpcq__Billing__Import *imp = wait_state(cl[0], id, RPCQ__BILLING__IMPORT_STATE__DONE, 30000);
+		assert_int_equal(imp->emails_sent, n);
+		import_free(imp);
+		free(id);
+		assert_int_equal(harness_sql_scalar(pg.conninfo, shape), n);
+		assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT max(debt) FROM billing_notifications"), n);
+		if (round == 0) {
+			harness_sql(pg.conninfo,
+				    "CREATE TABLE tag_before AS SELECT debt, message_id FROM billing_notifications");
+			server_down(0, SIGTERM);
+		}
+	}
+	assert_int_equal(harness_sql_scalar(pg.conninfo,
+					    "SELECT count(*) FROM billing_notifications n JOIN tag_before b"
+					    " USING (debt) WHERE n.message_id <> b.message_id"),
+			 n);
+	harness_sql(pg.conninfo, "DROP TABLE tag_before");
+	free(text);
+}
+
 /* A chunk sent by a thread of the test's own, on cl[0]. */
 typedef struct window_call {
 	const char *id;
@@ -2124,6 +2162,7 @@ int main(void)
 		cmocka_unit_test_setup(test_a_debt_paid_before_its_bill_exists_gets_no_email, reset),
 		cmocka_unit_test_setup(test_a_debt_paid_between_retries_gets_no_further_attempt, reset),
 		cmocka_unit_test_setup(test_a_delivered_emails_message_id_is_the_one_its_bill_reports, reset),
+		cmocka_unit_test_setup(test_the_same_bill_number_in_two_databases_has_two_message_ids, reset),
 		cmocka_unit_test_setup(test_chunks_sent_together_or_out_of_order_import_as_one_after_another, reset),
 		cmocka_unit_test_setup(test_bills_come_in_ranges_and_a_slip_reads_the_same_everywhere, reset),
 	};

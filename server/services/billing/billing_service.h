@@ -50,6 +50,9 @@ struct billing_state {
 	billing_worker *mailer;
 	struct mailer_ctx *mail;    /* the dispatcher's sender (mailer.c) */
 	struct upload_ahead *ahead; /* chunks read ahead (import.c; NULL: none) */
+	/* This process's part of the Message-IDs of the bills it makes
+	 * (bills.c): 16 random hex digits, new at every start. */
+	char message_tag[17];
 	atomic_int stopping;
 	int listening;
 };

@@ -43,11 +43,17 @@ static int64_t int_at(const PGresult *res, int row, int col)
 	return strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
-/* The Message-ID of a bill's e-mail (mail.h), into buf. */
+/* The Message-ID of a bill's e-mail (mail.h), into buf:
+ * "<bill-NUMBER.TAG@domain>". The bill number alone is unique only in its
+ * database; the tag, random to each process (service.c), keeps two
+ * databases that send from one domain (a staging copy of production, say)
+ * from giving two e-mails one id, which a receiver would take for a
+ * resend of one. Made once with the bill and stored: every resend carries
+ * it whatever process sends it. */
 static void message_id_of(const billing_state *st, const char *debt_id, int64_t number, char *buf)
 {
-	char id[32];
-	snprintf(id, sizeof(id), "%" PRId64, number);
+	char id[48];
+	snprintf(id, sizeof(id), "%" PRId64 ".%s", number, st->message_tag);
 	mail_message m = {0};
 	m.from = st->cfg->mail_from;
 	m.debt_id = debt_id;

@@ -9,6 +9,7 @@
 #include <rpcq/alloc.h>
 
 #include "billing_service.h"
+#include "entropy.h"
 #include "ingest.h"
 #include "publisher.h"
 #include "upload_ahead.h"
@@ -56,6 +57,10 @@ static rpcq_status start(server *srv, void **state, rpcq_error *err)
 		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
 	st->srv = srv;
 	st->cfg = server_config(srv);
+	if (entropy_hex(st->message_tag, (sizeof(st->message_tag) - 1) / 2) != 0) {
+		rpcq_free(st);
+		return rpcq_error_set(err, RPCQ_INTERNAL, "billing: the system has no randomness for Message-IDs");
+	}
 	st->ahead = upload_ahead_create(); /* NULL: chunks are simply not read ahead */
 	*state = st;
 	if (st->cfg->billing_schedule_s == 0)

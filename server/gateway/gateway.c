@@ -243,8 +243,9 @@ void gateway_route(conn *c)
 		return;
 	}
 	if (strncmp(path, "/billing/imports/", 17) == 0 && path[17] != '\0' && strchr(path + 17, '/') == NULL) {
+		/* A POST (resuming the import) streams its body (upload.c). */
 		if (!is_get(req))
-			method_not_allowed(c, "GET");
+			method_not_allowed(c, "GET, POST");
 		else
 			upload_status_route(c);
 		return;

@@ -230,7 +230,7 @@ void rpc_route(conn *c);
 void search_route(conn *c);
 void search_free(gw_search *s);
 
-/* --- upload.c: POST /billing/imports, GET /billing/imports/<id> --- */
+/* --- upload.c: POST /billing/imports, POST and GET /billing/imports/<id> --- */
 /* http_limits.stream_body: the requests whose body is streamed. */
 int upload_streams(const char *method, const char *path);
 /* The head of a streamed request is in (c->req, state CONN_UPLOAD). nng

@@ -223,3 +223,18 @@ size_t query_encode(const char *s, char *out, size_t outlen)
 		out[written] = '\0';
 	return n;
 }
+
+int query_uint(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t n = 0;
+	for (; s[n]; n++) {
+		if (s[n] < '0' || s[n] > '9' || n >= 19)
+			return -1;
+		v = v * 10 + (uint64_t)(s[n] - '0');
+	}
+	if (n == 0 || v > (uint64_t)INT64_MAX)
+		return -1;
+	*out = v;
+	return 0;
+}

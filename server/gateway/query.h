@@ -6,6 +6,7 @@
 #define RPCQ_QUERY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Percent-decodes len bytes of in into out (outlen bytes, NUL-terminated).
  * plus_is_space: '+' decodes to ' ' (query components). Returns the decoded
@@ -24,6 +25,11 @@ int query_get(const char *query, const char *key, char *buf, size_t len);
  * none appears twice. Returns 0, or -1 with the offending (decoded,
  * truncated) name in bad (badlen bytes). */
 int query_check_names(const char *query, const char *const *names, char *bad, size_t badlen);
+
+/* A count or position in a query or header: 1 to 19 decimal digits and
+ * nothing else, at most INT64_MAX (what PostgreSQL's int8 holds). Returns 0
+ * with the value in *out, or -1. */
+int query_uint(const char *s, uint64_t *out);
 
 /* Appends s percent-encoded (unreserved characters kept) to out; returns
  * the length it would have (like snprintf) without counting the NUL. */

@@ -36,22 +36,6 @@
 
 static void catchup_run(server_job *job, arena *ar);
 
-/* 1..20 digits, at most INT64_MAX (the log's seqs are int8). */
-static int parse_seq(const char *s, uint64_t *out)
-{
-	uint64_t v = 0;
-	size_t n = 0;
-	for (; s[n]; n++) {
-		if (s[n] < '0' || s[n] > '9' || n >= 19)
-			return -1;
-		v = v * 10 + (uint64_t)(s[n] - '0');
-	}
-	if (n == 0 || v > (uint64_t)INT64_MAX)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static void base64(const uint8_t *in, size_t len, char *out)
 {
 	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -349,12 +333,12 @@ void sse_route(conn *c)
 	char val[64];
 	int q = query_get(req->query, "after_seq", val, sizeof(val));
 	if (last != NULL && *last) {
-		if (parse_seq(last, &after) != 0) {
+		if (query_uint(last, &after) != 0) {
 			bad_position(c, "Last-Event-ID", last);
 			return;
 		}
 		live = 0;
-	} else if (q < 0 || (q == 1 && parse_seq(val, &after) != 0)) {
+	} else if (q < 0 || (q == 1 && query_uint(val, &after) != 0)) {
 		bad_position(c, "after_seq", q < 0 ? req->query : val);
 		return;
 	} else if (q == 1) {

@@ -26,9 +26,16 @@
  * body malformed, cut short or stalled later) answers, next to Connect's
  * code and message, the import's "importId" and "receivedBytes" (what it
  * holds) and a Location header of its status. Sending the file again with
- * the same key= resumes it: the bytes it holds are skipped. An upload
- * without key= cannot be resumed and stays RECEIVING. A client that hangs
- * up gets no answer; its import, if one was started, is found by its key.
+ * the same key= resumes it: the bytes it holds are skipped.
+ *
+ * POST /billing/imports/<id> resumes import <id> by its id, for an upload
+ * made without key= (the id is in the failure's answer): the body is the
+ * file again, whole, or from byte offset= on (offset at most what the
+ * import holds, so receivedBytes is where to start); it goes to the import
+ * in the same chunks (ImportChunk skips what it holds) and is answered 200
+ * with the Import. Nothing is started for it: an id that names no import
+ * is 404 and stores nothing. A client that hangs up gets no answer; its
+ * import, if one was started, is found by its key.
  */
 #include <stdio.h>
 #include <string.h>
@@ -48,7 +55,8 @@
 #define UPLOAD_KEY_MAX 128
 
 struct upload {
-	char import_id[24]; /* once StartImport has answered */
+	char import_id[24]; /* once StartImport (or GetImport, to resume) has answered */
+	char resume_id[24]; /* POST /billing/imports/<id>: the import to resume; "" for a new one */
 	uint64_t received;  /* bytes of the file the import holds, as it last said */
 	char name[UPLOAD_NAME_MAX + 1];
 	char key[UPLOAD_KEY_MAX + 1];
@@ -62,9 +70,19 @@ struct upload {
 	char error[256];
 };
 
+/* The <id> of "/billing/imports/<id>" (not empty, no further '/'), or NULL
+ * when path is not an import's. */
+static const char *import_of_path(const char *path)
+{
+	size_t n = strlen(UPLOAD_PREFIX "/");
+	if (strncmp(path, UPLOAD_PREFIX "/", n) != 0 || path[n] == '\0' || strchr(path + n, '/') != NULL)
+		return NULL;
+	return path + n;
+}
+
 int upload_streams(const char *method, const char *path)
 {
-	return strcmp(method, "POST") == 0 && strcmp(path, UPLOAD_PREFIX) == 0;
+	return strcmp(method, "POST") == 0 && (strcmp(path, UPLOAD_PREFIX) == 0 || import_of_path(path) != NULL);
 }
 
 void upload_free(upload *u)
@@ -207,13 +225,28 @@ static int start_import(conn *c, upload *u, arena *ar, call_result *res)
 	return 0;
 }
 
+/* GetImport of the import to resume: it must exist (nothing is started). */
+static int resume_import(conn *c, upload *u, arena *ar, call_result *res)
+{
+	Rpcq__Billing__GetImportRequest in = RPCQ__BILLING__GET_IMPORT_REQUEST__INIT;
+	in.import_id = u->resume_id;
+	gw_call(c, ar, "/rpcq.billing.BillingService/GetImport", 0, c->received, c->received_ns, &in.base, res);
+	if (res->status != RPCQ_OK)
+		return -1;
+	const Rpcq__Billing__Import *imp = (const Rpcq__Billing__Import *)res->output;
+	snprintf(u->import_id, sizeof(u->import_id), "%s", imp->import_id);
+	u->received = imp->received_bytes;
+	return 0;
+}
+
 static void flush_run(server_job *job, arena *ar)
 {
 	conn *c = conn_of_job(job);
 	upload *u = c->up;
 	call_result res;
-	if (u->import_id[0] == '\0' && start_import(c, u, ar, &res) != 0) {
-		respond_result(c, &res, 1);
+	int created = u->resume_id[0] == '\0';
+	if (u->import_id[0] == '\0' && (created ? start_import(c, u, ar, &res) : resume_import(c, u, ar, &res)) != 0) {
+		respond_result(c, &res, created);
 		nng_mtx_lock(c->lock);
 		conn_release_unlock(c);
 		return;
@@ -228,7 +261,7 @@ static void flush_run(server_job *job, arena *ar)
 	if (res.status == RPCQ_OK)
 		u->received = ((const Rpcq__Billing__Import *)res.output)->received_bytes;
 	if (res.status != RPCQ_OK || u->last) {
-		respond_result(c, &res, 1);
+		respond_result(c, &res, created);
 		nng_mtx_lock(c->lock);
 		conn_release_unlock(c);
 		return;
@@ -289,6 +322,43 @@ static void media_type(const char *ct, char *out, size_t cap)
 	out[n] = '\0';
 }
 
+/* The resuming route's id and offset= (the byte of the file the body
+ * starts at); a new import takes no offset=, which would read a file's
+ * middle as its start. name= and key= belong to the import as it was
+ * started: refused here rather than ignored. 0, or -1 answered. */
+static int resume_query_locked(conn *c, upload *u, const char *resume)
+{
+	char val[32], msg[200];
+	int q = query_get(c->req->query, "offset", val, sizeof(val));
+	if (resume == NULL) {
+		if (q == 0)
+			return 0;
+		fail_locked(c, RPCQ_INVALID_ARGUMENT,
+			    "offset= resumes an import: POST the rest of the file to " UPLOAD_PREFIX
+			    "/<id>?offset=N, N the bytes the import holds (GET " UPLOAD_PREFIX "/<id>)");
+		return -1;
+	}
+	if (strlen(resume) >= sizeof(u->resume_id)) {
+		snprintf(msg, sizeof(msg), "import_id \"%.40s\" is not an import id (a number)", resume);
+		fail_locked(c, RPCQ_INVALID_ARGUMENT, msg);
+		return -1;
+	}
+	snprintf(u->resume_id, sizeof(u->resume_id), "%s", resume);
+	if (u->name[0] || u->key[0]) {
+		snprintf(msg, sizeof(msg),
+			 "import %s keeps the name and key it was started with: send offset= alone, or nothing",
+			 resume);
+		fail_locked(c, RPCQ_INVALID_ARGUMENT, msg);
+		return -1;
+	}
+	if (q < 0 || (q == 1 && query_uint(val, &u->offset) != 0)) {
+		snprintf(msg, sizeof(msg), "offset \"%.40s\" is not a byte offset (a number)", q < 0 ? "" : val);
+		fail_locked(c, RPCQ_INVALID_ARGUMENT, msg);
+		return -1;
+	}
+	return 0;
+}
+
 void upload_begin(conn *c)
 {
 	c->route = METRICS_ROUTE_OTHER;
@@ -308,13 +378,16 @@ void upload_begin(conn *c)
 	u->chunk = chunk;
 	c->up = u;
 	char type[64], why[200];
+	const char *resume = import_of_path(req->path);
 	/* The key before the body: a caller who may not import sends no byte
-	 * of it (StartImport and each ImportChunk are checked, and charged,
-	 * again). */
+	 * of it (StartImport or GetImport and each ImportChunk are checked,
+	 * and charged, again). */
 	uint64_t retry = 0;
 	call_origin from = gw_origin(c);
-	rpcq_status st = call_authorize(c->gw->srv, "/rpcq.billing.BillingService/StartImport", &from, 0, why,
-					sizeof(why), &retry);
+	rpcq_status st = call_authorize(c->gw->srv,
+					resume ? "/rpcq.billing.BillingService/ImportChunk"
+					       : "/rpcq.billing.BillingService/StartImport",
+					&from, 0, why, sizeof(why), &retry);
 	if (st != RPCQ_OK) {
 		fail_locked(c, st, why);
 		nng_mtx_unlock(c->lock);
@@ -325,6 +398,10 @@ void upload_begin(conn *c)
 	    query_get(req->query, "key", u->key, sizeof(u->key)) < 0) {
 		fail_locked(c, RPCQ_INVALID_ARGUMENT,
 			    "the query's name and key are percent-encoded, at most 200 and 128 bytes");
+		nng_mtx_unlock(c->lock);
+		return;
+	}
+	if (resume_query_locked(c, u, resume) != 0) {
 		nng_mtx_unlock(c->lock);
 		return;
 	}

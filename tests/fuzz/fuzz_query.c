@@ -5,7 +5,9 @@
  * with buffers of several sizes that must agree, and the names are checked
  * against a list. All the input's bytes are decoded in both modes, which
  * must agree on what is malformed. Encoding is checked as the inverse of
- * decoding: decode(encode(x)) == x, or the target aborts.
+ * decoding: decode(encode(x)) == x, or the target aborts. The input is
+ * also read as a number (query_uint), which must agree with strtoull on
+ * what it takes.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,6 +33,17 @@ static void check_get(const char *query, const char *key)
 	} else if (rc_small != rc || small[0] != '\0' || big[0] != '\0') {
 		abort();
 	}
+}
+
+/* query_uint takes 1-19 digits up to INT64_MAX, the value strtoull reads. */
+static void check_uint(const char *s)
+{
+	uint64_t v = 0;
+	int rc = query_uint(s, &v);
+	size_t n = strlen(s), digits = strspn(s, "0123456789");
+	int want = n >= 1 && n <= 19 && digits == n && strtoull(s, NULL, 10) <= (unsigned long long)INT64_MAX;
+	if (rc != (want ? 0 : -1) || (want && v != strtoull(s, NULL, 10)))
+		abort();
 }
 
 /* decode(encode(s)) must give s back, whichever mode decodes. */
@@ -82,6 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_round_trip(out);
 	}
 	check_round_trip(query);
+	check_uint(query);
 
 	free(query);
 	free(out);

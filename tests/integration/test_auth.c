@@ -389,6 +389,14 @@ static void test_the_gateway_s_own_routes_check_the_caller_s_key(void **state)
 	harness_http_reply_free(&r);
 	assert_int_equal(route("GET", path, bearer_of(K_READ), NULL, NULL, &r), 200);
 	harness_http_reply_free(&r);
+	/* POST /billing/imports/<id> (resuming it) takes ImportChunk's scope. */
+	assert_int_equal(route("POST", path, NULL, "text/csv", csv, &r), 401);
+	harness_http_reply_free(&r);
+	assert_int_equal(route("POST", path, bearer_of(K_READ), "text/csv", csv, &r), 403);
+	harness_http_reply_free(&r);
+	assert_int_equal(route("POST", path, bearer_of(K_ALL), "text/csv", csv, &r), 200);
+	harness_http_reply_free(&r);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_imports"), 1);
 
 	/* /streams: refused with the status before the stream starts. */
 	assert_int_equal(route("GET", "/streams/billing.imports", NULL, NULL, NULL, &r), 401);

@@ -1590,6 +1590,117 @@ static void test_a_stalled_http_upload_is_answered_408_and_resumes_with_its_key(
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_imports"), 1);
 }
 
+/* POST url with text/csv body; the reply in *r. */
+static void post_csv(const char *url, const char *body, size_t len, harness_http_reply *r)
+{
+	const char *csv[] = {"Content-Type: text/csv", NULL};
+	assert_int_equal(post(url, csv, body, len, r), 0);
+}
+
+/* An upload made without key=, stalled after 1.5 MiB: its import id and
+ * the bytes it holds, as the 408 answered them. */
+static long long stall_without_key(const char *text, size_t len, long long *received)
+{
+	char *out = send_and_stall("", text, len, (3u << 20) / 2);
+	long long id = expect_raw_refusal("stalled without a key", out, 408, "deadline_exceeded", "read timeout");
+	*received = json_number(strstr(out, "\r\n\r\n"), "receivedBytes");
+	free(out);
+	assert_true(id > 0);
+	assert_true(*received >= 1 << 20 && *received < (3 << 20) / 2);
+	return id;
+}
+
+/* An upload made without key= and cut resumes by the id its failure
+ * answered: POST /billing/imports/<id> with the whole file again, or with
+ * the rest of it from ?offset=<receivedBytes>: 200 and one import with the
+ * file's totals. Refused, storing nothing: an id that names no import (404)
+ * or is not one, an offset past what the import holds (the gap named), an
+ * offset that is not a number, name= or key= on the resume, offset= on a
+ * new upload. */
+static void test_an_http_upload_without_a_key_resumes_by_its_import_id(void **state)
+{
+	(void)state;
+	server_up(0, "read-timeout");
+	char url[300];
+	harness_http_reply r;
+	const int n = 30000;
+	char *text = generate(n, "w", "whole");
+	size_t len = strlen(text);
+	long long received, id = stall_without_key(text, len, &received);
+	snprintf(url, sizeof(url), "%s/billing/imports/%lld", srv[0].http_url, id);
+	post_csv(url, text, len, &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(json_number(r.body, "importId"), id);
+	assert_int_equal(json_number(r.body, "rows"), n);
+	assert_int_equal(json_number(r.body, "newDebts"), n);
+	assert_int_equal(json_number(r.body, "receivedBytes"), (long long)len);
+	assert_non_null(strstr(r.body, "\"complete\":true"));
+	harness_http_reply_free(&r);
+	free(text);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_imports"), 1);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), n);
+
+	const int m = 25000;
+	text = generate(m, "o", "offset");
+	len = strlen(text);
+	id = stall_without_key(text, len, &received);
+	/* Past what it holds: the gap is named, and nothing changes. */
+	snprintf(url, sizeof(url), "%s/billing/imports/%lld?offset=%lld", srv[0].http_url, id, received + 10);
+	post_csv(url, text + received + 10, len - (size_t)received - 10, &r);
+	assert_int_equal(expect_http_refusal("offset past the import", &r, 400, "failed_precondition", "leaves a gap"),
+			 id);
+	assert_int_equal(json_number(r.body, "receivedBytes"), received);
+	harness_http_reply_free(&r);
+	free(expect_receiving("after an offset past it", id, received));
+	static const struct {
+		const char *before, *after; /* the path: before, the import id, after */
+		long status;
+		const char *code, *message;
+	} bad[] = {
+		{"/billing/imports/", "?offset=1k", 400, "invalid_argument", "1k\\\" is not a byte offset (a number)"},
+		{"/billing/imports/", "?offset=0&key=k", 400, "invalid_argument", "keeps the name and key"},
+		{"/billing/imports/", "?name=x.csv", 400, "invalid_argument", "keeps the name and key"},
+		{"/billing/imports?offset=", "", 400, "invalid_argument", "offset= resumes an import"},
+		{"/billing/imports/9", "", 404, "not_found", "not found"},
+		{"/billing/imports/x", "", 400, "invalid_argument", "is not an import id"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char path[120];
+		snprintf(path, sizeof(path), "%s%lld%s", bad[i].before, id, bad[i].after);
+		snprintf(url, sizeof(url), "%.150s%s", srv[0].http_url, path);
+		post_csv(url, text, len, &r);
+		assert_int_equal(expect_http_refusal(path, &r, bad[i].status, bad[i].code, bad[i].message), 0);
+		harness_http_reply_free(&r);
+	}
+	free(expect_receiving("after the refusals", id, received));
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_imports"), 2);
+	/* The rest from where it stands. */
+	snprintf(url, sizeof(url), "%s/billing/imports/%lld?offset=%lld", srv[0].http_url, id, received);
+	post_csv(url, text + received, len - (size_t)received, &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(json_number(r.body, "importId"), id);
+	assert_int_equal(json_number(r.body, "rows"), m);
+	assert_int_equal(json_number(r.body, "newDebts"), m);
+	assert_int_equal(json_number(r.body, "receivedBytes"), (long long)len);
+	harness_http_reply_free(&r);
+	/* Sent again whole, it changes nothing. */
+	snprintf(url, sizeof(url), "%s/billing/imports/%lld", srv[0].http_url, id);
+	post_csv(url, text, len, &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(json_number(r.body, "rows"), m);
+	assert_int_equal(json_number(r.body, "newDebts"), m);
+	harness_http_reply_free(&r);
+	free(text);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_imports"), 2);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), n + m);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_rejections"), 0);
+	/* An import's URL takes GET and POST. */
+	assert_int_equal(harness_http("PUT", url, NULL, "x", 1, &r), 0);
+	assert_int_equal(r.status, 405);
+	assert_string_equal(harness_http_header(&r, "Allow"), "GET, POST");
+	harness_http_reply_free(&r);
+}
+
 /* Sends the head and the first part bytes of text, then hangs up. */
 static void send_and_hang_up(const char *key, const char *text, size_t len, size_t part)
 {
@@ -2157,6 +2268,7 @@ int main(void)
 			test_an_http_upload_refused_after_its_import_began_answers_its_id_and_resumes_with_its_key,
 			reset),
 		cmocka_unit_test_setup(test_a_stalled_http_upload_is_answered_408_and_resumes_with_its_key, reset),
+		cmocka_unit_test_setup(test_an_http_upload_without_a_key_resumes_by_its_import_id, reset),
 		cmocka_unit_test_setup(test_an_http_upload_cut_midway_and_sent_again_with_its_key_is_one_import, reset),
 		cmocka_unit_test_setup(test_failures_retry_then_fail_and_a_payment_stops_an_email, reset),
 		cmocka_unit_test_setup(test_a_debt_paid_before_its_bill_exists_gets_no_email, reset),

@@ -220,6 +220,27 @@ static void test_decoding_what_query_encode_made_gives_the_string_back(void **st
 	assert_string_equal(v, s);
 }
 
+static void test_query_uint_takes_decimal_digits_up_to_int64_max(void **state)
+{
+	(void)state;
+	uint64_t v = 7;
+	assert_int_equal(query_uint("0", &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(query_uint("1048576", &v), 0);
+	assert_int_equal(v, 1048576);
+	assert_int_equal(query_uint("9223372036854775807", &v), 0);
+	assert_true(v == (uint64_t)INT64_MAX);
+	v = 7;
+	assert_int_equal(query_uint("9223372036854775808", &v), -1);
+	assert_int_equal(query_uint("10000000000000000000", &v), -1);
+	assert_int_equal(query_uint("", &v), -1);
+	assert_int_equal(query_uint("-1", &v), -1);
+	assert_int_equal(query_uint("+1", &v), -1);
+	assert_int_equal(query_uint("1 ", &v), -1);
+	assert_int_equal(query_uint("0x10", &v), -1);
+	assert_int_equal(v, 7);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -239,6 +260,7 @@ int main(void)
 		cmocka_unit_test(test_query_encode_keeps_unreserved_characters_and_escapes_the_rest),
 		cmocka_unit_test(test_query_encode_says_how_long_it_would_be_and_cuts_only_between_escapes),
 		cmocka_unit_test(test_decoding_what_query_encode_made_gives_the_string_back),
+		cmocka_unit_test(test_query_uint_takes_decimal_digits_up_to_int64_max),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -83,6 +83,21 @@ if rp:
             print("| %s | %s (`%s`) | %d | %.1f | %.2f |" % (r["round"], KINDS[k], k, v[0], v[1], v[2]))
         print("| %s | lock waits over 200 ms logged | %d | | |" % (r["round"], waits))
     print()
+fl = {}
+for r in recs:
+    if r.get("kind", "").startswith("floor_") and "s" in r:
+        fl.setdefault(r["round"], {})[r["kind"][6:]] = float(r["s"])
+if fl:
+    print("| round | COPY bigserial PK s | COPY into a stage s | debts: one INSERT ... DISTINCT ON s | "
+          "bills: one INSERT s | outbox: one INSERT s | stage + debts + bills + outbox s | vs COPY bigserial | "
+          "debts alone vs COPY bigserial |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for rnd, f in sorted(fl.items()):
+        total = f["stage"] + f["debts"] + f["bills"] + f["outbox"]
+        print("| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f× | %.1f× |" % (
+            rnd, f["copy_serial"], f["stage"], f["debts"], f["bills"], f["outbox"], total,
+            total / f["copy_serial"], f["debts"] / f["copy_serial"]))
+    print()
 mem = [r for r in recs if r.get("kind") in ("rpcq", "small") and "hwm_kb" in r]
 if mem:
     print("| file | round | rpcqd VmHWM idle MB | after import MB | growth MB | VmRSS after MB |")

@@ -18,9 +18,17 @@
 #   3. mail: MAIL_ROWS debts imported with --wait emails into an rpcqd with
 #      --smtp-url to tests/integration/smtp_sink.py (aiosmtpd) on loopback;
 #      e-mails/s from the first to the last sent_at, and the sink's count.
+#   4. floor (not in the default STEPS): what storing the file costs with no
+#      chunks and no rpcqd, set-based in one backend, next to the bigserial
+#      COPY of the same round, into a migrated database: COPY of the whole
+#      file into an unindexed stage, one INSERT ... SELECT DISTINCT ON
+#      (debt_id) of the staged rows into billing_debts (its two keys;
+#      work_mem 256MB, so the sort stays in memory), then one INSERT of every
+#      debt's bill (billing_bills) and one of its e-mail (the outbox), each
+#      after a CHECKPOINT.
 #
 #   bench/run-billing.sh [-n ROWS (1100000)] [-r ROUNDS (2)] [-m MAIL_ROWS (20000)]
-#       [-t MAIL_TIMEOUT_S (300)] [-s SEED (1)] [-S STEPS ("import memory mail")] [-o OUTDIR]
+#       [-t MAIL_TIMEOUT_S (300)] [-s SEED (1)] [-S STEPS ("import memory mail"; also floor)] [-o OUTDIR]
 #
 # Environment: BUILD (default build), RPCQD, RPCQ_CLI, RPCQ_BILLING_GEN,
 # BENCH_DATA (where generated files are kept; default: the scratch dir).
@@ -47,7 +55,7 @@ while getopts "n:r:m:t:s:S:o:h" o; do
 	s) seed=$OPTARG ;;
 	S) steps=$OPTARG ;;
 	o) outdir=$OPTARG ;;
-	*) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2 && exit 2 ;;
+	*) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//' >&2 && exit 2 ;;
 	esac
 done
 for f in "$rpcqd" "$cli" "$gen"; do [[ -x $f ]] || die "$f not built"; done
@@ -121,6 +129,35 @@ copy_round() { # copy_round ROUND
 	echo "kind=copy_pk round=$1 s=$(echo "$e - $s" | bc) load=$l" >>"$res"
 }
 
+timed_sql() { # timed_sql KIND ROUND SQL: one psql command after a CHECKPOINT, timed
+	local s e l
+	checkpoint
+	l=$(load)
+	s=$(now)
+	psql -qX "$db" -v ON_ERROR_STOP=1 -c "SET work_mem = '256MB'" -c "$3" >/dev/null || die "$1: psql failed"
+	e=$(now)
+	echo "kind=$1 round=$2 s=$(echo "$e - $s" | bc) load=$l" >>"$res"
+}
+
+floor_round() { # floor_round ROUND
+	fresh_db
+	"$rpcqd" migrate --database "$db" >"$bench_tmp/migrate.log" 2>&1 || die "rpcqd migrate failed"
+	psql -qX "$db" -c "CREATE TABLE t_serial (id bigserial PRIMARY KEY, name text, government_id text, email text,
+		amount numeric, due date, debt_id text)" \
+		-c "CREATE TABLE floor_stage (line bigserial, name text, government_id text, email text, amount numeric,
+		due date, debt_id text COLLATE \"C\")" >/dev/null
+	timed_sql floor_copy_serial "$1" "\\copy t_serial (name, government_id, email, amount, due, debt_id) FROM '$big' CSV HEADER"
+	timed_sql floor_stage "$1" "\\copy floor_stage (name, government_id, email, amount, due, debt_id) FROM '$big' CSV HEADER"
+	timed_sql floor_debts "$1" "INSERT INTO billing_debts (debt_id, name, government_id, email, amount_cents, due_date,
+		import_id, line) SELECT DISTINCT ON (debt_id) debt_id, name, government_id, email, (amount * 100)::int8, due, 1,
+		line + 1 FROM floor_stage ORDER BY debt_id, line"
+	timed_sql floor_bills "$1" "INSERT INTO billing_bills (debt, barcode, payment_line) SELECT id,
+		lpad(id::text, 44, '0'), lpad(id::text, 54, '0') FROM billing_debts"
+	timed_sql floor_outbox "$1" "INSERT INTO billing_notifications (debt, message_id) SELECT id,
+		'<bill-' || id || '.0123456789abcdef@localhost>' FROM billing_debts"
+	echo "kind=floor_rows round=$1 debts=$(psql -qAtX "$db" -c 'SELECT count(*) FROM billing_debts')" >>"$res"
+}
+
 rpcq_round() { # rpcq_round KIND ROUND FILE WAIT [rpcqd flags]
 	local kind=$1 r=$2 file=$3 wait=$4
 	shift 4
@@ -155,6 +192,7 @@ for step in $steps; do
 		done
 		;;
 	memory) rpcq_round small 1 "$small" bills ;;
+	floor) for ((r = 1; r <= rounds; r++)); do floor_round "$r"; done ;;
 	mail)
 		port=$(bench_free_port)
 		mkdir -p "$bench_tmp/sink"

@@ -210,27 +210,22 @@ static void respond_result(conn *c, const call_result *res, int created)
 	rpcq_free(json);
 }
 
-/* StartImport, once the name is known (a form's file part names it). */
-static int start_import(conn *c, upload *u, arena *ar, call_result *res)
+/* The import the body goes to, once the first chunk is in hand: StartImport
+ * (the name is known by then: a form's file part names it), or GetImport
+ * of the one to resume, which must exist (nothing is started for it). */
+static int open_import(conn *c, upload *u, arena *ar, call_result *res)
 {
-	Rpcq__Billing__StartImportRequest in = RPCQ__BILLING__START_IMPORT_REQUEST__INIT;
-	in.key = u->key;
-	in.name = u->name;
-	gw_call(c, ar, "/rpcq.billing.BillingService/StartImport", 0, c->received, c->received_ns, &in.base, res);
-	if (res->status != RPCQ_OK)
-		return -1;
-	const Rpcq__Billing__Import *imp = (const Rpcq__Billing__Import *)res->output;
-	snprintf(u->import_id, sizeof(u->import_id), "%s", imp->import_id);
-	u->received = imp->received_bytes;
-	return 0;
-}
-
-/* GetImport of the import to resume: it must exist (nothing is started). */
-static int resume_import(conn *c, upload *u, arena *ar, call_result *res)
-{
-	Rpcq__Billing__GetImportRequest in = RPCQ__BILLING__GET_IMPORT_REQUEST__INIT;
-	in.import_id = u->resume_id;
-	gw_call(c, ar, "/rpcq.billing.BillingService/GetImport", 0, c->received, c->received_ns, &in.base, res);
+	Rpcq__Billing__StartImportRequest start = RPCQ__BILLING__START_IMPORT_REQUEST__INIT;
+	Rpcq__Billing__GetImportRequest get = RPCQ__BILLING__GET_IMPORT_REQUEST__INIT;
+	start.key = u->key;
+	start.name = u->name;
+	get.import_id = u->resume_id;
+	if (u->resume_id[0] == '\0')
+		gw_call(c, ar, "/rpcq.billing.BillingService/StartImport", 0, c->received, c->received_ns, &start.base,
+			res);
+	else
+		gw_call(c, ar, "/rpcq.billing.BillingService/GetImport", 0, c->received, c->received_ns, &get.base,
+			res);
 	if (res->status != RPCQ_OK)
 		return -1;
 	const Rpcq__Billing__Import *imp = (const Rpcq__Billing__Import *)res->output;
@@ -245,7 +240,7 @@ static void flush_run(server_job *job, arena *ar)
 	upload *u = c->up;
 	call_result res;
 	int created = u->resume_id[0] == '\0';
-	if (u->import_id[0] == '\0' && (created ? start_import(c, u, ar, &res) : resume_import(c, u, ar, &res)) != 0) {
+	if (u->import_id[0] == '\0' && open_import(c, u, ar, &res) != 0) {
 		respond_result(c, &res, created);
 		nng_mtx_lock(c->lock);
 		conn_release_unlock(c);

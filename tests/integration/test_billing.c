@@ -1282,6 +1282,18 @@ static long long imports_keyed(const char *key)
 	return harness_sql_scalar(pg.conninfo, sql);
 }
 
+/* An upload's answer once the file is whole: HTTP status, the Import of
+ * id (0: any) with rows and new debts, all len bytes received, complete. */
+static void expect_complete(const harness_http_reply *r, long status, long long id, long long rows, long long new_debts,
+			    size_t len)
+{
+	if (r->status != status || (id != 0 && json_number(r->body, "importId") != id) ||
+	    json_number(r->body, "rows") != rows || json_number(r->body, "newDebts") != new_debts ||
+	    json_number(r->body, "receivedBytes") != (long long)len || !strstr(r->body, "\"complete\":true"))
+		fail_msg("HTTP %ld %.400s, wanted %ld: import %lld complete with %lld rows, %lld new debts, %zu bytes",
+			 r->status, r->body, status, id, rows, new_debts, len);
+}
+
 /* GET /billing/imports/<id> of an upload that was cut: RECEIVING, not
  * complete, holding received bytes; its JSON (free it). */
 static char *expect_receiving(const char *what, long long id, long long received)
@@ -1504,12 +1516,7 @@ static void test_an_http_upload_refused_after_its_import_began_answers_its_id_an
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), 1999 + rows);
 	form = form_body("t.csv", text, len, 1, &blen);
 	assert_int_equal(post(url, mp, form, blen, &r), 0);
-	assert_int_equal(r.status, 201);
-	assert_int_equal(json_number(r.body, "importId"), tid);
-	assert_int_equal(json_number(r.body, "newDebts"), n);
-	assert_int_equal(json_number(r.body, "rows"), n);
-	assert_int_equal(json_number(r.body, "receivedBytes"), (long long)len);
-	assert_non_null(strstr(r.body, "\"complete\":true"));
+	expect_complete(&r, 201, tid, n, n, len);
 	harness_http_reply_free(&r);
 	free(form);
 	free(text);
@@ -1579,11 +1586,7 @@ static void test_a_stalled_http_upload_is_answered_408_and_resumes_with_its_key(
 	const char *csv[] = {"Content-Type: text/csv", NULL};
 	harness_http_reply r;
 	assert_int_equal(post(url, csv, text, len, &r), 0);
-	assert_int_equal(r.status, 201);
-	assert_int_equal(json_number(r.body, "importId"), id);
-	assert_int_equal(json_number(r.body, "newDebts"), n);
-	assert_int_equal(json_number(r.body, "rows"), n);
-	assert_int_equal(json_number(r.body, "receivedBytes"), (long long)len);
+	expect_complete(&r, 201, id, n, n, len);
 	harness_http_reply_free(&r);
 	free(text);
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), n);
@@ -1610,6 +1613,22 @@ static long long stall_without_key(const char *text, size_t len, long long *rece
 	return id;
 }
 
+/* POST /billing/imports/<id> of text (len bytes) from byte offset (< 0: the
+ * whole file, no offset=): the import completes with rows new debts. */
+static void resume_by_id(long long id, long long offset, const char *text, size_t len, long long rows)
+{
+	char url[300];
+	harness_http_reply r;
+	if (offset < 0)
+		snprintf(url, sizeof(url), "%s/billing/imports/%lld", srv[0].http_url, id);
+	else
+		snprintf(url, sizeof(url), "%s/billing/imports/%lld?offset=%lld", srv[0].http_url, id, offset);
+	size_t from = offset < 0 ? 0 : (size_t)offset;
+	post_csv(url, text + from, len - from, &r);
+	expect_complete(&r, 200, id, rows, rows, len);
+	harness_http_reply_free(&r);
+}
+
 /* An upload made without key= and cut resumes by the id its failure
  * answered: POST /billing/imports/<id> with the whole file again, or with
  * the rest of it from ?offset=<receivedBytes>: 200 and one import with the
@@ -1627,15 +1646,7 @@ static void test_an_http_upload_without_a_key_resumes_by_its_import_id(void **st
 	char *text = generate(n, "w", "whole");
 	size_t len = strlen(text);
 	long long received, id = stall_without_key(text, len, &received);
-	snprintf(url, sizeof(url), "%s/billing/imports/%lld", srv[0].http_url, id);
-	post_csv(url, text, len, &r);
-	assert_int_equal(r.status, 200);
-	assert_int_equal(json_number(r.body, "importId"), id);
-	assert_int_equal(json_number(r.body, "rows"), n);
-	assert_int_equal(json_number(r.body, "newDebts"), n);
-	assert_int_equal(json_number(r.body, "receivedBytes"), (long long)len);
-	assert_non_null(strstr(r.body, "\"complete\":true"));
-	harness_http_reply_free(&r);
+	resume_by_id(id, -1, text, len, n);
 	free(text);
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_imports"), 1);
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), n);
@@ -1674,27 +1685,15 @@ static void test_an_http_upload_without_a_key_resumes_by_its_import_id(void **st
 	}
 	free(expect_receiving("after the refusals", id, received));
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_imports"), 2);
-	/* The rest from where it stands. */
-	snprintf(url, sizeof(url), "%s/billing/imports/%lld?offset=%lld", srv[0].http_url, id, received);
-	post_csv(url, text + received, len - (size_t)received, &r);
-	assert_int_equal(r.status, 200);
-	assert_int_equal(json_number(r.body, "importId"), id);
-	assert_int_equal(json_number(r.body, "rows"), m);
-	assert_int_equal(json_number(r.body, "newDebts"), m);
-	assert_int_equal(json_number(r.body, "receivedBytes"), (long long)len);
-	harness_http_reply_free(&r);
-	/* Sent again whole, it changes nothing. */
-	snprintf(url, sizeof(url), "%s/billing/imports/%lld", srv[0].http_url, id);
-	post_csv(url, text, len, &r);
-	assert_int_equal(r.status, 200);
-	assert_int_equal(json_number(r.body, "rows"), m);
-	assert_int_equal(json_number(r.body, "newDebts"), m);
-	harness_http_reply_free(&r);
+	/* The rest from where it stands; then, sent again whole, nothing changes. */
+	resume_by_id(id, received, text, len, m);
+	resume_by_id(id, -1, text, len, m);
 	free(text);
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_imports"), 2);
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts"), n + m);
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_rejections"), 0);
 	/* An import's URL takes GET and POST. */
+	snprintf(url, sizeof(url), "%s/billing/imports/%lld", srv[0].http_url, id);
 	assert_int_equal(harness_http("PUT", url, NULL, "x", 1, &r), 0);
 	assert_int_equal(r.status, 405);
 	assert_string_equal(harness_http_header(&r, "Allow"), "GET, POST");
@@ -1756,12 +1755,8 @@ static void test_an_http_upload_cut_midway_and_sent_again_with_its_key_is_one_im
 			 1);
 	snprintf(url, sizeof(url), "%s/billing/imports?key=cut-big", srv[0].http_url);
 	assert_int_equal(post(url, csv, text, len, &r), 0);
-	assert_int_equal(r.status, 201);
-	assert_int_equal(json_number(r.body, "rows"), n);
-	assert_int_equal(json_number(r.body, "newDebts"), n);
+	expect_complete(&r, 201, 0, n, n, len);
 	assert_int_equal(json_number(r.body, "repeated"), 0);
-	assert_int_equal(json_number(r.body, "receivedBytes"), (long long)len);
-	assert_non_null(strstr(r.body, "\"complete\":true"));
 	harness_http_reply_free(&r);
 	free(text);
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_imports"), 2);

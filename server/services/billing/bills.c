@@ -102,8 +102,8 @@ static rpcq_status make_bills(billing_state *st, const PGresult *res, strbuf *bi
 	pgcopy_header(bills);
 	pgcopy_header(mails);
 	for (int i = 0; i < PQntuples(res); i++) {
-		billing_bill_source src = {int_at(res, i, 0),	  PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
-					   PQgetvalue(res, i, 3), int_at(res, i, 5),	 PQgetvalue(res, i, 6)};
+		billing_bill_source src = {int_at(res, i, 0), PQgetvalue(res, i, 1), "", "",
+					   int_at(res, i, 2), PQgetvalue(res, i, 3)};
 		boleto b;
 		rpcq_status s = billing_bill_render(&src, BILLING_SLIP_LAYOUT, &b, NULL, err);
 		if (s != RPCQ_OK)
@@ -161,7 +161,7 @@ int billing_bill_round(billing_state *st)
 	if ((s = make_bills(st, res, &bills, &mails, &err)) != RPCQ_OK ||
 	    (s = pgcopy_copy(db, BILLING_SQL_COPY_BILLS, &bills, &err)) != RPCQ_OK ||
 	    (s = pgcopy_copy(db, BILLING_SQL_COPY_NOTIFICATIONS, &mails, &err)) != RPCQ_OK ||
-	    (s = billing_publish_progress(db, int_at(res, 0, 7), &err)) != RPCQ_OK ||
+	    (s = billing_publish_progress(db, int_at(res, 0, 4), &err)) != RPCQ_OK ||
 	    (s = db_commit(db, &err)) != RPCQ_OK)
 		goto fail;
 	log_debug("billing: %d bill(s) written", n);

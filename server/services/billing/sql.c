@@ -123,10 +123,12 @@ const db_stmt billing_sql_claim_range = {
  * statement, the bounds were unknown to the planner, which guessed a third
  * of the table per bound and scanned all of it for every range (up to 3 s
  * a claim at a million debts). Run with db_exec_fresh, so that a plan made
- * while the table was small is not kept. */
+ * while the table was small is not kept. Only what a bill is made of (the
+ * boleto: number, amount, due date; the Message-ID: the number) and what
+ * names the debt in an error: the slip is rendered when read. */
 const db_stmt billing_sql_range_debts = {
 	"billing_range_debts",
-	"SELECT d.id, d.debt_id, d.name, d.government_id, d.email, d.amount_cents, d.due_date::text, d.import_id"
+	"SELECT d.id, d.debt_id, d.amount_cents, d.due_date::text, d.import_id"
 	" FROM billing_debts d WHERE d.id BETWEEN $1::int8 AND $2::int8 ORDER BY d.id",
 	2,
 };

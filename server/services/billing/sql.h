@@ -43,8 +43,7 @@ extern const db_stmt billing_sql_merge;
 /* -> lo, hi, import_id of one queued range (claimed: the caller's
  * transaction owns it) */
 extern const db_stmt billing_sql_claim_range;
-/* lo, hi -> id, debt_id, name, government_id, email, amount_cents, due
- * date, import_id */
+/* lo, hi -> id, debt_id, amount_cents, due date, import_id */
 extern const db_stmt billing_sql_range_debts;
 #define BILLING_SQL_COPY_BILLS "COPY billing_bills (debt, barcode, payment_line) FROM STDIN (FORMAT binary)"
 #define BILLING_SQL_COPY_NOTIFICATIONS "COPY billing_notifications (debt, message_id) FROM STDIN (FORMAT binary)"

@@ -242,7 +242,7 @@ void gateway_route(conn *c)
 		method_not_allowed(c, "POST");
 		return;
 	}
-	if (strncmp(path, "/billing/imports/", 17) == 0 && path[17] != '\0' && strchr(path + 17, '/') == NULL) {
+	if (upload_import_of_path(path) != NULL) {
 		/* A POST (resuming the import) streams its body (upload.c). */
 		if (!is_get(req))
 			method_not_allowed(c, "GET, POST");

@@ -233,6 +233,9 @@ void search_free(gw_search *s);
 /* --- upload.c: POST /billing/imports, POST and GET /billing/imports/<id> --- */
 /* http_limits.stream_body: the requests whose body is streamed. */
 int upload_streams(const char *method, const char *path);
+/* The <id> of "/billing/imports/<id>" (not empty, no further '/'), or NULL
+ * when path is not an import's. */
+const char *upload_import_of_path(const char *path);
 /* The head of a streamed request is in (c->req, state CONN_UPLOAD). nng
  * thread, c->lock not held. */
 void upload_begin(conn *c);

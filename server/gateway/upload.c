@@ -70,9 +70,7 @@ struct upload {
 	char error[256];
 };
 
-/* The <id> of "/billing/imports/<id>" (not empty, no further '/'), or NULL
- * when path is not an import's. */
-static const char *import_of_path(const char *path)
+const char *upload_import_of_path(const char *path)
 {
 	size_t n = strlen(UPLOAD_PREFIX "/");
 	if (strncmp(path, UPLOAD_PREFIX "/", n) != 0 || path[n] == '\0' || strchr(path + n, '/') != NULL)
@@ -82,7 +80,7 @@ static const char *import_of_path(const char *path)
 
 int upload_streams(const char *method, const char *path)
 {
-	return strcmp(method, "POST") == 0 && (strcmp(path, UPLOAD_PREFIX) == 0 || import_of_path(path) != NULL);
+	return strcmp(method, "POST") == 0 && (strcmp(path, UPLOAD_PREFIX) == 0 || upload_import_of_path(path) != NULL);
 }
 
 void upload_free(upload *u)
@@ -373,7 +371,7 @@ void upload_begin(conn *c)
 	u->chunk = chunk;
 	c->up = u;
 	char type[64], why[200];
-	const char *resume = import_of_path(req->path);
+	const char *resume = upload_import_of_path(req->path);
 	/* The key before the body: a caller who may not import sends no byte
 	 * of it (StartImport or GetImport and each ImportChunk are checked,
 	 * and charged, again). */
@@ -439,7 +437,7 @@ static void status_run(server_job *job, arena *ar)
 {
 	conn *c = conn_of_job(job);
 	Rpcq__Billing__GetImportRequest in = RPCQ__BILLING__GET_IMPORT_REQUEST__INIT;
-	in.import_id = (char *)c->req->path + strlen(UPLOAD_PREFIX "/");
+	in.import_id = (char *)upload_import_of_path(c->req->path);
 	call_result res;
 	gw_call(c, ar, "/rpcq.billing.BillingService/GetImport", 0, c->received, c->received_ns, &in.base, &res);
 	gw_respond_json(c, &res);

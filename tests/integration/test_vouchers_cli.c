@@ -603,6 +603,8 @@ static void test_the_real_exports_give_the_vouchers_top_5_and_unused_count_the_s
 	assert_int_equal(harness_sql_scalar(db.conninfo, "SELECT count(*) FROM voucher_orders"), orders_in);
 	assert_int_equal(harness_sql_scalar(db.conninfo, "SELECT count(*) FROM voucher_barcodes"), barcodes_in);
 	assert_int_equal(harness_sql_scalar(db.conninfo, "SELECT count(*) FROM voucher_imports"), 1);
+	/* Finding its import took no id: the next import is import 2. */
+	assert_int_equal(harness_sql_scalar(db.conninfo, "SELECT last_value FROM voucher_imports_id_seq"), 1);
 
 	/* list prints the same lines; report without files reports the stock. */
 	char *out3, *err3;

@@ -5,9 +5,13 @@
 
 /* Imports. */
 
+/* A new import, unless its key has one: then nothing (and no id taken from
+ * the sequence, so a run that finds its import leaves no gap before the
+ * next), and the caller looks it up. ON CONFLICT covers two starts at once. */
 const db_stmt billing_sql_import_create = {
 	"billing_import_create",
-	"INSERT INTO billing_imports (key, name) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING RETURNING id",
+	"INSERT INTO billing_imports (key, name) SELECT $1, $2"
+	" WHERE NOT EXISTS (SELECT 1 FROM billing_imports WHERE key = $1) ON CONFLICT (key) DO NOTHING RETURNING id",
 	2,
 };
 

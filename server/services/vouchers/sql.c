@@ -5,9 +5,13 @@
 
 /* Imports. */
 
+/* A new import, unless its key has one: then nothing (and no id taken from
+ * the sequence, so a run that finds its import leaves no gap before the
+ * next), and the caller looks it up. ON CONFLICT covers two starts at once. */
 const db_stmt vouchers_sql_import_create = {
 	"vouchers_import_create",
-	"INSERT INTO voucher_imports (key) VALUES ($1) ON CONFLICT (key) DO NOTHING RETURNING id",
+	"INSERT INTO voucher_imports (key) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM voucher_imports WHERE key = $1)"
+	" ON CONFLICT (key) DO NOTHING RETURNING id",
 	1,
 };
 

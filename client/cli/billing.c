@@ -79,7 +79,7 @@ static void usage(FILE *out)
 		     "         Running it again resumes an interrupted import or changes nothing. --wait bills\n"
 		     "         returns once every new debt has its bill, --wait emails once every e-mail is sent\n"
 		     "         or failed\n"
-		     "status   an import's state and counts\n"
+		     "status   an import's state and counts, its first rejections and failed e-mails\n"
 		     "bill     a debt's bill: the slip, its payment code and the state of its e-mail\n"
 		     "pay      records the payment of a debt (a pending e-mail of its bill is not sent)\n\n"
 		     "`rpcq billing COMMAND --help` describes one command.\n");
@@ -102,8 +102,9 @@ static void import_usage(FILE *out)
 		"  --json          print the final Import (GetImport's reply) as proto3 JSON on stdout\n\n"
 		"On a terminal, stderr shows a progress bar: bytes sent, then bills or e-mails settled of the\n"
 		"new debts. At the end every rejected row is printed on stderr as FILE:LINE: reason (FILE the\n"
-		"file's base name), then a summary: rows, accepted (new debts, repeated), rejected, bills,\n"
-		"e-mails sent, failed and pending.\n"
+		"file's base name), every e-mail that failed for good as FILE:LINE: e-mail of debt D to ADDRESS\n"
+		"failed after N attempts: the sender's last answer, then a summary: rows, accepted (new debts,\n"
+		"repeated), rejected, bills, e-mails sent, failed and pending.\n"
 		"Exit status 0 when every row is imported (and what --wait asks for is done), even with\n"
 		"rejected rows; 1 when the file cannot be read at all (e.g. \"rpcq: INVALID_ARGUMENT:\n"
 		"debts.csv: line 1: ...\" for a wrong header), a call fails or --timeout passes while waiting;\n"
@@ -114,7 +115,9 @@ static void status_usage(FILE *out)
 {
 	fprintf(out, "usage: rpcq billing status IMPORT_ID [--json]\n\n"
 		     "Prints an import's state (RECEIVING, BILLING, MAILING, DONE), the bytes received, its row\n"
-		     "counts, bills and e-mails, and its first rejections; with --json the Import as proto3 JSON.\n");
+		     "counts, bills and e-mails, its first rejections and its first e-mails that failed for good\n"
+		     "(with the debt, the address, the attempts and the sender's last answer); with --json the\n"
+		     "Import as proto3 JSON.\n");
 }
 
 static void bill_usage(FILE *out)
@@ -510,8 +513,29 @@ static int wait_for_import(struct run *run, enum wait_for w)
 	return rc;
 }
 
-/* Rejections as FILE:LINE: reason lines, formatted into one buffer and
- * written at once (stderr is unbuffered). 0, or the exit status. */
+/* s on one line (its line breaks as spaces), then a newline. */
+static void put_line(FILE *m, const char *s)
+{
+	for (s = s ? s : ""; *s; s++)
+		fputc(*s == '\n' || *s == '\r' ? ' ' : *s, m);
+	fputc('\n', m);
+}
+
+/* Closes the memory stream m and writes what it holds to stderr at once
+ * (stderr is unbuffered). 0, or the exit status. */
+static int write_stderr(FILE *m, char **buf, size_t *len)
+{
+	if (fclose(m) != 0) {
+		free(*buf);
+		return cli_out_of_memory();
+	}
+	fwrite(*buf, 1, *len, stderr);
+	free(*buf);
+	return 0;
+}
+
+/* Rejections as FILE:LINE: reason lines on stderr. 0, or the exit
+ * status. */
 static int print_rejections_page(Rpcq__Billing__Rejection *const *r, size_t n, const char *name)
 {
 	char *buf = NULL;
@@ -521,17 +545,9 @@ static int print_rejections_page(Rpcq__Billing__Rejection *const *r, size_t n, c
 		return cli_out_of_memory();
 	for (size_t i = 0; i < n; i++) {
 		fprintf(m, "%s:%" PRIu64 ": ", name, r[i]->line);
-		for (const char *s = r[i]->reason ? r[i]->reason : ""; *s; s++)
-			fputc(*s == '\n' || *s == '\r' ? ' ' : *s, m);
-		fputc('\n', m);
+		put_line(m, r[i]->reason);
 	}
-	if (fclose(m) != 0) {
-		free(buf);
-		return cli_out_of_memory();
-	}
-	fwrite(buf, 1, len, stderr);
-	free(buf);
-	return 0;
+	return write_stderr(m, &buf, &len);
 }
 
 /* Every rejection of the import on stderr: the first ones come with it, all
@@ -555,6 +571,54 @@ static int print_rejections(rpcq_client *client, const rpcq_call_options *o, con
 			break;
 		}
 		rc = print_rejections_page(r->rejections, r->n_rejections, name);
+		if (rc == 0)
+			rc = cli_next_page(&token, r->next_page_token);
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+		if (rc != 0 || token == NULL)
+			break;
+	}
+	free(token);
+	return rc;
+}
+
+/* Failed e-mails as FILE:LINE: e-mail of debt D to ADDRESS failed after N
+ * attempt(s): ERROR lines on stderr. 0, or the exit status. */
+static int print_failed_page(Rpcq__Billing__FailedEmail *const *f, size_t n, const char *name)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&buf, &len);
+	if (m == NULL)
+		return cli_out_of_memory();
+	for (size_t i = 0; i < n; i++) {
+		fprintf(m, "%s:%" PRIu64 ": e-mail of debt %s to %s failed after %" PRIu32 " attempt%s: ", name,
+			f[i]->line, f[i]->debt_id, f[i]->email, f[i]->attempts, f[i]->attempts == 1 ? "" : "s");
+		put_line(m, f[i]->last_error);
+	}
+	return write_stderr(m, &buf, &len);
+}
+
+/* Every failed e-mail of the import's bills on stderr: the first ones come
+ * with it, all of them through ListFailedEmails when there are more. */
+static int print_failed_emails(rpcq_client *client, const rpcq_call_options *o, const Rpcq__Billing__Import *imp,
+			       const char *name)
+{
+	if (imp->emails_failed <= imp->n_first_failed_emails)
+		return print_failed_page(imp->first_failed_emails, imp->n_first_failed_emails, name);
+	Rpcq__Billing__ListFailedEmailsRequest req = RPCQ__BILLING__LIST_FAILED_EMAILS_REQUEST__INIT;
+	req.import_id = imp->import_id;
+	req.page_size = PAGE_SIZE;
+	char *token = NULL;
+	int rc = 0;
+	for (;;) {
+		Rpcq__Billing__ListFailedEmailsResponse *r = NULL;
+		rpcq_error err;
+		req.page_token = token ? token : "";
+		if (rpcq_billing_list_failed_emails(client, &req, &r, o, &err) != RPCQ_OK) {
+			rc = cli_fail(&err);
+			break;
+		}
+		rc = print_failed_page(r->failed_emails, r->n_failed_emails, name);
 		if (rc == 0)
 			rc = cli_next_page(&token, r->next_page_token);
 		protobuf_c_message_free_unpacked(&r->base, NULL);
@@ -668,6 +732,8 @@ static int cmd_import(int argc, char **argv, cli_globals *g)
 	}
 	fflush(stdout);
 	rc = print_rejections(run.client, &run.o, imp, run.file.name);
+	if (rc == 0)
+		rc = print_failed_emails(run.client, &run.o, imp, run.file.name);
 	print_summary(imp, was_complete ? "was already received" : "imported");
 	if (rc == 0 && as_json)
 		rc = cli_print_json(&imp->base, 1);
@@ -729,6 +795,16 @@ static int cmd_status(int argc, char **argv, cli_globals *g)
 			for (size_t i = 0; i < imp->n_first_rejections; i++)
 				printf("  %s:%" PRIu64 ": %s\n", imp->name, imp->first_rejections[i]->line,
 				       imp->first_rejections[i]->reason);
+		}
+		if (imp->n_first_failed_emails > 0) {
+			printf("failed e-mails%s:\n",
+			       imp->emails_failed > imp->n_first_failed_emails ? " (the first)" : "");
+			for (size_t i = 0; i < imp->n_first_failed_emails; i++) {
+				const Rpcq__Billing__FailedEmail *f = imp->first_failed_emails[i];
+				printf("  %s:%" PRIu64 ": debt %s to %s, %" PRIu32 " attempt%s: %s\n", imp->name,
+				       f->line, f->debt_id, f->email, f->attempts, f->attempts == 1 ? "" : "s",
+				       f->last_error);
+			}
 		}
 	}
 	free_import(imp);

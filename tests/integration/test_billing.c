@@ -37,6 +37,7 @@
 #include <rpcq/rpcq.h>
 
 #include "harness.h"
+#include "smtp_sink.h"
 
 #define PYTHON "/usr/bin/python3"
 
@@ -60,65 +61,21 @@ static void sleep_ms(int ms)
 
 /* ---- the SMTP sink ---- */
 
-typedef struct sink {
-	pid_t pid;
-	int port;
-	char dir[300];
-	char url[64];
-} sink;
+typedef smtp_sink sink;
 
 static sink smtp;
 
 static void sink_start(sink *s)
 {
-	char script[512];
-	harness_source_path("tests/integration/smtp_sink.py", script, sizeof(script));
-	memset(s, 0, sizeof(*s));
-	snprintf(s->dir, sizeof(s->dir), "%s/smtp", pg.dir);
-	mkdir(s->dir, 0755);
-	for (int attempt = 0; attempt < 3; attempt++) {
-		s->port = harness_free_port();
-		char port[16], log[400];
-		snprintf(port, sizeof(port), "%d", s->port);
-		snprintf(log, sizeof(log), "%s/stderr", s->dir);
-		pid_t pid = fork();
-		assert_true(pid >= 0);
-		if (pid == 0) {
-			setpgid(0, 0);
-			int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-			if (fd >= 0) {
-				dup2(fd, 1);
-				dup2(fd, 2);
-			}
-			const char *argv[] = {PYTHON, script, "--port", port, "--dir", s->dir, NULL};
-			execv(PYTHON, (char *const *)argv);
-			_exit(127);
-		}
-		setpgid(pid, pid);
-		char ready[400];
-		snprintf(ready, sizeof(ready), "%s/ready", s->dir);
-		for (int64_t deadline = now_ms() + 10000; now_ms() < deadline; sleep_ms(20)) {
-			if (access(ready, F_OK) == 0) {
-				s->pid = pid;
-				snprintf(s->url, sizeof(s->url), "smtp://127.0.0.1:%d", s->port);
-				return;
-			}
-			if (waitpid(pid, NULL, WNOHANG) == pid)
-				break;
-		}
-		kill(-pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-	}
-	fail_msg("smtp_sink.py did not start");
+	char dir[300];
+	snprintf(dir, sizeof(dir), "%s/smtp", pg.dir);
+	mkdir(dir, 0755);
+	smtp_sink_start(s, dir, "smtp", NULL);
 }
 
 static void sink_stop(sink *s)
 {
-	if (s->pid <= 0)
-		return;
-	kill(-s->pid, SIGTERM);
-	waitpid(s->pid, NULL, 0);
-	s->pid = 0;
+	smtp_sink_stop(s);
 }
 
 /* Message-ID -> how many times the sink got it, over every message so far:
@@ -1787,6 +1744,35 @@ static rpcq_status pay(rpcq_client *c, const char *debt, const char *amount, con
 	return rpcq_billing_record_payment(c, &req, out, NULL, err);
 }
 
+/* A failed e-mail as reported: its debt, line, address, attempts, and the
+ * sender's last answer (its code). */
+static void expect_failed(const Rpcq__Billing__FailedEmail *f, const char *debt, uint64_t line, const char *email,
+			  uint32_t attempts, const char *code)
+{
+	assert_string_equal(f->debt_id, debt);
+	assert_int_equal(f->line, line);
+	assert_string_equal(f->email, email);
+	assert_int_equal(f->attempts, attempts);
+	if (strncmp(f->last_error, code, strlen(code)) != 0 && strstr(f->last_error, code) == NULL)
+		fail_msg("debt %s: last error \"%s\" has no %s", debt, f->last_error, code);
+}
+
+/* ListFailedEmails; the reply, or NULL when it fails with want. */
+static Rpcq__Billing__ListFailedEmailsResponse *list_failed(rpcq_client *c, const char *id, uint32_t size,
+							    const char *token, rpcq_status want)
+{
+	Rpcq__Billing__ListFailedEmailsRequest req = RPCQ__BILLING__LIST_FAILED_EMAILS_REQUEST__INIT;
+	req.import_id = (char *)id;
+	req.page_size = size;
+	req.page_token = (char *)token;
+	Rpcq__Billing__ListFailedEmailsResponse *r = NULL;
+	rpcq_error err;
+	rpcq_status st = rpcq_billing_list_failed_emails(c, &req, &r, NULL, &err);
+	if (st != want)
+		fail_msg("ListFailedEmails(%s, \"%s\"): %d (%s), not %d", id, token, st, st ? err.message : "", want);
+	return r;
+}
+
 static void test_failures_retry_then_fail_and_a_payment_stops_an_email(void **state)
 {
 	(void)state;
@@ -1802,7 +1788,45 @@ static void test_failures_retry_then_fail_and_a_payment_stops_an_email(void **st
 	assert_int_equal(imp->state, RPCQ__BILLING__IMPORT_STATE__DONE);
 	assert_int_equal(imp->emails_sent, 1);
 	assert_int_equal(imp->emails_failed, 2);
+	/* Reported with the import, by bill number (the chunk's debtIds in
+	 * order: busy, ok, reject), and page by page. */
+	assert_int_equal(imp->n_first_failed_emails, 2);
+	expect_failed(imp->first_failed_emails[0], "busy", 3, "busy@example.com", 3, "451");
+	expect_failed(imp->first_failed_emails[1], "reject", 4, "reject@example.com", 1, "550");
 	import_free(imp);
+	Rpcq__Billing__ListFailedEmailsResponse *page = list_failed(cl[0], id, 1, "", RPCQ_OK);
+	assert_int_equal(page->n_failed_emails, 1);
+	expect_failed(page->failed_emails[0], "busy", 3, "busy@example.com", 3, "451");
+	assert_string_not_equal(page->next_page_token, "");
+	Rpcq__Billing__ListFailedEmailsResponse *rest = list_failed(cl[0], id, 1, page->next_page_token, RPCQ_OK);
+	assert_int_equal(rest->n_failed_emails, 1);
+	expect_failed(rest->failed_emails[0], "reject", 4, "reject@example.com", 1, "550");
+	assert_string_equal(rest->next_page_token, "");
+	protobuf_c_message_free_unpacked(&page->base, NULL);
+	protobuf_c_message_free_unpacked(&rest->base, NULL);
+	assert_null(list_failed(cl[0], id, 0, "x", RPCQ_INVALID_ARGUMENT));
+	assert_null(list_failed(cl[0], "999999", 0, "", RPCQ_NOT_FOUND));
+	assert_null(list_failed(cl[0], "seven", 0, "", RPCQ_INVALID_ARGUMENT));
+	/* The same over HTTP: the import's status, and the method's route. */
+	char url[300];
+	snprintf(url, sizeof(url), "%s/billing/imports/%s", srv[0].http_url, id);
+	harness_http_reply r;
+	assert_int_equal(harness_http("GET", url, NULL, NULL, 0, &r), 0);
+	assert_int_equal(r.status, 200);
+	if (strstr(r.body, "\"firstFailedEmails\":[{\"debtId\":\"busy\",\"line\":\"3\",\"email\":\"busy@example.com\","
+			   "\"attempts\":3,\"lastError\":\"UNAVAILABLE: SMTP ") == NULL)
+		fail_msg("no failed e-mail of busy first in %s", r.body);
+	harness_http_reply_free(&r);
+	snprintf(url, sizeof(url), "%s/rpc/rpcq.billing.BillingService/ListFailedEmails", srv[0].http_url);
+	char body[100];
+	snprintf(body, sizeof(body), "{\"importId\": \"%s\", \"pageSize\": 1}", id);
+	const char *hdr[] = {"Content-Type: application/json", NULL};
+	assert_int_equal(harness_http("POST", url, hdr, body, strlen(body), &r), 0);
+	assert_int_equal(r.status, 200);
+	if (strstr(r.body, "{\"failedEmails\":[{\"debtId\":\"busy\",") != r.body ||
+	    strstr(r.body, "\"nextPageToken\":\"") == NULL || strstr(r.body, "reject") != NULL)
+		fail_msg("not a page of busy alone: %s", r.body);
+	harness_http_reply_free(&r);
 	Rpcq__Billing__Bill *b = get_bill(cl[0], "busy");
 	assert_int_equal(b->notification, RPCQ__BILLING__NOTIFICATION_STATE__FAILED);
 	assert_int_equal(b->attempts, 3); /* --mail-max-attempts */

@@ -36,11 +36,13 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "smtp_sink.h"
 
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
 
 static harness_pg pg;
 static harness_server *server; /* the current test's */
+static smtp_sink sink;	       /* the current test's, if it has one */
 static int spool_counter;
 
 /* ---- small helpers ---- */
@@ -206,13 +208,14 @@ static long long sql(const char *fmt_, ...)
 
 /* Empty billing tables and an rpcqd with the billing flags given
  * (--billing-schedule S, and --mail-spool a fresh directory returned in
- * *spool unless spool is NULL: then no mail backend, e-mails stay pending). */
-static harness_server *start(const char *schedule, char **spool)
+ * *spool unless spool is NULL: then no mail backend, e-mails stay pending,
+ * unless the flags in extra, NULL-terminated, give one). */
+static harness_server *start_with(const char *schedule, char **spool, const char *const *extra)
 {
 	empty_billing();
 	harness_server *s = calloc(1, sizeof(*s));
 	assert_non_null(s);
-	const char *args[8];
+	const char *args[16];
 	int n = 0;
 	args[n++] = "--billing-schedule";
 	args[n++] = schedule;
@@ -223,15 +226,25 @@ static harness_server *start(const char *schedule, char **spool)
 		args[n++] = "--mail-spool";
 		args[n++] = *spool;
 	}
+	for (; extra && *extra; extra++) {
+		assert_true(n < 15);
+		args[n++] = *extra;
+	}
 	args[n] = NULL;
 	harness_server_start(s, &pg, args);
 	server = s;
 	return s;
 }
 
+static harness_server *start(const char *schedule, char **spool)
+{
+	return start_with(schedule, spool, NULL);
+}
+
 static int teardown_test(void **state)
 {
 	(void)state;
+	smtp_sink_stop(&sink);
 	if (server != NULL) {
 		if (server->pid > 0)
 			harness_server_stop(server);
@@ -934,6 +947,59 @@ static void test_an_email_address_the_sender_refuses_is_rejected_at_import(void 
 	free(path), free(spool);
 }
 
+static void test_emails_that_fail_for_good_are_listed_with_their_line_and_the_senders_answer(void **state)
+{
+	(void)state;
+	/* A real SMTP server that refuses every recipient here (550 for a
+	 * local part starting "reject"): more failed e-mails than GetImport
+	 * names, so the command pages through ListFailedEmails. */
+	char *dir = fmt("%s/smtp", pg.dir);
+	mkdir(dir, 0755);
+	smtp_sink_start(&sink, dir, "smtp", NULL);
+	const char *extra[] = {"--smtp-url", sink.url, NULL};
+	harness_server *s = start_with("1", NULL, extra);
+	char *path = fmt("%s/fails.csv", pg.dir);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	fputs("name,governmentId,email,debtAmount,debtDueDate,debtId\n", f);
+	for (int i = 1; i <= 150; i++) /* line i + 1 */
+		fprintf(f, "Debtor %d,%d,reject-%03d@example.com,%d.00,2030-01-01,fail-%03d\n", i, i, i, i, i);
+	assert_int_equal(fclose(f), 0);
+	char *out, *err;
+	int rc = billing(s, &out, &err, "import", path, "--wait", "emails", "--json", NULL);
+	if (rc != 0) {
+		char *log = harness_read_file(s->log_path, NULL);
+		fail_msg("import: exit %d\n%s\nserver log:\n%s", rc, err, log);
+	}
+	assert_int_equal(json_u64(out, "emailsFailed"), 150);
+	assert_int_equal(count_lines_starting(err, "fails.csv:"), 150);
+	for (int i = 1; i <= 150; i++) {
+		char *want = fmt("fails.csv:%d: e-mail of debt fail-%03d to reject-%03d@example.com failed after 1 "
+				 "attempt: FAILED_PRECONDITION: SMTP %s: RCPT TO <reject-%03d@example.com>: 550 ",
+				 i + 1, i, i, sink.url, i);
+		if (count_lines_starting(err, want) != 1)
+			fail_msg("no line \"%s...\" in stderr:\n%s", want, err);
+		free(want);
+	}
+	if (strstr(err, "150 rows, 150 accepted (150 new debts, 0 repeated), 0 rejected; 150 bills; e-mails 0 sent, "
+			"150 failed, 0 pending\n") == NULL)
+		fail_msg("no summary of 150 failed e-mails in stderr:\n%s", err);
+	char id[24];
+	snprintf(id, sizeof(id), "%lld", json_u64(out, "importId"));
+	free(out), free(err);
+
+	/* status names the first hundred, as GetImport does. */
+	billing_ok(s, &out, &err, "status", "status", id, NULL);
+	assert_non_null(strstr(out, "e-mails:  0 sent, 150 failed, 0 pending\n"));
+	assert_non_null(strstr(out, "\nfailed e-mails (the first):\n  fails.csv:2: debt fail-001 to "
+				    "reject-001@example.com, 1 attempt: FAILED_PRECONDITION: SMTP "));
+	assert_int_equal(count_lines_starting(out, "  fails.csv:"), 100);
+	assert_non_null(strstr(out, "  fails.csv:101: debt fail-100 to"));
+	assert_null(strstr(out, "fail-101"));
+	free(out), free(err);
+	free(dir), free(path);
+}
+
 /* ---- a connection that loses a reply ---- */
 
 /* A TCP relay on loopback between the rpcq command and rpcqd that loses
@@ -1125,6 +1191,9 @@ int main(void)
 		cmocka_unit_test_teardown(test_paying_a_debt_whose_email_is_pending_cancels_it, teardown_test),
 		cmocka_unit_test_teardown(test_an_email_address_the_sender_refuses_is_rejected_at_import,
 					  teardown_test),
+		cmocka_unit_test_teardown(
+			test_emails_that_fail_for_good_are_listed_with_their_line_and_the_senders_answer,
+			teardown_test),
 		cmocka_unit_test_teardown(test_a_payment_whose_reply_was_lost_is_recorded_once_and_the_command_succeeds,
 					  teardown_test),
 		cmocka_unit_test_teardown(

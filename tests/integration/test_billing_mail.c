@@ -40,18 +40,14 @@
 #include <rpcq/alloc.h>
 
 #include "harness.h"
+#include "smtp_sink.h"
 #include "mail.h"
 
 #define PYTHON "/usr/bin/python3"
 #define MESSAGES 300
 #define CHECK_EVERY 15
 
-typedef struct sink {
-	pid_t pid;
-	int port;
-	char dir[128];
-	char url[64];
-} sink;
+typedef smtp_sink sink;
 
 static int64_t now_ms(void)
 {
@@ -186,67 +182,20 @@ static void sink_forget(pid_t pid)
  * certificate. */
 static void sink_start_tls(sink *s, const char *idle_timeout, const char *tls)
 {
-	char script[512];
-	harness_source_path("tests/integration/smtp_sink.py", script, sizeof(script));
-	memset(s, 0, sizeof(*s));
-	snprintf(s->dir, sizeof(s->dir), "/tmp/rpcq-smtp-sink-XXXXXX");
-	assert_non_null(mkdtemp(s->dir));
-	for (int attempt = 0; attempt < 3; attempt++) {
-		s->port = harness_free_port();
-		char port[16], log[200];
-		snprintf(port, sizeof(port), "%d", s->port);
-		snprintf(log, sizeof(log), "%s/stderr", s->dir);
-		pid_t pid = fork();
-		assert_true(pid >= 0);
-		if (pid == 0) {
-			setpgid(0, 0);
-			int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-			if (fd >= 0) {
-				dup2(fd, 1);
-				dup2(fd, 2);
-			}
-			const char *argv[] = {PYTHON,
-					      script,
-					      "--port",
-					      port,
-					      "--dir",
-					      s->dir,
-					      "--idle-timeout",
-					      idle_timeout ? idle_timeout : "300",
-					      tls ? "--tls" : NULL, /* without TLS, argv ends here */
-					      tls,
-					      "--tls-cert",
-					      certs.cert,
-					      "--tls-key",
-					      certs.key,
-					      NULL};
-			execv(PYTHON, (char *const *)argv);
-			_exit(127);
-		}
-		setpgid(pid, pid);
-		char ready[200];
-		snprintf(ready, sizeof(ready), "%s/ready", s->dir);
-		for (int64_t deadline = now_ms() + 10000; now_ms() < deadline; sleep_ms(20)) {
-			if (access(ready, F_OK) == 0) {
-				s->pid = pid;
-				const char *scheme = tls == NULL		    ? "smtp"
-						     : strcmp(tls, "implicit") == 0 ? "smtps"
-										    : "smtp+starttls";
-				snprintf(s->url, sizeof(s->url), "%s://127.0.0.1:%d", scheme, s->port);
-				sink_remember(s);
-				return;
-			}
-			int status;
-			if (waitpid(pid, &status, WNOHANG) == pid)
-				break; /* exited: the port was taken, most likely */
-		}
-		kill(-pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-	}
-	char log[200];
-	snprintf(log, sizeof(log), "%s/stderr", s->dir);
-	char *text = harness_read_file(log, NULL);
-	fail_msg("smtp_sink.py did not start:\n%s", text ? text : "");
+	char dir[] = "/tmp/rpcq-smtp-sink-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	const char *args[] = {"--idle-timeout",
+			      idle_timeout ? idle_timeout : "300",
+			      tls ? "--tls" : NULL, /* without TLS, the arguments end here */
+			      tls,
+			      "--tls-cert",
+			      certs.cert,
+			      "--tls-key",
+			      certs.key,
+			      NULL};
+	const char *scheme = tls == NULL ? "smtp" : strcmp(tls, "implicit") == 0 ? "smtps" : "smtp+starttls";
+	smtp_sink_start(s, dir, scheme, args);
+	sink_remember(s);
 }
 
 static void sink_start(sink *s, const char *idle_timeout)
@@ -257,19 +206,7 @@ static void sink_start(sink *s, const char *idle_timeout)
 static void sink_stop(sink *s)
 {
 	sink_forget(s->pid);
-	if (s->pid > 0) {
-		kill(-s->pid, SIGTERM);
-		int64_t deadline = now_ms() + 5000;
-		while (waitpid(s->pid, NULL, WNOHANG) != s->pid) {
-			if (now_ms() > deadline) {
-				kill(-s->pid, SIGKILL);
-				waitpid(s->pid, NULL, 0);
-				break;
-			}
-			sleep_ms(10);
-		}
-		s->pid = 0;
-	}
+	smtp_sink_stop(s);
 	if (s->dir[0])
 		rm_rf(s->dir);
 	s->dir[0] = '\0';
@@ -283,7 +220,7 @@ typedef struct received {
 
 static size_t sink_log(const sink *s, received *out, size_t max)
 {
-	char path[200];
+	char path[400];
 	snprintf(path, sizeof(path), "%s/log", s->dir);
 	FILE *f = fopen(path, "r");
 	if (f == NULL)
@@ -369,7 +306,7 @@ static char *compose_message(int i, char *key, char *id)
 /* The message the sink k received as its n-th is msg, byte for byte. */
 static void expect_arrived(const sink *k, int n, const char *msg)
 {
-	char path[300];
+	char path[400];
 	snprintf(path, sizeof(path), "%s/msgs/%d/message.eml", k->dir, n);
 	size_t len;
 	char *arrived = harness_read_file(path, &len);
@@ -395,7 +332,7 @@ static void want_message(const char *dir, int i)
 }
 
 /* Runs mail_check.py over dirs[0..n); asserts it finds nothing wrong. */
-static void mail_check(char (*dirs)[200], size_t n)
+static void mail_check(char (*dirs)[400], size_t n)
 {
 	char script[512];
 	harness_source_path("tests/integration/mail_check.py", script, sizeof(script));
@@ -459,7 +396,7 @@ static void test_many_messages_through_one_sender_arrive_once_and_intact(void **
 	assert_int_equal(n, base + MESSAGES);
 	/* Every message byte for byte; one in CHECK_EVERY also through Python's
 	 * parser (the unit test parses every kind of message already). */
-	static char dirs[MESSAGES / CHECK_EVERY + 1][200];
+	static char dirs[MESSAGES / CHECK_EVERY + 1][400];
 	size_t nd = 0;
 	for (int i = 0; i < MESSAGES; i++) {
 		char to[64], debt[64], body[256];
@@ -617,7 +554,7 @@ static void send_over_tls_and_check(sink *k, const char *ca_file, int n)
 	mail_sender *s = smtp_sender_ca(k->url, 10000, ca_file);
 	assert_string_equal(mail_sender_describe(s), k->url);
 	char *msgs[MAX], keys[MAX][MAIL_KEY_MAX], ids[MAX][MAIL_MESSAGE_ID_MAX];
-	char dirs[MAX][200];
+	char dirs[MAX][400];
 	for (int i = 0; i < n; i++) {
 		char to[64], debt[64], body[256];
 		message_fields(20 + i, debt, sizeof(debt), to, sizeof(to), body, sizeof(body));
@@ -801,7 +738,7 @@ static void test_rpcqd_mails_over_tls_only_a_server_that_its_smtp_ca_file_trusts
 	assert_string_equal(got[1 - john].to, "maria@example.com");
 	/* Each message is its bill's: the Message-ID that the outbox holds. */
 	for (int i = 0; i < 2; i++) {
-		char path[300];
+		char path[400];
 		snprintf(path, sizeof(path), "%s/msgs/%d/message.eml", k.dir, got[i].n);
 		char *msg = harness_read_file(path, NULL);
 		assert_non_null(msg);
@@ -927,7 +864,7 @@ static void test_every_send_carries_the_message_id_its_bill_reports_whatever_the
 	assert_int_equal(sink_log(&k, got, 8), 3);
 	int seen[3] = {0, 0, 0};
 	for (int i = 0; i < 3; i++) {
-		char path[300];
+		char path[400];
 		snprintf(path, sizeof(path), "%s/msgs/%d/message.eml", k.dir, got[i].n);
 		char *id = header_of(path, "Message-ID"), *from = header_of(path, "From");
 		assert_non_null(id);
@@ -1129,7 +1066,7 @@ static void test_spool_files_parse_and_a_resend_replaces_the_file(void **state)
 	assert_int_equal(count_files(dir, ".eml", 0), N);
 	assert_int_equal(count_files(dir, ".tmp", 1), 1);
 
-	char dirs[N][200];
+	char dirs[N][400];
 	for (int i = 0; i < N; i++) {
 		snprintf(path, sizeof(path), "%.200s/%.80s.eml", dir, keys[i]);
 		size_t len;

@@ -27,6 +27,7 @@
 
 #define BILLING_TOPIC_PREFIX "billing.imports."
 #define BILLING_FIRST_REJECTIONS 100
+#define BILLING_FIRST_FAILED_EMAILS 100
 #define BILLING_KEY_MAX 128
 #define BILLING_FILE_NAME_MAX 200
 
@@ -62,10 +63,12 @@ rpcq_status billing_start_import(call *c, const ProtobufCMessage *in, ProtobufCM
 rpcq_status billing_import_chunk(call *c, const ProtobufCMessage *in, ProtobufCMessage **out);
 rpcq_status billing_get_import(call *c, const ProtobufCMessage *in, ProtobufCMessage **out);
 rpcq_status billing_list_rejections(call *c, const ProtobufCMessage *in, ProtobufCMessage **out);
+rpcq_status billing_list_failed_emails(call *c, const ProtobufCMessage *in, ProtobufCMessage **out);
 /* The import id of a request, checked (the call fails when it is not one). */
 rpcq_status billing_import_id(call *c, const char *text, int64_t *id) RPCQ_NODISCARD;
-/* The Import message of id as stored (in arena ar), reading on db. */
-rpcq_status billing_import_read(dbconn *db, arena *ar, int64_t id, Rpcq__Billing__Import **out,
+/* The Import message of id as stored (in arena ar), reading on db; with
+ * with_reasons, also its first rejections and failed e-mails. */
+rpcq_status billing_import_read(dbconn *db, arena *ar, int64_t id, int with_reasons, Rpcq__Billing__Import **out,
 				rpcq_error *err) RPCQ_NODISCARD;
 /* Appends the import's progress to "billing.imports.<id>" in the
  * transaction open on db. */

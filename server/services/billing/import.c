@@ -1,5 +1,5 @@
 /*
- * StartImport, ImportChunk, GetImport and ListRejections: a debts file
+ * StartImport, ImportChunk, GetImport, ListRejections and ListFailedEmails: a debts file
  * received in chunks (schema in db/migrations/0005_billing.sql).
  *
  * A chunk is one transaction: lock the import's row, take the chunk
@@ -31,8 +31,9 @@
 #include "upload_ahead.h"
 #include "utf8.h"
 
-#define REJECTIONS_PAGE_DEFAULT 1000
-#define REJECTIONS_PAGE_MAX 10000
+/* ListRejections and ListFailedEmails pages. */
+#define PAGE_DEFAULT 1000
+#define PAGE_MAX 10000
 /* Days from 1970-01-01 to PostgreSQL's epoch, 2000-01-01. */
 #define PG_EPOCH_DAYS 10957
 
@@ -51,7 +52,46 @@ static int64_t int_at(const PGresult *res, int row, int col)
 	return PQgetisnull(res, row, col) ? 0 : strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
-rpcq_status billing_import_read(dbconn *db, arena *ar, int64_t id, Rpcq__Billing__Import **out, rpcq_error *err)
+/* The failed e-mails of import ids after bill number after, at most limit,
+ * into *list (in ar) and *n; *next is the bill number of the last one when
+ * more follow, else 0. */
+static rpcq_status failed_emails_read(dbconn *db, arena *ar, const char *ids, int64_t after, uint32_t limit,
+				      Rpcq__Billing__FailedEmail ***list, size_t *n, int64_t *next, rpcq_error *err)
+{
+	char al[24], lim[16];
+	snprintf(al, sizeof(al), "%" PRId64, after);
+	snprintf(lim, sizeof(lim), "%" PRIu32, limit + 1);
+	const char *p[] = {ids, al, lim};
+	PGresult *res = NULL;
+	rpcq_status st = db_exec(db, &billing_sql_failed_emails_page, p, &res, err);
+	if (st != RPCQ_OK)
+		return st;
+	int rows = PQntuples(res);
+	int take = rows > (int)limit ? (int)limit : rows;
+	Rpcq__Billing__FailedEmail **l = arena_calloc(ar, (size_t)take + 1, sizeof(*l));
+	Rpcq__Billing__FailedEmail *f = arena_calloc(ar, (size_t)take + 1, sizeof(*f));
+	if (l == NULL || f == NULL) {
+		PQclear(res);
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+	}
+	for (int i = 0; i < take; i++) {
+		rpcq__billing__failed_email__init(&f[i]);
+		f[i].debt_id = arena_strdup(ar, PQgetvalue(res, i, 1));
+		f[i].line = (uint64_t)int_at(res, i, 2);
+		f[i].email = arena_strdup(ar, PQgetvalue(res, i, 3));
+		f[i].attempts = (uint32_t)int_at(res, i, 4);
+		f[i].last_error = arena_strdup(ar, PQgetvalue(res, i, 5));
+		l[i] = &f[i];
+	}
+	*next = rows > take && take > 0 ? int_at(res, take - 1, 0) : 0;
+	PQclear(res);
+	*list = l;
+	*n = (size_t)take;
+	return RPCQ_OK;
+}
+
+rpcq_status billing_import_read(dbconn *db, arena *ar, int64_t id, int with_reasons, Rpcq__Billing__Import **out,
+				rpcq_error *err)
 {
 	char ids[24];
 	snprintf(ids, sizeof(ids), "%" PRId64, id);
@@ -97,6 +137,15 @@ rpcq_status billing_import_read(dbconn *db, arena *ar, int64_t id, Rpcq__Billing
 		m->state = RPCQ__BILLING__IMPORT_STATE__MAILING;
 	else
 		m->state = RPCQ__BILLING__IMPORT_STATE__DONE;
+	if (!with_reasons) {
+		*out = m;
+		return RPCQ_OK;
+	}
+	int64_t next = 0;
+	if (m->emails_failed > 0 &&
+	    (st = failed_emails_read(db, ar, ids, 0, BILLING_FIRST_FAILED_EMAILS, &m->first_failed_emails,
+				     &m->n_first_failed_emails, &next, err)) != RPCQ_OK)
+		return st;
 
 	char limit[16];
 	snprintf(limit, sizeof(limit), "%d", BILLING_FIRST_REJECTIONS);
@@ -128,10 +177,9 @@ rpcq_status billing_publish_progress(dbconn *db, int64_t id, rpcq_error *err)
 	if (ar == NULL)
 		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
 	Rpcq__Billing__Import *imp = NULL;
-	rpcq_status st = billing_import_read(db, ar, id, &imp, err);
+	/* Subscribers want the counts; the reasons are in GetImport. */
+	rpcq_status st = billing_import_read(db, ar, id, 0, &imp, err);
 	if (st == RPCQ_OK) {
-		/* Subscribers want the counts; the reasons are in GetImport. */
-		imp->n_first_rejections = 0;
 		Rpcq__Billing__ImportProgress msg = RPCQ__BILLING__IMPORT_PROGRESS__INIT;
 		msg.import = imp;
 		char topic[64];
@@ -150,7 +198,7 @@ static rpcq_status load_reply(call *c, int64_t id, int duplicate, ProtobufCMessa
 	if (st != RPCQ_OK)
 		return st;
 	Rpcq__Billing__Import *m = NULL;
-	if ((st = billing_import_read(db, call_arena(c), id, &m, &err)) != RPCQ_OK)
+	if ((st = billing_import_read(db, call_arena(c), id, 1, &m, &err)) != RPCQ_OK)
 		return call_fail_err(c, st, &err);
 	m->duplicate = duplicate;
 	*out = &m->base;
@@ -512,9 +560,9 @@ rpcq_status billing_list_rejections(call *c, const ProtobufCMessage *msg, Protob
 	rpcq_status st = billing_import_id(c, in->import_id, &id);
 	if (st != RPCQ_OK)
 		return st;
-	uint32_t size = in->page_size ? in->page_size : REJECTIONS_PAGE_DEFAULT;
-	if (size > REJECTIONS_PAGE_MAX)
-		size = REJECTIONS_PAGE_MAX;
+	uint32_t size = in->page_size ? in->page_size : PAGE_DEFAULT;
+	if (size > PAGE_MAX)
+		size = PAGE_MAX;
 	unsigned long long after = 0;
 	if (in->page_token && in->page_token[0]) {
 		char tail;
@@ -550,6 +598,47 @@ rpcq_status billing_list_rejections(call *c, const ProtobufCMessage *msg, Protob
 	resp->n_rejections = (size_t)take;
 	resp->next_page_token = n > take && take > 0 ? arena_printf(ar, "%" PRIu64, r[take - 1].line) : "";
 	PQclear(res);
+	*out = &resp->base;
+	return RPCQ_OK;
+}
+
+rpcq_status billing_list_failed_emails(call *c, const ProtobufCMessage *msg, ProtobufCMessage **out)
+{
+	const Rpcq__Billing__ListFailedEmailsRequest *in = (const Rpcq__Billing__ListFailedEmailsRequest *)msg;
+	arena *ar = call_arena(c);
+	int64_t id;
+	rpcq_status st = billing_import_id(c, in->import_id, &id);
+	if (st != RPCQ_OK)
+		return st;
+	uint32_t size = in->page_size ? in->page_size : PAGE_DEFAULT;
+	if (size > PAGE_MAX)
+		size = PAGE_MAX;
+	long long after = 0;
+	if (in->page_token && in->page_token[0]) {
+		char tail;
+		if (sscanf(in->page_token, "%lld%c", &after, &tail) != 1 || after <= 0)
+			return call_fail(c, RPCQ_INVALID_ARGUMENT, "page_token \"%.40s\" is not one this server gave",
+					 in->page_token);
+	}
+	dbconn *db;
+	rpcq_error err;
+	if ((st = call_db(c, &db)) != RPCQ_OK)
+		return st;
+	/* The import first: an unknown one is NOT_FOUND, not an empty list. */
+	Rpcq__Billing__Import *imp = NULL;
+	if ((st = billing_import_read(db, ar, id, 0, &imp, &err)) != RPCQ_OK)
+		return call_fail_err(c, st, &err);
+	Rpcq__Billing__ListFailedEmailsResponse *resp = arena_calloc(ar, 1, sizeof(*resp));
+	if (resp == NULL)
+		return call_fail(c, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+	rpcq__billing__list_failed_emails_response__init(resp);
+	char ids[24];
+	snprintf(ids, sizeof(ids), "%" PRId64, id);
+	int64_t next = 0;
+	if ((st = failed_emails_read(db, ar, ids, after, size, &resp->failed_emails, &resp->n_failed_emails, &next,
+				     &err)) != RPCQ_OK)
+		return call_fail_err(c, st, &err);
+	resp->next_page_token = next > 0 ? arena_printf(ar, "%" PRId64, next) : "";
 	*out = &resp->base;
 	return RPCQ_OK;
 }

@@ -85,6 +85,7 @@ static const method_def methods[] = {
 	{"ImportChunk", billing_import_chunk},
 	{"GetImport", billing_get_import},
 	{"ListRejections", billing_list_rejections},
+	{"ListFailedEmails", billing_list_failed_emails},
 	{"GetBill", billing_get_bill},
 	{"RecordPayment", billing_record_payment},
 	{NULL, NULL},

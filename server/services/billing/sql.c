@@ -55,6 +55,16 @@ const db_stmt billing_sql_rejections_page = {
 	3,
 };
 
+/* The e-mails of an import's debts that failed for good, by bill number,
+ * through the index of failed e-mails alone (migration 0011). */
+const db_stmt billing_sql_failed_emails_page = {
+	"billing_failed_emails_page",
+	"SELECT n.debt, d.debt_id, d.line, d.email, n.attempts, coalesce(n.last_error, '')"
+	" FROM billing_notifications n JOIN billing_debts d ON d.id = n.debt"
+	" WHERE n.state = 3 AND n.debt > $2::int8 AND d.import_id = $1::int8 ORDER BY n.debt LIMIT $3::int8",
+	3,
+};
+
 const db_stmt billing_sql_merge_lock = {"billing_merge_lock",
 					"SELECT pg_advisory_xact_lock(" BILLING_MERGE_LOCK_KEY ")", 0};
 

@@ -30,6 +30,9 @@ extern const db_stmt billing_sql_import_update;
 extern const db_stmt billing_sql_rejections_first;
 /* id, after line, limit -> line, reason */
 extern const db_stmt billing_sql_rejections_page;
+/* id, after bill number, limit -> bill number, debt_id, line, email,
+ * attempts, last_error */
+extern const db_stmt billing_sql_failed_emails_page;
 
 extern const db_stmt billing_sql_merge_lock;
 extern const char billing_sql_stage_create[];

@@ -1,0 +1,28 @@
+/*
+ * A real SMTP server on loopback for the billing tests: smtp_sink.py
+ * (aiosmtpd) in a process group of its own, keeping every message it
+ * accepts in its directory (see the script for its log and the recipients
+ * it refuses or delays).
+ */
+#ifndef RPCQ_TEST_SMTP_SINK_H
+#define RPCQ_TEST_SMTP_SINK_H
+
+#include <sys/types.h>
+
+typedef struct smtp_sink {
+	pid_t pid; /* 0: not running */
+	int port;
+	char dir[300];
+	char url[64]; /* scheme://127.0.0.1:port */
+} smtp_sink;
+
+/* Starts the sink on a free port (another one if that was taken meanwhile)
+ * in dir, an existing directory, with the script's extra arguments args
+ * (NULL-terminated; NULL: none), and waits until it is ready; url gets
+ * scheme. Fails the test, with the script's stderr, if it does not start. */
+void smtp_sink_start(smtp_sink *s, const char *dir, const char *scheme, const char *const *args);
+
+/* Stops the sink (SIGTERM, then SIGKILL after 5 s); its directory stays. */
+void smtp_sink_stop(smtp_sink *s);
+
+#endif

@@ -71,7 +71,8 @@ static void usage(FILE *out)
 	fprintf(out, "usage: rpcq billing import FILE [--wait bills|emails] [--json]\n"
 		     "       rpcq billing status IMPORT_ID [--json]\n"
 		     "       rpcq billing bill DEBT_ID [--json] [--pdf FILE]\n"
-		     "       rpcq billing pay DEBT_ID --amount A [--paid-at T] [--payer P] [--json]\n\n"
+		     "       rpcq billing pay DEBT_ID --amount A [--paid-at T] [--payer P] [--json]\n"
+		     "       rpcq billing retry IMPORT_ID | --debt DEBT_ID [--json]\n\n"
 		     "Debts imported from CSV files, one bill (a boleto-style payment slip) per debt, one e-mail\n"
 		     "per bill, and payments that stop the e-mails.\n\n"
 		     "import   sends a debts file (name,governmentId,email,debtAmount,debtDueDate,debtId) in\n"
@@ -81,7 +82,8 @@ static void usage(FILE *out)
 		     "         or failed\n"
 		     "status   an import's state and counts, its first rejections and failed e-mails\n"
 		     "bill     a debt's bill: the slip, its payment code and the state of its e-mail\n"
-		     "pay      records the payment of a debt (a pending e-mail of its bill is not sent)\n\n"
+		     "pay      records the payment of a debt (a pending e-mail of its bill is not sent)\n"
+		     "retry    puts e-mails that failed for good back in the outbox\n\n"
 		     "`rpcq billing COMMAND --help` describes one command.\n");
 }
 
@@ -130,6 +132,19 @@ static void bill_usage(FILE *out)
 		     "writes the slip as a PDF (one A4 page, the barcode's bars included) to FILE; with\n"
 		     "--pdf - the PDF goes to stdout, alone. Exit status 1 with NOT_FOUND for an unknown\n"
 		     "debt, FAILED_PRECONDITION for a debt whose bill is not made yet.\n");
+}
+
+static void retry_usage(FILE *out)
+{
+	fprintf(out, "usage: rpcq billing retry IMPORT_ID [--json]\n"
+		     "       rpcq billing retry --debt DEBT_ID [--json]\n\n"
+		     "Puts the e-mails that failed for good back in the outbox, every one of the import's or the\n"
+		     "debt's, once what made them fail is fixed (the SMTP server was down longer than the\n"
+		     "retries last, say). They are sent as new ones: --mail-max-attempts attempts again, the same\n"
+		     "Message-ID. E-mails of paid debts, and e-mails that did not fail, stay as they are. Prints\n"
+		     "how many went back (--json: the reply as proto3 JSON); then `rpcq billing import FILE\n"
+		     "--wait emails` with the same file, or `rpcq billing status ID`, follows them. Exit status 1\n"
+		     "with NOT_FOUND for an unknown import or debt.\n");
 }
 
 static void pay_usage(FILE *out)
@@ -910,6 +925,59 @@ static int cmd_bill(int argc, char **argv, cli_globals *g)
 
 /* ---- pay ---- */
 
+/* ---- retry ---- */
+
+static int cmd_retry(int argc, char **argv, cli_globals *g)
+{
+	if (cli_wants_help(argc, argv)) {
+		retry_usage(stdout);
+		return 0;
+	}
+	const char *import = NULL, *debt = NULL;
+	int as_json = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *v;
+		int missing = 0;
+		if ((v = cli_option(argc, argv, &i, "--debt", &missing)) != NULL)
+			debt = v;
+		else if (missing)
+			return cli_usage_error("%s needs a DEBT_ID", argv[i]);
+		else if (strcmp(argv[i], "--json") == 0)
+			as_json = 1;
+		else if (import == NULL && argv[i][0] != '-')
+			import = argv[i];
+		else
+			return cli_usage_error("billing retry takes IMPORT_ID or --debt DEBT_ID [--json], not \"%s\"",
+					       argv[i]);
+	}
+	if ((import == NULL) == (debt == NULL))
+		return cli_usage_error("billing retry needs IMPORT_ID or --debt DEBT_ID (one of them)");
+	rpcq_client *client = cli_client(g);
+	if (client == NULL)
+		return 1;
+	rpcq_call_options o = cli_call_options(g);
+	Rpcq__Billing__RetryFailedEmailsRequest req = RPCQ__BILLING__RETRY_FAILED_EMAILS_REQUEST__INIT;
+	req.import_id = (char *)(import ? import : "");
+	req.debt_id = (char *)(debt ? debt : "");
+	Rpcq__Billing__RetryFailedEmailsResponse *r = NULL;
+	rpcq_error err;
+	if (rpcq_billing_retry_failed_emails(client, &req, &r, &o, &err) != RPCQ_OK)
+		return cli_fail(&err);
+	int rc = 0;
+	if (as_json)
+		rc = cli_print_json(&r->base, 1);
+	else if (import != NULL)
+		printf("import %s: %" PRIu64 " failed e-mail%s back in the outbox\n", import, r->retried,
+		       r->retried == 1 ? "" : "s");
+	else
+		printf("debt %s: %s\n", debt,
+		       r->retried ? "its failed e-mail is back in the outbox" : "no failed e-mail to retry");
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	if (fflush(stdout) != 0 && rc == 0)
+		rc = cli_fail_status(RPCQ_INTERNAL, "cannot write stdout: %s", strerror(errno));
+	return rc;
+}
+
 static int cmd_pay(int argc, char **argv, cli_globals *g)
 {
 	if (cli_wants_help(argc, argv)) {
@@ -995,10 +1063,8 @@ int cli_billing(int argc, char **argv, cli_globals *g)
 		const char *name;
 		int (*run)(int argc, char **argv, cli_globals *g);
 	} cmds[] = {
-		{"import", cmd_import},
-		{"status", cmd_status},
-		{"bill", cmd_bill},
-		{"pay", cmd_pay},
+		{"import", cmd_import}, {"status", cmd_status}, {"bill", cmd_bill},
+		{"pay", cmd_pay},	{"retry", cmd_retry},
 	};
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
 		if (strcmp(argv[1], cmds[i].name) == 0)

@@ -35,7 +35,7 @@ static void sleep_ms(int ms)
 		;
 }
 
-void smtp_sink_start(smtp_sink *s, const char *dir, const char *scheme, const char *const *args)
+void smtp_sink_start(smtp_sink *s, const char *dir, int port_wanted, const char *scheme, const char *const *args)
 {
 	char script[512];
 	harness_source_path("tests/integration/smtp_sink.py", script, sizeof(script));
@@ -44,8 +44,8 @@ void smtp_sink_start(smtp_sink *s, const char *dir, const char *scheme, const ch
 	char log[400], ready[400];
 	snprintf(log, sizeof(log), "%s/stderr", s->dir);
 	snprintf(ready, sizeof(ready), "%s/ready", s->dir);
-	for (int attempt = 0; attempt < 3; attempt++) {
-		s->port = harness_free_port();
+	for (int attempt = 0; attempt < (port_wanted > 0 ? 1 : 3); attempt++) {
+		s->port = port_wanted > 0 ? port_wanted : harness_free_port();
 		char port[16];
 		snprintf(port, sizeof(port), "%d", s->port);
 		const char *argv[MAX_ARGS + 7] = {PYTHON, script, "--port", port, "--dir", s->dir};

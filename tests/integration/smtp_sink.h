@@ -16,11 +16,12 @@ typedef struct smtp_sink {
 	char url[64]; /* scheme://127.0.0.1:port */
 } smtp_sink;
 
-/* Starts the sink on a free port (another one if that was taken meanwhile)
- * in dir, an existing directory, with the script's extra arguments args
- * (NULL-terminated; NULL: none), and waits until it is ready; url gets
- * scheme. Fails the test, with the script's stderr, if it does not start. */
-void smtp_sink_start(smtp_sink *s, const char *dir, const char *scheme, const char *const *args);
+/* Starts the sink on port (0: a free one, another if that was taken
+ * meanwhile) in dir, an existing directory, with the script's extra
+ * arguments args (NULL-terminated; NULL: none), and waits until it is
+ * ready; url gets scheme. Fails the test, with the script's stderr, if it
+ * does not start. */
+void smtp_sink_start(smtp_sink *s, const char *dir, int port, const char *scheme, const char *const *args);
 
 /* Stops the sink (SIGTERM, then SIGKILL after 5 s); its directory stays. */
 void smtp_sink_stop(smtp_sink *s);

@@ -70,7 +70,7 @@ static void sink_start(sink *s)
 	char dir[300];
 	snprintf(dir, sizeof(dir), "%s/smtp", pg.dir);
 	mkdir(dir, 0755);
-	smtp_sink_start(s, dir, "smtp", NULL);
+	smtp_sink_start(s, dir, 0, "smtp", NULL);
 }
 
 static void sink_stop(sink *s)
@@ -1773,9 +1773,31 @@ static Rpcq__Billing__ListFailedEmailsResponse *list_failed(rpcq_client *c, cons
 	return r;
 }
 
+static uint32_t bill_attempts(const char *debt, Rpcq__Billing__NotificationState *state);
+
+/* RetryFailedEmails of an import or a debt: how many went back, or -1 when
+ * it fails with want. */
+static long long retry_failed(rpcq_client *c, const char *import, const char *debt, rpcq_status want)
+{
+	Rpcq__Billing__RetryFailedEmailsRequest req = RPCQ__BILLING__RETRY_FAILED_EMAILS_REQUEST__INIT;
+	req.import_id = (char *)(import ? import : "");
+	req.debt_id = (char *)(debt ? debt : "");
+	Rpcq__Billing__RetryFailedEmailsResponse *r = NULL;
+	rpcq_error err;
+	rpcq_status st = rpcq_billing_retry_failed_emails(c, &req, &r, NULL, &err);
+	if (st != want)
+		fail_msg("RetryFailedEmails(%s, %s): %d (%s), not %d", req.import_id, req.debt_id, st,
+			 st ? err.message : "", want);
+	long long n = r ? (long long)r->retried : -1;
+	if (r)
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+	return n;
+}
+
 static void test_failures_retry_then_fail_and_a_payment_stops_an_email(void **state)
 {
 	(void)state;
+	Rpcq__Billing__NotificationState ns_after;
 	sink_start(&smtp);
 	server_up(0, "smtp");
 	const char text[] = "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
@@ -1842,6 +1864,30 @@ static void test_failures_retry_then_fail_and_a_payment_stops_an_email(void **st
 	assert_non_null(strstr(b->slip, b->payment_code));
 	assert_string_equal(b->amount, "1.00");
 	protobuf_c_message_free_unpacked(&b->base, NULL);
+
+	/* Failed e-mails back in the outbox: of a debt paid since, none; the
+	 * other one is tried anew (and refused again); a sent one, or one
+	 * retried already, is not counted twice. */
+	Rpcq__Billing__Payment *paid = NULL;
+	rpcq_error perr;
+	assert_int_equal(pay(cl[0], "busy", "2.00", "", &paid, &perr), RPCQ_OK);
+	assert_false(paid->cancelled_notification); /* it had failed: nothing to cancel */
+	protobuf_c_message_free_unpacked(&paid->base, NULL);
+	assert_int_equal(retry_failed(cl[0], id, NULL, RPCQ_OK), 1);
+	assert_int_equal(retry_failed(cl[0], NULL, "ok", RPCQ_OK), 0);
+	imp = wait_state(cl[0], id, RPCQ__BILLING__IMPORT_STATE__DONE, 30000);
+	assert_int_equal(imp->state, RPCQ__BILLING__IMPORT_STATE__DONE);
+	assert_int_equal(imp->emails_failed, 2);
+	assert_int_equal(imp->emails_sent, 1);
+	import_free(imp);
+	assert_int_equal(bill_attempts("reject", &ns_after), 1); /* counted from 0 again */
+	assert_int_equal(ns_after, RPCQ__BILLING__NOTIFICATION_STATE__FAILED);
+	assert_int_equal(bill_attempts("busy", &ns_after), 3);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_notifications"), 3);
+	assert_int_equal(retry_failed(cl[0], NULL, "nobody", RPCQ_NOT_FOUND), -1);
+	assert_int_equal(retry_failed(cl[0], "999999", NULL, RPCQ_NOT_FOUND), -1);
+	assert_int_equal(retry_failed(cl[0], id, "ok", RPCQ_INVALID_ARGUMENT), -1);
+	assert_int_equal(retry_failed(cl[0], NULL, NULL, RPCQ_INVALID_ARGUMENT), -1);
 
 	/* A debt paid while its e-mail waits: the e-mail never goes. */
 	server_down(0, SIGTERM);

@@ -955,7 +955,7 @@ static void test_emails_that_fail_for_good_are_listed_with_their_line_and_the_se
 	 * names, so the command pages through ListFailedEmails. */
 	char *dir = fmt("%s/smtp", pg.dir);
 	mkdir(dir, 0755);
-	smtp_sink_start(&sink, dir, "smtp", NULL);
+	smtp_sink_start(&sink, dir, 0, "smtp", NULL);
 	const char *extra[] = {"--smtp-url", sink.url, NULL};
 	harness_server *s = start_with("1", NULL, extra);
 	char *path = fmt("%s/fails.csv", pg.dir);
@@ -998,6 +998,66 @@ static void test_emails_that_fail_for_good_are_listed_with_their_line_and_the_se
 	assert_null(strstr(out, "fail-101"));
 	free(out), free(err);
 	free(dir), free(path);
+}
+
+static void test_emails_failed_while_the_smtp_server_was_down_go_out_once_retried(void **state)
+{
+	(void)state;
+	/* No SMTP server yet where rpcqd sends: every attempt is refused, and
+	 * after two each e-mail has failed for good. */
+	int port = harness_free_port();
+	char *url = fmt("smtp://127.0.0.1:%d", port);
+	const char *extra[] = {
+		"--smtp-url", url, "--mail-max-attempts", "2", "--mail-retry-base-ms", "20", "--mail-lease-s",
+		"1",	      NULL};
+	harness_server *s = start_with("1", NULL, extra);
+	char *path = write_file("outage.csv", "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
+					      "Ana,1,ana@example.com,10.00,2030-01-01,outage-1\n"
+					      "Bia,2,bia@example.com,20.00,2030-01-01,outage-2\n"
+					      "Caio,3,caio@example.com,30.00,2030-01-01,outage-3\n");
+	char *out, *err;
+	billing_ok(s, &out, &err, "import outage.csv", "import", path, "--wait", "emails", "--json", NULL);
+	assert_int_equal(json_u64(out, "emailsFailed"), 3);
+	assert_int_equal(count_lines_starting(err, "outage.csv:"), 3);
+	assert_non_null(strstr(err, "outage.csv:2: e-mail of debt outage-1 to ana@example.com failed after 2 attempts: "
+				    "UNAVAILABLE: SMTP "));
+	char id[24];
+	snprintf(id, sizeof(id), "%lld", json_u64(out, "importId"));
+	free(out), free(err);
+
+	/* The server is back: retry puts the three back, and they go out once. */
+	char *dir = fmt("%s/smtp", pg.dir);
+	mkdir(dir, 0755);
+	smtp_sink_start(&sink, dir, port, "smtp", NULL);
+	billing_ok(s, &out, &err, "retry", "retry", id, NULL);
+	char *want = fmt("import %s: 3 failed e-mails back in the outbox\n", id);
+	assert_string_equal(out, want);
+	free(out), free(err), free(want);
+	billing_ok(s, &out, &err, "import outage.csv again", "import", path, "--wait", "emails", NULL);
+	if (strstr(err, "3 bills; e-mails 3 sent, 0 failed, 0 pending\n") == NULL)
+		fail_msg("no summary of 3 e-mails sent in stderr:\n%s", err);
+	assert_int_equal(count_lines_starting(err, "outage.csv:"), 0);
+	free(out), free(err);
+	char *log = fmt("%s/log", dir);
+	char *text = harness_read_file(log, NULL);
+	assert_non_null(text);
+	assert_int_equal(count_lines_starting(text, ""), 3); /* one message each */
+	assert_non_null(strstr(text, " ana@example.com\n"));
+
+	/* Retried again, nothing is sent twice; a debt's e-mail alone, by its id. */
+	billing_ok(s, &out, &err, "retry again", "retry", id, NULL);
+	want = fmt("import %s: 0 failed e-mails back in the outbox\n", id);
+	assert_string_equal(out, want);
+	free(out), free(err), free(want);
+	billing_ok(s, &out, &err, "retry --debt", "retry", "--debt", "outage-2", NULL);
+	assert_string_equal(out, "debt outage-2: no failed e-mail to retry\n");
+	free(out), free(err);
+	assert_int_equal(billing(s, &out, &err, "retry", "--debt", "nobody", NULL), 1);
+	assert_non_null(strstr(err, "NOT_FOUND"));
+	free(out), free(err);
+	assert_int_equal(billing(s, &out, &err, "retry", id, "--debt", "outage-2", NULL), 2);
+	free(out), free(err);
+	free(text), free(log), free(dir), free(path), free(url);
 }
 
 /* ---- a connection that loses a reply ---- */
@@ -1194,6 +1254,8 @@ int main(void)
 		cmocka_unit_test_teardown(
 			test_emails_that_fail_for_good_are_listed_with_their_line_and_the_senders_answer,
 			teardown_test),
+		cmocka_unit_test_teardown(test_emails_failed_while_the_smtp_server_was_down_go_out_once_retried,
+					  teardown_test),
 		cmocka_unit_test_teardown(test_a_payment_whose_reply_was_lost_is_recorded_once_and_the_command_succeeds,
 					  teardown_test),
 		cmocka_unit_test_teardown(

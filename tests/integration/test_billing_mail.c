@@ -194,7 +194,7 @@ static void sink_start_tls(sink *s, const char *idle_timeout, const char *tls)
 			      certs.key,
 			      NULL};
 	const char *scheme = tls == NULL ? "smtp" : strcmp(tls, "implicit") == 0 ? "smtps" : "smtp+starttls";
-	smtp_sink_start(s, dir, scheme, args);
+	smtp_sink_start(s, dir, 0, scheme, args);
 	sink_remember(s);
 }
 

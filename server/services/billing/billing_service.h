@@ -5,7 +5,7 @@
  * bills.c is the biller (claims queued debts, writes their bills and
  * e-mails into the outbox) and GetBill; mailer.c is the dispatcher (claims
  * due e-mails and sends them through the sender backend); payments.c is
- * RecordPayment. The biller and the dispatcher run on threads of their own
+ * RecordPayment; outbox.c is RetryFailedEmails. The biller and the dispatcher run on threads of their own
  * in every process (worker.c), woken by this process's imports and by the
  * other processes' progress messages, and every --billing-schedule seconds.
  */
@@ -73,6 +73,9 @@ rpcq_status billing_import_read(dbconn *db, arena *ar, int64_t id, int with_reas
 /* Appends the import's progress to "billing.imports.<id>" in the
  * transaction open on db. */
 rpcq_status billing_publish_progress(dbconn *db, int64_t id, rpcq_error *err) RPCQ_NODISCARD;
+
+/* outbox.c */
+rpcq_status billing_retry_failed_emails(call *c, const ProtobufCMessage *in, ProtobufCMessage **out);
 
 /* bills.c */
 /* The slip layout new bills are made with (billing_bills.slip_layout). */

@@ -86,6 +86,7 @@ static const method_def methods[] = {
 	{"GetImport", billing_get_import},
 	{"ListRejections", billing_list_rejections},
 	{"ListFailedEmails", billing_list_failed_emails},
+	{"RetryFailedEmails", billing_retry_failed_emails},
 	{"GetBill", billing_get_bill},
 	{"RecordPayment", billing_record_payment},
 	{NULL, NULL},

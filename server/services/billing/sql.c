@@ -65,6 +65,22 @@ const db_stmt billing_sql_failed_emails_page = {
 	3,
 };
 
+/* Failed e-mails of unpaid debts back to pending, due now, with no attempt
+ * counted, and their imports' failed counts lowered with them. A payment
+ * racing this is caught where every e-mail is: the dispatcher reads the
+ * payment under the e-mail's row lock and cancels it. */
+const db_stmt billing_sql_failed_emails_retry = {
+	"billing_failed_emails_retry",
+	"WITH r AS (UPDATE billing_notifications n SET state = 1, attempts = 0, next_at = now(), last_error = NULL"
+	" FROM billing_debts d WHERE n.state = 3 AND d.id = n.debt AND ($1::int8 IS NULL OR d.import_id = $1::int8)"
+	" AND ($2::text IS NULL OR d.debt_id = $2::text)"
+	" AND NOT EXISTS (SELECT 1 FROM billing_payments p WHERE p.debt = n.debt) RETURNING d.import_id),"
+	" c AS (SELECT import_id, count(*) AS k FROM r GROUP BY import_id)"
+	" UPDATE billing_imports i SET emails_failed = i.emails_failed - c.k, updated_at = now() FROM c"
+	" WHERE i.id = c.import_id RETURNING i.id, c.k",
+	2,
+};
+
 const db_stmt billing_sql_merge_lock = {"billing_merge_lock",
 					"SELECT pg_advisory_xact_lock(" BILLING_MERGE_LOCK_KEY ")", 0};
 

@@ -33,6 +33,9 @@ extern const db_stmt billing_sql_rejections_page;
 /* id, after bill number, limit -> bill number, debt_id, line, email,
  * attempts, last_error */
 extern const db_stmt billing_sql_failed_emails_page;
+/* import id or NULL, debt_id or NULL -> import id, e-mails retried (a row
+ * per import) */
+extern const db_stmt billing_sql_failed_emails_retry;
 
 extern const db_stmt billing_sql_merge_lock;
 extern const char billing_sql_stage_create[];

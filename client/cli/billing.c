@@ -923,8 +923,6 @@ static int cmd_bill(int argc, char **argv, cli_globals *g)
 	return rc;
 }
 
-/* ---- pay ---- */
-
 /* ---- retry ---- */
 
 static int cmd_retry(int argc, char **argv, cli_globals *g)
@@ -977,6 +975,8 @@ static int cmd_retry(int argc, char **argv, cli_globals *g)
 		rc = cli_fail_status(RPCQ_INTERNAL, "cannot write stdout: %s", strerror(errno));
 	return rc;
 }
+
+/* ---- pay ---- */
 
 static int cmd_pay(int argc, char **argv, cli_globals *g)
 {

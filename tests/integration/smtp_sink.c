@@ -1,7 +1,6 @@
 /* A real SMTP server on loopback for the billing tests (smtp_sink.h). */
 #include "smtp_sink.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -10,7 +9,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/wait.h>
 
@@ -20,20 +18,6 @@
 
 #define PYTHON "/usr/bin/python3"
 #define MAX_ARGS 16
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
 
 void smtp_sink_start(smtp_sink *s, const char *dir, int port_wanted, const char *scheme, const char *const *args)
 {
@@ -69,7 +53,7 @@ void smtp_sink_start(smtp_sink *s, const char *dir, int port_wanted, const char 
 			_exit(127);
 		}
 		setpgid(pid, pid);
-		for (int64_t deadline = now_ms() + 10000; now_ms() < deadline; sleep_ms(20)) {
+		for (int64_t deadline = harness_now_ms() + 10000; harness_now_ms() < deadline; harness_sleep_ms(20)) {
 			if (access(ready, F_OK) == 0) {
 				s->pid = pid;
 				snprintf(s->url, sizeof(s->url), "%s://127.0.0.1:%d", scheme, s->port);
@@ -90,8 +74,9 @@ void smtp_sink_stop(smtp_sink *s)
 	if (s->pid <= 0)
 		return;
 	kill(-s->pid, SIGTERM);
-	for (int64_t deadline = now_ms() + 5000; waitpid(s->pid, NULL, WNOHANG) != s->pid; sleep_ms(10)) {
-		if (now_ms() > deadline) {
+	for (int64_t deadline = harness_now_ms() + 5000; waitpid(s->pid, NULL, WNOHANG) != s->pid;
+	     harness_sleep_ms(10)) {
+		if (harness_now_ms() > deadline) {
 			kill(-s->pid, SIGKILL);
 			waitpid(s->pid, NULL, 0);
 			break;

@@ -553,6 +553,22 @@ static const char bad_file[] = "name,governmentId,email,debtAmount,debtDueDate,d
 			       "Fay\xc2\xa0"
 			       ",6, fay@example.com ,7.5,2030-01-01,d6\r\n";
 
+/* ListRejections; the reply, or NULL when it fails with want. */
+static Rpcq__Billing__ListRejectionsResponse *list_rejections(rpcq_client *c, const char *id, uint32_t size,
+							      const char *token, rpcq_status want)
+{
+	Rpcq__Billing__ListRejectionsRequest req = RPCQ__BILLING__LIST_REJECTIONS_REQUEST__INIT;
+	req.import_id = (char *)id;
+	req.page_size = size;
+	req.page_token = (char *)token;
+	Rpcq__Billing__ListRejectionsResponse *r = NULL;
+	rpcq_error err;
+	rpcq_status st = rpcq_billing_list_rejections(c, &req, &r, NULL, &err);
+	if (st != want)
+		fail_msg("ListRejections(%s, \"%s\"): %d (%s), not %d", id, token, st, st ? err.message : "", want);
+	return r;
+}
+
 static void test_bad_rows_are_rejected_with_their_line_and_store_nothing(void **state)
 {
 	(void)state;
@@ -582,6 +598,22 @@ static void test_bad_rows_are_rejected_with_their_line_and_store_nothing(void **
 			 1);
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT amount_cents FROM billing_debts WHERE debt_id = 'd1'"),
 			 1000);
+	/* Page by page, the same lines; a token no page gave is refused. */
+	char *token = NULL;
+	int seen = 0, pages = 0;
+	do {
+		Rpcq__Billing__ListRejectionsResponse *r = list_rejections(cl[0], id, 2, token ? token : "", RPCQ_OK);
+		for (size_t k = 0; k < r->n_rejections && seen < 5; k++)
+			assert_int_equal(r->rejections[k]->line, lines[seen++]);
+		free(token);
+		token = r->next_page_token[0] ? strdup(r->next_page_token) : NULL;
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+	} while (token != NULL && ++pages < 5);
+	assert_int_equal(seen, 5);
+	assert_int_equal(pages, 2); /* pages of 2, 2 and 1 */
+	assert_null(token);
+	assert_null(list_rejections(cl[0], id, 0, "-5", RPCQ_INVALID_ARGUMENT));
+	assert_null(list_rejections(cl[0], id, 0, "7x", RPCQ_INVALID_ARGUMENT));
 
 	/* A later file that names a known debt with other values. */
 	imp = start_import(cl[0], NULL, "later.csv");

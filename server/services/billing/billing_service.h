@@ -5,9 +5,10 @@
  * bills.c is the biller (claims queued debts, writes their bills and
  * e-mails into the outbox) and GetBill; mailer.c is the dispatcher (claims
  * due e-mails and sends them through the sender backend); payments.c is
- * RecordPayment; outbox.c is RetryFailedEmails. The biller and the dispatcher run on threads of their own
- * in every process (worker.c), woken by this process's imports and by the
- * other processes' progress messages, and every --billing-schedule seconds.
+ * RecordPayment; outbox.c is RetryFailedEmails. The biller and the
+ * dispatcher run on threads of their own in every process (worker.c), woken
+ * by this process's imports and by the other processes' progress messages,
+ * and every --billing-schedule seconds.
  */
 #ifndef RPCQ_BILLING_SERVICE_H
 #define RPCQ_BILLING_SERVICE_H

@@ -1,6 +1,7 @@
 /*
- * StartImport, ImportChunk, GetImport, ListRejections and ListFailedEmails: a debts file
- * received in chunks (schema in db/migrations/0005_billing.sql).
+ * StartImport, ImportChunk, GetImport, ListRejections and
+ * ListFailedEmails: a debts file received in chunks (schema in
+ * db/migrations/0005_billing.sql).
  *
  * A chunk is one transaction: lock the import's row, take the chunk
  * (upload.h: a resend changes nothing, a gap is refused), read its whole
@@ -552,6 +553,23 @@ rpcq_status billing_get_import(call *c, const ProtobufCMessage *msg, ProtobufCMe
 	return load_reply(c, id, 0, out);
 }
 
+/* A listing's page: its size (0: the default; at most PAGE_MAX) and where
+ * it starts, after the position its token names (a line, a bill number:
+ * positive; no token, 0). */
+static rpcq_status page_args(call *c, uint32_t page_size, const char *token, uint32_t *size, int64_t *after)
+{
+	*size = page_size == 0 ? PAGE_DEFAULT : page_size > PAGE_MAX ? PAGE_MAX : page_size;
+	*after = 0;
+	if (token == NULL || token[0] == '\0')
+		return RPCQ_OK;
+	long long v;
+	char tail;
+	if (sscanf(token, "%lld%c", &v, &tail) != 1 || v <= 0)
+		return call_fail(c, RPCQ_INVALID_ARGUMENT, "page_token \"%.40s\" is not one this server gave", token);
+	*after = v;
+	return RPCQ_OK;
+}
+
 rpcq_status billing_list_rejections(call *c, const ProtobufCMessage *msg, ProtobufCMessage **out)
 {
 	const Rpcq__Billing__ListRejectionsRequest *in = (const Rpcq__Billing__ListRejectionsRequest *)msg;
@@ -560,19 +578,13 @@ rpcq_status billing_list_rejections(call *c, const ProtobufCMessage *msg, Protob
 	rpcq_status st = billing_import_id(c, in->import_id, &id);
 	if (st != RPCQ_OK)
 		return st;
-	uint32_t size = in->page_size ? in->page_size : PAGE_DEFAULT;
-	if (size > PAGE_MAX)
-		size = PAGE_MAX;
-	unsigned long long after = 0;
-	if (in->page_token && in->page_token[0]) {
-		char tail;
-		if (sscanf(in->page_token, "%llu%c", &after, &tail) != 1)
-			return call_fail(c, RPCQ_INVALID_ARGUMENT, "page_token \"%.40s\" is not one this server gave",
-					 in->page_token);
-	}
+	uint32_t size;
+	int64_t after;
+	if ((st = page_args(c, in->page_size, in->page_token, &size, &after)) != RPCQ_OK)
+		return st;
 	char ids[24], al[24], lim[16];
 	snprintf(ids, sizeof(ids), "%" PRId64, id);
-	snprintf(al, sizeof(al), "%llu", after);
+	snprintf(al, sizeof(al), "%" PRId64, after);
 	snprintf(lim, sizeof(lim), "%u", size + 1);
 	const char *p[] = {ids, al, lim};
 	PGresult *res = NULL;
@@ -610,16 +622,10 @@ rpcq_status billing_list_failed_emails(call *c, const ProtobufCMessage *msg, Pro
 	rpcq_status st = billing_import_id(c, in->import_id, &id);
 	if (st != RPCQ_OK)
 		return st;
-	uint32_t size = in->page_size ? in->page_size : PAGE_DEFAULT;
-	if (size > PAGE_MAX)
-		size = PAGE_MAX;
-	long long after = 0;
-	if (in->page_token && in->page_token[0]) {
-		char tail;
-		if (sscanf(in->page_token, "%lld%c", &after, &tail) != 1 || after <= 0)
-			return call_fail(c, RPCQ_INVALID_ARGUMENT, "page_token \"%.40s\" is not one this server gave",
-					 in->page_token);
-	}
+	uint32_t size;
+	int64_t after;
+	if ((st = page_args(c, in->page_size, in->page_token, &size, &after)) != RPCQ_OK)
+		return st;
 	dbconn *db;
 	rpcq_error err;
 	if ((st = call_db(c, &db)) != RPCQ_OK)

@@ -565,6 +565,32 @@ static int print_rejections_page(Rpcq__Billing__Rejection *const *r, size_t n, c
 	return write_stderr(m, &buf, &len);
 }
 
+/* A listing of an import's rejections or failed e-mails, on stderr. */
+struct listing {
+	rpcq_client *client;
+	const rpcq_call_options *o;
+	char *import_id;
+	const char *name;
+};
+
+static int rejections_page(void *arg, const char *token, char **next)
+{
+	const struct listing *l = arg;
+	Rpcq__Billing__ListRejectionsRequest req = RPCQ__BILLING__LIST_REJECTIONS_REQUEST__INIT;
+	req.import_id = l->import_id;
+	req.page_size = PAGE_SIZE;
+	req.page_token = (char *)token;
+	Rpcq__Billing__ListRejectionsResponse *r = NULL;
+	rpcq_error err;
+	if (rpcq_billing_list_rejections(l->client, &req, &r, l->o, &err) != RPCQ_OK)
+		return cli_fail(&err);
+	int rc = print_rejections_page(r->rejections, r->n_rejections, l->name);
+	if (rc == 0)
+		rc = cli_next_page(next, r->next_page_token);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	return rc;
+}
+
 /* Every rejection of the import on stderr: the first ones come with it, all
  * of them through ListRejections when there are more. */
 static int print_rejections(rpcq_client *client, const rpcq_call_options *o, const Rpcq__Billing__Import *imp,
@@ -572,28 +598,8 @@ static int print_rejections(rpcq_client *client, const rpcq_call_options *o, con
 {
 	if (imp->rejected <= imp->n_first_rejections)
 		return print_rejections_page(imp->first_rejections, imp->n_first_rejections, name);
-	Rpcq__Billing__ListRejectionsRequest req = RPCQ__BILLING__LIST_REJECTIONS_REQUEST__INIT;
-	req.import_id = imp->import_id;
-	req.page_size = PAGE_SIZE;
-	char *token = NULL;
-	int rc = 0;
-	for (;;) {
-		Rpcq__Billing__ListRejectionsResponse *r = NULL;
-		rpcq_error err;
-		req.page_token = token ? token : "";
-		if (rpcq_billing_list_rejections(client, &req, &r, o, &err) != RPCQ_OK) {
-			rc = cli_fail(&err);
-			break;
-		}
-		rc = print_rejections_page(r->rejections, r->n_rejections, name);
-		if (rc == 0)
-			rc = cli_next_page(&token, r->next_page_token);
-		protobuf_c_message_free_unpacked(&r->base, NULL);
-		if (rc != 0 || token == NULL)
-			break;
-	}
-	free(token);
-	return rc;
+	struct listing l = {client, o, imp->import_id, name};
+	return cli_each_page(rejections_page, &l);
 }
 
 /* Failed e-mails as FILE:LINE: e-mail of debt D to ADDRESS failed after N
@@ -613,6 +619,24 @@ static int print_failed_page(Rpcq__Billing__FailedEmail *const *f, size_t n, con
 	return write_stderr(m, &buf, &len);
 }
 
+static int failed_page(void *arg, const char *token, char **next)
+{
+	const struct listing *l = arg;
+	Rpcq__Billing__ListFailedEmailsRequest req = RPCQ__BILLING__LIST_FAILED_EMAILS_REQUEST__INIT;
+	req.import_id = l->import_id;
+	req.page_size = PAGE_SIZE;
+	req.page_token = (char *)token;
+	Rpcq__Billing__ListFailedEmailsResponse *r = NULL;
+	rpcq_error err;
+	if (rpcq_billing_list_failed_emails(l->client, &req, &r, l->o, &err) != RPCQ_OK)
+		return cli_fail(&err);
+	int rc = print_failed_page(r->failed_emails, r->n_failed_emails, l->name);
+	if (rc == 0)
+		rc = cli_next_page(next, r->next_page_token);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	return rc;
+}
+
 /* Every failed e-mail of the import's bills on stderr: the first ones come
  * with it, all of them through ListFailedEmails when there are more. */
 static int print_failed_emails(rpcq_client *client, const rpcq_call_options *o, const Rpcq__Billing__Import *imp,
@@ -620,28 +644,8 @@ static int print_failed_emails(rpcq_client *client, const rpcq_call_options *o, 
 {
 	if (imp->emails_failed <= imp->n_first_failed_emails)
 		return print_failed_page(imp->first_failed_emails, imp->n_first_failed_emails, name);
-	Rpcq__Billing__ListFailedEmailsRequest req = RPCQ__BILLING__LIST_FAILED_EMAILS_REQUEST__INIT;
-	req.import_id = imp->import_id;
-	req.page_size = PAGE_SIZE;
-	char *token = NULL;
-	int rc = 0;
-	for (;;) {
-		Rpcq__Billing__ListFailedEmailsResponse *r = NULL;
-		rpcq_error err;
-		req.page_token = token ? token : "";
-		if (rpcq_billing_list_failed_emails(client, &req, &r, o, &err) != RPCQ_OK) {
-			rc = cli_fail(&err);
-			break;
-		}
-		rc = print_failed_page(r->failed_emails, r->n_failed_emails, name);
-		if (rc == 0)
-			rc = cli_next_page(&token, r->next_page_token);
-		protobuf_c_message_free_unpacked(&r->base, NULL);
-		if (rc != 0 || token == NULL)
-			break;
-	}
-	free(token);
-	return rc;
+	struct listing l = {client, o, imp->import_id, name};
+	return cli_each_page(failed_page, &l);
 }
 
 /* The summary of an import (stderr). */

@@ -76,6 +76,15 @@ int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
  * empty (the last page). 0, or the exit status when out of memory. */
 int cli_next_page(char **token, const char *next);
 
+/* One page of a listing: asks for the page after token ("" for the first),
+ * shows it, and sets *next from the reply with cli_next_page. 0, or the
+ * exit status. */
+typedef int (*cli_page_fn)(void *arg, const char *token, char **next);
+
+/* Every page of a listing, one after another, until the last or the first
+ * that fails. 0, or the exit status. */
+int cli_each_page(cli_page_fn page, void *arg);
+
 /* The one positional argument of a command that takes "ARG [--json]" (what,
  * e.g. "billing status", and arg, e.g. "IMPORT_ID", name them in the usage
  * error). 0, or the exit status of the usage error. */

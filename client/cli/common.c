@@ -155,6 +155,20 @@ int cli_next_page(char **token, const char *next)
 	return *token ? 0 : cli_out_of_memory();
 }
 
+int cli_each_page(cli_page_fn page, void *arg)
+{
+	char *token = NULL;
+	int rc;
+	do {
+		char *next = NULL;
+		rc = page(arg, token ? token : "", &next);
+		free(token);
+		token = next;
+	} while (rc == 0 && token != NULL);
+	free(token);
+	return rc;
+}
+
 int cli_arg_and_json(int argc, char **argv, const char *what, const char *arg, const char **out, int *as_json)
 {
 	*out = NULL;

@@ -216,6 +216,30 @@ static int print_events(struct table *t, int as_json, Rpcq__Events__Event *const
 	return 0;
 }
 
+/* A search shown page by page. */
+struct search {
+	rpcq_client *client;
+	const rpcq_call_options *o;
+	Rpcq__Events__SearchRequest *req;
+	int as_json;
+	struct table t;
+};
+
+static int search_page(void *arg, const char *token, char **next)
+{
+	struct search *s = arg;
+	s->req->page_token = (char *)token;
+	Rpcq__Events__SearchResponse *r = NULL;
+	rpcq_error err;
+	if (rpcq_event_search(s->client, s->req, &r, s->o, &err) != RPCQ_OK)
+		return cli_fail(&err);
+	int rc = print_events(&s->t, s->as_json, r->events, r->n_events);
+	if (rc == 0)
+		rc = cli_next_page(next, r->next_page_token);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	return rc;
+}
+
 /* ---- commands ---- */
 
 static int cmd_search(int argc, char **argv, cli_globals *g)
@@ -255,27 +279,10 @@ static int cmd_search(int argc, char **argv, cli_globals *g)
 	req.starts_at = (char *)from;
 	req.ends_at = (char *)to;
 	req.limit = (uint32_t)page_size;
-	struct table t = {0};
-	char *token = NULL;
-	int rc = 0;
-	for (;;) {
-		Rpcq__Events__SearchResponse *r = NULL;
-		rpcq_error err;
-		req.page_token = token ? token : "";
-		if (rpcq_event_search(client, &req, &r, &o, &err) != RPCQ_OK) {
-			rc = cli_fail(&err);
-			break;
-		}
-		rc = print_events(&t, as_json, r->events, r->n_events);
-		if (rc == 0)
-			rc = cli_next_page(&token, r->next_page_token);
-		protobuf_c_message_free_unpacked(&r->base, NULL);
-		if (rc != 0 || token == NULL)
-			break;
-	}
-	free(token);
-	if (rc == 0 && !as_json && !t.header_done)
-		table_page(&t, NULL, 0); /* no events: the header alone */
+	struct search s = {.client = client, .o = &o, .req = &req, .as_json = as_json};
+	int rc = cli_each_page(search_page, &s);
+	if (rc == 0 && !as_json && !s.t.header_done)
+		table_page(&s.t, NULL, 0); /* no events: the header alone */
 	fflush(stdout);
 	return rc;
 }

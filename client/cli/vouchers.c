@@ -350,6 +350,31 @@ static int print_rejections_page(Rpcq__Vouchers__Rejection *const *r, size_t n, 
 	return 0;
 }
 
+struct rejections_listing {
+	rpcq_client *client;
+	const rpcq_call_options *o;
+	char *import_id;
+	const struct vfile *files;
+};
+
+static int rejections_page(void *arg, const char *token, char **next)
+{
+	const struct rejections_listing *l = arg;
+	Rpcq__Vouchers__ListRejectionsRequest req = RPCQ__VOUCHERS__LIST_REJECTIONS_REQUEST__INIT;
+	req.import_id = l->import_id;
+	req.page_size = PAGE_SIZE;
+	req.page_token = (char *)token;
+	Rpcq__Vouchers__ListRejectionsResponse *r = NULL;
+	rpcq_error err;
+	if (rpcq_voucher_list_rejections(l->client, &req, &r, l->o, &err) != RPCQ_OK)
+		return cli_fail(&err);
+	int rc = print_rejections_page(r->rejections, r->n_rejections, l->files);
+	if (rc == 0)
+		rc = cli_next_page(next, r->next_page_token);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	return rc;
+}
+
 /* Every rejection of an applied import on stderr: the first ones come with
  * the import; more are paged through ListRejections. */
 static int print_rejections(rpcq_client *client, const rpcq_call_options *o, const Rpcq__Vouchers__Import *imp,
@@ -357,28 +382,8 @@ static int print_rejections(rpcq_client *client, const rpcq_call_options *o, con
 {
 	if (imp->rejections <= imp->n_first_rejections)
 		return print_rejections_page(imp->first_rejections, imp->n_first_rejections, files);
-	Rpcq__Vouchers__ListRejectionsRequest req = RPCQ__VOUCHERS__LIST_REJECTIONS_REQUEST__INIT;
-	req.import_id = imp->import_id;
-	req.page_size = PAGE_SIZE;
-	char *token = NULL;
-	int rc = 0;
-	for (;;) {
-		Rpcq__Vouchers__ListRejectionsResponse *r = NULL;
-		rpcq_error err;
-		req.page_token = token ? token : "";
-		if (rpcq_voucher_list_rejections(client, &req, &r, o, &err) != RPCQ_OK) {
-			rc = cli_fail(&err);
-			break;
-		}
-		rc = print_rejections_page(r->rejections, r->n_rejections, files);
-		if (rc == 0)
-			rc = cli_next_page(&token, r->next_page_token);
-		protobuf_c_message_free_unpacked(&r->base, NULL);
-		if (rc != 0 || token == NULL)
-			break;
-	}
-	free(token);
-	return rc;
+	struct rejections_listing l = {client, o, imp->import_id, files};
+	return cli_each_page(rejections_page, &l);
 }
 
 /* ---- running an import ---- */
@@ -829,41 +834,55 @@ static int print_vouchers_json(Rpcq__Vouchers__Voucher *const *v, size_t n, vouc
 	return rc;
 }
 
+struct vouchers_listing {
+	rpcq_client *client;
+	const rpcq_call_options *o;
+	const char *customer;
+	FILE *out;
+	int as_json;
+	int *write_failed;
+	int open; /* write_vouchers' line of an order left open */
+	voucher_parts parts;
+};
+
+static int vouchers_page(void *arg, const char *token, char **next)
+{
+	struct vouchers_listing *l = arg;
+	Rpcq__Vouchers__ListVouchersRequest req = RPCQ__VOUCHERS__LIST_VOUCHERS_REQUEST__INIT;
+	req.customer_id = (char *)l->customer;
+	req.page_size = PAGE_SIZE;
+	req.page_token = (char *)token;
+	Rpcq__Vouchers__ListVouchersResponse *r = NULL;
+	rpcq_error err;
+	if (rpcq_voucher_list_vouchers(l->client, &req, &r, l->o, &err) != RPCQ_OK)
+		return cli_fail(&err);
+	int rc = 0;
+	if (l->as_json) {
+		rc = print_vouchers_json(r->vouchers, r->n_vouchers, &l->parts);
+	} else if (write_vouchers(l->out, r->vouchers, r->n_vouchers, &l->open) != 0) {
+		*l->write_failed = 1;
+		rc = 1;
+	}
+	if (rc == 0)
+		rc = cli_next_page(next, r->next_page_token);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	return rc;
+}
+
 /* Every voucher (of customer, when not empty) to out as lines, or with
  * as_json as JSON lines on stdout, page by page. Returns 0, or the exit
  * status; *write_failed is set when writing out failed. */
 static int list_vouchers(rpcq_client *client, const rpcq_call_options *o, const char *customer, FILE *out, int as_json,
 			 int *write_failed)
 {
-	Rpcq__Vouchers__ListVouchersRequest req = RPCQ__VOUCHERS__LIST_VOUCHERS_REQUEST__INIT;
-	req.customer_id = (char *)customer;
-	req.page_size = PAGE_SIZE;
-	char *token = NULL;
-	int rc = 0, open = 0;
-	voucher_parts parts;
-	memset(&parts, 0, sizeof(parts));
-	for (;;) {
-		Rpcq__Vouchers__ListVouchersResponse *r = NULL;
-		rpcq_error err;
-		req.page_token = token ? token : "";
-		if (rpcq_voucher_list_vouchers(client, &req, &r, o, &err) != RPCQ_OK) {
-			rc = cli_fail(&err);
-			break;
-		}
-		if (as_json) {
-			rc = print_vouchers_json(r->vouchers, r->n_vouchers, &parts);
-		} else if (write_vouchers(out, r->vouchers, r->n_vouchers, &open) != 0) {
-			*write_failed = 1;
-			rc = 1;
-		}
-		if (rc == 0)
-			rc = cli_next_page(&token, r->next_page_token);
-		protobuf_c_message_free_unpacked(&r->base, NULL);
-		if (rc != 0 || token == NULL)
-			break;
-	}
-	parts_clear(&parts);
-	free(token);
+	struct vouchers_listing l = {.client = client,
+				     .o = o,
+				     .customer = customer,
+				     .out = out,
+				     .as_json = as_json,
+				     .write_failed = write_failed};
+	int rc = cli_each_page(vouchers_page, &l);
+	parts_clear(&l.parts);
 	return rc;
 }
 

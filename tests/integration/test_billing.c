@@ -614,6 +614,12 @@ static void test_bad_rows_are_rejected_with_their_line_and_store_nothing(void **
 	assert_null(token);
 	assert_null(list_rejections(cl[0], id, 0, "-5", RPCQ_INVALID_ARGUMENT));
 	assert_null(list_rejections(cl[0], id, 0, "7x", RPCQ_INVALID_ARGUMENT));
+	/* Past the last one, an empty page; an import no one started, NOT_FOUND. */
+	Rpcq__Billing__ListRejectionsResponse *past = list_rejections(cl[0], id, 0, "1000", RPCQ_OK);
+	assert_int_equal(past->n_rejections, 0);
+	assert_string_equal(past->next_page_token, "");
+	protobuf_c_message_free_unpacked(&past->base, NULL);
+	assert_null(list_rejections(cl[0], "999999", 0, "", RPCQ_NOT_FOUND));
 
 	/* A later file that names a known debt with other values. */
 	imp = start_import(cl[0], NULL, "later.csv");

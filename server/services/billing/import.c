@@ -591,6 +591,12 @@ rpcq_status billing_list_rejections(call *c, const ProtobufCMessage *msg, Protob
 	if ((st = call_query(c, &billing_sql_rejections_page, p, 0, &res)) != RPCQ_OK)
 		return st;
 	int n = PQntuples(res);
+	if (n == 0) {
+		PQclear(res);
+		return call_fail(c, RPCQ_NOT_FOUND, "import %" PRId64 " not found", id);
+	}
+	if (PQgetisnull(res, 0, 0))
+		n = 0;
 	int take = n > (int)size ? (int)size : n;
 	Rpcq__Billing__ListRejectionsResponse *resp = arena_calloc(ar, 1, sizeof(*resp));
 	Rpcq__Billing__Rejection *r = arena_calloc(ar, (size_t)take + 1, sizeof(*r));

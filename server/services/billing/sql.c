@@ -48,10 +48,13 @@ const db_stmt billing_sql_rejections_first = {
 	2,
 };
 
+/* A page of an import's rejections after a line: no row when the import is
+ * unknown, one row of NULLs when it has none past that line. */
 const db_stmt billing_sql_rejections_page = {
 	"billing_rejections_page",
-	"SELECT line, reason FROM billing_rejections WHERE import_id = $1::int8 AND line > $2::int8 ORDER BY line"
-	" LIMIT $3::int8",
+	"SELECT r.line, r.reason FROM billing_imports i LEFT JOIN LATERAL (SELECT line, reason FROM billing_rejections"
+	" WHERE import_id = i.id AND line > $2::int8 ORDER BY line LIMIT $3::int8) r ON true WHERE i.id = $1::int8"
+	" ORDER BY r.line",
 	3,
 };
 

@@ -3,7 +3,7 @@
  * keep state per stream topic: rpcqd's publisher (the last seq it published)
  * and a subscription (the last seq it queued and delivered); any short
  * string key will do (billing's chunk import maps debtIds to their first
- * line with it). Topics number in
+ * row with it). Topics number in
  * the thousands (billing.imports.<id>), and every frame looks its topic up,
  * so lookups are O(1): open addressing with linear probing, grown at 50% load.
  * Entries are never removed. Not locked: each map belongs to one thread.

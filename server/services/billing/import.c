@@ -258,14 +258,27 @@ static void add_rejection(chunk_rows *out, int64_t id, uint64_t line, const char
 	out->bad++;
 }
 
+/* Whether two valid rows hold the same debt: the values the merge
+ * compares, as PostgreSQL compares them (text byte for byte). */
+static int same_values(const billing_row *a, const billing_row *b)
+{
+	return a->amount_cents == b->amount_cents && a->due_day == b->due_day && a->name_len == b->name_len &&
+	       a->government_id_len == b->government_id_len && a->email_len == b->email_len &&
+	       memcmp(a->name, b->name, a->name_len) == 0 &&
+	       memcmp(a->government_id, b->government_id, a->government_id_len) == 0 &&
+	       memcmp(a->email, b->email, a->email_len) == 0;
+}
+
 static int read_rows(int64_t id, const upload_piece *pc, int *header_seen, chunk_rows *out, rpcq_error *err)
 {
 	billing_reader r;
 	billing_row row;
-	/* The first line of each debtId in the chunk, so that the stage says
-	 * which row is a debtId's first (the merge inserts those) without a
-	 * window over the chunk in SQL. */
-	topic_map *firsts = topic_map_create(sizeof(uint64_t));
+	/* The first row of each debtId in the chunk (its fields point into
+	 * the chunk's text, which outlives this), so that the stage says
+	 * which row is a debtId's first (the merge inserts those) and whether
+	 * a later one repeats it, without a window or a join over the chunk
+	 * in SQL. */
+	topic_map *firsts = topic_map_create(sizeof(billing_row));
 	if (firsts == NULL) {
 		rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory reading the chunk");
 		return -1;
@@ -281,17 +294,19 @@ static int read_rows(int64_t id, const upload_piece *pc, int *header_seen, chunk
 			continue;
 		}
 		int inserted;
-		uint64_t *first = topic_map_put(firsts, row.debt_id, row.debt_id_len, &inserted);
+		billing_row *first = topic_map_put(firsts, row.debt_id, row.debt_id_len, &inserted);
 		if (first == NULL) {
 			topic_map_destroy(firsts);
 			rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory reading the chunk");
 			return -1;
 		}
-		if (inserted)
-			*first = row.line;
-		pgcopy_row(&out->stage, 8);
+		if (inserted) {
+			*first = row;
+		}
+		pgcopy_row(&out->stage, 9);
 		pgcopy_int8(&out->stage, (int64_t)row.line);
-		pgcopy_int8(&out->stage, (int64_t)*first);
+		pgcopy_int8(&out->stage, (int64_t)first->line);
+		pgcopy_bool(&out->stage, !inserted && same_values(first, &row));
 		pgcopy_bytes(&out->stage, row.debt_id, row.debt_id_len);
 		pgcopy_bytes(&out->stage, row.name, row.name_len);
 		pgcopy_bytes(&out->stage, row.government_id, row.government_id_len);

@@ -88,13 +88,13 @@ const db_stmt billing_sql_merge_lock = {"billing_merge_lock",
 					"SELECT pg_advisory_xact_lock(" BILLING_MERGE_LOCK_KEY ")", 0};
 
 const char billing_sql_stage_create[] =
-	"CREATE TEMP TABLE IF NOT EXISTS billing_stage (line bigint, first bigint, debt_id text COLLATE \"C\", name "
-	"text,"
-	" government_id text, email text, amount_cents bigint, due_date date) ON COMMIT DELETE ROWS";
+	"CREATE TEMP TABLE IF NOT EXISTS billing_stage (line bigint, first bigint, same boolean, debt_id text COLLATE "
+	"\"C\", name text, government_id text, email text, amount_cents bigint, due_date date) ON COMMIT DELETE ROWS";
 
 /* A chunk's staged rows against the stored debts and each other, under
  * the merge lock (so the snapshot holds every debt stored before). The
- * stage marks each debtId's first row in the chunk (first = line); those
+ * stage marks each debtId's first row in the chunk (first = line), and
+ * each later row that has its first row's values (same); the first rows
  * are inserted unless the debtId is stored (ON CONFLICT: one index
  * operation a row, where a probe and then an insert took two), in debtId
  * order (the key's pages visited in order; so a chunk's ids, the bill
@@ -105,8 +105,8 @@ const char billing_sql_stage_create[] =
  * the later rows of a debtId in the chunk (a few in a hundred in real
  * files) and the first rows of stored debtIds, looked for only when fewer
  * than the chunk's $3 distinct debtIds were inserted. They are compared
- * with the stored debt, or else with the chunk's first row: the same
- * values are a repeat, others a rejection. Those are looked up by the
+ * with the stored debt, or else (same) with the chunk's first row: the
+ * same values are a repeat, others a rejection. Those are looked up by the
  * debt_id index, one probe each (the OFFSET 0 keeps the planner from
  * hashing the whole table, which grows with every file). */
 const db_stmt billing_sql_merge = {
@@ -123,12 +123,10 @@ const db_stmt billing_sql_merge = {
 	" c AS (SELECT rest.*, d.id AS stored, d.import_id AS stored_import, d.line AS stored_line,"
 	" CASE WHEN d.id IS NOT NULL AND (d.name, d.government_id, d.email, d.amount_cents, d.due_date)"
 	" = (rest.name, rest.government_id, rest.email, rest.amount_cents, rest.due_date) THEN 1"
-	" WHEN d.id IS NULL AND (f.name, f.government_id, f.email, f.amount_cents, f.due_date)"
-	" = (rest.name, rest.government_id, rest.email, rest.amount_cents, rest.due_date) THEN 1"
+	" WHEN d.id IS NULL AND rest.same THEN 1"
 	" ELSE 2 END AS kind"
 	" FROM rest LEFT JOIN LATERAL (SELECT x.id, x.import_id, x.line, x.name, x.government_id, x.email,"
-	" x.amount_cents, x.due_date FROM billing_debts x WHERE x.debt_id = rest.debt_id OFFSET 0) d ON true"
-	" LEFT JOIN billing_stage f ON f.line = rest.first AND rest.line <> rest.first),"
+	" x.amount_cents, x.due_date FROM billing_debts x WHERE x.debt_id = rest.debt_id OFFSET 0) d ON true),"
 	" rej AS (INSERT INTO billing_rejections (import_id, line, reason)"
 	" SELECT $1::int8, line, CASE WHEN stored IS NOT NULL AND stored_import <> $1::int8"
 	" THEN 'debtId ' || debt_id || ' is known with other values (line ' || stored_line || ' of import '"

@@ -40,8 +40,8 @@ extern const db_stmt billing_sql_failed_emails_retry;
 extern const db_stmt billing_sql_merge_lock;
 extern const char billing_sql_stage_create[];
 #define BILLING_SQL_COPY_STAGE                                                                                      \
-	"COPY billing_stage (line, first, debt_id, name, government_id, email, amount_cents, due_date) FROM STDIN " \
-	"(FORMAT binary)"
+	"COPY billing_stage (line, first, same, debt_id, name, government_id, email, amount_cents, due_date) FROM " \
+	"STDIN (FORMAT binary)"
 #define BILLING_SQL_COPY_REJECTIONS "COPY billing_rejections (import_id, line, reason) FROM STDIN (FORMAT binary)"
 /* import id, range size -> new, repeated, rejected */
 extern const db_stmt billing_sql_merge;

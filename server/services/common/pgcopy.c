@@ -34,6 +34,12 @@ void pgcopy_null(strbuf *b)
 	pgcopy_be(b, 0xffffffffu, 4);
 }
 
+void pgcopy_bool(strbuf *b, int v)
+{
+	pgcopy_be(b, 1, 4);
+	pgcopy_be(b, v != 0, 1);
+}
+
 void pgcopy_int2(strbuf *b, int16_t v)
 {
 	pgcopy_be(b, 2, 4);

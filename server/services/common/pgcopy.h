@@ -29,6 +29,7 @@ void pgcopy_row(strbuf *b, int n);
 /* A field of bytes (text, bytea). */
 void pgcopy_bytes(strbuf *b, const void *s, size_t n);
 void pgcopy_null(strbuf *b);
+void pgcopy_bool(strbuf *b, int v);
 void pgcopy_int2(strbuf *b, int16_t v);
 void pgcopy_int4(strbuf *b, int32_t v);
 void pgcopy_int8(strbuf *b, int64_t v);

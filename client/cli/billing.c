@@ -72,7 +72,7 @@ static void usage(FILE *out)
 		     "       rpcq billing status IMPORT_ID [--json]\n"
 		     "       rpcq billing bill DEBT_ID [--json] [--pdf FILE]\n"
 		     "       rpcq billing pay DEBT_ID --amount A [--paid-at T] [--payer P] [--json]\n"
-		     "       rpcq billing retry IMPORT_ID | --debt DEBT_ID [--json]\n\n"
+		     "       rpcq billing retry IMPORT_ID | --debt DEBT_ID [--email ADDRESS] [--json]\n\n"
 		     "Debts imported from CSV files, one bill (a boleto-style payment slip) per debt, one e-mail\n"
 		     "per bill, and payments that stop the e-mails.\n\n"
 		     "import   sends a debts file (name,governmentId,email,debtAmount,debtDueDate,debtId) in\n"
@@ -137,14 +137,17 @@ static void bill_usage(FILE *out)
 static void retry_usage(FILE *out)
 {
 	fprintf(out, "usage: rpcq billing retry IMPORT_ID [--json]\n"
-		     "       rpcq billing retry --debt DEBT_ID [--json]\n\n"
+		     "       rpcq billing retry --debt DEBT_ID [--email ADDRESS] [--json]\n\n"
 		     "Puts the e-mails that failed for good back in the outbox, every one of the import's or the\n"
 		     "debt's, once what made them fail is fixed (the SMTP server was down longer than the\n"
 		     "retries last, say). They are sent as new ones: --mail-max-attempts attempts again, the same\n"
 		     "Message-ID. E-mails of paid debts, and e-mails that did not fail, stay as they are. Prints\n"
 		     "how many went back (--json: the reply as proto3 JSON); then `rpcq billing import FILE\n"
-		     "--wait emails` with the same file, or `rpcq billing status ID`, follows them. Exit status 1\n"
-		     "with NOT_FOUND for an unknown import or debt.\n");
+		     "--wait emails` with the same file, or `rpcq billing status ID`, follows them. With --email,\n"
+		     "the debt's failed e-mail goes to ADDRESS from now on (a mailbox that was mistyped or has\n"
+		     "moved); the debt keeps its file's address, so sending that file again finds it unchanged.\n"
+		     "Exit status 1 with NOT_FOUND for an unknown import or debt, INVALID_ARGUMENT for an\n"
+		     "ADDRESS that is not one.\n");
 }
 
 static void pay_usage(FILE *out)
@@ -935,7 +938,7 @@ static int cmd_retry(int argc, char **argv, cli_globals *g)
 		retry_usage(stdout);
 		return 0;
 	}
-	const char *import = NULL, *debt = NULL;
+	const char *import = NULL, *debt = NULL, *email = NULL;
 	int as_json = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *v;
@@ -944,16 +947,24 @@ static int cmd_retry(int argc, char **argv, cli_globals *g)
 			debt = v;
 		else if (missing)
 			return cli_usage_error("%s needs a DEBT_ID", argv[i]);
+		else if ((v = cli_option(argc, argv, &i, "--email", &missing)) != NULL)
+			email = v;
+		else if (missing)
+			return cli_usage_error("%s needs an ADDRESS", argv[i]);
 		else if (strcmp(argv[i], "--json") == 0)
 			as_json = 1;
 		else if (import == NULL && argv[i][0] != '-')
 			import = argv[i];
 		else
-			return cli_usage_error("billing retry takes IMPORT_ID or --debt DEBT_ID [--json], not \"%s\"",
+			return cli_usage_error("billing retry takes IMPORT_ID or --debt DEBT_ID [--email ADDRESS] "
+					       "[--json], not \"%s\"",
 					       argv[i]);
 	}
 	if ((import == NULL) == (debt == NULL))
 		return cli_usage_error("billing retry needs IMPORT_ID or --debt DEBT_ID (one of them)");
+	if (email != NULL && debt == NULL)
+		return cli_usage_error(
+			"billing retry --email corrects one debt's address: give --debt DEBT_ID with it");
 	rpcq_client *client = cli_client(g);
 	if (client == NULL)
 		return 1;
@@ -961,6 +972,7 @@ static int cmd_retry(int argc, char **argv, cli_globals *g)
 	Rpcq__Billing__RetryFailedEmailsRequest req = RPCQ__BILLING__RETRY_FAILED_EMAILS_REQUEST__INIT;
 	req.import_id = (char *)(import ? import : "");
 	req.debt_id = (char *)(debt ? debt : "");
+	req.email = (char *)(email ? email : "");
 	Rpcq__Billing__RetryFailedEmailsResponse *r = NULL;
 	rpcq_error err;
 	if (rpcq_billing_retry_failed_emails(client, &req, &r, &o, &err) != RPCQ_OK)
@@ -971,6 +983,10 @@ static int cmd_retry(int argc, char **argv, cli_globals *g)
 	else if (import != NULL)
 		printf("import %s: %" PRIu64 " failed e-mail%s back in the outbox\n", import, r->retried,
 		       r->retried == 1 ? "" : "s");
+	else if (email != NULL)
+		printf("debt %s: %s%s\n", debt,
+		       r->retried ? "its failed e-mail is back in the outbox, to " : "no failed e-mail to retry",
+		       r->retried ? email : "; its address is unchanged");
 	else
 		printf("debt %s: %s\n", debt,
 		       r->retried ? "its failed e-mail is back in the outbox" : "no failed e-mail to retry");

@@ -1813,13 +1813,14 @@ static Rpcq__Billing__ListFailedEmailsResponse *list_failed(rpcq_client *c, cons
 
 static uint32_t bill_attempts(const char *debt, Rpcq__Billing__NotificationState *state);
 
-/* RetryFailedEmails of an import or a debt: how many went back, or -1 when
- * it fails with want. */
-static long long retry_failed(rpcq_client *c, const char *import, const char *debt, rpcq_status want)
+/* RetryFailedEmails of an import or a debt (to a corrected address when
+ * email is not NULL): how many went back, or -1 when it fails with want. */
+static long long retry_to(rpcq_client *c, const char *import, const char *debt, const char *email, rpcq_status want)
 {
 	Rpcq__Billing__RetryFailedEmailsRequest req = RPCQ__BILLING__RETRY_FAILED_EMAILS_REQUEST__INIT;
 	req.import_id = (char *)(import ? import : "");
 	req.debt_id = (char *)(debt ? debt : "");
+	req.email = (char *)(email ? email : "");
 	Rpcq__Billing__RetryFailedEmailsResponse *r = NULL;
 	rpcq_error err;
 	rpcq_status st = rpcq_billing_retry_failed_emails(c, &req, &r, NULL, &err);
@@ -1830,6 +1831,11 @@ static long long retry_failed(rpcq_client *c, const char *import, const char *de
 	if (r)
 		protobuf_c_message_free_unpacked(&r->base, NULL);
 	return n;
+}
+
+static long long retry_failed(rpcq_client *c, const char *import, const char *debt, rpcq_status want)
+{
+	return retry_to(c, import, debt, NULL, want);
 }
 
 static void test_failures_retry_then_fail_and_a_payment_stops_an_email(void **state)
@@ -1926,6 +1932,65 @@ static void test_failures_retry_then_fail_and_a_payment_stops_an_email(void **st
 	assert_int_equal(retry_failed(cl[0], "999999", NULL, RPCQ_NOT_FOUND), -1);
 	assert_int_equal(retry_failed(cl[0], id, "ok", RPCQ_INVALID_ARGUMENT), -1);
 	assert_int_equal(retry_failed(cl[0], NULL, NULL, RPCQ_INVALID_ARGUMENT), -1);
+
+	/* The refused address corrected: that e-mail goes to the new one, once,
+	 * with its Message-ID; the debt keeps its file's address, so the same
+	 * file again is all repeats. A bad address, or one for a whole import,
+	 * is refused and changes nothing. */
+	assert_int_equal(retry_to(cl[0], NULL, "reject", "fixed@example", RPCQ_INVALID_ARGUMENT), -1);
+	assert_int_equal(retry_to(cl[0], NULL, "reject", "fixed example.com", RPCQ_INVALID_ARGUMENT), -1);
+	assert_int_equal(retry_to(cl[0], id, NULL, "fixed@example.com", RPCQ_INVALID_ARGUMENT), -1);
+	assert_int_equal(retry_to(cl[0], NULL, "ok", "fixed@example.com", RPCQ_OK), 0); /* sent: stays */
+	assert_int_equal(
+		harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_notifications WHERE email IS NOT NULL"),
+		0);
+	/* Refused at the new address too: reported with that one. */
+	assert_int_equal(retry_to(cl[0], NULL, "reject", "reject-moved@example.com", RPCQ_OK), 1);
+	imp = wait_state(cl[0], id, RPCQ__BILLING__IMPORT_STATE__DONE, 30000);
+	assert_int_equal(imp->emails_failed, 2);
+	assert_int_equal(imp->n_first_failed_emails, 2);
+	expect_failed(imp->first_failed_emails[1], "reject", 4, "reject-moved@example.com", 1, "550");
+	import_free(imp);
+	assert_int_equal(retry_to(cl[0], NULL, "reject", "fixed@example.com", RPCQ_OK), 1);
+	imp = wait_state(cl[0], id, RPCQ__BILLING__IMPORT_STATE__DONE, 30000);
+	assert_int_equal(imp->state, RPCQ__BILLING__IMPORT_STATE__DONE);
+	assert_int_equal(imp->emails_sent, 2);
+	assert_int_equal(imp->emails_failed, 1); /* busy, paid since */
+	assert_int_equal(imp->n_first_failed_emails, 1);
+	expect_failed(imp->first_failed_emails[0], "busy", 3, "busy@example.com", 3, "451");
+	import_free(imp);
+	b = get_bill(cl[0], "reject");
+	assert_int_equal(b->notification, RPCQ__BILLING__NOTIFICATION_STATE__SENT);
+	assert_string_equal(b->email, "fixed@example.com");
+	char fixed_id[200];
+	snprintf(fixed_id, sizeof(fixed_id), "%s", b->message_id);
+	protobuf_c_message_free_unpacked(&b->base, NULL);
+	{
+		char cmd[400];
+		snprintf(cmd, sizeof(cmd), "grep -c ' fixed@example.com$' '%s/log' || true", smtp.dir);
+		const char *argv[] = {"sh", "-c", cmd, NULL};
+		char *out = NULL;
+		harness_run(argv, NULL, &out, NULL, 10000);
+		assert_int_equal(strtol(out, NULL, 10), 1);
+		free(out);
+		char *msgs = sink_messages(&smtp);
+		char want_line[260];
+		snprintf(want_line, sizeof(want_line), "reject %s\n", fixed_id);
+		if (strstr(msgs, want_line) == NULL)
+			fail_msg("no e-mail of reject with %s in:\n%s", fixed_id, msgs);
+		free(msgs);
+	}
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_debts WHERE debt_id = 'reject'"
+							 " AND email = 'reject@example.com'"),
+			 1);
+	{
+		char *again = import_file(cl[0], NULL, "f-again.csv", text, strlen(text), 1000);
+		Rpcq__Billing__Import *a = wait_state(cl[0], again, RPCQ__BILLING__IMPORT_STATE__DONE, 30000);
+		assert_int_equal(a->repeated, 3);
+		assert_int_equal(a->rejected, 0);
+		import_free(a);
+		free(again);
+	}
 
 	/* A debt paid while its e-mail waits: the e-mail never goes. */
 	server_down(0, SIGTERM);

@@ -1057,6 +1057,41 @@ static void test_emails_failed_while_the_smtp_server_was_down_go_out_once_retrie
 	free(out), free(err);
 	assert_int_equal(billing(s, &out, &err, "retry", id, "--debt", "outage-2", NULL), 2);
 	free(out), free(err);
+
+	/* A mistyped address, corrected: refused there (550), sent to the new
+	 * one, which the bill then shows. */
+	assert_int_equal(billing(s, &out, &err, "retry", id, "--email", "ana@example.com", NULL), 2);
+	assert_non_null(strstr(err, "give --debt DEBT_ID with it"));
+	free(out), free(err);
+	assert_int_equal(billing(s, &out, &err, "retry", "--debt", "outage-2", "--email", "bia at example.com", NULL),
+			 1);
+	assert_non_null(strstr(err, "INVALID_ARGUMENT"));
+	assert_non_null(strstr(err, "\"bia at example.com\" is not an address"));
+	free(out), free(err);
+	billing_ok(s, &out, &err, "retry --debt --email of a sent one", "retry", "--debt", "outage-2", "--email",
+		   "bia@example.org", NULL);
+	assert_string_equal(out, "debt outage-2: no failed e-mail to retry; its address is unchanged\n");
+	free(out), free(err);
+	char *typo = write_file("typo.csv", "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
+					    "Rui,4,reject-rui@example.com,40.00,2030-01-01,outage-4\n");
+	billing_ok(s, &out, &err, "import typo.csv", "import", typo, "--wait", "emails", NULL);
+	assert_non_null(strstr(err, "typo.csv:2: e-mail of debt outage-4 to reject-rui@example.com failed after 1 "
+				    "attempt"));
+	free(out), free(err);
+	billing_ok(s, &out, &err, "retry --email", "retry", "--debt", "outage-4", "--email", "rui@example.com", NULL);
+	assert_string_equal(out, "debt outage-4: its failed e-mail is back in the outbox, to rui@example.com\n");
+	free(out), free(err);
+	billing_ok(s, &out, &err, "import typo.csv again", "import", typo, "--wait", "emails", NULL);
+	if (strstr(err, "1 bills; e-mails 1 sent, 0 failed, 0 pending\n") == NULL)
+		fail_msg("no summary of the e-mail sent in stderr:\n%s", err);
+	free(out), free(err);
+	free(text);
+	text = harness_read_file(log, NULL);
+	assert_non_null(strstr(text, " rui@example.com\n"));
+	billing_ok(s, &out, &err, "bill outage-4", "bill", "outage-4", "--json", NULL);
+	assert_non_null(strstr(out, "\"email\": \"rui@example.com\""));
+	free(out), free(err);
+	free(typo);
 	free(text), free(log), free(dir), free(path), free(url);
 }
 

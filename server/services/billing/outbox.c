@@ -1,6 +1,7 @@
 /*
  * RetryFailedEmails: e-mails that failed for good back in the outbox
- * (sql.c, billing_sql_failed_emails_retry), in one transaction with a
+ * (sql.c, billing_sql_failed_emails_retry), one debt's to a corrected
+ * address if one is given, in one transaction with a
  * progress message on "billing.imports.<id>" for each import they belong
  * to. This process's dispatcher is woken here, the other processes' by
  * those messages.
@@ -9,8 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <string.h>
+
+#include "address.h"
 #include "billing_service.h"
 #include "sql.h"
+#include "utf8.h"
 
 rpcq_status billing_retry_failed_emails(call *c, const ProtobufCMessage *msg, ProtobufCMessage **out)
 {
@@ -20,6 +25,14 @@ rpcq_status billing_retry_failed_emails(call *c, const ProtobufCMessage *msg, Pr
 	if (by_import == by_debt)
 		return call_fail(c, RPCQ_INVALID_ARGUMENT, "give import_id or debt_id, not %s",
 				 by_import ? "both" : "neither");
+	const char *email = in->email && in->email[0] ? in->email : NULL;
+	if (email != NULL && by_import)
+		return call_fail(c, RPCQ_INVALID_ARGUMENT, "email corrects one debt's address: give debt_id with it");
+	if (email != NULL && !mail_addr_check(email, strlen(email), 1)) {
+		char q[96];
+		utf8_quote(email, strlen(email), q, sizeof(q));
+		return call_fail(c, RPCQ_INVALID_ARGUMENT, "email %s is not an address (local@domain.tld)", q);
+	}
 	int64_t id = 0;
 	rpcq_status st;
 	if (by_import && (st = billing_import_id(c, in->import_id, &id)) != RPCQ_OK)
@@ -50,7 +63,7 @@ rpcq_status billing_retry_failed_emails(call *c, const ProtobufCMessage *msg, Pr
 			goto fail;
 		}
 	}
-	const char *p[] = {by_import ? ids : NULL, by_debt ? in->debt_id : NULL};
+	const char *p[] = {by_import ? ids : NULL, by_debt ? in->debt_id : NULL, email};
 	if ((st = db_exec(db, &billing_sql_failed_emails_retry, p, &res, &err)) != RPCQ_OK)
 		goto fail;
 	uint64_t retried = 0;

@@ -62,26 +62,28 @@ const db_stmt billing_sql_rejections_page = {
  * through the index of failed e-mails alone (migration 0011). */
 const db_stmt billing_sql_failed_emails_page = {
 	"billing_failed_emails_page",
-	"SELECT n.debt, d.debt_id, d.line, d.email, n.attempts, coalesce(n.last_error, '')"
+	"SELECT n.debt, d.debt_id, d.line, coalesce(n.email, d.email), n.attempts, coalesce(n.last_error, '')"
 	" FROM billing_notifications n JOIN billing_debts d ON d.id = n.debt"
 	" WHERE n.state = 3 AND n.debt > $2::int8 AND d.import_id = $1::int8 ORDER BY n.debt LIMIT $3::int8",
 	3,
 };
 
 /* Failed e-mails of unpaid debts back to pending, due now, with no attempt
- * counted, and their imports' failed counts lowered with them. A payment
+ * counted, and their imports' failed counts lowered with them; of one debt,
+ * to the address $3 when given (migration 0012). A payment
  * racing this is caught where every e-mail is: the dispatcher reads the
  * payment under the e-mail's row lock and cancels it. */
 const db_stmt billing_sql_failed_emails_retry = {
 	"billing_failed_emails_retry",
-	"WITH r AS (UPDATE billing_notifications n SET state = 1, attempts = 0, next_at = now(), last_error = NULL"
+	"WITH r AS (UPDATE billing_notifications n SET state = 1, attempts = 0, next_at = now(), last_error = NULL,"
+	" email = coalesce($3::text, n.email)"
 	" FROM billing_debts d WHERE n.state = 3 AND d.id = n.debt AND ($1::int8 IS NULL OR d.import_id = $1::int8)"
 	" AND ($2::text IS NULL OR d.debt_id = $2::text)"
 	" AND NOT EXISTS (SELECT 1 FROM billing_payments p WHERE p.debt = n.debt) RETURNING d.import_id),"
 	" c AS (SELECT import_id, count(*) AS k FROM r GROUP BY import_id)"
 	" UPDATE billing_imports i SET emails_failed = i.emails_failed - c.k, updated_at = now() FROM c"
 	" WHERE i.id = c.import_id RETURNING i.id, c.k",
-	2,
+	3,
 };
 
 const db_stmt billing_sql_merge_lock = {"billing_merge_lock",
@@ -166,7 +168,8 @@ const db_stmt billing_sql_range_debts = {
 
 const db_stmt billing_sql_bill_get = {
 	"billing_bill_get",
-	"SELECT d.debt_id, d.name, d.government_id, d.email, d.amount_cents, d.due_date::text, b.barcode,"
+	"SELECT d.debt_id, d.name, d.government_id, coalesce(n.email, d.email), d.amount_cents, d.due_date::text,"
+	" b.barcode,"
 	" b.payment_line, b.stored_slip, " MS(
 		"b.created_at") ", n.state, n.attempts, coalesce(n.last_error, ''),"
 				" n.message_id, p.debt IS NOT NULL, d.id, b.slip_layout, b.stored_slip IS NOT NULL"
@@ -190,7 +193,8 @@ const db_stmt billing_sql_claim_mail = {
 
 const db_stmt billing_sql_mail_lock = {
 	"billing_mail_lock",
-	"SELECT n.state, n.attempts, n.message_id, d.debt_id, d.name, d.email, b.stored_slip, d.import_id,"
+	"SELECT n.state, n.attempts, n.message_id, d.debt_id, d.name, coalesce(n.email, d.email), b.stored_slip,"
+	" d.import_id,"
 	" p.debt IS NOT NULL, b.stored_slip IS NOT NULL, b.slip_layout, d.government_id, d.amount_cents,"
 	" d.due_date::text, n.next_at = $2::timestamptz"
 	" FROM billing_notifications n JOIN billing_debts d ON d.id = n.debt JOIN billing_bills b ON b.debt = n.debt"

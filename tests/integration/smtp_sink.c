@@ -84,3 +84,17 @@ void smtp_sink_stop(smtp_sink *s)
 	}
 	s->pid = 0;
 }
+
+size_t smtp_sink_log(const smtp_sink *s, smtp_sink_entry *out, size_t max)
+{
+	char path[400];
+	snprintf(path, sizeof(path), "%s/log", s->dir);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	size_t n = 0;
+	while (n < max && fscanf(f, "%d %d %127s %127s", &out[n].n, &out[n].client_port, out[n].from, out[n].to) == 4)
+		n++;
+	fclose(f);
+	return n;
+}

@@ -7,6 +7,7 @@
 #ifndef RPCQ_TEST_SMTP_SINK_H
 #define RPCQ_TEST_SMTP_SINK_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 typedef struct smtp_sink {
@@ -25,5 +26,15 @@ void smtp_sink_start(smtp_sink *s, const char *dir, int port, const char *scheme
 
 /* Stops the sink (SIGTERM, then SIGKILL after 5 s); its directory stays. */
 void smtp_sink_stop(smtp_sink *s);
+
+/* A line of the sink's log: one per message it accepted, in order. */
+typedef struct smtp_sink_entry {
+	int n, client_port;
+	char from[128], to[128]; /* to: the recipients, comma-separated */
+} smtp_sink_entry;
+
+/* The first max entries of the sink's log (none before its first message);
+ * returns how many. */
+size_t smtp_sink_log(const smtp_sink *s, smtp_sink_entry *out, size_t max);
 
 #endif

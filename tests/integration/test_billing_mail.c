@@ -212,26 +212,6 @@ static void sink_stop(sink *s)
 	s->dir[0] = '\0';
 }
 
-/* The sink's log: one line per accepted message. */
-typedef struct received {
-	int n, client_port;
-	char from[128], to[128];
-} received;
-
-static size_t sink_log(const sink *s, received *out, size_t max)
-{
-	char path[400];
-	snprintf(path, sizeof(path), "%s/log", s->dir);
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return 0;
-	size_t n = 0;
-	while (n < max && fscanf(f, "%d %d %127s %127s", &out[n].n, &out[n].client_port, out[n].from, out[n].to) == 4)
-		n++;
-	fclose(f);
-	return n;
-}
-
 /* One sink for the tests that need no special server (each start costs a
  * Python interpreter); stopped by the group teardown. */
 static sink shared;
@@ -372,8 +352,8 @@ static void test_many_messages_through_one_sender_arrive_once_and_intact(void **
 	if (!have_aiosmtpd())
 		skip();
 	sink *k = shared_sink();
-	static received got[MESSAGES + 64];
-	size_t base = sink_log(k, got, MESSAGES + 64);
+	static smtp_sink_entry got[MESSAGES + 64];
+	size_t base = smtp_sink_log(k, got, MESSAGES + 64);
 	mail_sender *s = smtp_sender(k->url, 10000);
 	static char *msgs[MESSAGES];
 	static char keys[MESSAGES][MAIL_KEY_MAX], ids[MESSAGES][MAIL_MESSAGE_ID_MAX];
@@ -392,7 +372,7 @@ static void test_many_messages_through_one_sender_arrive_once_and_intact(void **
 	printf("one sender to aiosmtpd on loopback: %d messages in %lld ms, %.0f messages/s\n", MESSAGES, (long long)ms,
 	       MESSAGES * 1000.0 / (double)(ms > 0 ? ms : 1));
 
-	size_t n = sink_log(k, got, MESSAGES + 64);
+	size_t n = smtp_sink_log(k, got, MESSAGES + 64);
 	assert_int_equal(n, base + MESSAGES);
 	/* Every message byte for byte; one in CHECK_EVERY also through Python's
 	 * parser (the unit test parses every kind of message already). */
@@ -401,7 +381,7 @@ static void test_many_messages_through_one_sender_arrive_once_and_intact(void **
 	for (int i = 0; i < MESSAGES; i++) {
 		char to[64], debt[64], body[256];
 		message_fields(i, debt, sizeof(debt), to, sizeof(to), body, sizeof(body));
-		const received *r = &got[base + (size_t)i];
+		const smtp_sink_entry *r = &got[base + (size_t)i];
 		assert_int_equal(r->n, (int)base + i);
 		assert_string_equal(r->to, to);
 		assert_string_equal(r->from, "billing@localhost");
@@ -445,8 +425,8 @@ static void test_refusals_are_permanent_for_5xx_and_temporary_for_4xx(void **sta
 	if (!have_aiosmtpd())
 		skip();
 	sink *k = shared_sink();
-	static received got[MESSAGES + 64];
-	size_t base = sink_log(k, got, MESSAGES + 64);
+	static smtp_sink_entry got[MESSAGES + 64];
+	size_t base = smtp_sink_log(k, got, MESSAGES + 64);
 	mail_sender *s = smtp_sender(k->url, 10000);
 	char key[MAIL_KEY_MAX], id[MAIL_MESSAGE_ID_MAX];
 	char *msg = compose_message(7, key, id);
@@ -466,7 +446,7 @@ static void test_refusals_are_permanent_for_5xx_and_temporary_for_4xx(void **sta
 	/* The sender goes on with the next message as if nothing happened. */
 	mail_envelope ok = {.to = "debtor7@example.com", .key = key};
 	assert_int_equal(mail_send(s, &ok, msg, strlen(msg), &err), RPCQ_OK);
-	assert_int_equal(sink_log(k, got, MESSAGES + 64), base + 1);
+	assert_int_equal(smtp_sink_log(k, got, MESSAGES + 64), base + 1);
 	assert_string_equal(got[base].to, "debtor7@example.com");
 
 	/* Nothing sendable: refused before the server hears of it. */
@@ -514,8 +494,8 @@ static void test_a_connection_the_server_closed_is_replaced(void **state)
 		if (round == 0)
 			sleep_ms(700); /* past the server's idle timeout: it hangs up */
 	}
-	received got[4];
-	assert_int_equal(sink_log(&k, got, 4), 2);
+	smtp_sink_entry got[4];
+	assert_int_equal(smtp_sink_log(&k, got, 4), 2);
 	assert_int_not_equal(got[0].client_port, got[1].client_port);
 	rpcq_free(msg);
 	mail_sender_destroy(s);
@@ -528,8 +508,8 @@ static void test_starttls_required_but_not_offered_is_the_configurations_fault(v
 	if (!have_aiosmtpd())
 		skip();
 	sink *k = shared_sink();
-	static received got[MESSAGES + 64];
-	size_t base = sink_log(k, got, MESSAGES + 64);
+	static smtp_sink_entry got[MESSAGES + 64];
+	size_t base = smtp_sink_log(k, got, MESSAGES + 64);
 	char url[96];
 	snprintf(url, sizeof(url), "smtp+starttls://127.0.0.1:%d", k->port);
 	mail_sender *s = smtp_sender(url, 5000);
@@ -539,7 +519,7 @@ static void test_starttls_required_but_not_offered_is_the_configurations_fault(v
 	mail_envelope env = {.to = "debtor5@example.com", .key = key};
 	rpcq_error err;
 	assert_int_equal(mail_send(s, &env, msg, strlen(msg), &err), RPCQ_PERMISSION_DENIED);
-	assert_int_equal(sink_log(k, got, MESSAGES + 64), base);
+	assert_int_equal(smtp_sink_log(k, got, MESSAGES + 64), base);
 	rpcq_free(msg);
 	mail_sender_destroy(s);
 }
@@ -550,7 +530,7 @@ static void send_over_tls_and_check(sink *k, const char *ca_file, int n)
 {
 	enum { MAX = 8 };
 	assert_true(n <= MAX);
-	received got[MAX + 1];
+	smtp_sink_entry got[MAX + 1];
 	mail_sender *s = smtp_sender_ca(k->url, 10000, ca_file);
 	assert_string_equal(mail_sender_describe(s), k->url);
 	char *msgs[MAX], keys[MAX][MAIL_KEY_MAX], ids[MAX][MAIL_MESSAGE_ID_MAX];
@@ -564,7 +544,7 @@ static void send_over_tls_and_check(sink *k, const char *ca_file, int n)
 		if (mail_send(s, &env, msgs[i], strlen(msgs[i]), &err) != RPCQ_OK)
 			fail_msg("%s, message %d: %s: %s", k->url, i, rpcq_status_name(err.code), err.message);
 	}
-	assert_int_equal(sink_log(k, got, MAX + 1), (size_t)n);
+	assert_int_equal(smtp_sink_log(k, got, MAX + 1), (size_t)n);
 	for (int i = 0; i < n; i++) {
 		char to[64], debt[64], body[256];
 		message_fields(20 + i, debt, sizeof(debt), to, sizeof(to), body, sizeof(body));
@@ -627,8 +607,8 @@ static void expect_certificate_refused(sink *k, const char *url, const char *ca_
 		fail_msg("%s with CA %s: %s: %s (wanted PERMISSION_DENIED naming the URL and \"%s\")", url,
 			 ca_file ? ca_file : "(system)", rpcq_status_name(st), err.message, why);
 	assert_true(now_ms() - t0 < 3000); /* refused at the handshake, not timed out */
-	received got[2];
-	assert_int_equal(sink_log(k, got, 2), 0);
+	smtp_sink_entry got[2];
+	assert_int_equal(smtp_sink_log(k, got, 2), 0);
 	rpcq_free(msg);
 	mail_sender_destroy(s);
 }
@@ -716,8 +696,8 @@ static void test_rpcqd_mails_over_tls_only_a_server_that_its_smtp_ca_file_trusts
 		 "get local issuer certificate); e-mails wait",
 		 k.url);
 	wait_for_log(&srv, want);
-	received got[4];
-	assert_int_equal(sink_log(&k, got, 4), 0);
+	smtp_sink_entry got[4];
+	assert_int_equal(smtp_sink_log(&k, got, 4), 0);
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_bills"), 2);
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM billing_notifications WHERE state = 1 AND attempts = 0");
 	assert_int_equal(harness_sql_scalar(pg.conninfo, sql), 2);
@@ -732,7 +712,7 @@ static void test_rpcqd_mails_over_tls_only_a_server_that_its_smtp_ca_file_trusts
 	if (strstr(summary, "2 bills; e-mails 2 sent, 0 failed, 0 pending") == NULL)
 		fail_msg("no summary of 2 e-mails sent in:\n%s", summary);
 	free(summary);
-	assert_int_equal(sink_log(&k, got, 4), 2);
+	assert_int_equal(smtp_sink_log(&k, got, 4), 2);
 	int john = strcmp(got[0].to, "johndoe@example.com") == 0 ? 0 : 1; /* in either order */
 	assert_string_equal(got[john].to, "johndoe@example.com");
 	assert_string_equal(got[1 - john].to, "maria@example.com");
@@ -860,8 +840,8 @@ static void test_every_send_carries_the_message_id_its_bill_reports_whatever_the
 		/* Made by the first rpcqd, with its From's domain. */
 		assert_non_null(strstr(reported[i], "@a.example>"));
 	}
-	received got[8];
-	assert_int_equal(sink_log(&k, got, 8), 3);
+	smtp_sink_entry got[8];
+	assert_int_equal(smtp_sink_log(&k, got, 8), 3);
 	int seen[3] = {0, 0, 0};
 	for (int i = 0; i < 3; i++) {
 		char path[400];
@@ -970,8 +950,8 @@ static void test_a_round_that_outlived_its_lease_leaves_an_email_retried_elsewhe
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_notifications WHERE state = 1"
 							 " AND attempts = 1 AND next_at > now() + interval '100 s'"),
 			 n);
-	received got[8];
-	size_t delivered = sink_log(&k, got, 8);
+	smtp_sink_entry got[8];
+	size_t delivered = smtp_sink_log(&k, got, 8);
 	for (size_t i = 0; i < delivered; i++) {
 		char sql[300];
 		snprintf(sql, sizeof(sql),

@@ -300,9 +300,8 @@ static int read_rows(int64_t id, const upload_piece *pc, int *header_seen, chunk
 			rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory reading the chunk");
 			return -1;
 		}
-		if (inserted) {
+		if (inserted)
 			*first = row;
-		}
 		pgcopy_row(&out->stage, 9);
 		pgcopy_int8(&out->stage, (int64_t)row.line);
 		pgcopy_int8(&out->stage, (int64_t)first->line);

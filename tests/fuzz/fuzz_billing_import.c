@@ -19,6 +19,7 @@
 #include "boleto.h"
 #include "date.h"
 #include "debt.h"
+#include "fuzz_hash.h"
 #include "money.h"
 #include "upload.h"
 #include "utf8.h"
@@ -36,13 +37,7 @@ typedef struct digest {
 
 static void mix(digest *d, const void *p, size_t n)
 {
-	const unsigned char *s = p;
-	for (size_t i = 0; i < n; i++) {
-		d->h ^= s[i];
-		d->h *= 1099511628211ull;
-	}
-	d->h ^= 0xff; /* field separator */
-	d->h *= 1099511628211ull;
+	d->h = fuzz_hash_field(d->h, p, n);
 }
 
 static void check_text(const char *s, size_t n, size_t max)

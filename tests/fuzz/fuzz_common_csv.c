@@ -21,6 +21,7 @@
 
 #include "csv.h"
 #include "date.h"
+#include "fuzz_hash.h"
 #include "strbuf.h"
 #include "utf8.h"
 
@@ -33,11 +34,7 @@ typedef struct digest {
 
 static void mix(digest *d, const void *p, size_t n)
 {
-	const unsigned char *s = p;
-	for (size_t i = 0; i < n; i++) {
-		d->h ^= s[i];
-		d->h *= 1099511628211u;
-	}
+	d->h = fuzz_hash(d->h, p, n);
 }
 
 static void mix_record(digest *d, int k, const csv_record *rec)
@@ -159,7 +156,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *text = (const char *)data + 2;
 	size -= 2;
 
-	digest whole = {14695981039346656037u, 0};
+	digest whole = {FUZZ_HASH_INIT, 0};
 	read_all(text, size, 1, &whole, 1);
 
 	uint64_t newlines = 0;
@@ -169,7 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (cut > 0 && cut < size && text[cut - 1] != '\n')
 		abort();
 	if (cut > 0) {
-		digest pieces = {14695981039346656037u, 0};
+		digest pieces = {FUZZ_HASH_INIT, 0};
 		read_all(text, cut, 1, &pieces, 0);
 		read_all(text + cut, size - cut, 1 + newlines, &pieces, 0);
 		if (pieces.h != whole.h || pieces.records != whole.records)
@@ -179,7 +176,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t complete = csv_complete(text, size);
 	if (complete > size || (complete > 0 && text[complete - 1] != '\n'))
 		abort();
-	digest head = {14695981039346656037u, 0};
+	digest head = {FUZZ_HASH_INIT, 0};
 	read_all(text, complete, 1, &head, 0);
 	if (head.records > whole.records)
 		abort();

@@ -17,6 +17,7 @@
 #include "datetime.h"
 #include "decimal.h"
 #include "feed.h"
+#include "fuzz_hash.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -28,10 +29,7 @@ typedef struct outcome {
 
 static void mix(uint64_t *h, const void *p, size_t n)
 {
-	const unsigned char *b = p;
-	for (size_t i = 0; i < n; i++)
-		*h = (*h ^ b[i]) * 1099511628211u;
-	*h = (*h ^ 0xff) * 1099511628211u;
+	*h = fuzz_hash_field(*h, p, n);
 }
 
 static void mix_str(uint64_t *h, const char *s)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_hash.h"
 #include "headers.h"
 #include "http_parse.h"
 
@@ -33,10 +34,7 @@ typedef struct outcome {
 
 static uint64_t mix(uint64_t h, const void *p, size_t n)
 {
-	const unsigned char *s = p;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ s[i]) * 1099511628211ULL;
-	return (h ^ 0xff) * 1099511628211ULL;
+	return fuzz_hash_field(h, p, n);
 }
 
 static uint64_t mix_str(uint64_t h, const char *s)
@@ -57,7 +55,7 @@ static uint64_t check_request(const http_request *req)
 	    req->body_len > limits.max_body_bytes || req->nheaders < 0 || req->nheaders > HTTP_MAX_HEADERS ||
 	    (req->http_minor != 0 && req->http_minor != 1) || strlen(req->target) + 2 > limits.max_head_bytes)
 		abort();
-	uint64_t h = 14695981039346656037ULL;
+	uint64_t h = FUZZ_HASH_INIT;
 	h = mix_str(h, req->method);
 	h = mix_str(h, req->target);
 	h = mix_str(h, req->path);

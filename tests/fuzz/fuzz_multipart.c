@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_hash.h"
 #include "multipart.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -36,11 +37,7 @@ typedef struct run {
 
 static void mix(run *r, const void *p, size_t n)
 {
-	const unsigned char *s = p;
-	for (size_t i = 0; i < n; i++) {
-		r->h ^= s[i];
-		r->h *= 1099511628211ull;
-	}
+	r->h = fuzz_hash(r->h, p, n);
 }
 
 static void mix_str(run *r, const char *s)

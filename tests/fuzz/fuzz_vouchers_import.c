@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_hash.h"
 #include "rows.h"
 #include "upload.h"
 
@@ -30,11 +31,7 @@ typedef struct digest {
 
 static void mix(digest *d, const void *p, size_t n)
 {
-	const unsigned char *s = p;
-	for (size_t i = 0; i < n; i++) {
-		d->h ^= s[i];
-		d->h *= 1099511628211ull;
-	}
+	d->h = fuzz_hash(d->h, p, n);
 }
 
 static void add_row(digest *d, const vouchers_row *row)

@@ -311,8 +311,9 @@ static int send_file(struct run *run)
 {
 	struct chunk_call q[WINDOW];
 	int head = 0, inflight = 0, resyncs = 0, rc = 0;
-	uint64_t next = run->sent; /* offset of the next chunk to start */
-	int last_started = 0;	   /* the chunk marked last is in flight */
+	uint64_t next = run->sent;	  /* offset of the next chunk to start */
+	uint64_t refused_at = UINT64_MAX; /* a refusal where the server then stood */
+	int last_started = 0;		  /* the chunk marked last is in flight */
 	while ((rc == 0 && !run->complete) || inflight > 0) {
 		rpcq_error err;
 		while (rc == 0 && !run->complete && !last_started && inflight < WINDOW) {
@@ -374,10 +375,12 @@ static int send_file(struct run *run)
 		}
 		/* A gap (the server has fewer bytes than this command thought,
 		 * e.g. another client's upload of the same file was cut, or the
-		 * chunk before this one failed) or an upload another client
-		 * completed meanwhile: continue from what the server has. A
-		 * refusal of a chunk at the very offset the server has is not
-		 * about where to continue. */
+		 * chunk before this one failed, or came to the server after
+		 * this one and closed the gap since) or an upload another
+		 * client completed meanwhile: continue from what the server
+		 * has. A chunk refused at the very offset the server has is sent
+		 * once more; refused there again, it is not about where to
+		 * continue. */
 		int was_complete = run->complete;
 		Rpcq__Billing__Import *imp = NULL;
 		rpcq_error gerr;
@@ -390,8 +393,11 @@ static int send_file(struct run *run)
 		if (rc != 0)
 			continue;
 		if (run->sent == cc->req.offset && run->complete == was_complete) {
-			rc = cli_fail(&cc->err);
-			continue;
+			if (refused_at == cc->req.offset) {
+				rc = cli_fail(&cc->err);
+				continue;
+			}
+			refused_at = cc->req.offset;
 		}
 		progress_bytes(run);
 		next = run->sent;

@@ -410,13 +410,17 @@ static rpcq_status import_chunk(call *c, const Rpcq__Billing__ImportChunkRequest
 		if (received < in->offset && a != NULL && !waited_out && attempt + 1 < LOCK_ATTEMPTS) {
 			/* Here before the chunk at received, which a client with
 			 * chunks in flight sent first: wait for that one (without
-			 * the lock it needs), if it comes soon. */
+			 * the lock it needs), if it comes soon. It may be queued
+			 * behind this call (every worker busy, or --workers 1):
+			 * while this one waits, a spare thread takes calls. */
 			PQclear(res);
 			res = NULL;
 			db_rollback(db);
 			nng_time deadline = call_deadline(c), arrive = nng_clock() + PREDECESSOR_WAIT_MS;
+			server_wait_begin(call_server(c));
 			if (!upload_ahead_wait_for(a, id, received, arrive < deadline ? arrive : deadline, deadline))
 				waited_out = 1;
+			server_wait_end(call_server(c));
 			continue;
 		}
 		if (ahead && row_is(res, &sp))

@@ -60,7 +60,7 @@ static const struct knob knobs[] = {
 	{"max-message-bytes", "RPCQ_MAX_MESSAGE_BYTES", K_LONG, OFF(max_message_bytes), 0, "4194304", 1024, 1L << 30,
 	 "largest request or reply"},
 	{"default-deadline-ms", "RPCQ_DEFAULT_DEADLINE_MS", K_INT, OFF(default_deadline_ms), 0, "30000", 1, INT_MAX,
-	 "deadline of calls that send none"},
+	 "deadline of calls that send none, and of each database step of the e-mail dispatcher"},
 	{"drain-timeout-ms", "RPCQ_DRAIN_TIMEOUT_MS", K_INT, OFF(drain_timeout_ms), 0, "10000", 0, INT_MAX,
 	 "on SIGTERM, how long queued calls may wait to run (then UNAVAILABLE; running ones finish)"},
 	{"pool-min", "RPCQ_POOL_MIN", K_INT, OFF(pool_min), 0, "1", 0, 1000, "database connections kept open"},

@@ -8,8 +8,8 @@ Debian's python3-aiosmtpd), keeping every message it accepts.
 Each accepted message goes to D/msgs/<n>/message.eml (n from 0, the bytes
 as received, dot-unstuffed) before the server answers 250, then one line
 to D/log: "<n> <client port> <MAIL FROM> <RCPT TO>". Recipients whose
-local part starts with "reject" get 550, "busy" 451, and "slow" an answer
-only after 5 s. D/ready appears once the server accepts connections. It
+local part starts with "reject" get 550, "busy" 451, "slowbusy" 451 after
+5 s, and "slow" an answer only after 5 s. D/ready appears once the server accepts connections. It
 runs until SIGTERM or SIGINT.
 
 --tls starttls offers STARTTLS and refuses everything but EHLO, NOOP, QUIT
@@ -40,6 +40,9 @@ class Sink:
         local = address.split("@", 1)[0]
         if local.startswith("reject"):
             return "550 5.1.1 <%s>: mailbox unavailable" % address
+        if local.startswith("slowbusy"):
+            await asyncio.sleep(5)
+            return "451 4.3.0 <%s>: try again later" % address
         if local.startswith("busy"):
             return "451 4.3.0 <%s>: try again later" % address
         if local.startswith("slow"):

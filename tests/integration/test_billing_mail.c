@@ -967,6 +967,90 @@ static void test_a_round_that_outlived_its_lease_leaves_an_email_retried_elsewhe
 	harness_pg_stop(&pg);
 }
 
+/* An SMTP server slower than a database step's deadline (here
+ * --default-deadline-ms 2000, an answer after 5 s): the e-mail is marked
+ * sent all the same, in time of its own, and delivered once, not again
+ * after every lease. */
+static void test_an_email_a_slow_server_accepted_is_marked_sent_and_not_sent_again(void **state)
+{
+	(void)state;
+	if (!have_aiosmtpd())
+		skip();
+	harness_pg pg;
+	char csv[300];
+	fresh_cluster_with_debts(&pg, csv, sizeof(csv),
+				 "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
+				 "One,1,slow-1@example.com,10.00,2030-01-01,slow-1\n");
+	sink k;
+	sink_start(&k, NULL);
+	harness_server a;
+	const char *flags[] = {
+		"--smtp-url", k.url, "--default-deadline-ms", "2000", "--mail-lease-s", "2", "--billing-schedule",
+		"1",	      NULL};
+	harness_server_start(&a, &pg, flags);
+	const char *import_bills[] = {"billing", "import", csv, "--wait", "bills", NULL};
+	free(billing_cli(&a, import_bills));
+	const char *sent = "SELECT count(*) FROM billing_notifications WHERE state = 2 AND attempts = 1";
+	long long n = 0;
+	for (int64_t deadline = now_ms() + 30000; n == 0 && now_ms() < deadline; sleep_ms(50))
+		n = harness_sql_scalar(pg.conninfo, sent);
+	if (n == 0) {
+		char *log = harness_read_file(a.log_path, NULL);
+		fail_msg("the e-mail was not marked sent within 30 s; rpcqd's log:\n%s", log ? log : "");
+	}
+	/* Two leases more: nothing sends it again. */
+	sleep_ms(4500);
+	smtp_sink_entry got[4];
+	assert_int_equal(smtp_sink_log(&k, got, 4), 1);
+	assert_string_equal(got[0].to, "slow-1@example.com");
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT emails_sent FROM billing_imports"), 1);
+	assert_int_equal(harness_server_stop(&a), 0);
+	sink_stop(&k);
+	harness_pg_stop(&pg);
+}
+
+/* The wait before a retry counts from the server's answer, not from when
+ * the attempt began: a 451 that came after 5 s, with a first wait of 4–6 s
+ * (--mail-retry-base-ms 6000, less up to a third), is retried 4–6 s after
+ * the answer, not at once. */
+static void test_a_retry_waits_its_backoff_from_the_servers_answer(void **state)
+{
+	(void)state;
+	if (!have_aiosmtpd())
+		skip();
+	harness_pg pg;
+	char csv[300];
+	fresh_cluster_with_debts(&pg, csv, sizeof(csv),
+				 "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
+				 "One,1,slowbusy-1@example.com,10.00,2030-01-01,slowbusy-1\n");
+	sink k;
+	sink_start(&k, NULL);
+	harness_server a;
+	const char *flags[] = {"--smtp-url", k.url, "--mail-retry-base-ms", "6000", "--billing-schedule", "1", NULL};
+	harness_server_start(&a, &pg, flags);
+	const char *import_bills[] = {"billing", "import", csv, "--wait", "bills", NULL};
+	free(billing_cli(&a, import_bills));
+	/* Polled every 20 ms: seen at most that long after the answer (and
+	 * its commit). */
+	const char *ahead = "SELECT (extract(epoch FROM next_at - clock_timestamp()) * 1000)::int8"
+			    " FROM billing_notifications WHERE state = 1 AND attempts = 1";
+	long long wait_ms = -1;
+	int seen = 0;
+	for (int64_t deadline = now_ms() + 30000; !seen && now_ms() < deadline; sleep_ms(20)) {
+		if (harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_notifications WHERE attempts = 1")) {
+			wait_ms = harness_sql_scalar(pg.conninfo, ahead);
+			seen = 1;
+		}
+	}
+	if (!seen)
+		fail_msg("no attempt was recorded within 30 s");
+	if (wait_ms < 3500 || wait_ms > 6000)
+		fail_msg("the retry is due %lld ms after the answer; 4000-6000 ms expected", wait_ms);
+	assert_int_equal(harness_server_stop(&a), 0);
+	sink_stop(&k);
+	harness_pg_stop(&pg);
+}
+
 static void test_configurations_that_cannot_work_are_refused(void **state)
 {
 	(void)state;
@@ -1102,6 +1186,9 @@ int main(void)
 		cmocka_unit_test_teardown(
 			test_a_round_that_outlived_its_lease_leaves_an_email_retried_elsewhere_to_its_retry,
 			stop_leftovers),
+		cmocka_unit_test_teardown(test_an_email_a_slow_server_accepted_is_marked_sent_and_not_sent_again,
+					  stop_leftovers),
+		cmocka_unit_test_teardown(test_a_retry_waits_its_backoff_from_the_servers_answer, stop_leftovers),
 		cmocka_unit_test_teardown(test_configurations_that_cannot_work_are_refused, stop_leftovers),
 		cmocka_unit_test_teardown(test_spool_files_parse_and_a_resend_replaces_the_file, stop_leftovers),
 	};

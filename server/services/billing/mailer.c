@@ -25,6 +25,13 @@
  * hour); after --mail-max-attempts the e-mail is marked failed. A failure
  * of the configuration (a login refused, a spool not writable) counts
  * against no e-mail: the round stops and the lease brings them back.
+ *
+ * Each step with the database (the claim, an e-mail's lock, its marking
+ * once the sender has answered) has --default-deadline-ms of its own, as a
+ * call that names no deadline: the send in between is bounded by
+ * --mail-timeout-ms, and a step that inherited its time would find it spent
+ * by a slow server and leave an e-mail it had sent unmarked, to be sent again
+ * after every lease.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -90,6 +97,12 @@ typedef enum outcome {
 	SENT_OR_SETTLED, /* done with this e-mail */
 	STOP_ROUND,	 /* the sender cannot send anything now */
 } outcome;
+
+/* A database step's deadline, from now. */
+static void db_step(const billing_state *st, dbconn *db)
+{
+	dbconn_set_deadline(db, nng_clock() + (nng_time)st->cfg->default_deadline_ms);
+}
 
 static void note_import(int64_t *imports, int *n, int64_t id)
 {
@@ -175,6 +188,7 @@ static outcome send_one(billing_state *st, dbconn *db, const char *debt, const c
 		s = mail_compose(&msg, &m->message, &err);
 		if (s == RPCQ_OK)
 			s = mail_send(m->sender, &env, m->message.data, m->message.len, &err);
+		db_step(st, db);
 		if (s != RPCQ_OK) {
 			snprintf(why, sizeof(why), "%s: %s", rpcq_status_name(s), err.message);
 			error = why;
@@ -217,6 +231,12 @@ static outcome send_one(billing_state *st, dbconn *db, const char *debt, const c
 	return result;
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return (x > y) - (x < y);
+}
+
 int billing_mail_round(billing_state *st)
 {
 	struct mailer_ctx *m = st->mail;
@@ -228,7 +248,7 @@ int billing_mail_round(billing_state *st)
 	int more = 0;
 	if (pool_acquire(server_pool(st->srv), nng_clock() + 10000, &db, &err) != RPCQ_OK)
 		return 0;
-	dbconn_set_deadline(db, nng_clock() + 60000);
+	db_step(st, db);
 	char limit[16], lease[16];
 	snprintf(limit, sizeof(limit), "%d", CLAIM);
 	snprintf(lease, sizeof(lease), "%d", st->cfg->mail_lease_s);
@@ -241,12 +261,16 @@ int billing_mail_round(billing_state *st)
 	int64_t imports[MAX_IMPORTS];
 	int nimports = 0, done = 0;
 	for (int i = 0; i < n && !atomic_load(&st->stopping); i++, done++) {
-		dbconn_set_deadline(db, nng_clock() + 60000);
+		db_step(st, db);
 		if (send_one(st, db, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), imports, &nimports) == STOP_ROUND)
 			break;
 	}
 	PQclear(res);
-	/* The imports' progress, once per round. */
+	/* The imports' progress, once per round, each topic's row locked in
+	 * the order of their ids, as every other round locks them: two rounds
+	 * that met the same imports in another order would deadlock. */
+	qsort(imports, (size_t)nimports, sizeof(imports[0]), cmp_id);
+	db_step(st, db);
 	if (nimports > 0 && db_begin(db, &err) == RPCQ_OK) {
 		rpcq_status s = RPCQ_OK;
 		for (int i = 0; i < nimports && s == RPCQ_OK; i++)

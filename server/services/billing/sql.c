@@ -206,7 +206,8 @@ const db_stmt billing_sql_mail_lock = {
 const db_stmt billing_sql_mail_done = {
 	"billing_mail_done",
 	"WITH n AS (UPDATE billing_notifications SET state = $3::int2, attempts = attempts + 1,"
-	" sent_at = CASE WHEN $3::int2 = 2 THEN now() END, last_error = $4 WHERE debt = $1::int8 RETURNING 1)"
+	" sent_at = CASE WHEN $3::int2 = 2 THEN clock_timestamp() END, last_error = $4"
+	" WHERE debt = $1::int8 RETURNING 1)"
 	" UPDATE billing_imports SET emails_sent = emails_sent + (CASE WHEN $3::int2 = 2 THEN 1 ELSE 0 END),"
 	" emails_failed = emails_failed + (CASE WHEN $3::int2 = 3 THEN 1 ELSE 0 END),"
 	" emails_cancelled = emails_cancelled + (CASE WHEN $3::int2 = 4 THEN 1 ELSE 0 END), updated_at = now()"
@@ -214,11 +215,13 @@ const db_stmt billing_sql_mail_done = {
 	4,
 };
 
-/* debt, delay ms, error */
+/* debt, delay ms, error. The delay and sent_at (mail_done) count from
+ * the sender's answer (clock_timestamp), not from the transaction's start
+ * (now), which came before the lock and the whole send. */
 const db_stmt billing_sql_mail_retry = {
 	"billing_mail_retry",
 	"UPDATE billing_notifications SET attempts = attempts + 1, last_error = $3,"
-	" next_at = now() + make_interval(secs => $2::int8 / 1000.0) WHERE debt = $1::int8",
+	" next_at = clock_timestamp() + make_interval(secs => $2::int8 / 1000.0) WHERE debt = $1::int8",
 	3,
 };
 

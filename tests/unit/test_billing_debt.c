@@ -612,6 +612,47 @@ static void test_a_record_too_long_is_a_rejected_row_wherever_the_chunks_cut_it(
 	strbuf_fini(&t);
 }
 
+/* A line of blanks longer than a record may be is a blank line, skipped
+ * (before the header too), wherever the chunks cut it; blanks that end in
+ * text are a record, too long. */
+static void test_a_long_blank_line_is_skipped_wherever_the_chunks_cut_it(void **state)
+{
+	(void)state;
+	strbuf t = STRBUF_INIT;
+	for (int i = 0; i < 20000; i++)
+		strbuf_putc(&t, i % 7 ? ' ' : '\t');
+	strbuf_append(&t, "\r\n", 2);
+	strbuf_append(&t, HEADER, strlen(HEADER));
+	strbuf_append(&t, "a,1,a@b.co,1,2024-01-01,x\n", 26);
+	for (int i = 0; i < 20000; i++)
+		strbuf_putc(&t, ' ');
+	strbuf_append(&t, "\nb,2,b@b.co,2,2024-01-02,y\n", 27);
+	for (int i = 0; i < 20000; i++)
+		strbuf_putc(&t, ' ');
+	strbuf_append(&t, "c,3,c@b.co,3,2024-01-03,z\n", 26);
+	strbuf_append(&t, "d,4,d@b.co,4,2024-01-04,w\n", 26);
+	for (int i = 0; i < 20000; i++)
+		strbuf_putc(&t, ' ');
+	assert_false(t.failed);
+	strbuf wb = STRBUF_INIT;
+	describe_n(t.data, t.len, &wb);
+	char *whole = wb.data;
+	assert_string_equal(whole, "3:a|1|a@b.co|1|2024-01-01|x|100|19723|\n"
+				   "5:b|2|b@b.co|2|2024-01-02|y|200|19724|\n"
+				   "6:||||||0|0|" BILLING_OVERLONG_REASON "\n"
+				   "7:d|4|d@b.co|4|2024-01-04|w|400|19726|\n");
+	static const size_t sizes[] = {1, 7, 1000, 8191, 8192, 8193, 9000, 20000, 65536};
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		strbuf cut = STRBUF_INIT;
+		describe_chunked(t.data, t.len, sizes[i], &cut);
+		if (strcmp(cut.data, whole) != 0)
+			fail_msg("cut every %zu bytes:\n%s\nwhole:\n%s", sizes[i], cut.data, whole);
+		strbuf_fini(&cut);
+	}
+	free(whole);
+	strbuf_fini(&t);
+}
+
 /* The import takes exactly the addresses the sender takes (mail.h's
  * mail_addr_check, recipients' rule): non-ASCII and dots at either end of
  * the local part, which the sender refuses, are rejected here with the row,
@@ -693,6 +734,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_a_record_too_long_is_a_rejected_row_wherever_the_chunks_cut_it),
+		cmocka_unit_test(test_a_long_blank_line_is_skipped_wherever_the_chunks_cut_it),
 		cmocka_unit_test(test_rows_are_read_with_cents_days_and_trimmed_fields),
 		cmocka_unit_test(test_each_rule_rejects_a_row_naming_its_field),
 		cmocka_unit_test(test_a_file_without_its_header_cannot_be_read),

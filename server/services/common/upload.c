@@ -20,6 +20,14 @@ static uint64_t count_newlines(const char *p, size_t n)
 	return k;
 }
 
+static int only_blanks(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
+			return 0;
+	return 1;
+}
+
 /* The bytes of the whole lines of blanks at the start of p[0..n). */
 static size_t blank_lines(const char *p, size_t n)
 {
@@ -83,13 +91,21 @@ rpcq_status upload_take(upload_state *st, const char *carry, size_t carry_len, u
 	}
 	size_t done = last ? n : csv_complete(text, n);
 	size_t rest = n - done;
+	size_t carry_at = done;
 	uint64_t rest_line = line + count_newlines(text, done);
 	uint64_t overlong = 0;
 	if (!q && rest > max_carry) {
 		/* The record starts after the blank lines csv_next skips. */
 		const char *r = text + done;
 		size_t lead = blank_lines(r, rest);
-		if (rest - lead > max_carry) {
+		if (rest - lead > max_carry && only_blanks(r + lead, rest - lead)) {
+			/* A line of blanks not ended yet: a blank line if it ends
+			 * so (csv_next skips it), else a record too long whatever
+			 * comes; max_carry of its blanks tell either as well. */
+			rest_line += count_newlines(r, lead);
+			carry_at = done + lead;
+			rest = max_carry;
+		} else if (rest - lead > max_carry) {
 			overlong = rest_line + count_newlines(r, lead);
 			size_t e;
 			q = CSV_AT_FIELD;
@@ -102,7 +118,7 @@ rpcq_status upload_take(upload_state *st, const char *carry, size_t carry_len, u
 	out->records = text;
 	out->records_len = done;
 	out->first_line = line;
-	out->carry = text + done;
+	out->carry = text + carry_at;
 	out->carry_len = rest;
 	out->overlong_line = overlong;
 	st->line = rest_line;

@@ -22,6 +22,9 @@
  *    memory stays bounded by the chunk and the record is rejected wherever
  *    the chunks cut it. Readers reject a whole record longer than max_carry
  *    the same way (csv_record.bytes), so a file cut anywhere reads as whole.
+ *    A line that is only blanks so far is no record yet: it is carried as
+ *    max_carry of its blanks (the lines of blanks before it dropped), which
+ *    read as it would whole, a blank line skipped or a record too long.
  * Chunks may cut the file anywhere, also inside a quoted field or a CRLF.
  *
  * Pure functions over memory.

@@ -121,37 +121,23 @@ static int wait_until(PGconn *pg, nng_time deadline)
 	}
 }
 
-/* Reads and drops every remaining result until `deadline`; 0 on success. */
-static int drain(PGconn *pg, nng_time deadline)
+/* The deadline passed with a statement running: asks the server to cancel
+ * it; 1 when the request was sent. PQcancel blocks while it reaches the
+ * server (a new connection of its own), which on a reachable server takes
+ * well under a millisecond; on a network that drops packets silently it
+ * takes as long as the system's TCP connect timeout. libpq 15 has no
+ * bounded cancel (PQcancelPoll comes with PostgreSQL 17). */
+static int send_cancel(PGconn *pg)
 {
-	for (;;) {
-		if (wait_until(pg, deadline) != 0)
-			return -1;
-		PGresult *res = PQgetResult(pg);
-		if (res == NULL)
-			return 0;
-		ExecStatusType t = PQresultStatus(res);
-		PQclear(res);
-		if (t == PGRES_COPY_IN || t == PGRES_COPY_OUT || t == PGRES_COPY_BOTH)
-			return -1;
-	}
-}
-
-/* The deadline passed with `what` running: cancel it and give the server a
- * moment to say so, so that the connection can be reused. PQcancel blocks
- * while it reaches the server (a new connection of its own), which on a
- * reachable server takes well under a millisecond; on a network that drops
- * packets silently it takes as long as the system's TCP connect timeout.
- * libpq 15 has no bounded cancel (PQcancelPoll comes with PostgreSQL 17). */
-static rpcq_status cancel_at_deadline(dbconn *c, const char *what, rpcq_error *err)
-{
-	PGconn *pg = dbconn_pg(c);
 	char buf[256];
 	PGcancel *cancel = PQgetCancel(pg);
 	int sent = cancel != NULL && PQcancel(cancel, buf, sizeof(buf));
 	PQfreeCancel(cancel);
-	if (!sent || drain(pg, nng_clock() + GRACE_MS) != 0)
-		dbconn_discard(c);
+	return sent;
+}
+
+static rpcq_status deadline_expired(const char *what, rpcq_error *err)
+{
 	return rpcq_error_set(err, RPCQ_DEADLINE_EXCEEDED, "%s cancelled: the call's deadline expired", what);
 }
 
@@ -194,18 +180,33 @@ static rpcq_status result_error(dbconn *c, const char *what, const PGresult *res
 /* Collects the results of what was sent: the first result, or the first
  * failed one. A failure whose SQLSTATE is `tolerate` counts as success.
  * With copy set, a COPY IN result ends the collection (the caller streams
- * the data); otherwise a COPY state is a misuse and the connection goes. */
+ * the data); otherwise a COPY state is a misuse and the connection goes.
+ *
+ * At the deadline the statement is cancelled and the server has GRACE_MS
+ * to answer, so that the connection can be reused. A statement that ended
+ * before the cancel reached it keeps its result: an autocommitted one has
+ * committed, and calling it cancelled would have the caller do it again. */
 static rpcq_status collect(dbconn *c, const char *what, const char *tolerate, int copy, PGresult **out, rpcq_error *err)
 {
 	PGconn *pg = dbconn_pg(c);
 	PGresult *keep = NULL;
 	rpcq_status st;
+	nng_time deadline = dbconn_deadline(c);
+	int cancelled = 0;
 	*out = NULL;
 	for (;;) {
-		int w = wait_until(pg, dbconn_deadline(c));
+		int w = wait_until(pg, deadline);
+		if (w > 0 && !cancelled && send_cancel(pg)) {
+			cancelled = 1;
+			deadline = nng_clock() + GRACE_MS;
+			continue;
+		}
 		if (w != 0) {
 			PQclear(keep);
-			return w < 0 ? lost(c, err) : cancel_at_deadline(c, what, err);
+			if (w < 0)
+				return lost(c, err);
+			dbconn_discard(c);
+			return deadline_expired(what, err);
 		}
 		PGresult *res = PQgetResult(pg);
 		if (res == NULL)
@@ -241,6 +242,10 @@ static rpcq_status collect(dbconn *c, const char *what, const char *tolerate, in
 		if (tolerate != NULL && state != NULL && strcmp(state, tolerate) == 0) {
 			*out = keep;
 			return RPCQ_OK;
+		}
+		if (cancelled && state != NULL && strcmp(state, "57014") == 0) {
+			PQclear(keep);
+			return deadline_expired(what, err);
 		}
 		st = result_error(c, what, keep, err);
 		PQclear(keep);

@@ -268,6 +268,48 @@ static void test_statement_past_its_deadline_is_cancelled(void **state)
 	pool_destroy(p);
 }
 
+/* A statement that has committed when its deadline's cancel reaches the
+ * server keeps its result: saying it was cancelled would have the caller
+ * do it again. Here the commit waits for a synchronous standby that does
+ * not exist; the cancel ends the wait, the transaction committed already
+ * (PostgreSQL says so in a warning), and the insert answers OK. */
+static void test_a_statement_that_committed_before_its_cancel_keeps_its_result(void **state)
+{
+	(void)state;
+	static const db_stmt stmt_insert = {"test_insert_late", "INSERT INTO t_late VALUES ($1::int4)", 1};
+	harness_sql(pg.conninfo, "CREATE TABLE t_late (x int4)");
+	harness_sql(pg.conninfo, "ALTER SYSTEM SET synchronous_standby_names = 'nosuch'");
+	(void)harness_sql_scalar(pg.conninfo, "SELECT pg_reload_conf()::int");
+	pool *p = make_pool(1, 1, 60000);
+	dbconn *c;
+	rpcq_error err;
+	assert_int_equal(pool_acquire(p, in_ms(5000), &c, &err), RPCQ_OK);
+	/* The reload reaches this backend before its next command. */
+	PGresult *res = NULL;
+	static const db_stmt stmt_show = {"test_show_standby", "SHOW synchronous_standby_names", 0};
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(db_exec(c, &stmt_show, NULL, &res, &err), RPCQ_OK);
+		int set = strcmp(PQgetvalue(res, 0, 0), "nosuch") == 0;
+		PQclear(res);
+		if (set)
+			break;
+		nng_msleep(20);
+	}
+	assert_int_equal(db_command(c, "SET synchronous_commit = on", &err), RPCQ_OK);
+	dbconn_set_deadline(c, in_ms(300));
+	const char *values[] = {"7"};
+	rpcq_status st = db_exec(c, &stmt_insert, values, &res, &err);
+	PQclear(res);
+	harness_sql(pg.conninfo, "ALTER SYSTEM RESET synchronous_standby_names");
+	(void)harness_sql_scalar(pg.conninfo, "SELECT pg_reload_conf()::int");
+	if (st != RPCQ_OK)
+		fail_msg("the insert that committed answered %s: %s", rpcq_status_name(st), err.message);
+	pool_release(p, c);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM t_late WHERE x = 7"), 1);
+	pool_destroy(p);
+	harness_sql(pg.conninfo, "DROP TABLE t_late");
+}
+
 static void *terminate_backends_later(void *arg)
 {
 	(void)arg;
@@ -619,6 +661,7 @@ int main(void)
 		cmocka_unit_test(test_acquire_times_out_at_deadline_when_all_connections_are_in_use),
 		cmocka_unit_test(test_a_waiting_acquire_gets_the_connection_released_before_its_deadline),
 		cmocka_unit_test(test_statement_past_its_deadline_is_cancelled),
+		cmocka_unit_test(test_a_statement_that_committed_before_its_cancel_keeps_its_result),
 		cmocka_unit_test(test_connection_lost_mid_statement_is_unavailable_and_discarded),
 		cmocka_unit_test(test_sqlstates_reach_the_caller_as_statuses),
 		cmocka_unit_test(test_a_fresh_statement_is_planned_at_each_call),

@@ -210,15 +210,27 @@ static void finish_item(issue_item *it, PGresult *res, int r, int end)
 	it->result = RPCQ_OK;
 }
 
-/* The whole batch failed with st: nothing of it was assigned. */
-static void fail_batch(call *leader, issue_item **batch, size_t n, rpcq_status st, const rpcq_error *err)
+/* The whole batch failed with st: nothing of it was assigned, unless
+ * unknown (the statement was cut at the leader's deadline and the database
+ * did not answer its cancel, db.c: it may have committed). */
+static void fail_batch(call *leader, issue_item **batch, size_t n, rpcq_status st, const rpcq_error *err, int unknown)
 {
 	for (size_t i = 0; i < n; i++) {
 		issue_item *it = batch[i];
 		/* A deadlock or serialization failure, or the leader's deadline,
-		 * which need not be this item's: it can simply run again. */
-		if (st == RPCQ_ABORTED || (it->c != leader && st == RPCQ_DEADLINE_EXCEEDED && !call_expired(it->c))) {
+		 * which need not be this item's: it can simply run again; after
+		 * an unknown outcome only with its key, which makes the second
+		 * run a replay of the first if that one committed. */
+		if (st == RPCQ_ABORTED || (it->c != leader && st == RPCQ_DEADLINE_EXCEEDED && !call_expired(it->c) &&
+					   (!unknown || it->key != NULL))) {
 			it->outcome = ATTEMPT_AGAIN;
+			continue;
+		}
+		if (unknown && it->c != leader && st == RPCQ_DEADLINE_EXCEEDED && !call_expired(it->c)) {
+			it->outcome = ATTEMPT_DONE;
+			it->result = call_fail(it->c, RPCQ_UNAVAILABLE,
+					       "the database did not answer at another issue's deadline: this issue,"
+					       " which has no idempotency key, may or may not have been made");
 			continue;
 		}
 		it->outcome = ATTEMPT_DONE;
@@ -295,8 +307,12 @@ static void run_batch(call *leader, issue_item **batch, size_t n)
 	}
 	st = n == 1 ? run_one(db, batch[0], &res, &err) : run_many(db, batch, n, &res, &err);
 	if (st != RPCQ_OK) {
+		/* A statement that committed before the cancel of the leader's
+		 * deadline reached it answers OK (db.c); a cancel the database did
+		 * not answer leaves the connection broken and the outcome unknown. */
+		int unknown = st == RPCQ_DEADLINE_EXCEEDED && dbconn_is_broken(db);
 		db_rollback(db);
-		fail_batch(leader, batch, n, st, &err);
+		fail_batch(leader, batch, n, st, &err, unknown);
 		return;
 	}
 

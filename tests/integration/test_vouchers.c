@@ -813,6 +813,23 @@ static void test_a_second_import_merges_into_the_stock(void **state)
 	assert_int_equal(sort_keys_wrong(), 0);
 	free(rej);
 	import_free(b);
+
+	/* A barcodes file names the orders of its own orders.csv: orders 1 and
+	 * 3, in the stock but not in this file, are refused there, and the
+	 * vouchers of those orders stay as they were. */
+	Rpcq__Vouchers__Import *c =
+		import_texts(cl[0], "order_id,customer_id\n4,13\n", "barcode,order_id\nU,1\nT,3\nS,4\n", 100);
+	rej = rejections(cl[1], c->import_id);
+	assert_string_equal(rej, "barcodes.csv:2: order_id 1 is not in orders.csv\n"
+				 "barcodes.csv:3: order_id 3 is not in orders.csv\n");
+	assert_int_equal(c->counts->orders_added, 1);
+	assert_int_equal(c->counts->barcodes_added, 1);
+	assert_int_equal(c->counts->barcodes_rejected, 2);
+	lines = voucher_lines(cl[0], NULL, 10);
+	assert_string_equal(lines, "10, 1, [X]\n10, 3, [V]\n12, 2, [Y]\n13, 4, [S]\n");
+	free(lines);
+	free(rej);
+	import_free(c);
 }
 
 /* Fails naming where got first differs from want (texts too long to print). */

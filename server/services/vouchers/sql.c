@@ -147,7 +147,7 @@ const db_stmt vouchers_sql_apply_barcodes_stage = {
 	" min(line) FILTER (WHERE order_id IS NOT NULL) AS sold_line, min(line) AS first_line"
 	" FROM voucher_stage_barcodes WHERE import_id = $1::int8 GROUP BY barcode) g"
 	" LEFT JOIN voucher_barcodes b ON b.barcode = g.barcode"
-	" LEFT JOIN voucher_orders o ON o.order_id = g.o1"
+	" LEFT JOIN (SELECT DISTINCT order_id FROM vo) o ON o.order_id = g.o1"
 	" LEFT JOIN (SELECT DISTINCT order_id FROM vo WHERE line = first AND stored <> customer_id) bad"
 	" ON bad.order_id = g.o1",
 	1,

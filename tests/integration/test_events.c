@@ -1494,6 +1494,37 @@ static void test_syncs_on_two_servers_at_once_fetch_one_at_a_time(void **state)
 				 rpcq_status_name(p[i].st));
 }
 
+/* A Sync that waited for another process's fetch finds its index behind
+ * that fetch's changes and waits for them (a catch-up job, or its
+ * publisher's messages): with --workers 1 its own wait holds the only
+ * worker, and a spare thread runs the catch-up in its stead
+ * (server_wait_begin). Before, the Sync gave up after 5 s with
+ * UNAVAILABLE, "the events index has not caught up". */
+static void test_a_sync_after_another_process_fetch_succeeds_with_one_worker(void **state)
+{
+	(void)state;
+	harness_pg db;
+	fresh_db(&db);
+	const char *args[] = {"--events", "50", "--zones", "2", NULL};
+	struct sim *sim = sim_start(args);
+	harness_server *a = server_start(&db, sim->feed_url, 0);
+	harness_server *b = server_start_with(&db, sim->feed_url, 0, "--workers", "1");
+	sim_control(sim, "mode=slow&delay_ms=600&count=1");
+	struct plain_sync p[2] = {{.c = client_of(a)}, {.c = client_of(b)}};
+	if (pthread_create(&p[0].thread, NULL, plain_sync_thread, &p[0]) != 0)
+		fail_msg("pthread_create");
+	/* B's Sync waits for A's fetch, which the provider answers late. */
+	while (sim_pending(sim, "slow") == 0)
+		sleep_ms(5);
+	if (pthread_create(&p[1].thread, NULL, plain_sync_thread, &p[1]) != 0)
+		fail_msg("pthread_create");
+	for (int i = 0; i < 2; i++)
+		pthread_join(p[i].thread, NULL);
+	for (int i = 0; i < 2; i++)
+		if (p[i].st != RPCQ_OK)
+			fail_msg("Sync %d: %s, wanted OK", i, rpcq_status_name(p[i].st));
+}
+
 /* GET /search needs no worker (Search answers from memory, and its first
  * page runs on the thread that read the request): with the one worker of
  * --workers 1 held by a Sync whose fetch the provider hangs, it still
@@ -1998,6 +2029,10 @@ static void expect_change(harness_sse *e, const char *what, uint64_t seq, const 
 	    strcmp(min ? min : "", w->min) != 0 || strcmp(max ? max : "", w->max) != 0)
 		fail_msg("%s: change %s is %s, wanted %s of %s (%s) ending %s, %s..%s", what, ev.id, ev.data, kind, id,
 			 w->title, w->ends, w->min, w->max);
+	/* The event's seq is the change that wrote these values: this one. */
+	const char *eseq = jstr(e2, "seq");
+	if (eseq == NULL || strcmp(eseq, want_id) != 0)
+		fail_msg("%s: change %s carries an event of seq %s", what, ev.id, eseq ? eseq : "(none)");
 	json_decref(j);
 	harness_sse_event_free(&ev);
 }
@@ -2452,6 +2487,8 @@ int main(void)
 					  teardown_test),
 		cmocka_unit_test_teardown(test_search_answers_from_memory_while_the_database_is_down, teardown_test),
 		cmocka_unit_test_teardown(test_syncs_on_two_servers_at_once_fetch_one_at_a_time, teardown_test),
+		cmocka_unit_test_teardown(test_a_sync_after_another_process_fetch_succeeds_with_one_worker,
+					  teardown_test),
 		cmocka_unit_test_teardown(test_a_failing_provider_is_retried_on_one_backoff_between_two_servers,
 					  teardown_test),
 		cmocka_unit_test_teardown(test_two_servers_on_one_database_fetch_once_per_interval_between_them,

@@ -189,6 +189,34 @@ static void test_search_bounds_keep_the_wall_clock_and_drop_zone_and_fraction(vo
 	assert_bound("2017-07-21 17:32:28 0200", "2017-07-21T17:32:28");
 }
 
+static void assert_lower_bound(const char *s, const char *want)
+{
+	char out[20], why[128];
+	assert_int_equal(datetime_lower_bound_parse(s, out, why, sizeof why), 0);
+	assert_string_equal(out, want);
+}
+
+/* starts_at admits what is at or after it: a fraction of a second rounds
+ * up to the next whole second (stored times are whole seconds), carrying
+ * into minutes, hours, days, months and years. */
+static void test_a_lower_bound_with_a_fraction_rounds_up_to_the_next_second(void **state)
+{
+	(void)state;
+	assert_lower_bound("2021-01-01T17:00:00.5Z", "2021-01-01T17:00:01");
+	assert_lower_bound("2021-01-01T17:00:00.000Z", "2021-01-01T17:00:00");
+	assert_lower_bound("2021-01-01T17:00:00.0001+02:00", "2021-01-01T17:00:01");
+	assert_lower_bound("2021-01-01T17:00:00Z", "2021-01-01T17:00:00");
+	assert_lower_bound("2021-01-01T17:00Z", "2021-01-01T17:00:00");
+	assert_lower_bound("2021-01-01", "2021-01-01T00:00:00");
+	assert_lower_bound("2021-02-28T23:59:59.9", "2021-03-01T00:00:00");
+	assert_lower_bound("2024-02-28T23:59:59.9", "2024-02-29T00:00:00");
+	assert_lower_bound("2021-12-31T23:59:59.1", "2022-01-01T00:00:00");
+	assert_lower_bound("9999-12-31T23:59:59.1", "9999-12-31T23:59:59");
+	assert_bound("2021-01-01T17:00:00.5Z", "2021-01-01T17:00:00"); /* ends_at: the second it falls in */
+	char out[20], why[128];
+	assert_int_equal(datetime_lower_bound_parse("2021-01-01T17:00:00.", out, why, sizeof why), -1);
+}
+
 static void test_bad_search_bounds_say_what_is_wrong(void **state)
 {
 	(void)state;
@@ -329,6 +357,7 @@ int main(void)
 		cmocka_unit_test(test_local_times_follow_the_real_calendar),
 		cmocka_unit_test(test_local_times_have_exactly_one_form),
 		cmocka_unit_test(test_search_bounds_keep_the_wall_clock_and_drop_zone_and_fraction),
+		cmocka_unit_test(test_a_lower_bound_with_a_fraction_rounds_up_to_the_next_second),
 		cmocka_unit_test(test_bad_search_bounds_say_what_is_wrong),
 		cmocka_unit_test(test_the_search_query_gives_both_bounds_or_none),
 		cmocka_unit_test(test_search_query_errors_name_the_parameter),

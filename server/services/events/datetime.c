@@ -160,3 +160,32 @@ int datetime_bound_parse(const char *s, char out[20], char *why, size_t errlen)
 	memcpy(out, tmp, 20);
 	return 0;
 }
+
+/* b ("YYYY-MM-DDTHH:MM:SS", valid) one second later; the last second of
+ * 9999 stays as it is. */
+static void next_second(char b[20])
+{
+	unsigned y, mo, d, h, mi, se;
+	if (sscanf(b, "%4u-%2u-%2uT%2u:%2u:%2u", &y, &mo, &d, &h, &mi, &se) != 6)
+		return;
+	if (++se == 60 && (se = 0, ++mi == 60) && (mi = 0, ++h == 24) && (h = 0, ++d > days_in_month(y, mo)) &&
+	    (d = 1, ++mo == 13) && (mo = 1, ++y > 9999))
+		return;
+	snprintf(b, 20, "%04u-%02u-%02uT%02u:%02u:%02u", y, mo, d, h, mi, se);
+}
+
+int datetime_lower_bound_parse(const char *s, char out[20], char *why, size_t errlen)
+{
+	if (datetime_bound_parse(s, out, why, errlen) != 0)
+		return -1;
+	/* A fraction stands at s[19] only after seconds ("...T17:32:28.5"). */
+	if (strnlen(s, 20) == 20 && s[16] == ':' && s[19] == '.') {
+		for (const char *f = s + 20; *f >= '0' && *f <= '9'; f++) {
+			if (*f != '0') {
+				next_second(out);
+				break;
+			}
+		}
+	}
+	return 0;
+}

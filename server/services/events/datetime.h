@@ -15,11 +15,17 @@
 int datetime_local_parse(const char *s, char out[20]);
 
 /* A search bound: "YYYY-MM-DDTHH:MM:SS" or "YYYY-MM-DDTHH:MM", optional
- * fraction of a second (".123", dropped), optional zone ("Z", "+02:00",
+ * fraction of a second (".123", dropped: the bound's second), optional zone ("Z", "+02:00",
  * "-0530", dropped); also a bare date "YYYY-MM-DD" (its 00:00:00). 't' and
  * ' ' are accepted for 'T', 'z' for 'Z'. Returns 0 with the wall-clock
  * "YYYY-MM-DDTHH:MM:SS" in out, or -1 with why (errlen bytes; e.g. "month
  * 13 is out of range", "expected a date-time such as 2021-07-21T17:32:28Z"). */
 int datetime_bound_parse(const char *s, char out[20], char *why, size_t errlen);
+
+/* The same for a lower bound (starts_at): a fraction that is not zero
+ * rounds up to the next second, so that the bound, as whole seconds (which
+ * every stored time is), still admits only what is at or after it:
+ * 17:00:00.5 is 17:00:01. */
+int datetime_lower_bound_parse(const char *s, char out[20], char *why, size_t errlen);
 
 #endif

@@ -356,12 +356,25 @@ int events_follow_wait(events_state *st, uint64_t seq, nng_time deadline)
 		st->known = seq;
 	if (st->loaded && st->applied < seq)
 		catch_up_locked(st);
+	int waiting = 0; /* between server_wait_begin and _end */
 	while (!(st->loaded && st->applied >= seq)) {
+		if (!waiting) {
+			/* The catch-up runs on a worker, which a Sync waiting here
+			 * may hold (every worker busy, or --workers 1): while it
+			 * waits, a spare thread takes queued work. */
+			nng_mtx_unlock(st->lock);
+			server_wait_begin(st->srv);
+			nng_mtx_lock(st->lock);
+			waiting = 1;
+			continue;
+		}
 		if (nng_cv_until(st->applied_cv, deadline) == NNG_ETIMEDOUT)
 			break;
 	}
 	int ok = st->loaded && st->applied >= seq;
 	nng_mtx_unlock(st->lock);
+	if (waiting)
+		server_wait_end(st->srv);
 	return ok;
 }
 

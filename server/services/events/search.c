@@ -88,14 +88,14 @@ static int collect_one(void *arg, const event_rec *r)
 	return 0;
 }
 
-/* A search bound of the request, or "" for none. */
-static rpcq_status bound(call *c, const char *field, const char *value, char out[20])
+/* A search bound of the request (lower: starts_at), or "" for none. */
+static rpcq_status bound(call *c, const char *field, int lower, const char *value, char out[20])
 {
 	out[0] = '\0';
 	if (value == NULL || value[0] == '\0')
 		return RPCQ_OK;
 	char why[160];
-	if (datetime_bound_parse(value, out, why, sizeof(why)) != 0)
+	if ((lower ? datetime_lower_bound_parse : datetime_bound_parse)(value, out, why, sizeof(why)) != 0)
 		return call_fail(c, RPCQ_INVALID_ARGUMENT, "%s \"%.40s\": %s", field, value, why);
 	return RPCQ_OK;
 }
@@ -106,8 +106,8 @@ rpcq_status events_search(call *c, const ProtobufCMessage *msg, ProtobufCMessage
 	events_state *st = call_service_state(c);
 	char from[20], to[20], after_start[20] = "", after_id[37] = "";
 	rpcq_status s;
-	if ((s = bound(c, "starts_at", in->starts_at, from)) != RPCQ_OK ||
-	    (s = bound(c, "ends_at", in->ends_at, to)) != RPCQ_OK)
+	if ((s = bound(c, "starts_at", 1, in->starts_at, from)) != RPCQ_OK ||
+	    (s = bound(c, "ends_at", 0, in->ends_at, to)) != RPCQ_OK)
 		return s;
 	if (in->page_token && in->page_token[0]) {
 		/* "<starts_at>/<id>" of the last event of the previous page. */

@@ -79,8 +79,9 @@ static void scan_query(const char *query, const char *key, scan *out)
 	}
 }
 
-/* One bound: absent (out is ""), or a valid date-time. */
-static int parse_bound(const char *query, const char *key, char out[20], char *why, size_t errlen)
+/* One bound: absent (out is ""), or a valid date-time (lower: starts_at,
+ * datetime_lower_bound_parse). */
+static int parse_bound(const char *query, const char *key, int lower, char out[20], char *why, size_t errlen)
 {
 	char value[SEARCH_VALUE_MAX], reason[96];
 	scan sc;
@@ -100,7 +101,7 @@ static int parse_bound(const char *query, const char *key, char out[20], char *w
 		return fail(why, errlen, "%s is given more than once", key);
 	if (value[0] == '\0')
 		return fail(why, errlen, "%s is empty", key);
-	if (datetime_bound_parse(value, out, reason, sizeof reason) != 0) {
+	if ((lower ? datetime_lower_bound_parse : datetime_bound_parse)(value, out, reason, sizeof reason) != 0) {
 		out[0] = '\0';
 		return fail(why, errlen, "%s \"%s\": %s", key, value, reason);
 	}
@@ -113,8 +114,8 @@ int search_query_parse(const char *query, search_bounds *out, char *why, size_t 
 		why[0] = '\0';
 	if (query == NULL)
 		query = "";
-	if (parse_bound(query, "starts_at", out->starts_at, why, errlen) != 0 ||
-	    parse_bound(query, "ends_at", out->ends_at, why, errlen) != 0) {
+	if (parse_bound(query, "starts_at", 1, out->starts_at, why, errlen) != 0 ||
+	    parse_bound(query, "ends_at", 0, out->ends_at, why, errlen) != 0) {
 		out->starts_at[0] = '\0';
 		out->ends_at[0] = '\0';
 		return -1;

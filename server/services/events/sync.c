@@ -273,6 +273,14 @@ static rpcq_status write_batch(dbconn *db, struct writer *w, struct batch *b, rp
 	uint64_t last = 0;
 	if ((s = stream_append_batch(db, EVENTS_TOPIC, msgs, b->n, &last, err)) != RPCQ_OK)
 		goto out;
+	if (last != b->p[0].event.seq + b->n - 1) {
+		/* The messages carry the seqs flush() gave them: only a fetch,
+		 * under the lock this one holds, appends to the topic. */
+		s = rpcq_error_set(err, RPCQ_ABORTED, "%s took changes %llu to %llu, where this fetch expected %llu",
+				   EVENTS_TOPIC, (unsigned long long)(last - b->n + 1), (unsigned long long)last,
+				   (unsigned long long)b->p[0].event.seq);
+		goto out;
+	}
 	b->last = last;
 	struct textarr *c = w->cols;
 	for (int k = 0; k < EVENTS_UPSERT_COLUMNS; k++) {
@@ -281,7 +289,6 @@ static rpcq_status write_batch(dbconn *db, struct writer *w, struct batch *b, rp
 	}
 	for (size_t i = 0; i < b->n; i++) {
 		struct pending *p = &b->p[i];
-		p->event.seq = last - b->n + 1 + i;
 		if (arr_put(&c[0], p->id, 0) || arr_put(&c[1], p->base_id, 0) || arr_put(&c[2], p->event_id, 0) ||
 		    arr_put(&c[3], p->title, 0) || arr_put(&c[4], p->starts_at, 0) || arr_put(&c[5], p->ends_at, 0) ||
 		    arr_put(&c[6], p->sell_from, 1) || arr_put(&c[7], p->sell_to, 1) ||
@@ -442,6 +449,10 @@ static rpcq_status flush(struct fetch *f)
 	rpcq_status s = take_back(f);
 	if (s != RPCQ_OK)
 		return s;
+	/* The seqs its messages will take (write_batch checks them), in the
+	 * events they carry: the topic's changes are this fetch's alone. */
+	for (size_t i = 0; i < f->cur->n; i++)
+		f->cur->p[i].event.seq = f->last_seq + 1 + i;
 	struct writer *w = &f->w;
 	f->written = f->cur;
 	f->cur = f->cur == &f->bufs[0] ? &f->bufs[1] : &f->bufs[0];
@@ -786,7 +797,11 @@ rpcq_status events_sync(call *c, const ProtobufCMessage *in, ProtobufCMessage **
 	r->skipped_reasons = reasons;
 	struct fetch f = {.reply = r, .c = c};
 	rpcq_error err;
+	/* Waiting for this process's fetch in hand, a spare thread takes
+	 * calls (server_wait_begin). */
+	server_wait_begin(st->srv);
 	nng_mtx_lock(st->fetch_lock);
+	server_wait_end(st->srv);
 	rpcq_status s = fetch(st, 0, call_deadline(c), NULL, &f, &err);
 	nng_mtx_unlock(st->fetch_lock);
 	if (s != RPCQ_OK)

@@ -338,7 +338,8 @@ static int check_access(call *c, const call_request *rq, const char *name, call_
 		return 0;
 	char msg[200];
 	uint64_t retry_after_ms = 0;
-	rpcq_status st = authorize(c->srv, name, c->entry, rq, 1, msg, sizeof(msg), &retry_after_ms);
+	int charge = rq->origin == NULL || !rq->origin->uncharged;
+	rpcq_status st = authorize(c->srv, name, c->entry, rq, charge, msg, sizeof(msg), &retry_after_ms);
 	if (st == RPCQ_OK)
 		return 0;
 	if (retry_after_ms) {

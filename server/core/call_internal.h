@@ -30,6 +30,7 @@ typedef rpcq_status (*call_decode_fn)(void *arg, const ProtobufCMessageDescripto
 typedef struct call_origin {
 	const char *authorization; /* NULL: none sent */
 	const char *peer;	   /* "203.0.113.7:51234", for the audit line */
+	int uncharged;		   /* checked but not counted against the key's rate (a granted stream's Replays) */
 } call_origin;
 
 typedef struct call_request {

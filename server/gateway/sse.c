@@ -183,6 +183,8 @@ static void catchup_run(server_job *job, arena *ar)
 	in.topic = topic;
 	in.after_seq = c->sse.live_start ? (uint64_t)INT64_MAX : c->sse.cursor;
 	call_origin from = stream_origin(c);
+	from.uncharged = 1; /* access is checked; the rate was charged when the stream began */
+	uint64_t before = c->sse.cursor;
 	nng_mtx_unlock(c->lock);
 
 	call_result res;
@@ -195,8 +197,13 @@ static void catchup_run(server_job *job, arena *ar)
 		conn_release_unlock(c);
 		return;
 	}
-	head_locked(c);
-	if (res.status == RPCQ_NOT_FOUND && res.output == NULL && !res.unknown_method) {
+	int none = res.status == RPCQ_NOT_FOUND && res.output == NULL && !res.unknown_method;
+	/* A live start answers 200 only once its cursor is fixed: a client
+	 * that acts on the 200 sees what its action publishes. Until then a
+	 * failed Replay is tried again on the next tick. */
+	if (!c->sse.live_start || none || res.status == RPCQ_OK)
+		head_locked(c);
+	if (none) {
 		/* No message yet: every seq from 1 on is new. */
 		if (c->sse.live_start)
 			c->sse.cursor = 0;
@@ -210,10 +217,11 @@ static void catchup_run(server_job *job, arena *ar)
 		if (c->sse.live_start) {
 			c->sse.cursor = r->last_seq;
 			c->sse.live_start = 0;
-		} else if (r->n_messages > 0 && r->messages[0]->seq > c->sse.cursor + 1) {
-			/* Trimmed by retention before this client read them. */
+		} else if ((r->n_messages > 0 ? r->messages[0]->seq : r->first_retained_seq) > c->sse.cursor + 1) {
+			/* Trimmed by retention before this client read them (all of
+			 * them, when the reply has no message). */
 			char ev[400];
-			uint64_t first = r->messages[0]->seq;
+			uint64_t first = r->n_messages > 0 ? r->messages[0]->seq : r->first_retained_seq;
 			int n = snprintf(ev, sizeof(ev),
 					 "id: %" PRIu64
 					 "\nevent: data_loss\ndata: {\"topic\":\"%s\",\"afterSeq\":\"%" PRIu64
@@ -230,6 +238,10 @@ static void catchup_run(server_job *job, arena *ar)
 		}
 		if (r->last_seq > c->sse.known)
 			c->sse.known = r->last_seq;
+		/* A Replay that moved nothing is not asked again at once (it
+		 * would answer the same): the next tick tries. */
+		if (c->sse.cursor == before && c->sse.known > c->sse.cursor)
+			c->sse.retry_pending = 1;
 	}
 	if (c->sse.known > c->sse.cursor && !c->sse.retry_pending && conn_idle_locked(c))
 		catchup_locked(c);

@@ -1732,6 +1732,40 @@ static void test_a_live_sse_stream_delivers_what_is_appended_right_after_its_200
 	}
 }
 
+/* A client resuming into a log that retention trimmed whole (a topic quiet
+ * for longer than the retention: first_retained_seq is last_seq + 1, and a
+ * Replay has no message) is told what it lost, once, and then gets what
+ * comes next; its stream does not ask Replay again and again meanwhile. */
+static void test_an_sse_client_resuming_into_a_wholly_trimmed_log_gets_data_loss(void **state)
+{
+	(void)state;
+	const char *topic = "sse.trimmed";
+	char texts[16][32];
+	uint64_t last;
+	append_tracked(topic, "gone", 5, texts, &last);
+	assert_int_equal(last, 5);
+	harness_sql(pg.conninfo,
+		    "BEGIN; DELETE FROM stream_log WHERE topic = 'sse.trimmed';"
+		    " UPDATE stream_topics SET first_retained_seq = last_seq + 1 WHERE topic = 'sse.trimmed';"
+		    " COMMIT");
+	harness_sse *e = sse_open(&srv, "/streams/sse.trimmed?after_seq=2", NULL);
+	harness_sse_event ev;
+	int rc = harness_sse_next(e, 3000, &ev);
+	if (rc != 1)
+		fail_msg("no data_loss event: %s", rc == 0 ? "nothing came within 3 s" : harness_sse_error(e));
+	assert_string_equal(ev.event, "data_loss");
+	assert_string_equal(ev.id, "5");
+	json_t *j = parse_json("data_loss", ev.data, strlen(ev.data));
+	assert_string_equal(jstr(j, "afterSeq"), "2");
+	assert_string_equal(jstr(j, "firstRetainedSeq"), "6");
+	json_decref(j);
+	harness_sse_event_free(&ev);
+	expect_no_event(e, "after the loss");
+	append_tracked(topic, "new", 1, texts, &last);
+	expect_events(e, "after the loss", 6, 6, texts, NULL, 3000);
+	harness_sse_close(e);
+}
+
 /* Appends n messages with payloads of size bytes in one transaction. */
 static void append_big(const char *topic, int n, size_t size)
 {
@@ -2060,6 +2094,7 @@ int main(void)
 		cmocka_unit_test(test_sse_replays_a_backlog_longer_than_one_replay_page),
 		cmocka_unit_test(test_an_sse_client_that_never_reads_does_not_stall_other_subscribers),
 		cmocka_unit_test(test_sse_sends_keepalive_comments_on_an_idle_topic),
+		cmocka_unit_test(test_an_sse_client_resuming_into_a_wholly_trimmed_log_gets_data_loss),
 		cmocka_unit_test(test_a_malformed_after_seq_or_last_event_id_is_400),
 		cmocka_unit_test(test_a_message_appended_once_is_seen_on_both_processes_streams),
 		cmocka_unit_test(test_buf_curl_calls_echo_over_connect_and_reads_an_error),

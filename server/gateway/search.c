@@ -173,6 +173,10 @@ struct gw_search {
 	struct emit em;
 	search_bounds b;
 	char token[128];
+	/* A failed page's answer (PAGE_FAILED), sent by search_finish. */
+	int err_status;
+	char err_code[40];
+	char err_message[300];
 };
 
 void search_free(gw_search *s)
@@ -182,11 +186,11 @@ void search_free(gw_search *s)
 	rpcq_free(s);
 }
 
-enum { PAGE_LAST, PAGE_MORE, PAGE_ANSWERED };
+enum { PAGE_LAST, PAGE_MORE, PAGE_FAILED };
 
 /* One page of Search (at most limit events; 0: the server's page), its
  * events appended to s->o. PAGE_MORE with s->token set when another page
- * follows; PAGE_ANSWERED when the call failed and its error was sent. */
+ * follows; PAGE_FAILED when the call failed, its answer in s->err_*. */
 static int search_page(conn *c, arena *ar, gw_search *s, uint32_t limit)
 {
 	Rpcq__Events__SearchRequest in = RPCQ__EVENTS__SEARCH_REQUEST__INIT;
@@ -202,9 +206,10 @@ static int search_page(conn *c, arena *ar, gw_search *s, uint32_t limit)
 		int mapped = res.status == RPCQ_INVALID_ARGUMENT || res.status == RPCQ_UNAUTHENTICATED ||
 			     res.status == RPCQ_PERMISSION_DENIED ||
 			     (res.status == RPCQ_RESOURCE_EXHAUSTED && res.retry_after_ms);
-		respond_error(c, mapped ? gateway_http_status(res.status) : 500, gateway_connect_code(res.status),
-			      res.message);
-		return PAGE_ANSWERED;
+		s->err_status = mapped ? gateway_http_status(res.status) : 500;
+		snprintf(s->err_code, sizeof(s->err_code), "%s", gateway_connect_code(res.status));
+		snprintf(s->err_message, sizeof(s->err_message), "%s", res.message);
+		return PAGE_FAILED;
 	}
 	/* The events went to emit_event; the reply says whether more follow. */
 	const Rpcq__Events__SearchResponse *r = (const Rpcq__Events__SearchResponse *)res.output;
@@ -215,24 +220,32 @@ static int search_page(conn *c, arena *ar, gw_search *s, uint32_t limit)
 	return PAGE_MORE;
 }
 
-/* The last page is written: the answer. */
-static void search_answer(conn *c, gw_search *s)
+/* The answer, after the last page (PAGE_LAST) or a failed one. It is the
+ * last thing done with s and the connection's arena: once it is sent, the
+ * connection's next request (pipelined) may start a search of its own on
+ * another thread. The buffer stays with s for that one unless a large
+ * result made it large; then it is taken and freed here. */
+static void search_finish(conn *c, gw_search *s, int r)
 {
-	puts_(&s->o, "]},\"error\":null}");
-	if (s->o.failed)
-		respond_error(c, 500, "resource_exhausted", "out of memory writing the search result");
-	else
-		conn_respond(c, 200, "application/json", NULL, s->o.p, s->o.len);
-}
-
-/* The buffer of a search answered: kept for the connection's next one
- * (search_route empties it) unless a large result made it large. */
-static void search_done(gw_search *s)
-{
-	if (s->o.cap > KEEP_BYTES) {
-		rpcq_free(s->o.p);
+	if (r == PAGE_LAST)
+		puts_(&s->o, "]},\"error\":null}");
+	struct out o = s->o;
+	int taken = o.cap > KEEP_BYTES;
+	if (taken)
 		s->o = (struct out){0};
+	if (r != PAGE_LAST) {
+		char code[sizeof(s->err_code)], message[sizeof(s->err_message)];
+		int status = s->err_status;
+		memcpy(code, s->err_code, sizeof(code));
+		memcpy(message, s->err_message, sizeof(message));
+		respond_error(c, status, code, message);
+	} else if (o.failed) {
+		respond_error(c, 500, "resource_exhausted", "out of memory writing the search result");
+	} else {
+		conn_respond(c, 200, "application/json", NULL, o.p, o.len);
 	}
+	if (taken)
+		rpcq_free(o.p);
 }
 
 /* On a worker: the pages after the first (or all of them, when Search
@@ -244,9 +257,7 @@ static void search_run(server_job *job, arena *ar)
 	int r;
 	while ((r = search_page(c, ar, s, 0)) == PAGE_MORE)
 		arena_reset(ar); /* the page is written out; the next one starts afresh */
-	if (r == PAGE_LAST)
-		search_answer(c, s);
-	search_done(s);
+	search_finish(c, s, r);
 	nng_mtx_lock(c->lock);
 	conn_release_unlock(c);
 }
@@ -273,7 +284,6 @@ void search_route(conn *c)
 	if (e != NULL && e->from_memory) {
 		if (c->arena == NULL && (c->arena = arena_create(16 * 1024)) == NULL) {
 			respond_error(c, 500, "resource_exhausted", "out of memory");
-			search_done(s);
 			return;
 		}
 		server_inline_begin(srv);
@@ -281,9 +291,7 @@ void search_route(conn *c)
 		arena_reset(c->arena);
 		server_inline_end(srv);
 		if (r != PAGE_MORE) {
-			if (r == PAGE_LAST)
-				search_answer(c, s);
-			search_done(s);
+			search_finish(c, s, r);
 			return;
 		}
 	}

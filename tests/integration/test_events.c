@@ -1525,6 +1525,42 @@ static void test_a_sync_after_another_process_fetch_succeeds_with_one_worker(voi
 			fail_msg("Sync %d: %s, wanted OK", i, rpcq_status_name(p[i].st));
 }
 
+/* Searches pipelined on one connection, a bad one between two good ones,
+ * are answered in order, each with its own body: the next one may start on
+ * another thread as soon as the one before is answered (a TSan run checks
+ * that nothing of the first is touched after its answer). */
+static void test_pipelined_searches_are_answered_in_order(void **state)
+{
+	(void)state;
+	harness_pg db;
+	fresh_db(&db);
+	/* More events than the first page that runs inline: the rest is
+	 * written on a worker. */
+	const char *args[] = {"--events", "600", "--zones", "2", NULL};
+	struct sim *sim = sim_start(args);
+	harness_server *srv = server_start(&db, sim->feed_url, 0);
+	rpcq_client *c = client_of(srv);
+	protobuf_c_message_free_unpacked(&sync_ok(c, "600 events")->base, NULL);
+	char *all = http_search(srv, "starts_at=2000-01-01T00:00:00Z&ends_at=2100-01-01T00:00:00Z");
+	const char *q = "GET /search?starts_at=2000-01-01T00:00:00Z&ends_at=2100-01-01T00:00:00Z HTTP/1.1\r\n"
+			"Host: t\r\n\r\n"
+			"GET /search?starts_at=2021-13-01 HTTP/1.1\r\nHost: t\r\n\r\n"
+			"GET /search?starts_at=2000-01-01T00:00:00Z&ends_at=2100-01-01T00:00:00Z HTTP/1.1\r\n"
+			"Host: t\r\nConnection: close\r\n\r\n";
+	for (int round = 0; round < 20; round++) {
+		size_t len;
+		int closed;
+		char *out = harness_raw_exchange(srv->http_url, q, strlen(q), 5000, &len, &closed);
+		const char *a = strstr(out, all);
+		const char *bad = strstr(out, "HTTP/1.1 400");
+		const char *b = a ? strstr(a + strlen(all), all) : NULL;
+		if (a == NULL || bad == NULL || b == NULL || !(a < bad && bad < b) || !closed)
+			fail_msg("three pipelined searches got (%s):\n%.2000s", closed ? "closed" : "left open", out);
+		free(out);
+	}
+	free(all);
+}
+
 /* GET /search needs no worker (Search answers from memory, and its first
  * page runs on the thread that read the request): with the one worker of
  * --workers 1 held by a Sync whose fetch the provider hangs, it still
@@ -2483,6 +2519,7 @@ int main(void)
 			test_every_failure_of_the_provider_leaves_the_stored_events_and_search_as_they_were,
 			teardown_test),
 		cmocka_unit_test_teardown(test_get_search_answers_while_every_worker_is_busy, teardown_test),
+		cmocka_unit_test_teardown(test_pipelined_searches_are_answered_in_order, teardown_test),
 		cmocka_unit_test_teardown(test_get_search_answers_500_in_the_error_shape_until_the_index_is_loaded,
 					  teardown_test),
 		cmocka_unit_test_teardown(test_search_answers_from_memory_while_the_database_is_down, teardown_test),

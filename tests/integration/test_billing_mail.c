@@ -967,6 +967,39 @@ static void test_a_round_that_outlived_its_lease_leaves_an_email_retried_elsewhe
 	harness_pg_stop(&pg);
 }
 
+/* One debt to address, billed by an rpcqd that mails to a sink of its own
+ * with the flags given (NULL-terminated, at most 6) and --billing-schedule
+ * 1; one_debt_stop stops all three. */
+struct one_debt {
+	harness_pg pg;
+	sink k;
+	harness_server a;
+};
+
+static void one_debt_start(struct one_debt *t, const char *address, const char *const *flags)
+{
+	char csv[300], text[300];
+	snprintf(text, sizeof(text),
+		 "name,governmentId,email,debtAmount,debtDueDate,debtId\nOne,1,%s,10.00,2030-01-01,d-1\n", address);
+	fresh_cluster_with_debts(&t->pg, csv, sizeof(csv), text);
+	sink_start(&t->k, NULL);
+	const char *args[12] = {"--smtp-url", t->k.url, "--billing-schedule", "1"};
+	int n = 4;
+	for (; *flags && n < 10; flags++)
+		args[n++] = *flags;
+	args[n] = NULL;
+	harness_server_start(&t->a, &t->pg, args);
+	const char *import_bills[] = {"billing", "import", csv, "--wait", "bills", NULL};
+	free(billing_cli(&t->a, import_bills));
+}
+
+static void one_debt_stop(struct one_debt *t)
+{
+	assert_int_equal(harness_server_stop(&t->a), 0);
+	sink_stop(&t->k);
+	harness_pg_stop(&t->pg);
+}
+
 /* An SMTP server slower than a database step's deadline (here
  * --default-deadline-ms 2000, an answer after 5 s): the e-mail is marked
  * sent all the same, in time of its own, and delivered once, not again
@@ -976,37 +1009,25 @@ static void test_an_email_a_slow_server_accepted_is_marked_sent_and_not_sent_aga
 	(void)state;
 	if (!have_aiosmtpd())
 		skip();
-	harness_pg pg;
-	char csv[300];
-	fresh_cluster_with_debts(&pg, csv, sizeof(csv),
-				 "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
-				 "One,1,slow-1@example.com,10.00,2030-01-01,slow-1\n");
-	sink k;
-	sink_start(&k, NULL);
-	harness_server a;
-	const char *flags[] = {
-		"--smtp-url", k.url, "--default-deadline-ms", "2000", "--mail-lease-s", "2", "--billing-schedule",
-		"1",	      NULL};
-	harness_server_start(&a, &pg, flags);
-	const char *import_bills[] = {"billing", "import", csv, "--wait", "bills", NULL};
-	free(billing_cli(&a, import_bills));
+	struct one_debt t;
+	const char *flags[] = {"--default-deadline-ms", "2000", "--mail-lease-s", "2", NULL};
+	one_debt_start(&t, "slow-1@example.com", flags);
+	harness_pg pg = t.pg;
 	const char *sent = "SELECT count(*) FROM billing_notifications WHERE state = 2 AND attempts = 1";
 	long long n = 0;
 	for (int64_t deadline = now_ms() + 30000; n == 0 && now_ms() < deadline; sleep_ms(50))
 		n = harness_sql_scalar(pg.conninfo, sent);
 	if (n == 0) {
-		char *log = harness_read_file(a.log_path, NULL);
+		char *log = harness_read_file(t.a.log_path, NULL);
 		fail_msg("the e-mail was not marked sent within 30 s; rpcqd's log:\n%s", log ? log : "");
 	}
 	/* Two leases more: nothing sends it again. */
 	sleep_ms(4500);
 	smtp_sink_entry got[4];
-	assert_int_equal(smtp_sink_log(&k, got, 4), 1);
+	assert_int_equal(smtp_sink_log(&t.k, got, 4), 1);
 	assert_string_equal(got[0].to, "slow-1@example.com");
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT emails_sent FROM billing_imports"), 1);
-	assert_int_equal(harness_server_stop(&a), 0);
-	sink_stop(&k);
-	harness_pg_stop(&pg);
+	one_debt_stop(&t);
 }
 
 /* The wait before a retry counts from the server's answer, not from when
@@ -1018,18 +1039,10 @@ static void test_a_retry_waits_its_backoff_from_the_servers_answer(void **state)
 	(void)state;
 	if (!have_aiosmtpd())
 		skip();
-	harness_pg pg;
-	char csv[300];
-	fresh_cluster_with_debts(&pg, csv, sizeof(csv),
-				 "name,governmentId,email,debtAmount,debtDueDate,debtId\n"
-				 "One,1,slowbusy-1@example.com,10.00,2030-01-01,slowbusy-1\n");
-	sink k;
-	sink_start(&k, NULL);
-	harness_server a;
-	const char *flags[] = {"--smtp-url", k.url, "--mail-retry-base-ms", "6000", "--billing-schedule", "1", NULL};
-	harness_server_start(&a, &pg, flags);
-	const char *import_bills[] = {"billing", "import", csv, "--wait", "bills", NULL};
-	free(billing_cli(&a, import_bills));
+	struct one_debt t;
+	const char *flags[] = {"--mail-retry-base-ms", "6000", NULL};
+	one_debt_start(&t, "slowbusy-1@example.com", flags);
+	harness_pg pg = t.pg;
 	/* Polled every 20 ms: seen at most that long after the answer (and
 	 * its commit). */
 	const char *ahead = "SELECT (extract(epoch FROM next_at - clock_timestamp()) * 1000)::int8"
@@ -1046,9 +1059,7 @@ static void test_a_retry_waits_its_backoff_from_the_servers_answer(void **state)
 		fail_msg("no attempt was recorded within 30 s");
 	if (wait_ms < 3500 || wait_ms > 6000)
 		fail_msg("the retry is due %lld ms after the answer; 4000-6000 ms expected", wait_ms);
-	assert_int_equal(harness_server_stop(&a), 0);
-	sink_stop(&k);
-	harness_pg_stop(&pg);
+	one_debt_stop(&t);
 }
 
 static void test_configurations_that_cannot_work_are_refused(void **state)

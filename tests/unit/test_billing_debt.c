@@ -574,6 +574,19 @@ static void test_paid_at_reads_rfc3339_and_iso8601_instants(void **state)
 	}
 }
 
+/* t read in chunks of sizes around a record's limit reads as whole does. */
+static void expect_cut_as_whole(const strbuf *t, const char *whole)
+{
+	static const size_t sizes[] = {1, 7, 1000, 8191, 8192, 8193, 9000, 20000, 65536};
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		strbuf cut = STRBUF_INIT;
+		describe_chunked(t->data, t->len, sizes[i], &cut);
+		if (strcmp(cut.data, whole) != 0)
+			fail_msg("cut every %zu bytes:\n%s\nwhole:\n%s", sizes[i], cut.data, whole);
+		strbuf_fini(&cut);
+	}
+}
+
 static void test_a_record_too_long_is_a_rejected_row_wherever_the_chunks_cut_it(void **state)
 {
 	(void)state;
@@ -600,14 +613,7 @@ static void test_a_record_too_long_is_a_rejected_row_wherever_the_chunks_cut_it(
 				   "3:||||||0|0|" BILLING_OVERLONG_REASON "\n"
 				   "204:c|3|c@b.co|3|2024-01-03|z|300|19725|\n"
 				   "205:||||||0|0|" BILLING_OVERLONG_REASON "\n");
-	static const size_t sizes[] = {1, 7, 1000, 8191, 8192, 8193, 9000, 20000, 65536};
-	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		strbuf cut = STRBUF_INIT;
-		describe_chunked(t.data, t.len, sizes[i], &cut);
-		if (strcmp(cut.data, whole) != 0)
-			fail_msg("cut every %zu bytes:\n%s\nwhole:\n%s", sizes[i], cut.data, whole);
-		strbuf_fini(&cut);
-	}
+	expect_cut_as_whole(&t, whole);
 	free(whole);
 	strbuf_fini(&t);
 }
@@ -641,14 +647,7 @@ static void test_a_long_blank_line_is_skipped_wherever_the_chunks_cut_it(void **
 				   "5:b|2|b@b.co|2|2024-01-02|y|200|19724|\n"
 				   "6:||||||0|0|" BILLING_OVERLONG_REASON "\n"
 				   "7:d|4|d@b.co|4|2024-01-04|w|400|19726|\n");
-	static const size_t sizes[] = {1, 7, 1000, 8191, 8192, 8193, 9000, 20000, 65536};
-	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		strbuf cut = STRBUF_INIT;
-		describe_chunked(t.data, t.len, sizes[i], &cut);
-		if (strcmp(cut.data, whole) != 0)
-			fail_msg("cut every %zu bytes:\n%s\nwhole:\n%s", sizes[i], cut.data, whole);
-		strbuf_fini(&cut);
-	}
+	expect_cut_as_whole(&t, whole);
 	free(whole);
 	strbuf_fini(&t);
 }

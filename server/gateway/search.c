@@ -234,11 +234,9 @@ static void search_finish(conn *c, gw_search *s, int r)
 	if (taken)
 		s->o = (struct out){0};
 	if (r != PAGE_LAST) {
-		char code[sizeof(s->err_code)], message[sizeof(s->err_message)];
-		int status = s->err_status;
-		memcpy(code, s->err_code, sizeof(code));
-		memcpy(message, s->err_message, sizeof(message));
-		respond_error(c, status, code, message);
+		/* respond_error has written its body from s->err_* before it
+		 * answers, so they need no copy. */
+		respond_error(c, s->err_status, s->err_code, s->err_message);
 	} else if (o.failed) {
 		respond_error(c, 500, "resource_exhausted", "out of memory writing the search result");
 	} else {

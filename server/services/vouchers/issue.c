@@ -221,12 +221,12 @@ static void fail_batch(call *leader, issue_item **batch, size_t n, rpcq_status s
 		 * which need not be this item's: it can simply run again; after
 		 * an unknown outcome only with its key, which makes the second
 		 * run a replay of the first if that one committed. */
-		if (st == RPCQ_ABORTED || (it->c != leader && st == RPCQ_DEADLINE_EXCEEDED && !call_expired(it->c) &&
-					   (!unknown || it->key != NULL))) {
+		int others_deadline = it->c != leader && st == RPCQ_DEADLINE_EXCEEDED && !call_expired(it->c);
+		if (st == RPCQ_ABORTED || (others_deadline && (!unknown || it->key != NULL))) {
 			it->outcome = ATTEMPT_AGAIN;
 			continue;
 		}
-		if (unknown && it->c != leader && st == RPCQ_DEADLINE_EXCEEDED && !call_expired(it->c)) {
+		if (unknown && others_deadline) {
 			it->outcome = ATTEMPT_DONE;
 			it->result = call_fail(it->c, RPCQ_UNAVAILABLE,
 					       "the database did not answer at another issue's deadline: this issue,"

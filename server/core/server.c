@@ -226,6 +226,7 @@ static nng_duration reply_wait(nng_time deadline)
 static void enqueue_locked(server *srv, server_job *job)
 {
 	job->next = NULL;
+	job->queued_at = nng_clock();
 	if (srv->tail)
 		srv->tail->next = job;
 	else
@@ -256,6 +257,17 @@ int server_submit(server *srv, server_job *job)
 	enqueue_locked(srv, job);
 	nng_mtx_unlock(srv->lock);
 	return 0;
+}
+
+nng_duration server_queue_wait_ms(server *srv)
+{
+	nng_mtx_lock(srv->lock);
+	nng_time queued_at = srv->head != NULL ? srv->head->queued_at : 0;
+	nng_mtx_unlock(srv->lock);
+	if (queued_at == 0)
+		return 0;
+	nng_time now = nng_clock();
+	return now > queued_at ? (nng_duration)(now - queued_at) : 0;
 }
 
 void server_inline_begin(server *srv)

@@ -62,13 +62,19 @@ auth *server_auth(server *srv);
 typedef struct server_job server_job;
 struct server_job {
 	void (*run)(server_job *job, arena *ar);
-	server_job *next; /* in the queue */
+	server_job *next;   /* in the queue */
+	nng_time queued_at; /* set by the queue */
 };
 
 /* Queues job; the call counts as in flight until run has returned. Never
  * blocks (a short lock): callable from nng callbacks. Returns -1 when the
  * workers have stopped (the job is not queued), else 0. */
 int server_submit(server *srv, server_job *job);
+
+/* How long the oldest queued call has waited for a worker; 0 when none
+ * waits. A short lock, never blocks: for /readyz, which must not queue
+ * behind the calls it reports on. */
+nng_duration server_queue_wait_ms(server *srv);
 
 /* A call that a transport runs on its own thread (a method that answers
  * from memory, dispatch_entry.from_memory) instead of submitting it: in

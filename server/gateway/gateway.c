@@ -116,13 +116,34 @@ static void healthz(conn *c)
 	conn_respond(c, 200, "application/json", "Cache-Control: no-store\r\n", body, sizeof(body) - 1);
 }
 
+/* How long the oldest queued call may have waited for a worker before
+ * /readyz says busy at once instead of queueing behind it. The same as the
+ * deadline readyz_run gives its own check. */
+#define READYZ_DEADLINE_MS 2000
+
+/* Answers /readyz: 200 ready when reason is empty, else 503 with it. */
+static void readyz_answer(conn *c, const char *reason)
+{
+	if (reason[0] == '\0') {
+		static const char body[] = "{\"status\":\"ready\"}";
+		conn_respond(c, 200, "application/json", "Cache-Control: no-store\r\n", body, sizeof(body) - 1);
+		return;
+	}
+	char esc[800], body[900];
+	gw_json_escape(esc, sizeof(esc), reason);
+	int n = snprintf(body, sizeof(body), "{\"status\":\"unavailable\",\"reason\":\"%s\"}", esc);
+	conn_respond(c, 503, "application/json", "Cache-Control: no-store\r\n", body,
+		     n > 0 && (size_t)n < sizeof(body) ? (size_t)n : 0);
+}
+
 /* GET /readyz, on a worker: rpcq.Health/Check through call_run, as any
  * caller would make it, with a short deadline. */
 static void readyz_run(server_job *job, arena *ar)
 {
 	conn *c = conn_of_job(job);
 	call_result res;
-	call_run_message(c->gw->srv, ar, "/rpcq.Health/Check", 2000, c->received, c->received_ns, NULL, NULL, &res);
+	call_run_message(c->gw->srv, ar, "/rpcq.Health/Check", READYZ_DEADLINE_MS, c->received, c->received_ns, NULL,
+			 NULL, &res);
 	char reason[600] = "";
 	if (res.status != RPCQ_OK) {
 		snprintf(reason, sizeof(reason), "%s", res.message);
@@ -136,18 +157,26 @@ static void readyz_run(server_job *job, arena *ar)
 	}
 	if (reason[0] == '\0' && c->gw->draining)
 		snprintf(reason, sizeof(reason), "draining: the server is shutting down");
-	if (reason[0] == '\0') {
-		static const char body[] = "{\"status\":\"ready\"}";
-		conn_respond(c, 200, "application/json", "Cache-Control: no-store\r\n", body, sizeof(body) - 1);
-	} else {
-		char esc[800], body[900];
-		gw_json_escape(esc, sizeof(esc), reason);
-		int n = snprintf(body, sizeof(body), "{\"status\":\"unavailable\",\"reason\":\"%s\"}", esc);
-		conn_respond(c, 503, "application/json", "Cache-Control: no-store\r\n", body,
-			     n > 0 && (size_t)n < sizeof(body) ? (size_t)n : 0);
-	}
+	readyz_answer(c, reason);
 	nng_mtx_lock(c->lock);
 	conn_release_unlock(c);
+}
+
+/* GET /readyz: when every worker is held (the oldest queued call has
+ * waited the probe's whole deadline) the server is not ready, and saying so
+ * must not wait in the same queue: a load balancer's probe would time out
+ * instead of reading why. Otherwise the check runs on a worker. */
+static void readyz(conn *c)
+{
+	nng_duration waited = server_queue_wait_ms(c->gw->srv);
+	if (waited < READYZ_DEADLINE_MS) {
+		conn_submit(c, readyz_run);
+		return;
+	}
+	char reason[160];
+	snprintf(reason, sizeof(reason), "busy: a call has waited %d ms for a worker (--workers %d)", (int)waited,
+		 c->gw->cfg->workers);
+	readyz_answer(c, reason);
 }
 
 /* GET /metrics: reads counters and gauges without blocking anyone. */
@@ -224,7 +253,7 @@ void gateway_route(conn *c)
 		else if (c->route == METRICS_ROUTE_HEALTHZ)
 			healthz(c);
 		else if (c->route == METRICS_ROUTE_READYZ)
-			conn_submit(c, readyz_run);
+			readyz(c);
 		else
 			metrics_page(c);
 		return;

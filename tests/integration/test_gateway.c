@@ -1031,6 +1031,68 @@ static void test_readyz_is_503_while_draining_and_the_call_in_flight_finishes(vo
 	assert_int_equal(harness_server_stop(&s3), 0);
 }
 
+/* With every worker held, /readyz says busy at once rather than waiting in
+ * the queue behind the held calls (a probe would time out instead). */
+static void test_readyz_is_503_busy_while_every_worker_is_held(void **state)
+{
+	(void)state;
+	harness_server s1;
+	const char *args[] = {"--workers", "1", NULL};
+	harness_server_start(&s1, &pg, args);
+	harness_http_reply r;
+	poll_until(&s1, "/readyz", 200, 10000, &r);
+	harness_http_reply_free(&r);
+
+	/* Two calls hold the one worker for 4 s each, one after the other: the
+	 * second waits in the queue. */
+	const char *body = "{\"delayMs\":4000,\"payload\":\"aGVsZA==\"}";
+	char call[256];
+	int n = snprintf(call, sizeof(call),
+			 "POST /rpc/rpcq.Health/Echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+			 strlen(body), body);
+	int fd[2];
+	for (int i = 0; i < 2; i++) {
+		fd[i] = harness_raw_connect(s1.http_url);
+		assert_int_equal(harness_raw_send(fd[i], call, (size_t)n), 0);
+	}
+
+	/* Once the queued call has waited 2 s, a probe is answered at once
+	 * (within its 1 s here) with 503 busy. */
+	int64_t start = now_ms();
+	nng_msleep(2500);
+	char *out = NULL;
+	for (;;) {
+		const char *probe = "GET /readyz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+		size_t len;
+		int closed;
+		out = harness_raw_exchange(s1.http_url, probe, strlen(probe), 1000, &len, &closed);
+		if (strstr(out, "HTTP/1.1 503") != NULL)
+			break;
+		if (now_ms() - start > 7000)
+			fail_msg("readyz never said busy with the one worker held; last probe got:\n%s", out);
+		free(out);
+	}
+	if (strstr(out, "\"unavailable\"") == NULL || strstr(out, "busy: a call has waited") == NULL ||
+	    strstr(out, "--workers 1") == NULL)
+		fail_msg("readyz with the worker held:\n%s", out);
+	print_message("readyz with the worker held: %s\n", strstr(out, "{"));
+	free(out);
+	for (int i = 0; i < 2; i++) {
+		size_t len;
+		int closed;
+		out = harness_raw_read(fd[i], 12000, 1, &len, &closed);
+		close(fd[i]);
+		if (strstr(out, "HTTP/1.1 200") == NULL || strstr(out, "aGVsZA==") == NULL)
+			fail_msg("held call %d got:\n%s", i, out);
+		free(out);
+	}
+	poll_until(&s1, "/readyz", 200, 5000, &r);
+	expect_status_body("GET /readyz once the worker is free", &r, 200, "ready");
+	harness_http_reply_free(&r);
+	assert_int_equal(harness_server_stop(&s1), 0);
+}
+
 /* ---- metrics ---- */
 
 struct sample {
@@ -2100,6 +2162,7 @@ int main(void)
 		cmocka_unit_test(test_buf_curl_calls_echo_over_connect_and_reads_an_error),
 		cmocka_unit_test(test_http_can_be_turned_off_and_nng_calls_still_work),
 		cmocka_unit_test(test_readyz_is_503_while_draining_and_the_call_in_flight_finishes),
+		cmocka_unit_test(test_readyz_is_503_busy_while_every_worker_is_held),
 		cmocka_unit_test(test_readyz_is_503_while_the_database_is_down_and_200_when_it_returns),
 	};
 	int failed = cmocka_run_group_tests(tests, setup_all, teardown_all);

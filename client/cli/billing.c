@@ -7,9 +7,10 @@
  *   rpcq billing bill DEBT_ID [--json] [--pdf FILE]
  *   rpcq billing pay DEBT_ID --amount A [--paid-at T] [--payer P] [--json]
  *
- * An import sends the file in chunks of CHUNK bytes at their offsets (cut
- * anywhere: the server carries a partial record over to the next chunk), the
- * last one marked last. Its key is a UUIDv5 of the file's contents, so the
+ * An import sends the file in chunks of CHUNK bytes (fewer when the server's
+ * message limit is smaller: cli_chunk_bytes) at their offsets (cut
+ * anywhere: the server carries a partial record over to the next chunk),
+ * the last one marked last. Its key is a UUIDv5 of the file's contents, so the
  * same command run again finds the same import: an interrupted one continues
  * from the server's received_bytes, a complete one sends nothing. The file is
  * mapped, not read, so memory stays bounded by the chunk in flight whatever
@@ -211,6 +212,7 @@ struct run {
 	cli_file file;
 	char key[37];
 	char *id;
+	size_t chunk;  /* bytes a chunk carries: cli_chunk_bytes */
 	uint64_t sent; /* the server has the bytes before this */
 	int complete;  /* the server has the whole file */
 	int sent_any;  /* this command sent a chunk */
@@ -269,7 +271,7 @@ static void *chunk_call_run(void *arg)
 static int chunk_call_start(struct run *run, struct chunk_call *cc, uint64_t offset, rpcq_error *err)
 {
 	size_t left = run->file.size - (size_t)offset;
-	size_t n = left < CHUNK ? left : CHUNK;
+	size_t n = left < run->chunk ? left : run->chunk;
 	*cc = (struct chunk_call){.run = run};
 	rpcq__billing__import_chunk_request__init(&cc->req);
 	cc->req.import_id = run->id;
@@ -717,6 +719,7 @@ static int cmd_import(int argc, char **argv, cli_globals *g)
 		goto out;
 	}
 	run.o = cli_call_options(g);
+	run.chunk = cli_chunk_bytes(g, CHUNK);
 	uuid_t key;
 	uuid_generate_sha1(key, import_key_namespace, run.file.data ? run.file.data : "", run.file.size);
 	uuid_unparse_lower(key, run.key);

@@ -24,11 +24,29 @@ typedef struct cli_globals {
 	const char *tls_ca;				/* --tls-ca, else $RPCQ_TLS_CA, else NULL */
 	const char *client_cert, *client_key;		/* --client-cert, --client-key (streams) */
 	rpcq_client *client;				/* created on first cli_client() */
+	size_t chunk_bytes;				/* cli_chunk_bytes, once asked */
 } cli_globals;
 
 /* The shared client, created on first use; on failure prints the error and
  * returns NULL. */
 rpcq_client *cli_client(cli_globals *g);
+
+/* How many server URLs client c has. */
+int cli_server_count(const rpcq_client *c);
+
+/* *out: a client of its own for the index'th (from 0) of all's servers
+ * alone, with g's options, for calls that must all reach one process (a
+ * vesting compute session lives in the memory of the rpcqd that opened
+ * it). The caller destroys it. */
+rpcq_status cli_client_of_server(const cli_globals *g, const rpcq_client *all, int index, rpcq_client **out,
+				 rpcq_error *err);
+
+/* The size of an upload's chunks: preferred, or less when the server's
+ * message limit (rpcq.Health/Check's max_message_bytes, asked once) leaves
+ * less room; a chunk and its call's envelope then fit one message, so a
+ * server run with a small --max-message-bytes still takes the file.
+ * preferred when the server does not say. */
+size_t cli_chunk_bytes(cli_globals *g, size_t preferred);
 
 /* Call options carrying the global timeout and metadata. */
 rpcq_call_options cli_call_options(const cli_globals *g);

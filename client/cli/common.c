@@ -28,6 +28,59 @@ rpcq_client *cli_client(cli_globals *g)
 	return g->client;
 }
 
+int cli_server_count(const rpcq_client *c)
+{
+	int n = 1;
+	for (const char *p = rpcq_client_servers(c); *p; p++)
+		n += *p == ',';
+	return n;
+}
+
+rpcq_status cli_client_of_server(const cli_globals *g, const rpcq_client *all, int index, rpcq_client **out,
+				 rpcq_error *err)
+{
+	const char *p = rpcq_client_servers(all);
+	for (int i = 0; i < index && p != NULL; i++)
+		if ((p = strchr(p, ',')) != NULL)
+			p++;
+	if (p == NULL)
+		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "no server %d in %s", index + 1,
+				      rpcq_client_servers(all));
+	char *url = strndup(p, strcspn(p, ","));
+	if (url == NULL)
+		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
+	rpcq_client_options o = {.servers = url,
+				 .timeout_ms = g->timeout_ms,
+				 .tls_ca_file = g->tls_ca,
+				 .api_key = g->api_key,
+				 .allow_plaintext_key = g->allow_plaintext_key};
+	rpcq_status st = rpcq_client_create(out, &o, err);
+	free(url);
+	return st;
+}
+
+size_t cli_chunk_bytes(cli_globals *g, size_t preferred)
+{
+	if (g->chunk_bytes != 0)
+		return g->chunk_bytes;
+	g->chunk_bytes = preferred;
+	rpcq_client *c = cli_client(g);
+	Rpcq__CheckRequest in = RPCQ__CHECK_REQUEST__INIT;
+	Rpcq__CheckResponse *out = NULL;
+	rpcq_call_options o = cli_call_options(g);
+	rpcq_error err;
+	if (c == NULL || rpcq_health_check(c, &in, &out, &o, &err) != RPCQ_OK)
+		return g->chunk_bytes; /* the upload's own call says what is wrong */
+	uint64_t limit = out->max_message_bytes;
+	protobuf_c_message_free_unpacked(&out->base, NULL);
+	/* Room for the envelope (method, metadata, the call's other fields):
+	 * an eighth of the limit, at least 8 KiB when the limit allows. */
+	uint64_t room = limit / 8 > 8192 ? limit / 8 : limit / 2 < 8192 ? limit / 2 : 8192;
+	if (limit != 0 && limit - room < preferred)
+		g->chunk_bytes = (size_t)(limit - room);
+	return g->chunk_bytes;
+}
+
 rpcq_call_options cli_call_options(const cli_globals *g)
 {
 	rpcq_call_options o = {.timeout_ms = g->timeout_ms, .metadata = g->metadata[0] ? g->metadata : NULL};

@@ -9,7 +9,8 @@
  * Schedules print exactly as the spec's stand-alone program does: one line
  * per award, "EMPLOYEE_ID,EMPLOYEE_NAME,AWARD_ID,QUANTITY", fields quoted as
  * RFC 4180 needs, lines separated by '\n' with none after the last. A file is
- * read and sent in chunks of CHUNK bytes, cut anywhere (the server carries a
+ * read and sent in chunks of CHUNK bytes (fewer when the server's message
+ * limit is smaller: cli_chunk_bytes), cut anywhere (the server carries a
  * partial record over to the next chunk), so memory stays bounded by the
  * chunk whatever the file's size; a file that fits one chunk goes inline in
  * one Compute call. Append's default batch id is a 128-bit FNV-1a hash of
@@ -76,10 +77,10 @@ static FILE *open_input(const char *path)
 	return f;
 }
 
-/* Fills buf with up to CHUNK bytes; returns the count, or -1 on a read error. */
-static long read_chunk(FILE *f, const char *path, char *buf)
+/* Fills buf with up to chunk bytes; returns the count, or -1 on a read error. */
+static long read_chunk(FILE *f, const char *path, char *buf, size_t chunk)
 {
-	size_t n = fread(buf, 1, CHUNK, f);
+	size_t n = fread(buf, 1, chunk, f);
 	if (ferror(f)) {
 		rpcq_error err;
 		rpcq_error_set(&err, RPCQ_INVALID_ARGUMENT, "cannot read %s: %s", path, strerror(errno));
@@ -215,6 +216,37 @@ static int compute_pages(rpcq_client *client, const rpcq_call_options *o, Rpcq__
 	return print_all_pages(fetch_compute, &f);
 }
 
+/* Sends a new session's first chunk. A session lives in the memory of the
+ * rpcqd that opened it, so with several servers all of its calls go to one:
+ * a client of that server alone, the first that takes the chunk (the next
+ * is tried when one cannot be reached). *session_client is that client, or
+ * the shared one with a single server. */
+static rpcq_status upload_first(const cli_globals *g, rpcq_client *client, const rpcq_call_options *o,
+				Rpcq__Vesting__UploadRequest *up, Rpcq__Vesting__UploadResponse **ur,
+				rpcq_client **session_client, rpcq_error *err)
+{
+	int n = cli_server_count(client);
+	if (n == 1) {
+		*session_client = client;
+		return rpcq_vesting_upload(client, up, ur, o, err);
+	}
+	rpcq_status st = RPCQ_UNAVAILABLE;
+	for (int i = 0; i < n; i++) {
+		rpcq_client *one = NULL;
+		if ((st = cli_client_of_server(g, client, i, &one, err)) != RPCQ_OK)
+			return st;
+		st = rpcq_vesting_upload(one, up, ur, o, err);
+		if (st == RPCQ_OK) {
+			*session_client = one;
+			return st;
+		}
+		rpcq_client_destroy(one);
+		if (st != RPCQ_UNAVAILABLE && st != RPCQ_DEADLINE_EXCEEDED)
+			break;
+	}
+	return st;
+}
+
 static int cmd_file(int argc, char **argv, cli_globals *g)
 {
 	if (argc < 3 || argc > 4)
@@ -230,9 +262,11 @@ static int cmd_file(int argc, char **argv, cli_globals *g)
 	rpcq_call_options o = cli_call_options(g);
 	rpcq_error err;
 	int rc = 1;
-	char *buf = malloc(CHUNK);
-	char *next = malloc(CHUNK);
+	size_t chunk_bytes = cli_chunk_bytes(g, CHUNK);
+	char *buf = malloc(chunk_bytes);
+	char *next = malloc(chunk_bytes);
 	char *session = NULL;
+	rpcq_client *session_client = NULL; /* where the session lives */
 	FILE *f = NULL;
 	if (buf == NULL || next == NULL) {
 		rpcq_error_set(&err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
@@ -241,14 +275,14 @@ static int cmd_file(int argc, char **argv, cli_globals *g)
 	}
 	if ((f = open_input(path)) == NULL)
 		goto out;
-	long n = read_chunk(f, path, buf);
+	long n = read_chunk(f, path, buf, chunk_bytes);
 	if (n < 0)
 		goto out;
 	Rpcq__Vesting__Events events = RPCQ__VESTING__EVENTS__INIT;
 	Rpcq__Vesting__ComputeRequest req = RPCQ__VESTING__COMPUTE_REQUEST__INIT;
 	req.target_date = argv[2];
 	req.precision = (uint32_t)precision;
-	long more = n == CHUNK ? read_chunk(f, path, next) : 0;
+	long more = (size_t)n == chunk_bytes ? read_chunk(f, path, next, chunk_bytes) : 0;
 	if (more < 0)
 		goto out;
 	if (more == 0) {
@@ -259,7 +293,8 @@ static int cmd_file(int argc, char **argv, cli_globals *g)
 		rc = compute_pages(client, &o, &req);
 		goto out;
 	}
-	/* Upload in chunks, then compute the session page by page. */
+	/* Upload in chunks, then compute the session page by page, all on
+	 * the one server that opened it. */
 	Rpcq__Vesting__UploadRequest up = RPCQ__VESTING__UPLOAD_REQUEST__INIT;
 	up.events = &events;
 	for (uint32_t chunk = 0; n > 0; chunk++) {
@@ -268,7 +303,9 @@ static int cmd_file(int argc, char **argv, cli_globals *g)
 		up.chunk = chunk;
 		events.csv.data = (uint8_t *)buf;
 		events.csv.len = (size_t)n;
-		if (rpcq_vesting_upload(client, &up, &ur, &o, &err) != RPCQ_OK) {
+		rpcq_status st = chunk == 0 ? upload_first(g, client, &o, &up, &ur, &session_client, &err)
+					    : rpcq_vesting_upload(session_client, &up, &ur, &o, &err);
+		if (st != RPCQ_OK) {
 			rc = cli_fail(&err);
 			goto out;
 		}
@@ -284,21 +321,23 @@ static int cmd_file(int argc, char **argv, cli_globals *g)
 		buf = next;
 		next = t;
 		n = more;
-		more = n == CHUNK ? read_chunk(f, path, next) : 0;
+		more = (size_t)n == chunk_bytes ? read_chunk(f, path, next, chunk_bytes) : 0;
 		if (more < 0)
 			goto out;
 	}
 	req.session_id = session;
-	rc = compute_pages(client, &o, &req);
+	rc = compute_pages(session_client, &o, &req);
 out:
 	if (session) {
 		Rpcq__Vesting__CloseSessionRequest cr = RPCQ__VESTING__CLOSE_SESSION_REQUEST__INIT;
 		Rpcq__Vesting__CloseSessionResponse *cresp = NULL;
 		cr.session_id = session;
-		if (rpcq_vesting_close_session(client, &cr, &cresp, &o, &err) == RPCQ_OK)
+		if (rpcq_vesting_close_session(session_client, &cr, &cresp, &o, &err) == RPCQ_OK)
 			protobuf_c_message_free_unpacked(&cresp->base, NULL);
 		free(session);
 	}
+	if (session_client != NULL && session_client != client)
+		rpcq_client_destroy(session_client);
 	if (f && f != stdin)
 		fclose(f);
 	free(buf);
@@ -365,7 +404,8 @@ static int cmd_append(int argc, char **argv, cli_globals *g)
 	rpcq_call_options o = cli_call_options(g);
 	rpcq_error err;
 	int rc = 1;
-	char *buf = malloc(CHUNK), *next = malloc(CHUNK);
+	size_t chunk_bytes = cli_chunk_bytes(g, CHUNK);
+	char *buf = malloc(chunk_bytes), *next = malloc(chunk_bytes);
 	FILE *f = NULL;
 	if (buf == NULL || next == NULL || (f = open_input(pos[1])) == NULL)
 		goto out;
@@ -374,11 +414,11 @@ static int cmd_append(int argc, char **argv, cli_globals *g)
 	req.ledger = (char *)pos[0];
 	req.batch_id = (char *)batch;
 	req.events = &events;
-	long n = read_chunk(f, pos[1], buf);
+	long n = read_chunk(f, pos[1], buf, chunk_bytes);
 	if (n < 0)
 		goto out;
 	for (uint32_t part = 0;; part++) {
-		long more = n == CHUNK ? read_chunk(f, pos[1], next) : 0;
+		long more = (size_t)n == chunk_bytes ? read_chunk(f, pos[1], next, chunk_bytes) : 0;
 		if (more < 0)
 			goto out;
 		Rpcq__Vesting__AppendEventsResponse *r = NULL;

@@ -10,7 +10,8 @@
  *   rpcq vouchers issue --customer C --quantity N [--key K]
  *   rpcq vouchers status IMPORT_ID [--json]
  *
- * An import sends the two files in chunks of CHUNK bytes (cut anywhere: the
+ * An import sends the two files in chunks of CHUNK bytes (fewer when the
+ * server's message limit is smaller: cli_chunk_bytes), cut anywhere (the
  * server carries a partial record over to the next chunk), the orders file
  * first, then applies them with FinishImport. Its key is derived from the two
  * files' contents, so running the same command again finds the same import:
@@ -392,6 +393,7 @@ struct import_run {
 	cli_globals *g;
 	rpcq_client *client;
 	rpcq_call_options o;
+	size_t chunk;	       /* bytes a chunk carries: cli_chunk_bytes */
 	struct vfile files[2]; /* orders, barcodes */
 	char key[37];
 	char *id;    /* the import's id, once started */
@@ -471,7 +473,8 @@ static enum send_result send_files(struct import_run *run, Rpcq__Vouchers__Impor
 	for (int i = 0; i < 2; i++) {
 		struct vfile *f = &run->files[i];
 		while (!f->complete) {
-			size_t n = f->file.size - (size_t)f->sent < CHUNK ? f->file.size - (size_t)f->sent : CHUNK;
+			size_t left = f->file.size - (size_t)f->sent;
+			size_t n = left < run->chunk ? left : run->chunk;
 			req.file = f->which;
 			req.offset = f->sent;
 			req.data.data = (uint8_t *)(f->file.data ? f->file.data + f->sent : NULL);
@@ -654,6 +657,7 @@ static int open_run(struct import_run *run, cli_globals *g, const char *orders, 
 	if ((run->client = cli_client(g)) == NULL)
 		return 1;
 	run->o = cli_call_options(g);
+	run->chunk = cli_chunk_bytes(g, CHUNK);
 	return 0;
 }
 

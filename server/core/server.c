@@ -468,6 +468,9 @@ static void *spare_main(void *arg)
 	return NULL;
 }
 
+/* What a request may exceed the message limit by and still be answered. */
+#define RECV_SLACK_BYTES ((size_t)2 << 20)
+
 static rpcq_status open_listeners(server *srv, rpcq_error *err)
 {
 	const rpcq_config *cfg = srv->cfg;
@@ -478,9 +481,12 @@ static rpcq_status open_listeners(server *srv, rpcq_error *err)
 	srv->sock_open = 1;
 	nng_pipe_notify(srv->sock, NNG_PIPE_EV_REM_POST, pipe_removed, srv);
 	/* nng closes a pipe whose frame exceeds RECVMAXSZ without a word, so
-	 * accept up to twice the limit and answer RESOURCE_EXHAUSTED ourselves
-	 * for what lies between. */
-	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, (size_t)cfg->max_message_bytes * 2);
+	 * accept up to twice the limit, and at least RECV_SLACK_BYTES over it
+	 * (a client's usual 1 MiB upload chunk to a server with a small limit),
+	 * and answer RESOURCE_EXHAUSTED ourselves for what lies between. */
+	size_t limit = (size_t)cfg->max_message_bytes;
+	size_t recv_max = limit < RECV_SLACK_BYTES ? limit + RECV_SLACK_BYTES : limit * 2;
+	nng_socket_set_size(srv->sock, NNG_OPT_RECVMAXSZ, recv_max);
 	for (int i = 0; i < cfg->nlisten; i++) {
 		const char *url = cfg->listen[i];
 		nng_listener l;
@@ -489,7 +495,7 @@ static rpcq_status open_listeners(server *srv, rpcq_error *err)
 					      nng_strerror(rv));
 		if (tls_url(url) && (st = tls_listener_setup(l, url, cfg, NULL, &srv->tls, err)) != RPCQ_OK)
 			return st;
-		nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, (size_t)cfg->max_message_bytes * 2);
+		nng_listener_set_size(l, NNG_OPT_RECVMAXSZ, recv_max);
 		if ((rv = nng_listener_start(l, 0)) != 0) {
 			nng_listener_close(l);
 			return rpcq_error_set(err, RPCQ_UNAVAILABLE, "cannot listen on %s: %s", url, nng_strerror(rv));

@@ -619,6 +619,28 @@ static void test_an_import_into_a_server_with_one_worker_completes(void **state)
 	free(out), free(err), free(path);
 }
 
+/* Against a server with a small --max-message-bytes the command cuts its
+ * chunks to the limit rpcq.Health/Check reports, instead of sending 1 MiB
+ * chunks the server cannot take. */
+static void test_an_import_into_a_server_with_a_small_message_limit_completes(void **state)
+{
+	(void)state;
+	const char *const extra[] = {"--max-message-bytes", "131072", NULL};
+	harness_server *s = start_with("0", NULL, extra);
+	char *path = fmt("%s/small-limit.csv", pg.dir);
+	const int n = 20000;
+	generate(path, n);
+	char *out, *err;
+	billing_ok(s, &out, &err, "import", "import", path, "--json", NULL);
+	const long long bad = n / 1000, repeats = n / 50 - n / 1000, fresh = n - bad - repeats;
+	assert_int_equal(json_u64(out, "receivedBytes"), file_size(path));
+	assert_non_null(strstr(out, "\"complete\": true"));
+	assert_int_equal(json_u64(out, "rows"), n);
+	assert_int_equal(json_u64(out, "newDebts"), fresh);
+	assert_int_equal(sql("SELECT count(*) FROM billing_debts"), fresh);
+	free(out), free(err), free(path);
+}
+
 /* The bar the CLI draws for done of total: "[###---...]  42% text". */
 static char *bar_line(uint64_t done, uint64_t total, const char *text)
 {
@@ -1307,6 +1329,8 @@ int main(void)
 			test_an_import_killed_midway_resumes_where_it_stopped_and_ends_as_an_uninterrupted_one,
 			teardown_test),
 		cmocka_unit_test_teardown(test_an_import_into_a_server_with_one_worker_completes, teardown_test),
+		cmocka_unit_test_teardown(test_an_import_into_a_server_with_a_small_message_limit_completes,
+					  teardown_test),
 		cmocka_unit_test_teardown(test_bill_prints_the_slip_and_pay_marks_the_debt_paid_once, teardown_test),
 		cmocka_unit_test_teardown(test_paying_a_debt_whose_email_is_pending_cancels_it, teardown_test),
 		cmocka_unit_test_teardown(test_an_email_address_the_sender_refuses_is_rejected_at_import,

@@ -239,12 +239,21 @@ static void test_request_over_the_size_limit_is_resource_exhausted(void **state)
 	Rpcq__EchoMessage *out = NULL;
 	rpcq_error err;
 	assert_int_equal(echo(c, big, len, 0, &out, &err), RPCQ_RESOURCE_EXHAUSTED);
-	assert_non_null(strstr(err.message, "exceeds the message size limit"));
+	assert_non_null(strstr(err.message, "exceeds the message size limit of 1048576 bytes"));
+	free(big);
+	/* Up to 2 MiB over the limit is answered too (a client's 1 MiB chunk
+	 * to a server whose limit is smaller). */
+	len = (2u << 20) + (1u << 19);
+	big = calloc(1, len);
+	assert_non_null(big);
+	assert_int_equal(echo(c, big, len, 0, &out, &err), RPCQ_RESOURCE_EXHAUSTED);
+	assert_non_null(strstr(err.message, "exceeds the message size limit of 1048576 bytes"));
 	free(big);
 
 	/* Nothing of it stays: a normal call right after succeeds. (A frame
-	 * over twice the limit is dropped by nng with its connection; the
-	 * client's own limit keeps librpcq from sending one.) */
+	 * over the limit and 2 MiB, and over twice the limit, is dropped by
+	 * nng with its connection; the client's own limit keeps librpcq from
+	 * sending one.) */
 	assert_int_equal(echo(c, "after", 5, 0, &out, &err), RPCQ_OK);
 	protobuf_c_message_free_unpacked(&out->base, NULL);
 	rpcq_client_destroy(c);
@@ -267,8 +276,8 @@ static void test_client_refuses_to_send_over_its_own_limit(void **state)
 	rpcq_client_destroy(c);
 }
 
-/* A frame over twice the server's limit never reaches rpcqd: nng drops its
- * connection unanswered. Only that connection: its sender sees the
+/* A frame over the server's limit and 2 MiB (and over twice the limit)
+ * never reaches rpcqd: nng drops its connection unanswered. Only that connection: its sender sees the
  * connection reset, and everyone else is served as before. */
 static void test_frame_over_twice_the_limit_costs_only_its_own_connection(void **state)
 {
@@ -287,7 +296,7 @@ static void test_frame_over_twice_the_limit_costs_only_its_own_connection(void *
 	nng_socket_set_ms(s, NNG_OPT_RECONNMINT, 3600000);
 	nng_socket_set_ms(s, NNG_OPT_RECONNMAXT, 3600000);
 	assert_int_equal(nng_dial(s, srv.rpc_url, NULL, 0), 0);
-	size_t len = (2u << 20) + 4096; /* the server's limit is 1 MiB */
+	size_t len = (3u << 20) + 4096; /* the server's limit is 1 MiB: 3 MiB is dropped */
 	void *big = calloc(1, len);
 	assert_non_null(big);
 	assert_int_equal(nng_send(s, big, len, 0), 0);

@@ -272,31 +272,121 @@ static void test_a_ledger_schedule_equals_compute_on_the_same_rows(void **state)
 	}
 }
 
-static void test_a_file_larger_than_a_message_is_sent_in_chunks(void **state)
+/* A file of about 4 MB, four chunks at 1 MiB: rows of 9000 employees, one
+ * award of three each. Returns its path; *rows the row count. */
+static const char *write_large_file(int *rows)
 {
-	(void)state;
 	size_t cap = 4 * 1024 * 1024, n = 0;
 	char *csv = malloc(cap);
 	assert_non_null(csv);
-	int rows = 0;
+	*rows = 0;
 	while (n + 100 < cap - 200) {
-		n += (size_t)snprintf(csv + n, cap - n, "VEST,E%05d,\"Name, %d\",A%d,2020-01-%02d,1.5\n", rows % 9000,
-				      rows % 9000, rows % 3, 1 + rows % 28);
-		rows++;
+		n += (size_t)snprintf(csv + n, cap - n, "VEST,E%05d,\"Name, %d\",A%d,2020-01-%02d,1.5\n", *rows % 9000,
+				      *rows % 9000, *rows % 3, 1 + *rows % 28);
+		(*rows)++;
 	}
 	const char *path = write_file("large.csv", csv, n);
-	const char *args[] = {"vesting", path, "2020-01-31", "1", NULL};
-	char *out = run_cli_text(args);
+	free(csv);
+	return path;
+}
+
+/* The schedule of write_large_file's file. */
+static void expect_large_schedule(const char *out)
+{
 	/* Row i is award (i % 9000, i % 3): 9000 distinct awards. */
 	size_t lines = 1;
-	for (char *p = out; *p; p++)
+	for (const char *p = out; *p; p++)
 		lines += *p == '\n';
-	assert_true(rows > 9000);
 	assert_int_equal(lines, 9000);
 	assert_true(strncmp(out, "E00000,\"Name, 0\",A0,", 20) == 0);
 	assert_true(out[strlen(out) - 1] != '\n');
+}
+
+static void test_a_file_larger_than_a_message_is_sent_in_chunks(void **state)
+{
+	(void)state;
+	int rows;
+	const char *path = write_large_file(&rows);
+	assert_true(rows > 9000);
+	const char *args[] = {"vesting", path, "2020-01-31", "1", NULL};
+	char *out = run_cli_text(args);
+	expect_large_schedule(out);
 	free(out);
-	free(csv);
+}
+
+/* A compute session lives in the memory of the rpcqd that opened it: with
+ * several servers the command sends all of a session's calls to one, the
+ * first it can reach. */
+static void test_a_chunked_file_with_several_servers_is_computed_on_one_of_them(void **state)
+{
+	(void)state;
+	harness_server srv2;
+	const char *args2[] = {"--max-message-bytes", "1048576", NULL};
+	harness_server_start(&srv2, &pg, args2);
+	int rows;
+	const char *path = write_large_file(&rows);
+	const char *args[] = {"--timeout", "5000", "vesting", path, "2020-01-31", "1", NULL};
+	char servers[512];
+	snprintf(servers, sizeof(servers), "%s,%s", srv.rpc_url, srv2.rpc_url);
+	for (int run = 0; run < 3; run++) {
+		char *out = NULL, *err = NULL;
+		int rc = harness_cli(servers, args, NULL, &out, &err);
+		if (rc != 0)
+			fail_msg("rpcq with two servers, run %d, failed (%d): %s", run, rc, err);
+		expect_large_schedule(out);
+		free(out);
+		free(err);
+	}
+	/* A first server that cannot be reached is passed over. */
+	snprintf(servers, sizeof(servers), "tcp://127.0.0.1:%d,%s", harness_free_port(), srv2.rpc_url);
+	char *out = NULL, *err = NULL;
+	int rc = harness_cli(servers, args, NULL, &out, &err);
+	if (rc != 0)
+		fail_msg("rpcq with the first server down failed (%d): %s", rc, err);
+	expect_large_schedule(out);
+	free(out);
+	free(err);
+	assert_int_equal(harness_server_stop(&srv2), 0);
+}
+
+/* Against a server with a small message limit the command cuts its chunks
+ * to fit (rpcq.Health/Check says the limit): the file is computed and
+ * appended rather than its connection reset. */
+static void test_a_server_with_a_small_message_limit_still_takes_a_large_file(void **state)
+{
+	(void)state;
+	harness_server small;
+	const char *args_small[] = {"--max-message-bytes", "65536", NULL};
+	harness_server_start(&small, &pg, args_small);
+	int rows;
+	const char *path = write_large_file(&rows);
+	const char *compute[] = {"vesting", path, "2020-01-31", "1", NULL};
+	char *out = NULL, *err = NULL;
+	int rc = harness_cli(small.rpc_url, compute, NULL, &out, &err);
+	if (rc != 0)
+		fail_msg("vesting against a 64 KiB limit failed (%d): %s", rc, err);
+	expect_large_schedule(out);
+	free(out);
+	free(err);
+
+	const char *append[] = {"vesting", "append", "small-limit", path, NULL};
+	rc = harness_cli(small.rpc_url, append, NULL, &out, &err);
+	if (rc != 0)
+		fail_msg("vesting append against a 64 KiB limit failed (%d): %s", rc, err);
+	char want[128];
+	snprintf(want, sizeof(want), "appended %d events to ledger small-limit", rows);
+	if (strstr(out, want) == NULL)
+		fail_msg("vesting append against a 64 KiB limit said: %s", out);
+	free(out);
+	free(err);
+	const char *schedule[] = {"vesting", "schedule", "small-limit", "2020-01-31", "1", NULL};
+	rc = harness_cli(small.rpc_url, schedule, NULL, &out, &err);
+	if (rc != 0)
+		fail_msg("vesting schedule against a 64 KiB limit failed (%d): %s", rc, err);
+	expect_large_schedule(out);
+	free(out);
+	free(err);
+	assert_int_equal(harness_server_stop(&small), 0);
 }
 
 static void test_a_resent_batch_is_applied_once(void **state)
@@ -433,6 +523,8 @@ int main(void)
 		cmocka_unit_test(test_bad_input_fails_with_one_line_naming_the_line_number),
 		cmocka_unit_test(test_a_ledger_schedule_equals_compute_on_the_same_rows),
 		cmocka_unit_test(test_a_file_larger_than_a_message_is_sent_in_chunks),
+		cmocka_unit_test(test_a_chunked_file_with_several_servers_is_computed_on_one_of_them),
+		cmocka_unit_test(test_a_server_with_a_small_message_limit_still_takes_a_large_file),
 		cmocka_unit_test(test_a_resent_batch_is_applied_once),
 		cmocka_unit_test(test_a_refused_append_changes_nothing),
 		cmocka_unit_test(test_ledgers_are_listed_and_one_employee_can_be_asked),

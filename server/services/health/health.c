@@ -50,6 +50,7 @@ static rpcq_status check(call *c, const Rpcq__CheckRequest *in, Rpcq__CheckRespo
 	r->calls_failed = ss.failed;
 	r->replies_dropped = ss.replies_dropped;
 	r->in_flight = ss.in_flight;
+	r->max_message_bytes = (uint64_t)server_config(srv)->max_message_bytes;
 	*out = r;
 	return RPCQ_OK;
 }

@@ -131,8 +131,12 @@ static rpcq_status acquire(vesting_sessions *st, const char *id, session **out, 
 	if (s == NULL) {
 		char q[48];
 		vesting_quote_for_message(id, strlen(id), q);
-		return call_fail(c, RPCQ_NOT_FOUND, "no compute session %s (closed, failed, or idle longer than %d s)",
-				 q, (int)(st->ttl_ms / 1000));
+		return call_fail(
+			c, RPCQ_NOT_FOUND,
+			"no compute session %s on this server (closed, failed, idle longer than %d s, or opened "
+			"on another rpcqd: a session lives in the memory of the one that opened it, so send all "
+			"of its calls there)",
+			q, (int)(st->ttl_ms / 1000));
 	}
 	nng_mtx_lock(s->mu);
 	*out = s;

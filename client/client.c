@@ -242,7 +242,7 @@ rpcq_status rpcq_client_create(rpcq_client **out, const rpcq_client_options *opt
 	struct rpcq_client *c = rpcq_calloc(1, sizeof(*c));
 	if (c == NULL)
 		return rpcq_error_set(err, RPCQ_RESOURCE_EXHAUSTED, "out of memory");
-	const char *servers = opts && opts->servers ? opts->servers : getenv("RPCQ_SERVER");
+	const char *servers = opts && opts->servers && *opts->servers ? opts->servers : getenv("RPCQ_SERVER");
 	if (servers == NULL || *servers == '\0')
 		servers = RPCQ_DEFAULT_SERVER;
 	c->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 10000;

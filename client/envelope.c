@@ -81,6 +81,13 @@ rpcq_status envelope_parse_request(arena *a, const void *data, size_t len, Rpcq_
 		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "request envelope does not decode as rpcq.Request");
 	if (req->method == NULL || req->method[0] == '\0')
 		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "request names no method");
+	/* Metadata keys are case-insensitive, as HTTP's header names and
+	 * gRPC's keys: lowercase from here on, so "Authorization" is the key
+	 * and "X-Request-Id" the request id, as they are over HTTP. */
+	for (size_t i = 0; i < req->n_metadata; i++)
+		for (char *k = req->metadata[i]->key; *k; k++)
+			if (*k >= 'A' && *k <= 'Z')
+				*k = (char)(*k - 'A' + 'a');
 	*out = req;
 	return RPCQ_OK;
 }

@@ -183,9 +183,15 @@ int cli_subscribe(int argc, char **argv, cli_globals *g)
 			}
 			continue;
 		}
-		/* The subscription stays usable: report, and go on (after a
-		 * pause when the server is away). */
-		cli_fail(&err);
+		/* A key that is not valid (revoked, expired) or does not cover
+		 * the topics never will be by retrying: exit 1, as a failed
+		 * call does. Otherwise the subscription stays usable: report,
+		 * and go on (after a pause when the server is away). */
+		int failed = cli_fail(&err);
+		if (st == RPCQ_UNAUTHENTICATED || st == RPCQ_PERMISSION_DENIED) {
+			rpcq_subscription_destroy(s);
+			return failed;
+		}
 		if (st != RPCQ_DATA_LOSS)
 			nng_msleep(1000);
 	}

@@ -27,8 +27,8 @@ extern "C" {
 typedef struct rpcq_client rpcq_client;
 
 typedef struct rpcq_client_options {
-	/* Server URLs separated by commas or spaces; NULL: $RPCQ_SERVER, else
-	 * RPCQ_DEFAULT_SERVER. */
+	/* Server URLs separated by commas or spaces; NULL or "": $RPCQ_SERVER,
+	 * else RPCQ_DEFAULT_SERVER. */
 	const char *servers;
 	int timeout_ms;		 /* default deadline per call; 0: 10000 */
 	int max_retries;	 /* UNAVAILABLE retries of idempotent methods; 0: 3, <0: none */

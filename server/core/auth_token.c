@@ -122,18 +122,29 @@ int auth_scope_matches(const char *scope, const char *method, int read)
 	return strcmp(s, m) == 0;
 }
 
+/* The longest interval or tolerance the limiter keeps: about 31 years. */
+#define LIMITER_MAX_NS 1e18
+
 void auth_limiter_set(auth_limiter *l, double rate, long burst)
 {
 	if (!(rate > 0) || !isfinite(rate)) {
 		atomic_store(&l->interval_ns, 0);
 		return;
 	}
+	/* A rate so small that its interval would not fit 64 bits (keys made
+	 * before rpcqd keys refused them) is one call a LIMITER_MAX_NS: a
+	 * limit still, never the 0 that means none. */
 	double interval = 1e9 / rate;
 	if (interval < 1)
 		interval = 1;
+	if (interval > LIMITER_MAX_NS)
+		interval = LIMITER_MAX_NS;
 	if (burst < 1)
 		burst = rate < 1 ? 1 : (long)ceil(rate);
-	atomic_store(&l->tolerance_ns, (uint64_t)((double)(burst - 1) * interval));
+	double tolerance = (double)(burst - 1) * interval;
+	if (tolerance > LIMITER_MAX_NS)
+		tolerance = LIMITER_MAX_NS;
+	atomic_store(&l->tolerance_ns, (uint64_t)tolerance);
 	atomic_store(&l->interval_ns, (uint64_t)interval);
 }
 

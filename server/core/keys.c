@@ -108,9 +108,12 @@ static int check_scope(const dispatch *d, const char *scope)
 	return -1;
 }
 
-/* --rate and --burst: r calls/s (above 0, or also 0 = no limit when
+/* --rate and --burst: r calls/s (RATE_MIN..1e9, or also 0 = no limit when
  * zero_ok), b calls at once (0: the rate rounded up). 0, or -1 after a
  * usage message. */
+/* The smallest --rate: one call in 11.6 days. */
+#define RATE_MIN 1e-6
+
 static int parse_limits(const char *rate, const char *burst, int zero_ok, double *r, long *b)
 {
 	*r = 0;
@@ -118,9 +121,11 @@ static int parse_limits(const char *rate, const char *burst, int zero_ok, double
 	if (rate) {
 		char *end;
 		*r = strtod(rate, &end);
-		if (end == rate || *end || !isfinite(*r) || *r < 0 || (*r == 0 && !zero_ok) || *r > 1e9) {
-			usage_error("--rate \"%s\" must be a number of calls per second above 0%s", rate,
-				    zero_ok ? " (0: no limit)" : "");
+		if (end == rate || *end || !isfinite(*r) || *r < 0 || (*r == 0 && !zero_ok) ||
+		    (*r > 0 && *r < RATE_MIN) || *r > 1e9) {
+			usage_error("--rate \"%s\" must be a number of calls per second from 0.000001 (one call in "
+				    "11.6 days) to 1e9%s",
+				    rate, zero_ok ? " (0: no limit)" : "");
 			return -1;
 		}
 	}
@@ -146,7 +151,7 @@ static int duration(const char *s, char *out, size_t n)
 	char *end;
 	errno = 0;
 	long v = strtol(s, &end, 10);
-	if (end == s || errno || v <= 0 || end[1] != '\0')
+	if (end == s || errno || v <= 0 || end[0] == '\0' || end[1] != '\0')
 		return 0;
 	const char *unit = *end == 'd'	 ? "days"
 			   : *end == 'h' ? "hours"
@@ -442,10 +447,15 @@ int keys_main(int argc, char **argv)
 			}
 		}
 		if (opt == NULL) {
-			if (a[0] != '-' && name == NULL && strcmp(cmd, "list") != 0)
+			if (a[0] != '-' && name == NULL && strcmp(cmd, "list") != 0) {
 				name = a;
-			else
+			} else {
+				/* Every rpcqd option takes a value: "--database X"
+				 * passes X on with it, never as NAME. */
 				rest[nrest++] = argv[i];
+				if (strncmp(a, "--", 2) == 0 && strchr(a, '=') == NULL && i + 1 < argc)
+					rest[nrest++] = argv[++i];
+			}
 			continue;
 		}
 		if (v == NULL) {

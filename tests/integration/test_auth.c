@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
 
 #include <rpcq/rpcq.h>
 #include <rpcq/stream.h>
@@ -412,6 +414,22 @@ static void test_the_gateway_s_own_routes_check_the_caller_s_key(void **state)
 	harness_sse_close(s);
 }
 
+/* `rpcq subscribe` with a key, on its own thread: exits once the key stops
+ * working. */
+struct cli_subscriber {
+	const char *url, *key;
+	int rc;
+	char *out, *err;
+};
+
+static void *cli_subscriber_run(void *arg)
+{
+	struct cli_subscriber *cs = arg;
+	const char *args[] = {"--api-key", cs->key, "subscribe", "billing.imports", NULL};
+	cs->rc = harness_cli(cs->url, args, NULL, &cs->out, &cs->err);
+	return NULL;
+}
+
 static void test_a_revoked_key_stops_on_the_other_process_within_a_second(void **state)
 {
 	(void)state;
@@ -429,6 +447,11 @@ static void test_a_revoked_key_stops_on_the_other_process_within_a_second(void *
 	const char *h[] = {auth, NULL};
 	harness_sse *s = harness_sse_open(url, h, 5000);
 	assert_int_equal(harness_sse_status(s), 200);
+	/* And `rpcq subscribe` with it. */
+	struct cli_subscriber cs = {.url = srv2.rpc_url, .key = key};
+	pthread_t sub;
+	assert_int_equal(pthread_create(&sub, NULL, cli_subscriber_run, &cs), 0);
+	nng_msleep(1500);
 
 	revoke_key(&pg, "temp");
 	within_a_second(c, value, RPCQ_UNAUTHENTICATED, "the revoked key still worked on the second rpcqd after 1 s");
@@ -448,6 +471,12 @@ static void test_a_revoked_key_stops_on_the_other_process_within_a_second(void *
 	assert_int_equal(harness_sse_next(s, 5000, &ev), -1);
 	harness_sse_close(s);
 	rpcq_client_destroy(c);
+	/* The subscriber exits 1 (no retrying a key that is not valid). */
+	pthread_join(sub, NULL);
+	if (cs.rc != 1 || strstr(cs.err, "UNAUTHENTICATED") == NULL)
+		fail_msg("rpcq subscribe with a revoked key: exit %d: %s", cs.rc, cs.err);
+	free(cs.out);
+	free(cs.err);
 	/* The other process logged the change. */
 	char *log = harness_read_file(srv2.log_path, NULL);
 	assert_non_null(strstr(log, "auth: key temp (rpcq_"));
@@ -641,6 +670,25 @@ static void test_the_client_option_the_cli_flag_and_the_environment_send_the_key
 	assert_non_null(strstr(sout, "rpcq.vouchers.VoucherService"));
 	free(sout);
 	free(serr);
+	/* A metadata key is a key whatever its case, as an HTTP header's name:
+	 * "Authorization" carries the key, and "X-Request-Id" is the request
+	 * id, not a second pair beside a generated one. */
+	char auth_header[200];
+	snprintf(auth_header, sizeof(auth_header), "Authorization=Bearer %s", keys[K_READ]);
+	const char *header[] = {"--header", auth_header, "list", NULL};
+	if (harness_cli(srv.rpc_url, header, NULL, &sout, &serr) != 0)
+		fail_msg("rpcq --header Authorization=Bearer KEY list: %s", serr);
+	free(sout);
+	free(serr);
+	const char *rid[] = {"--header", auth_header, "--header", "X-Request-Id=Abc-123", "call", "rpcq.Health/Echo",
+			     "{\"echoMetadata\":true}", NULL};
+	if (harness_cli(srv.rpc_url, rid, NULL, &sout, &serr) != 0)
+		fail_msg("rpcq call with X-Request-Id: %s", serr);
+	if (strstr(sout, "x-request-id") == NULL || strstr(sout, "Abc-123") == NULL ||
+	    strstr(sout, "X-Request-Id") != NULL || strstr(sout, "authorization") != NULL)
+		fail_msg("Echo of X-Request-Id (the id, lowercase, once; the key never): %s", sout);
+	free(sout);
+	free(serr);
 	setenv("RPCQ_API_KEY", keys[K_READ], 1);
 	assert_int_equal(harness_cli(srv.rpc_url, no_key, NULL, &sout, &serr), 0);
 	free(sout);
@@ -741,6 +789,8 @@ static void test_rpcqd_keys_refuses_what_would_not_work_and_lists_no_secret(void
 		 "not in the future"},
 		{{"create", "when", "--scope", "read", "--expires", "tomorrow-ish", NULL}, 2, "neither a time"},
 		{{"create", "fast", "--scope", "read", "--rate", "0", NULL}, 2, "--rate"},
+		{{"create", "slow", "--scope", "read", "--rate", "1e-11", NULL}, 2, "from 0.000001"},
+		{{"create", "bare", "--scope", "read", "--expires", "90", NULL}, 2, "neither a time"},
 		{{"create", "burst", "--scope", "read", "--burst", "3", NULL}, 2, "--burst needs --rate"},
 		{{"revoke", "nobody", NULL}, 1, "no active key"},
 		{{"rotate", "all", NULL}, 2, "unknown command"},
@@ -757,6 +807,17 @@ static void test_rpcqd_keys_refuses_what_would_not_work_and_lists_no_secret(void
 		free(err);
 	}
 	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM api_keys"), before);
+	/* rpcqd's own options may come before NAME: "--database X" is never
+	 * taken for it. */
+	{
+		const char *argv[] = {rpcqd_path(), "keys", "revoke", "--database", pg.conninfo, "nobody", NULL};
+		char *out = NULL, *err = NULL;
+		int rc = harness_run(argv, NULL, &out, &err, RPCQD_TIMEOUT_MS);
+		if (rc != 1 || strstr(err, "no active key") == NULL || strstr(err, "nobody") == NULL)
+			fail_msg("rpcqd keys revoke --database X nobody: exit %d: %s", rc, err);
+		free(out);
+		free(err);
+	}
 
 	/* Revoking by prefix, with or without rpcq_. */
 	char key[128];

@@ -160,6 +160,27 @@ static void test_no_rate_is_no_limit_and_limits_change_in_place(void **state)
 	assert_int_equal(retry, 2000000000u);
 }
 
+/* A rate whose interval would not fit 64 bits is still a limit: one call,
+ * then none for decades (a burst adds at most one). */
+static void test_a_vanishingly_small_rate_is_still_a_limit(void **state)
+{
+	(void)state;
+	const double rates[] = {1e-11, 1e-300, 5e-324};
+	for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++) {
+		for (long burst = 0; burst <= 1000000; burst += 1000000) {
+			auth_limiter l = {0};
+			uint64_t retry = 0, t = 5000000000u;
+			auth_limiter_set(&l, rates[i], burst);
+			assert_true(auth_limiter_take(&l, t, &retry));
+			int allowed = 0;
+			for (int k = 1; k <= 100; k++)
+				allowed += auth_limiter_take(&l, t + (uint64_t)k * 1000000000u, &retry);
+			assert_true(allowed <= (burst > 1 ? 1 : 0));
+			assert_true(retry >= 1000000000000000000u - 200000000000u); /* decades */
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -169,6 +190,7 @@ int main(void)
 		cmocka_unit_test(test_a_scope_covers_the_methods_it_names),
 		cmocka_unit_test(test_the_bucket_allows_a_burst_then_the_rate),
 		cmocka_unit_test(test_no_rate_is_no_limit_and_limits_change_in_place),
+		cmocka_unit_test(test_a_vanishingly_small_rate_is_still_a_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

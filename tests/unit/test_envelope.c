@@ -123,6 +123,26 @@ static void test_request_round_trips_method_payload_deadline_and_metadata(void *
 	free(payload);
 }
 
+static void test_metadata_keys_are_read_lowercase(void **state)
+{
+	(void)state;
+	const char *const md[] = {"X-Request-Id", "Req-42", "Authorization", "Bearer K", NULL};
+	nng_msg *msg = NULL;
+	rpcq_error err;
+	assert_int_equal(envelope_pack_request(&msg, "/rpcq.Health/Echo", NULL, 0, 0, md, 0, &err), RPCQ_OK);
+	arena *a = arena_create(0);
+	assert_non_null(a);
+	Rpcq__Request *req = NULL;
+	assert_int_equal(envelope_parse_request(a, nng_msg_body(msg), nng_msg_len(msg), &req, &err), RPCQ_OK);
+	assert_int_equal(req->n_metadata, 2);
+	assert_string_equal(req->metadata[0]->key, "x-request-id");
+	assert_string_equal(req->metadata[0]->value, "Req-42"); /* values as sent */
+	assert_string_equal(req->metadata[1]->key, "authorization");
+	assert_string_equal(req->metadata[1]->value, "Bearer K");
+	arena_destroy(a);
+	nng_msg_free(msg);
+}
+
 static void test_request_without_payload_or_metadata_round_trips(void **state)
 {
 	(void)state;
@@ -403,6 +423,7 @@ int main(void)
 		cmocka_unit_test(test_method_names_without_package_service_and_method_are_refused),
 		cmocka_unit_test(test_method_name_that_does_not_fit_the_buffer_is_refused),
 		cmocka_unit_test(test_request_round_trips_method_payload_deadline_and_metadata),
+		cmocka_unit_test(test_metadata_keys_are_read_lowercase),
 		cmocka_unit_test(test_request_without_payload_or_metadata_round_trips),
 		cmocka_unit_test(test_metadata_list_ends_at_the_first_missing_value),
 		cmocka_unit_test(test_parsed_request_does_not_point_into_the_input_bytes),

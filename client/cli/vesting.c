@@ -90,12 +90,22 @@ static long read_chunk(FILE *f, const char *path, char *buf, size_t chunk)
 	return (long)n;
 }
 
-/* Appends s to *w, quoted as RFC 4180 needs; *w has room for 2 * strlen + 2. */
+/* A blank the input rules trim from an unquoted field. */
+static int is_edge_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* Appends s to *w, quoted as RFC 4180 needs, and also when it begins or
+ * ends with a blank (a name given quoted as " Ann "): read back by the
+ * spec's rules, which trim unquoted fields, it is then the same name. *w
+ * has room for 2 * strlen + 2. */
 static void format_field(char **w, const char *s)
 {
 	size_t n = strlen(s);
 	char *p = *w;
-	if (strpbrk(s, ",\"\r\n") == NULL) {
+	int edge_blank = n > 0 && (is_edge_blank(s[0]) || is_edge_blank(s[n - 1]));
+	if (!edge_blank && strpbrk(s, ",\"\r\n") == NULL) {
 		memcpy(p, s, n);
 		*w = p + n;
 		return;

@@ -94,6 +94,23 @@ static void test_the_examples_print_exactly_the_expected_files_through_the_cli(v
 		assert_string_equal(err, "");
 		free(out);
 		free(err);
+		/* The same file as a spreadsheet saves it, with a UTF-8 byte
+		 * order mark: the same schedule. */
+		size_t len;
+		char *text = harness_read_file(csv, &len);
+		char *bom = malloc(len + 3);
+		assert_non_null(bom);
+		memcpy(bom, "\xEF\xBB\xBF", 3);
+		memcpy(bom + 3, text, len);
+		const char *bom_path = write_file("bom.csv", bom, len + 3);
+		const char *bom_args[] = {"vesting", bom_path, ex[i].date, NULL};
+		if (cli(bom_args, &out, &err) != 0)
+			fail_msg("%s with a byte order mark: %s", ex[i].csv, err);
+		assert_string_equal(out, want);
+		free(out);
+		free(err);
+		free(bom);
+		free(text);
 		free(want);
 	}
 }
@@ -389,6 +406,43 @@ static void test_a_server_with_a_small_message_limit_still_takes_a_large_file(vo
 	assert_int_equal(harness_server_stop(&small), 0);
 }
 
+/* A record that never ends (no line break for megabytes) fails at the chunk
+ * that makes it too long, naming its line, instead of being carried and
+ * rescanned chunk after chunk. */
+static void test_a_record_that_never_ends_fails_on_its_line(void **state)
+{
+	(void)state;
+	size_t n = 3u << 20;
+	char *csv = malloc(n);
+	assert_non_null(csv);
+	int head = snprintf(csv, n, "VEST,E1,Ann,A1,2020-01-01,1\nVEST,E2,Bob,A1,2020-01-01,1\nVEST,E3,\"");
+	memset(csv + head, 'x', n - (size_t)head);
+	const char *path = write_file("endless.csv", csv, n);
+	free(csv);
+	const char *args[] = {"vesting", path, "2020-01-31", NULL};
+	char *out = NULL, *err = NULL;
+	int rc = cli(args, &out, &err);
+	if (rc != 1 || strstr(err, "INVALID_ARGUMENT: line 3: a record longer than 16384 bytes") == NULL)
+		fail_msg("an endless record: exit %d: %s", rc, err);
+	assert_string_equal(out, "");
+	free(out);
+	free(err);
+}
+
+/* A name given quoted with blanks at its edges keeps them (quoted, the
+ * blanks are part of the value) and is printed quoted, so that reading the
+ * line back by the same rules, which trim unquoted fields, gives it again. */
+static void test_a_quoted_name_with_edge_blanks_is_printed_quoted(void **state)
+{
+	(void)state;
+	const char *csv = "VEST,E1,\" Ann \",A1,2020-01-01,1\nVEST,E2,Bob ,A1,2020-01-01,2\n";
+	const char *path = write_file("edges.csv", csv, strlen(csv));
+	const char *args[] = {"vesting", path, "2020-01-31", NULL};
+	char *out = run_cli_text(args);
+	assert_string_equal(out, "E1,\" Ann \",A1,1\nE2,Bob,A1,2");
+	free(out);
+}
+
 static void test_a_resent_batch_is_applied_once(void **state)
 {
 	(void)state;
@@ -525,6 +579,8 @@ int main(void)
 		cmocka_unit_test(test_a_file_larger_than_a_message_is_sent_in_chunks),
 		cmocka_unit_test(test_a_chunked_file_with_several_servers_is_computed_on_one_of_them),
 		cmocka_unit_test(test_a_server_with_a_small_message_limit_still_takes_a_large_file),
+		cmocka_unit_test(test_a_record_that_never_ends_fails_on_its_line),
+		cmocka_unit_test(test_a_quoted_name_with_edge_blanks_is_printed_quoted),
 		cmocka_unit_test(test_a_resent_batch_is_applied_once),
 		cmocka_unit_test(test_a_refused_append_changes_nothing),
 		cmocka_unit_test(test_ledgers_are_listed_and_one_employee_can_be_asked),

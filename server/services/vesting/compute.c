@@ -202,6 +202,12 @@ static uint64_t count_newlines(const char *p, size_t n)
 	return k;
 }
 
+/* The longest partial record a session carries to its next chunk: a valid
+ * record is far shorter (three texts of at most 1024 bytes, events.c, even
+ * quoted with every '"' doubled), and the bound keeps each chunk from
+ * rescanning a carry that only grows. */
+#define CARRY_MAX (16 * 1024)
+
 /* Adds one chunk's events to the session (its lock held). */
 static rpcq_status session_add(session *s, const Rpcq__Vesting__Events *m, rpcq_error *err)
 {
@@ -229,6 +235,11 @@ static rpcq_status session_add(session *s, const Rpcq__Vesting__Events *m, rpcq_
 	s->line += lines;
 	memmove(s->carry.data, s->carry.data + done, s->carry.len - done);
 	s->carry.len -= done;
+	if (s->carry.len > CARRY_MAX)
+		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
+				      "line %llu: a record longer than %d bytes with no line break (a valid one is "
+				      "far shorter)",
+				      (unsigned long long)s->line, CARRY_MAX);
 	return RPCQ_OK;
 }
 

@@ -530,6 +530,12 @@ rpcq_status vesting_events_add_csv(vesting_events *ev, char *buf, size_t len, ui
 	/* One vectorised scan of the text spares three per-row scans of fields
 	 * for a byte that real files never hold. */
 	int nul_possible = memchr(buf, '\0', len) != NULL;
+	/* A UTF-8 byte order mark opening the file (spreadsheets write one)
+	 * is no part of its first row, as in billing's and vouchers' files. */
+	if (first_line == 1 && len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) {
+		buf += 3;
+		len -= 3;
+	}
 	csv_init(&r, buf, len, first_line);
 	for (;;) {
 		int got = csv_next(&r, &rec, err);

@@ -179,9 +179,14 @@ static rpcq_status check_all_precisions(append_ctx *x)
 		if (st == RPCQ_INVALID_ARGUMENT && p < VESTING_PRECISION_MAX) {
 			char msg[sizeof(x->err.message)];
 			memcpy(msg, x->err.message, sizeof(msg));
-			rpcq_error_set(&x->err, st,
-				       "%.400s (at precision %d; a ledger must be valid at every precision 0..6)", msg,
-				       p);
+			if (strstr(msg, "at precision") != NULL) /* the message names it already */
+				rpcq_error_set(&x->err, st, "%.400s (a ledger must be valid at every precision 0..6)",
+					       msg);
+			else
+				rpcq_error_set(
+					&x->err, st,
+					"%.400s (at precision %d; a ledger must be valid at every precision 0..6)", msg,
+					p);
 		}
 	}
 	return st;

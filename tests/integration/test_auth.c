@@ -680,8 +680,14 @@ static void test_the_client_option_the_cli_flag_and_the_environment_send_the_key
 		fail_msg("rpcq --header Authorization=Bearer KEY list: %s", serr);
 	free(sout);
 	free(serr);
-	const char *rid[] = {"--header", auth_header, "--header", "X-Request-Id=Abc-123", "call", "rpcq.Health/Echo",
-			     "{\"echoMetadata\":true}", NULL};
+	const char *rid[] = {"--header",
+			     auth_header,
+			     "--header",
+			     "X-Request-Id=Abc-123",
+			     "call",
+			     "rpcq.Health/Echo",
+			     "{\"echoMetadata\":true}",
+			     NULL};
 	if (harness_cli(srv.rpc_url, rid, NULL, &sout, &serr) != 0)
 		fail_msg("rpcq call with X-Request-Id: %s", serr);
 	if (strstr(sout, "x-request-id") == NULL || strstr(sout, "Abc-123") == NULL ||

@@ -252,14 +252,20 @@ static size_t random_rows(unsigned seed, size_t nrows, char *csv, size_t cap)
 	return n;
 }
 
-static char *run_cli_text(const char *const *args)
+/* The output of rpcq args against the servers at url, which must succeed. */
+static char *run_cli_text_at(const char *url, const char *const *args)
 {
 	char *out = NULL, *err = NULL;
-	int rc = cli(args, &out, &err);
+	int rc = harness_cli(url, args, NULL, &out, &err);
 	if (rc != 0)
-		fail_msg("rpcq failed (%d): %s", rc, err);
+		fail_msg("rpcq --server %s %s %s failed (%d): %s", url, args[0], args[1] ? args[1] : "", rc, err);
 	free(err);
 	return out;
+}
+
+static char *run_cli_text(const char *const *args)
+{
+	return run_cli_text_at(srv.rpc_url, args);
 }
 
 static void test_a_ledger_schedule_equals_compute_on_the_same_rows(void **state)
@@ -346,23 +352,15 @@ static void test_a_chunked_file_with_several_servers_is_computed_on_one_of_them(
 	char servers[512];
 	snprintf(servers, sizeof(servers), "%s,%s", srv.rpc_url, srv2.rpc_url);
 	for (int run = 0; run < 3; run++) {
-		char *out = NULL, *err = NULL;
-		int rc = harness_cli(servers, args, NULL, &out, &err);
-		if (rc != 0)
-			fail_msg("rpcq with two servers, run %d, failed (%d): %s", run, rc, err);
+		char *out = run_cli_text_at(servers, args);
 		expect_large_schedule(out);
 		free(out);
-		free(err);
 	}
 	/* A first server that cannot be reached is passed over. */
 	snprintf(servers, sizeof(servers), "tcp://127.0.0.1:%d,%s", harness_free_port(), srv2.rpc_url);
-	char *out = NULL, *err = NULL;
-	int rc = harness_cli(servers, args, NULL, &out, &err);
-	if (rc != 0)
-		fail_msg("rpcq with the first server down failed (%d): %s", rc, err);
+	char *out = run_cli_text_at(servers, args);
 	expect_large_schedule(out);
 	free(out);
-	free(err);
 	assert_int_equal(harness_server_stop(&srv2), 0);
 }
 
@@ -378,31 +376,21 @@ static void test_a_server_with_a_small_message_limit_still_takes_a_large_file(vo
 	int rows;
 	const char *path = write_large_file(&rows);
 	const char *compute[] = {"vesting", path, "2020-01-31", "1", NULL};
-	char *out = NULL, *err = NULL;
-	int rc = harness_cli(small.rpc_url, compute, NULL, &out, &err);
-	if (rc != 0)
-		fail_msg("vesting against a 64 KiB limit failed (%d): %s", rc, err);
+	char *out = run_cli_text_at(small.rpc_url, compute);
 	expect_large_schedule(out);
 	free(out);
-	free(err);
 
 	const char *append[] = {"vesting", "append", "small-limit", path, NULL};
-	rc = harness_cli(small.rpc_url, append, NULL, &out, &err);
-	if (rc != 0)
-		fail_msg("vesting append against a 64 KiB limit failed (%d): %s", rc, err);
+	out = run_cli_text_at(small.rpc_url, append);
 	char want[128];
 	snprintf(want, sizeof(want), "appended %d events to ledger small-limit", rows);
 	if (strstr(out, want) == NULL)
 		fail_msg("vesting append against a 64 KiB limit said: %s", out);
 	free(out);
-	free(err);
 	const char *schedule[] = {"vesting", "schedule", "small-limit", "2020-01-31", "1", NULL};
-	rc = harness_cli(small.rpc_url, schedule, NULL, &out, &err);
-	if (rc != 0)
-		fail_msg("vesting schedule against a 64 KiB limit failed (%d): %s", rc, err);
+	out = run_cli_text_at(small.rpc_url, schedule);
 	expect_large_schedule(out);
 	free(out);
-	free(err);
 	assert_int_equal(harness_server_stop(&small), 0);
 }
 

@@ -225,7 +225,7 @@ static void server_down(int i, int sig)
 		kill(srv[i].pid, SIGKILL);
 		waitpid(srv[i].pid, NULL, 0);
 	} else {
-		harness_server_stop(&srv[i]);
+		assert_int_equal(harness_server_stop(&srv[i]), 0);
 	}
 	running[i] = 0;
 }

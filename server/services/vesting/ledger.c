@@ -301,6 +301,8 @@ static rpcq_status apply(append_ctx *x, Rpcq__Vesting__AppendEventsResponse *r)
 		goto out;
 	r->events = x->nnew;
 	r->ledger_events = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	res = NULL;
 	snprintf(total, sizeof(total), "%llu", (unsigned long long)r->ledger_events);
 	const char *batch[] = {id, x->in->batch_id, added, total};
 	const char *part[] = {x->in->ledger, x->in->batch_id};

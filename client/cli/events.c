@@ -80,7 +80,8 @@ static void changes_usage(FILE *out)
 		     "Prints the change log of the events (topic events.changed) after SEQ (default 0: from the\n"
 		     "oldest retained change), oldest first, up to the newest change there is when the command\n"
 		     "starts: a table with the columns SEQ, KIND, ID, START, END, MIN, MAX, TITLE, or with --json\n"
-		     "one Change per line as proto3 JSON ({\"seq\":..,\"change\":{\"kind\":..,\"event\":{..}},..}).\n");
+		     "one Change per line as proto3 JSON ({\"seq\":..,\"change\":{\"kind\":..,\"event\":{..}},..}).\n"
+		     "Changes after SEQ that the stream's retention has trimmed are named on stderr.\n");
 }
 
 /* ---- output ---- */
@@ -231,8 +232,15 @@ static int search_page(void *arg, const char *token, char **next)
 	s->req->page_token = (char *)token;
 	Rpcq__Events__SearchResponse *r = NULL;
 	rpcq_error err;
-	if (rpcq_event_search(s->client, s->req, &r, s->o, &err) != RPCQ_OK)
+	if (rpcq_event_search(s->client, s->req, &r, s->o, &err) != RPCQ_OK) {
+		/* The server names the request's field; the user typed the flag. */
+		const char *flag = strncmp(err.message, "starts_at ", 10) == 0 ? "--from"
+				   : strncmp(err.message, "ends_at ", 8) == 0  ? "--to"
+									       : NULL;
+		if (err.code == RPCQ_INVALID_ARGUMENT && flag != NULL)
+			return cli_fail_status(err.code, "%s: %s", flag, err.message);
 		return cli_fail(&err);
+	}
 	int rc = print_events(&s->t, s->as_json, r->events, r->n_events);
 	if (rc == 0)
 		rc = cli_next_page(next, r->next_page_token);
@@ -428,8 +436,13 @@ static int cmd_changes(int argc, char **argv, cli_globals *g)
 		}
 		if (page == 0)
 			until = r->last_seq;
-		rc = print_changes(&t, as_json, r);
 		size_t n = r->n_changes;
+		/* The log has no gaps: a jump is what retention trimmed. */
+		if (n > 0 && r->changes[0]->seq > after + 1)
+			fprintf(stderr,
+				"rpcq: changes %llu to %llu are no longer kept (trimmed by the stream's retention)\n",
+				(unsigned long long)after + 1, (unsigned long long)r->changes[0]->seq - 1);
+		rc = print_changes(&t, as_json, r);
 		if (n > 0)
 			after = r->changes[n - 1]->seq;
 		protobuf_c_message_free_unpacked(&r->base, NULL);

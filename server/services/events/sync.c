@@ -489,6 +489,39 @@ static void copy_str(char *dst, size_t cap, const char *src)
 	dst[n] = '\0';
 }
 
+/* Points p's messages at p's own strings (again, after p has moved). */
+static void pending_link(struct pending *p)
+{
+	p->event.id = p->id;
+	p->event.base_id = p->base_id;
+	p->event.event_id = p->event_id;
+	p->event.title = p->title;
+	p->event.starts_at = p->starts_at;
+	p->event.ends_at = p->ends_at;
+	p->event.sell_from = p->sell_from;
+	p->event.sell_to = p->sell_to;
+	p->event.min_price = p->min_price;
+	p->event.max_price = p->max_price;
+	p->change.event = &p->event;
+}
+
+/* Takes entry i out of the batch being filled (its event came back to the
+ * values stored): the last entry moves into its place, and the id table is
+ * built again (a rare path: an event listed twice in one feed). */
+static void batch_drop(struct fetch *f, size_t i)
+{
+	struct batch *b = f->cur;
+	rpcq_free(b->p[i].title);
+	b->n--;
+	if (i != b->n) {
+		b->p[i] = b->p[b->n];
+		pending_link(&b->p[i]);
+	}
+	memset(f->slots, 0, sizeof(f->slots));
+	for (size_t k = 0; k < b->n; k++)
+		*slot_of(f, b->p[k].id) = (uint16_t)(k + 1);
+}
+
 static int on_event(void *arg, const feed_event *ev)
 {
 	struct fetch *f = arg;
@@ -496,19 +529,32 @@ static int on_event(void *arg, const feed_event *ev)
 	event_public_id(ev->base_id, ev->event_id, id);
 	struct compare k = {.ev = ev, .same = 0};
 	int known = event_index_get(f->st->index, id, compare_one, &k);
-	if (known && k.same) {
-		f->unchanged++;
-		return 0;
-	}
-	/* The same event twice in one batch: the later values win. */
-	struct pending *p;
+	/* The same event twice in one batch is one event, and the later
+	 * values win: they replace the pending ones, or, when they are what
+	 * is stored, leave nothing to write. It is counted once. (Twice more
+	 * than a batch apart, the earlier copy is written first: the stored
+	 * values end as the later ones, through two changes.) */
 	uint16_t *slot = slot_of(f, id);
+	struct pending *p;
 	if (*slot != 0) {
+		if (known && k.same) {
+			batch_drop(f, (size_t)(*slot - 1));
+			f->updated--;
+			f->unchanged++;
+			return 0;
+		}
 		p = &f->cur->p[*slot - 1];
 		rpcq_free(p->title);
+	} else if (known && k.same) {
+		f->unchanged++;
+		return 0;
 	} else {
 		p = &f->cur->p[f->cur->n++];
 		*slot = (uint16_t)f->cur->n;
+		if (known)
+			f->updated++;
+		else
+			f->created++;
 	}
 	memset(p, 0, sizeof(*p));
 	copy_str(p->id, sizeof(p->id), id);
@@ -526,24 +572,10 @@ static int on_event(void *arg, const feed_event *ev)
 		return 1;
 	}
 	rpcq__events__event__init(&p->event);
-	p->event.id = p->id;
-	p->event.base_id = p->base_id;
-	p->event.event_id = p->event_id;
-	p->event.title = p->title;
-	p->event.starts_at = p->starts_at;
-	p->event.ends_at = p->ends_at;
-	p->event.sell_from = p->sell_from;
-	p->event.sell_to = p->sell_to;
-	p->event.min_price = p->min_price;
-	p->event.max_price = p->max_price;
 	p->event.sold_out = ev->sold_out;
 	rpcq__events__event_changed__init(&p->change);
 	p->change.kind = known ? RPCQ__EVENTS__CHANGE_KIND__UPDATED : RPCQ__EVENTS__CHANGE_KIND__CREATED;
-	p->change.event = &p->event;
-	if (known)
-		f->updated++;
-	else
-		f->created++;
+	pending_link(p);
 	if (f->cur->n == BATCH && (f->failed = flush(f)) != RPCQ_OK)
 		return 1;
 	return 0;
@@ -667,15 +699,15 @@ static rpcq_status fetch(events_state *st, int scheduled, nng_time deadline, con
 		goto out;
 	}
 	if (f->malformed) {
-		s = rpcq_error_set(err, RPCQ_FAILED_PRECONDITION, "provider feed is not well-formed XML: %s",
-				   f->xml_error);
+		s = rpcq_error_set(err, RPCQ_FAILED_PRECONDITION, "provider %s: the feed is not well-formed XML: %s",
+				   cfg->provider_url, f->xml_error);
 		goto out;
 	}
 	if (s != RPCQ_OK)
 		goto out;
 	if (feed_parser_feed(f->parser, "", 0, 1, f->xml_error, sizeof(f->xml_error)) != FEED_OK) {
-		s = rpcq_error_set(err, RPCQ_FAILED_PRECONDITION, "provider feed is not well-formed XML: %s",
-				   f->xml_error);
+		s = rpcq_error_set(err, RPCQ_FAILED_PRECONDITION, "provider %s: the feed is not well-formed XML: %s",
+				   cfg->provider_url, f->xml_error);
 		goto out;
 	}
 	if (f->failed != RPCQ_OK || (f->failed = flush(f)) != RPCQ_OK || (f->failed = take_back(f)) != RPCQ_OK) {

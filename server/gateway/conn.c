@@ -479,6 +479,7 @@ static void rx_cb(void *arg)
 		} else if (rv == NNG_ETIMEDOUT && c->state == CONN_READING && c->started) {
 			c->state = CONN_BUSY;
 			c->close_after = 1;
+			c->linger = 1; /* the client may still be sending: let it read the 408 */
 			c->req = NULL;
 			c->route = METRICS_ROUTE_OTHER;
 			respond_error_locked(c, 408, "deadline_exceeded",

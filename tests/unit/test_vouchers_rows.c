@@ -190,6 +190,16 @@ static void test_upload_take_resends_gaps_overlaps_and_the_end(void **state)
 	assert_int_equal(upload_take(&empty, "", 0, 0, "", 0, 1, 64, &work, &pc, &err), RPCQ_OK);
 	assert_int_equal(pc.action, UPLOAD_TAKEN);
 	assert_true(empty.complete);
+	assert_int_equal(empty.line, 1); /* no lines */
+	/* A last line without a line break is a line too. */
+	upload_state open_end = UPLOAD_STATE_INIT;
+	assert_int_equal(upload_take(&open_end, "", 0, 0, "a,1\nb,2", 7, 0, 64, &work, &pc, &err), RPCQ_OK);
+	assert_int_equal(open_end.line, 2);
+	assert_int_equal(pc.carry_len, 3);
+	assert_memory_equal(pc.carry, "b,2", 3);
+	assert_int_equal(upload_take(&open_end, "b,2", 3, 7, "", 0, 1, 64, &work, &pc, &err), RPCQ_OK);
+	assert_int_equal(pc.records_len, 3);
+	assert_int_equal(open_end.line, 3);
 	/* A record longer than the carry allows is named and not carried: the
 	 * next chunks skip the rest of it, a quoted line break included. */
 	upload_state big = UPLOAD_STATE_INIT;

@@ -93,6 +93,11 @@ rpcq_status upload_take(upload_state *st, const char *carry, size_t carry_len, u
 	size_t rest = n - done;
 	size_t carry_at = done;
 	uint64_t rest_line = line + count_newlines(text, done);
+	/* A file whose last line has no line break still has that line: the
+	 * state's line is the one after the file's last, whichever way it
+	 * ends (the lines a service reports are line - 1). */
+	if (last && done > 0 && text[done - 1] != '\n')
+		rest_line++;
 	uint64_t overlong = 0;
 	if (!q && rest > max_carry) {
 		/* The record starts after the blank lines csv_next skips. */

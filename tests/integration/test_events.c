@@ -1335,6 +1335,13 @@ static void test_get_search_answers_field_by_field_as_the_openapi_description_sa
 	body = http_search(srv, "ends_at=2021-02-10T21:30:00.000Z");
 	expect_search_body("ends_at only, with fractions", body, &all[0], 1);
 	free(body);
+	/* A bare date: starts_at its 00:00:00, ends_at its whole day. */
+	body = http_search(srv, "ends_at=2021-02-10");
+	expect_search_body("ends_at a bare date", body, &all[0], 1);
+	free(body);
+	body = http_search(srv, "starts_at=2021-02-10&ends_at=2021-02-10");
+	expect_search_body("starts_at and ends_at the same bare date", body, &all[0], 1);
+	free(body);
 	body = http_search(srv, "starts_at=2017-07-21T17:32:28Z&ends_at=2021-07-21T17:32:28Z");
 	expect_search_body("the OpenAPI's examples", body, &all[0], 2);
 	free(body);

@@ -217,6 +217,20 @@ static void test_a_lower_bound_with_a_fraction_rounds_up_to_the_next_second(void
 	assert_int_equal(datetime_lower_bound_parse("2021-01-01T17:00:00.", out, why, sizeof why), -1);
 }
 
+/* ends_at given as a bare date is the whole day: events ending on it are
+ * in; a time is taken as it is. */
+static void test_an_upper_bound_that_is_a_date_takes_the_whole_day(void **state)
+{
+	(void)state;
+	char out[20], why[128];
+	assert_int_equal(datetime_upper_bound_parse("2021-06-30", out, why, sizeof why), 0);
+	assert_string_equal(out, "2021-06-30T23:59:59");
+	assert_int_equal(datetime_upper_bound_parse("2021-06-30T00:00:00Z", out, why, sizeof why), 0);
+	assert_string_equal(out, "2021-06-30T00:00:00");
+	assert_int_equal(datetime_upper_bound_parse("2021-06-31", out, why, sizeof why), -1);
+	assert_string_equal(why, "day 31 is out of range in 2021-06");
+}
+
 static void test_bad_search_bounds_say_what_is_wrong(void **state)
 {
 	(void)state;
@@ -271,7 +285,7 @@ static void test_the_search_query_gives_both_bounds_or_none(void **state)
 	assert_query("", "", "");
 	assert_query("starts_at=2017-07-21T17:32:28Z&ends_at=2021-07-21T17:32:28Z", "2017-07-21T17:32:28",
 		     "2021-07-21T17:32:28");
-	assert_query("ends_at=2021-07-21", "", "2021-07-21T00:00:00");
+	assert_query("ends_at=2021-07-21", "", "2021-07-21T23:59:59"); /* the whole day */
 	assert_query("starts_at=2017-07-21T17%3A32%3A28%2B02%3A00", "2017-07-21T17:32:28", "");
 	assert_query("starts_at=2017-07-21+17:32:28", "2017-07-21T17:32:28", "");
 	assert_query("start%73_at=2017-07-21", "2017-07-21T00:00:00", "");
@@ -362,6 +376,7 @@ int main(void)
 		cmocka_unit_test(test_the_search_query_gives_both_bounds_or_none),
 		cmocka_unit_test(test_search_query_errors_name_the_parameter),
 		cmocka_unit_test(test_a_failed_search_query_leaves_no_half_bounds),
+		cmocka_unit_test(test_an_upper_bound_that_is_a_date_takes_the_whole_day),
 		cmocka_unit_test(test_public_ids_are_stable_uuids_of_the_pair),
 		cmocka_unit_test(test_only_uuid_text_is_a_valid_public_id),
 	};

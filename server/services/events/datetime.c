@@ -174,6 +174,15 @@ static void next_second(char b[20])
 	snprintf(b, 20, "%04u-%02u-%02uT%02u:%02u:%02u", y, mo, d, h, mi, se);
 }
 
+int datetime_upper_bound_parse(const char *s, char out[20], char *why, size_t errlen)
+{
+	if (datetime_bound_parse(s, out, why, errlen) != 0)
+		return -1;
+	if (s[10] == '\0')
+		memcpy(out + 10, "T23:59:59", 10);
+	return 0;
+}
+
 int datetime_lower_bound_parse(const char *s, char out[20], char *why, size_t errlen)
 {
 	if (datetime_bound_parse(s, out, why, errlen) != 0)

@@ -28,4 +28,9 @@ int datetime_bound_parse(const char *s, char out[20], char *why, size_t errlen);
  * 17:00:00.5 is 17:00:01. */
 int datetime_lower_bound_parse(const char *s, char out[20], char *why, size_t errlen);
 
+/* The same for an upper bound (ends_at): a bare date is its whole day,
+ * "YYYY-MM-DDT23:59:59", as someone asking for the events that end by the
+ * 30th means them all (as a lower bound a bare date is its 00:00:00). */
+int datetime_upper_bound_parse(const char *s, char out[20], char *why, size_t errlen);
+
 #endif

@@ -95,7 +95,7 @@ static rpcq_status bound(call *c, const char *field, int lower, const char *valu
 	if (value == NULL || value[0] == '\0')
 		return RPCQ_OK;
 	char why[160];
-	if ((lower ? datetime_lower_bound_parse : datetime_bound_parse)(value, out, why, sizeof(why)) != 0)
+	if ((lower ? datetime_lower_bound_parse : datetime_upper_bound_parse)(value, out, why, sizeof(why)) != 0)
 		return call_fail(c, RPCQ_INVALID_ARGUMENT, "%s \"%.40s\": %s", field, value, why);
 	return RPCQ_OK;
 }

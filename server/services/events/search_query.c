@@ -101,7 +101,7 @@ static int parse_bound(const char *query, const char *key, int lower, char out[2
 		return fail(why, errlen, "%s is given more than once", key);
 	if (value[0] == '\0')
 		return fail(why, errlen, "%s is empty", key);
-	if ((lower ? datetime_lower_bound_parse : datetime_bound_parse)(value, out, reason, sizeof reason) != 0) {
+	if ((lower ? datetime_lower_bound_parse : datetime_upper_bound_parse)(value, out, reason, sizeof reason) != 0) {
 		out[0] = '\0';
 		return fail(why, errlen, "%s \"%s\": %s", key, value, reason);
 	}

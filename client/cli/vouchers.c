@@ -158,9 +158,10 @@ static void issue_usage(FILE *out)
 		     "  order ORDER_ID\n"
 		     "  BARCODE\n"
 		     "  ...\n"
-		     "With --key K a repeated command returns the first one's order and sells nothing more\n"
-		     "(the same key with another customer or quantity fails with FAILED_PRECONDITION); without\n"
-		     "it each command is a new sale. Exit status 1 with \"rpcq: RESOURCE_EXHAUSTED: ...\" when\n"
+		     "With --key K a repeated command returns the first one's order and sells nothing more,\n"
+		     "saying so on stderr (the same key with another customer or quantity fails with\n"
+		     "FAILED_PRECONDITION); without it each command is a new sale. Exit status 1 with \"rpcq: "
+		     "RESOURCE_EXHAUSTED: ...\" when\n"
 		     "fewer than N barcodes are unused; nothing is sold then.\n");
 }
 
@@ -1173,6 +1174,8 @@ static int cmd_issue(int argc, char **argv, cli_globals *g)
 	rpcq_error err;
 	if (rpcq_voucher_issue_vouchers(client, &req, &r, &o, &err) != RPCQ_OK)
 		return cli_fail(&err);
+	if (r->replayed)
+		fprintf(stderr, "rpcq: key %s was used before: this is its order; nothing more was sold\n", key);
 	printf("order %s\n", r->order_id);
 	for (size_t i = 0; i < r->n_barcodes; i++)
 		printf("%s\n", r->barcodes[i]);

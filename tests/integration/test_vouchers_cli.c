@@ -1010,10 +1010,14 @@ static void test_issue_sells_from_the_unused_stock_and_fails_with_resource_exhau
 	/* With a key, a repeat returns the first order and sells nothing more. */
 	char *first, *e;
 	vouchers_ok(s, &first, &e, "issue --key", "issue", "--customer", "13", "--quantity", "1", "--key", "k-1", NULL);
+	assert_string_equal(e, "");
 	free(e);
 	vouchers_ok(s, &out, &err, "issue --key again", "issue", "--customer", "13", "--quantity", "1", "--key", "k-1",
 		    NULL);
 	assert_string_equal(out, first);
+	/* Said on stderr, so that stdout stays the order alone. */
+	if (strstr(err, "rpcq: key k-1 was used before: this is its order; nothing more was sold") == NULL)
+		fail_msg("issue --key again: stderr %s", err);
 	free(out), free(err), free(first);
 	vouchers_ok(s, &out, &err, "unused", "unused", NULL);
 	assert_string_equal(out, "0\n");

@@ -195,6 +195,21 @@ static int check_transfer_coding(http_reader *r)
 	return 0;
 }
 
+/* Fields a request may carry once: two Hosts are refused by RFC 9112
+ * (3.2), and two Authorizations would leave it to chance which key is
+ * checked (a proxy that adds its own, say). */
+static int check_single_fields(http_reader *r)
+{
+	static const char *const once[] = {"host", "authorization"};
+	for (size_t k = 0; k < sizeof(once) / sizeof(once[0]); k++) {
+		int seen = 0;
+		for (int i = 0; i < r->req.nheaders; i++)
+			if (strcmp(r->buf + r->at[i][0], once[k]) == 0 && seen++)
+				return fail(r, 400, "malformed request: %s given more than once", once[k]);
+	}
+	return 0;
+}
+
 /* path (decoded) and query (as sent) from the target, into the buffer. */
 static int split_target(http_reader *r)
 {
@@ -236,7 +251,7 @@ static int on_headers_complete(http_parser *p)
 		return -1;
 	if (p->http_major != 1)
 		return fail(r, 505, "HTTP/%u.%u is not supported", p->http_major, p->http_minor);
-	if (split_target(r) != 0 || check_transfer_coding(r) != 0)
+	if (split_target(r) != 0 || check_transfer_coding(r) != 0 || check_single_fields(r) != 0)
 		return -1;
 	r->body_at = r->len;
 	if (r->limits.stream_body != NULL &&

@@ -317,6 +317,19 @@ static void test_http_request_header_finds_the_first_of_repeated_headers(void **
 	http_reader_fini(&r);
 }
 
+/* Two Hosts (RFC 9112 3.2) or two Authorizations (which key?) are 400. */
+static void test_a_host_or_an_authorization_given_twice_is_400(void **state)
+{
+	(void)state;
+	expect_status("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "host given more than once");
+	expect_status("GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer x\r\nauthorization: Bearer y\r\n\r\n", 400,
+		      "authorization given more than once");
+	http_reader r;
+	const http_request *req = parse_one(&r, "GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer x\r\n\r\n");
+	assert_string_equal(http_request_header(req, "authorization"), "Bearer x");
+	http_reader_fini(&r);
+}
+
 static void test_http_1_1_keeps_the_connection_alive_unless_connection_close(void **state)
 {
 	(void)state;
@@ -737,6 +750,7 @@ int main(void)
 		cmocka_unit_test(test_a_request_split_at_every_byte_parses_the_same),
 		cmocka_unit_test(test_header_names_are_lower_cased_and_values_trimmed),
 		cmocka_unit_test(test_http_request_header_finds_the_first_of_repeated_headers),
+		cmocka_unit_test(test_a_host_or_an_authorization_given_twice_is_400),
 		cmocka_unit_test(test_http_1_1_keeps_the_connection_alive_unless_connection_close),
 		cmocka_unit_test(test_http_1_0_closes_the_connection_unless_keep_alive_is_asked),
 		cmocka_unit_test(test_the_path_is_percent_decoded_without_the_plus_rule),

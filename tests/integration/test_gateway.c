@@ -632,6 +632,17 @@ static char *big_json(size_t total)
 	return b;
 }
 
+/* Connects, sends req and reads one whole response into *out (malloc'd);
+ * the connection stays open: its socket is returned. */
+static int raw_request(const char *req, int timeout_ms, char **out)
+{
+	int fd = harness_raw_connect(srv.http_url);
+	assert_int_equal(harness_raw_send(fd, req, strlen(req)), 0);
+	size_t len;
+	int closed;
+	*out = harness_raw_read(fd, timeout_ms, 1, &len, &closed);
+	return fd;
+}
 static void test_a_body_over_max_message_bytes_is_413_resource_exhausted(void **state)
 {
 	(void)state;
@@ -663,11 +674,8 @@ static void test_a_body_over_max_message_bytes_is_413_resource_exhausted(void **
 	/* A Content-Length over the limit is refused without waiting for the body. */
 	const char *head = "POST /rpc/rpcq.Health/Echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
 			   "Content-Length: 10000000\r\n\r\n{\"payload\":\"";
-	int fd = harness_raw_connect(srv.http_url);
-	assert_int_equal(harness_raw_send(fd, head, strlen(head)), 0);
-	size_t len;
-	int closed;
-	char *out = harness_raw_read(fd, 5000, 1, &len, &closed);
+	char *out;
+	int fd = raw_request(head, 5000, &out);
 	if (strncmp(out, "HTTP/1.1 413", 12) != 0)
 		fail_msg("Content-Length 10000000: got \"%.200s\", wanted HTTP/1.1 413", out);
 	free(out);
@@ -772,11 +780,8 @@ static void test_a_client_still_sending_at_the_read_timeout_is_read_on_after_the
 	(void)state;
 	const char *partial = "POST /rpc/rpcq.Health/Echo HTTP/1.1\r\nHost: t\r\n"
 			      "Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n{\"pay";
-	int fd = harness_raw_connect(srv.http_url);
-	assert_int_equal(harness_raw_send(fd, partial, strlen(partial)), 0);
-	size_t n;
-	int closed;
-	char *out = harness_raw_read(fd, 10000, 1, &n, &closed);
+	char *out;
+	int fd = raw_request(partial, 10000, &out);
 	if (strncmp(out, "HTTP/1.1 408", 12) != 0)
 		fail_msg("a body stopped midway got \"%.200s\", wanted 408", out);
 	free(out);

@@ -14,11 +14,11 @@
 #include "mail.h"
 #include "utf8.h"
 
-#define FOLD_AT 78	 /* folding aims at lines of this many bytes (RFC 5322 2.1.1 "should") */
-#define TOKEN_MAX 900	 /* a header token that cannot fold; a line stays below 998 */
-#define QP_LINE 76	 /* RFC 2045 6.7 (5) */
-#define EWORD_TEXT 63	 /* 75 bytes of encoded-word minus "=?utf-8?q?" and "?=" */
-#define DOMAIN_LIMIT 255 /* longest escaped Message-ID domain */
+#define FOLD_AT 78	       /* folding aims at lines of this many bytes (RFC 5322 2.1.1 "should") */
+#define WORD_MAX (FOLD_AT - 1) /* a word written as it is: fits a folded line of its own */
+#define QP_LINE 76	       /* RFC 2045 6.7 (5) */
+#define EWORD_TEXT 63	       /* 75 bytes of encoded-word minus "=?utf-8?q?" and "?=" */
+#define DOMAIN_LIMIT 255       /* longest escaped Message-ID domain */
 
 static const char hex[] = "0123456789ABCDEF";
 
@@ -148,7 +148,8 @@ static void header_encoded_words(header *h, const char *text)
 }
 
 /* Whether normalised text can go as it is: printable ASCII words no longer
- * than TOKEN_MAX that a reader would not take for an encoded-word; with
+ * than WORD_MAX (a longer one would make a line past FOLD_AT: encoded-words
+ * split it) that a reader would not take for an encoded-word; with
  * atoms_only, every byte also atext (a phrase of atoms). */
 static int plain_ascii(const char *text, int atoms_only)
 {
@@ -160,7 +161,7 @@ static int plain_ascii(const char *text, int atoms_only)
 			word = 0;
 			continue;
 		}
-		if (*p < 0x21 || *p > 0x7e || (atoms_only && !is_atext(*p)) || ++word > TOKEN_MAX)
+		if (*p < 0x21 || *p > 0x7e || (atoms_only && !is_atext(*p)) || ++word > WORD_MAX)
 			return 0;
 	}
 	return 1;
@@ -174,7 +175,10 @@ static void header_phrase(header *h, strbuf *scratch, const char *name)
 		header_words(h, name);
 		return;
 	}
-	if (plain_ascii(name, 0) && strlen(name) * 2 + 2 <= TOKEN_MAX) {
+	size_t quoted = strlen(name) + 2;
+	for (const char *p = name; *p; p++)
+		quoted += *p == '"' || *p == '\\';
+	if (plain_ascii(name, 0) && quoted <= WORD_MAX) {
 		scratch->len = 0;
 		strbuf_putc(scratch, '"');
 		for (const char *p = name; *p; p++) {

@@ -1894,7 +1894,7 @@ static void test_failures_retry_then_fail_and_a_payment_stops_an_email(void **st
 	assert_int_equal(harness_http("GET", url, NULL, NULL, 0, &r), 0);
 	assert_int_equal(r.status, 200);
 	if (strstr(r.body, "\"firstFailedEmails\":[{\"debtId\":\"busy\",\"line\":\"3\",\"email\":\"busy@example.com\","
-			   "\"attempts\":3,\"lastError\":\"UNAVAILABLE: SMTP ") == NULL)
+			   "\"attempts\":3,\"lastError\":\"RESOURCE_EXHAUSTED: SMTP ") == NULL)
 		fail_msg("no failed e-mail of busy first in %s", r.body);
 	harness_http_reply_free(&r);
 	snprintf(url, sizeof(url), "%s/rpc/rpcq.billing.BillingService/ListFailedEmails", srv[0].http_url);

@@ -1042,6 +1042,42 @@ static void test_emails_that_fail_for_good_are_listed_with_their_line_and_the_se
 	free(dir), free(path);
 }
 
+/* A recipient the server defers (451 at RCPT TO: greylisting, a full
+ * mailbox) is that e-mail's retry alone: the e-mails claimed with it go out
+ * now, not when their claim's lease (10 minutes here) runs out. */
+static void test_a_deferred_recipient_holds_up_no_other_email(void **state)
+{
+	(void)state;
+	char *dir = fmt("%s/smtp-deferred", pg.dir);
+	mkdir(dir, 0755);
+	smtp_sink_start(&sink, dir, 0, "smtp", NULL);
+	const char *extra[] = {
+		"--smtp-url", sink.url, "--mail-lease-s", "600", "--mail-max-attempts", "2", "--mail-retry-base-ms",
+		"100",	      NULL};
+	harness_server *s = start_with("1", NULL, extra);
+	char *path = fmt("%s/deferred.csv", pg.dir);
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	fputs("name,governmentId,email,debtAmount,debtDueDate,debtId\n", f);
+	for (int i = 1; i <= 40; i++) /* every other recipient deferred */
+		fprintf(f, "Debtor %d,%d,%s-%03d@example.com,%d.00,2030-01-01,defer-%03d\n", i, i,
+			i % 2 ? "busy" : "debtor", i, i, i);
+	assert_int_equal(fclose(f), 0);
+	char *out, *err;
+	int rc = billing(s, &out, &err, "import", path, "--wait", "emails", "--json", NULL);
+	if (rc != 0) {
+		char *log = harness_read_file(s->log_path, NULL);
+		fail_msg("import: exit %d\n%s\nserver log:\n%s", rc, err, log);
+	}
+	assert_int_equal(json_u64(out, "emailsSent"), 20);
+	assert_int_equal(json_u64(out, "emailsFailed"), 20);
+	if (count_lines_starting(err, "deferred.csv:") != 20 ||
+	    strstr(err, "failed after 2 attempts: RESOURCE_EXHAUSTED: SMTP ") == NULL)
+		fail_msg("the deferred e-mails as reported:\n%s", err);
+	free(out), free(err);
+	free(dir), free(path);
+}
+
 static void test_emails_failed_while_the_smtp_server_was_down_go_out_once_retried(void **state)
 {
 	(void)state;
@@ -1334,6 +1370,7 @@ int main(void)
 		cmocka_unit_test_teardown(
 			test_emails_that_fail_for_good_are_listed_with_their_line_and_the_senders_answer,
 			teardown_test),
+		cmocka_unit_test_teardown(test_a_deferred_recipient_holds_up_no_other_email, teardown_test),
 		cmocka_unit_test_teardown(test_emails_failed_while_the_smtp_server_was_down_go_out_once_retried,
 					  teardown_test),
 		cmocka_unit_test_teardown(test_a_payment_whose_reply_was_lost_is_recorded_once_and_the_command_succeeds,

@@ -439,9 +439,12 @@ static void test_refusals_are_permanent_for_5xx_and_temporary_for_4xx(void **sta
 	assert_non_null(strstr(err.message, "RCPT TO <reject-7@example.com>: 550"));
 	assert_false(mail_error_is_temporary(err.code));
 
+	/* A 4xx to RCPT TO defers this message alone (temporary, but the
+	 * server is up: RESOURCE_EXHAUSTED, not UNAVAILABLE). */
 	mail_envelope busy = {.to = "busy-7@example.com", .key = key};
-	assert_int_equal(mail_send(s, &busy, msg, strlen(msg), &err), RPCQ_UNAVAILABLE);
-	assert_non_null(strstr(err.message, "451"));
+	assert_int_equal(mail_send(s, &busy, msg, strlen(msg), &err), RPCQ_RESOURCE_EXHAUSTED);
+	assert_non_null(strstr(err.message, "RCPT TO <busy-7@example.com>: 451"));
+	assert_true(mail_error_is_temporary(err.code));
 
 	/* The sender goes on with the next message as if nothing happened. */
 	mail_envelope ok = {.to = "debtor7@example.com", .key = key};

@@ -15,9 +15,10 @@
  *
  * Errors of mail_send, and what the dispatcher should do about them:
  *   RPCQ_UNAVAILABLE        temporary: retry this message later (no server,
- *                           connection refused or lost, a timeout, any 4xx
- *                           reply, a spool write that failed for lack of
- *                           space or an I/O error).
+ *                           connection refused or lost, a timeout, a 4xx
+ *                           reply before RCPT TO, a spool write that failed
+ *                           for lack of space or an I/O error); the next
+ *                           message would meet the same.
  *   RPCQ_FAILED_PRECONDITION  permanent for this message: the server refused
  *                           its recipient (5xx to RCPT TO) or the message
  *                           itself (5xx to DATA or to its end). Sending it
@@ -33,7 +34,9 @@
  *                           message fails alike until the configuration is
  *                           fixed, so do not count it against the message
  *                           (back off and log).
- *   RPCQ_RESOURCE_EXHAUSTED out of memory (temporary).
+ *   RPCQ_RESOURCE_EXHAUSTED temporary for this message only: a 4xx to RCPT TO
+ *                           or DATA (greylisting, a full mailbox), or out of
+ *                           memory. Retry it later; the next may go now.
  * mail_error_is_temporary says which of them are worth retrying.
  */
 #ifndef RPCQ_BILLING_MAIL_H

@@ -324,8 +324,13 @@ static rpcq_status smtp_failure(mail_sender *s, CURLcode rc, const mail_envelope
 
 	if (rc == CURLE_LOGIN_DENIED)
 		return rpcq_error_set(err, RPCQ_PERMISSION_DENIED, "SMTP %s: login refused: %s", s->shown, r);
-	if (code >= 400 && code < 500)
-		return rpcq_error_set(err, RPCQ_UNAVAILABLE, "SMTP %s: %s: %s", s->shown, stage, r);
+	if (code >= 400 && code < 500) {
+		/* Deferred: at RCPT TO or DATA it is this message's (greylisting,
+		 * a full mailbox), and the next one may go; before, the server's. */
+		rpcq_status st = strcmp(what, "RCPT") == 0 || strcmp(what, "DATA") == 0 ? RPCQ_RESOURCE_EXHAUSTED
+											: RPCQ_UNAVAILABLE;
+		return rpcq_error_set(err, st, "SMTP %s: %s: %s", s->shown, stage, r);
+	}
 	if (code >= 500) {
 		/* The recipient or this message refused; anything before that is
 		 * a refusal of the sender (its address, its login, the client). */

@@ -29,6 +29,7 @@
 
 #include "envelope.h"
 #include "sockclose.h"
+#include "tls_dial.h"
 #include "url_check.h"
 
 /* How long past a call's deadline the client still waits for the server's
@@ -58,10 +59,12 @@ struct rpcq_client {
 	int timeout_ms;
 	int max_retries;
 	long max_message_bytes;
-	nng_tls_config *tls;
+	tls_dials tls;		 /* a configuration per TLS dialer */
 	char *authorization;	 /* "Bearer <key>", NULL: no API key; wiped when freed */
 	atomic_int pipes;	 /* connected pipes now */
 	atomic_uint pipe_losses; /* pipes lost since creation */
+	atomic_int calls;	 /* in call_response now */
+	atomic_int closing;	 /* rpcq_client_destroy has begun */
 };
 
 static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
@@ -99,11 +102,6 @@ static rpcq_status from_nng(int rv)
 	}
 }
 
-static int is_tls_url(const char *url)
-{
-	return strncmp(url, "tls+", 4) == 0 || strncmp(url, "wss", 3) == 0;
-}
-
 static rpcq_status dial_all(struct rpcq_client *c, const rpcq_client_options *opts, rpcq_error *err)
 {
 	const char *p = c->servers;
@@ -120,21 +118,12 @@ static rpcq_status dial_all(struct rpcq_client *c, const rpcq_client_options *op
 			return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "server URL \"%s\": %s", url,
 					      nng_strerror(rv));
 		nng_dialer_set_size(d, NNG_OPT_RECVMAXSZ, (size_t)c->max_message_bytes + 4096);
-		if (is_tls_url(url)) {
-			if (c->tls == NULL) {
-				if ((rv = nng_tls_config_alloc(&c->tls, NNG_TLS_MODE_CLIENT)) != 0)
-					return rpcq_error_set(err, RPCQ_INTERNAL, "TLS: %s", nng_strerror(rv));
-				if (opts && opts->tls_ca_file) {
-					rv = nng_tls_config_ca_file(c->tls, opts->tls_ca_file);
-					if (rv != 0)
-						return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "TLS CA file %s: %s",
-								      opts->tls_ca_file, nng_strerror(rv));
-					nng_tls_config_auth_mode(c->tls, NNG_TLS_AUTH_MODE_REQUIRED);
-				} else {
-					nng_tls_config_auth_mode(c->tls, NNG_TLS_AUTH_MODE_NONE);
-				}
-			}
-			nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, c->tls);
+		if (tls_dial_url(url)) {
+			nng_tls_config *cfg;
+			rpcq_status st = tls_dials_add(&c->tls, url, opts ? opts->tls_ca_file : NULL, &cfg, err);
+			if (st != RPCQ_OK)
+				return st;
+			nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg);
 		}
 		nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, 50);
 		nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, 2000);
@@ -279,8 +268,14 @@ void rpcq_client_destroy(rpcq_client *c)
 {
 	if (c == NULL)
 		return;
+	/* Calls still running fail with CANCELLED once the socket closes
+	 * (none retries then); they are waited out before anything they use
+	 * is freed. */
+	atomic_store(&c->closing, 1);
 	if (c->sock_open)
 		sock_close_bounded(c->sock);
+	while (atomic_load(&c->calls) > 0)
+		nng_msleep(1);
 	while (c->slots) {
 		struct slot *sl = c->slots;
 		c->slots = sl->next;
@@ -289,8 +284,7 @@ void rpcq_client_destroy(rpcq_client *c)
 	}
 	if (c->slots_lock)
 		nng_mtx_free(c->slots_lock);
-	if (c->tls)
-		nng_tls_config_free(c->tls);
+	tls_dials_free(&c->tls);
 	free_secret(c->authorization);
 	rpcq_free(c->servers);
 	rpcq_free(c);
@@ -422,10 +416,13 @@ static rpcq_status call_metadata(const struct rpcq_client *c, const char *const 
 	return RPCQ_OK;
 }
 
-/* The call with its retries. On OK *resp is the server's OK Response
- * (free with rpcq__response__free_unpacked(*resp, NULL)); its payload is the
- * serialized output, which the two public calls use without another copy. */
-static rpcq_status call_response(rpcq_client *c, const char *method, const void *in, size_t in_len,
+static rpcq_status cancelled(rpcq_error *err)
+{
+	return rpcq_error_set(err, RPCQ_CANCELLED, "the client was destroyed during the call");
+}
+
+/* call_response's attempts. */
+static rpcq_status call_attempts(rpcq_client *c, const char *method, const void *in, size_t in_len,
 				 const rpcq_call_options *opts, Rpcq__Response **resp, rpcq_error *err)
 {
 	char name[512];
@@ -473,12 +470,28 @@ static rpcq_status call_response(rpcq_client *c, const char *method, const void 
 			rpcq__response__free_unpacked(*resp, NULL);
 			*resp = NULL;
 		}
+		if (st != RPCQ_OK && atomic_load(&c->closing))
+			return cancelled(err);
 		if (st != RPCQ_UNAVAILABLE || !retry || attempt >= c->max_retries ||
 		    nng_clock() + (nng_time)backoff >= deadline)
 			return st;
 		sleep_ms(backoff);
 		backoff *= 2;
 	}
+}
+
+/* The call with its retries. On OK *resp is the server's OK Response
+ * (free with rpcq__response__free_unpacked(*resp, NULL)); its payload is the
+ * serialized output, which the two public calls use without another copy.
+ * Counted in c->calls, which rpcq_client_destroy waits out. */
+static rpcq_status call_response(rpcq_client *c, const char *method, const void *in, size_t in_len,
+				 const rpcq_call_options *opts, Rpcq__Response **resp, rpcq_error *err)
+{
+	atomic_fetch_add(&c->calls, 1);
+	rpcq_status st =
+		atomic_load(&c->closing) ? cancelled(err) : call_attempts(c, method, in, in_len, opts, resp, err);
+	atomic_fetch_sub(&c->calls, 1);
+	return st;
 }
 
 rpcq_status rpcq_call_raw(rpcq_client *c, const char *method, const void *in, size_t in_len, void **out,

@@ -44,6 +44,7 @@
 #include "frame.h"
 #include "readall.h"
 #include "sockclose.h"
+#include "tls_dial.h"
 #include "topic_map.h"
 
 #define DEFAULT_POLL_MS 1000
@@ -69,9 +70,11 @@ struct item {
 
 struct rpcq_subscription {
 	rpcq_client *c;
+	char **metadata;	     /* copied pairs, NULL-terminated; NULL: none */
+	rpcq_call_options call_opts; /* of its calls: the metadata */
 	nng_socket sock;
 	int sock_open;
-	nng_tls_config *tls;
+	tls_dials tls; /* a configuration per TLS dialer */
 	char **prefixes;
 	int nprefixes;
 	topic_map *topics;
@@ -195,11 +198,6 @@ static int rewrite_wildcard(const char *url, const char *host, char *out, size_t
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
-static int is_tls_url(const char *url)
-{
-	return strncmp(url, "tls+", 4) == 0 || strncmp(url, "wss", 3) == 0;
-}
-
 /* The subscriber's own certificate, for publishers that want one. */
 static rpcq_status own_cert(nng_tls_config *tls, const char *cert_file, const char *key_file, rpcq_error *err)
 {
@@ -226,25 +224,14 @@ static rpcq_status dial(struct rpcq_subscription *s, const char *url, const rpcq
 	int rv = nng_dialer_create(&d, s->sock, url);
 	if (rv != 0)
 		return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "publish URL \"%s\": %s", url, nng_strerror(rv));
-	if (is_tls_url(url)) {
-		if (s->tls == NULL) {
-			if ((rv = nng_tls_config_alloc(&s->tls, NNG_TLS_MODE_CLIENT)) != 0)
-				return rpcq_error_set(err, RPCQ_INTERNAL, "TLS: %s", nng_strerror(rv));
-			if (o && o->tls_ca_file) {
-				if ((rv = nng_tls_config_ca_file(s->tls, o->tls_ca_file)) != 0)
-					return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "TLS CA file %s: %s",
-							      o->tls_ca_file, nng_strerror(rv));
-				nng_tls_config_auth_mode(s->tls, NNG_TLS_AUTH_MODE_REQUIRED);
-			} else {
-				nng_tls_config_auth_mode(s->tls, NNG_TLS_AUTH_MODE_NONE);
-			}
-			if (o && o->tls_cert_file && o->tls_key_file) {
-				rpcq_status st = own_cert(s->tls, o->tls_cert_file, o->tls_key_file, err);
-				if (st != RPCQ_OK)
-					return st;
-			}
-		}
-		nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, s->tls);
+	if (tls_dial_url(url)) {
+		nng_tls_config *cfg;
+		rpcq_status st = tls_dials_add(&s->tls, url, o ? o->tls_ca_file : NULL, &cfg, err);
+		if (st == RPCQ_OK && o && o->tls_cert_file && o->tls_key_file)
+			st = own_cert(cfg, o->tls_cert_file, o->tls_key_file, err);
+		if (st != RPCQ_OK)
+			return st;
+		nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg);
 	}
 	nng_dialer_set_ms(d, NNG_OPT_RECONNMINT, 50);
 	nng_dialer_set_ms(d, NNG_OPT_RECONNMAXT, 1000);
@@ -282,7 +269,7 @@ static rpcq_status connect_publishers(struct rpcq_subscription *s, const rpcq_su
 	}
 	Rpcq__EndpointsRequest req = RPCQ__ENDPOINTS_REQUEST__INIT;
 	Rpcq__EndpointsResponse *resp = NULL;
-	if ((st = rpcq_streams_endpoints(s->c, &req, &resp, NULL, err)) != RPCQ_OK)
+	if ((st = rpcq_streams_endpoints(s->c, &req, &resp, &s->call_opts, err)) != RPCQ_OK)
 		return st;
 	if (resp->n_publish_urls == 0) {
 		st = rpcq_error_set(err, RPCQ_UNAVAILABLE, "the server at %s publishes no streams",
@@ -319,7 +306,7 @@ static rpcq_status check_topics(struct rpcq_subscription *s, int immediate, rpcq
 			Rpcq__TopicsResponse *resp = NULL;
 			req.prefix = s->prefixes[i];
 			req.after = after ? after : "";
-			rpcq_status st = rpcq_streams_topics(s->c, &req, &resp, NULL, err);
+			rpcq_status st = rpcq_streams_topics(s->c, &req, &resp, &s->call_opts, err);
 			rpcq_free(after);
 			after = NULL;
 			if (st != RPCQ_OK)
@@ -370,7 +357,7 @@ static rpcq_status catch_up(struct rpcq_subscription *s, rpcq_error *err)
 	Rpcq__ReplayResponse *resp = NULL;
 	req.topic = (char *)topic;
 	req.after_seq = t->queued;
-	rpcq_status st = rpcq_streams_replay(s->c, &req, &resp, NULL, err);
+	rpcq_status st = rpcq_streams_replay(s->c, &req, &resp, &s->call_opts, err);
 	if (st == RPCQ_NOT_FOUND) {
 		/* The topic is gone from the log (recreated): nothing to fill. */
 		t->target = t->queued;
@@ -595,6 +582,22 @@ rpcq_status rpcq_subscription_create(rpcq_subscription **out, rpcq_client *c, co
 		}
 		s->nprefixes++;
 	}
+	if (opts && opts->metadata && opts->metadata[0]) {
+		size_t n = 0;
+		while (opts->metadata[n] && opts->metadata[n + 1])
+			n += 2;
+		if ((s->metadata = rpcq_calloc(n + 1, sizeof(*s->metadata))) == NULL) {
+			rpcq_error_set(err, st, "out of memory");
+			goto fail;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if ((s->metadata[i] = rpcq_strdup(opts->metadata[i])) == NULL) {
+				rpcq_error_set(err, st, "out of memory");
+				goto fail;
+			}
+		}
+		s->call_opts.metadata = (const char *const *)s->metadata;
+	}
 	for (size_t i = 0; opts && i < opts->npositions; i++) {
 		const char *t = opts->positions[i].topic;
 		if (t == NULL || !frame_topic_valid(t, strlen(t)) || !matches_prefix(s, t)) {
@@ -638,8 +641,10 @@ void rpcq_subscription_destroy(rpcq_subscription *s)
 		nng_pipe_notify(s->sock, NNG_PIPE_EV_ADD_POST, NULL, NULL);
 		sock_close_bounded(s->sock);
 	}
-	if (s->tls)
-		nng_tls_config_free(s->tls);
+	tls_dials_free(&s->tls);
+	for (char **m = s->metadata; m && *m; m++)
+		rpcq_free(*m);
+	rpcq_free(s->metadata);
 	for (size_t i = 0; i < s->qlen; i++)
 		rpcq_stream_message_free(s->queue[(s->qhead + i) % s->qcap].m);
 	rpcq_free(s->queue);

@@ -75,10 +75,10 @@ static int valid_name(const char *h)
 	return 1;
 }
 
-/* The class of a plain-text URL's authority (host and port, no path). */
-static url_class classify_host(const char *auth, size_t n)
+/* The host of an authority (host and port, no path) into host (without
+ * IPv6's brackets); 0, or -1 when it cannot be read. *bracketed: it was. */
+static int read_host(const char *auth, size_t n, char host[HOST_MAX], int *bracketed_out)
 {
-	char host[HOST_MAX];
 	const char *end = auth + n;
 	/* User information ("user:secret@host") goes before the last '@'. */
 	for (const char *p = auth; p < end; p++) {
@@ -101,11 +101,21 @@ static url_class classify_host(const char *auth, size_t n)
 		hlen = colon ? (size_t)(colon - auth) : (size_t)(end - auth);
 		rest = auth + hlen;
 	}
-	if (hlen == 0 || hlen >= sizeof(host) || !valid_port(rest, (size_t)(end - rest)))
-		return URL_INVALID;
+	if (hlen == 0 || hlen >= HOST_MAX || !valid_port(rest, (size_t)(end - rest)))
+		return -1;
 	memcpy(host, auth, hlen);
 	host[hlen] = '\0';
+	*bracketed_out = bracketed;
+	return 0;
+}
 
+/* The class of a plain-text URL's authority (host and port, no path). */
+static url_class classify_host(const char *auth, size_t n)
+{
+	char host[HOST_MAX];
+	int bracketed;
+	if (read_host(auth, n, host, &bracketed) != 0)
+		return URL_INVALID;
 	if (bracketed) {
 		unsigned char a6[16];
 		if (inet_pton(AF_INET6, host, a6) == 1)
@@ -119,6 +129,29 @@ static url_class classify_host(const char *auth, size_t n)
 	if (strcasecmp(host, "localhost") == 0)
 		return URL_PLAIN_LOOPBACK;
 	return valid_name(host) ? URL_PLAIN_REMOTE : URL_INVALID;
+}
+
+int url_host(const char *url, char *host, size_t cap)
+{
+	const char *sep = url ? strstr(url, "://") : NULL;
+	if (sep == NULL)
+		return -1;
+	const struct scheme *s = find_scheme(url, (size_t)(sep - url));
+	if (s == NULL || !s->network)
+		return -1;
+	const char *auth = sep + 3;
+	char h[HOST_MAX];
+	int bracketed;
+	if (read_host(auth, strcspn(auth, "/?#"), h, &bracketed) != 0 || strlen(h) >= cap)
+		return -1;
+	memcpy(host, h, strlen(h) + 1);
+	return bracketed ? 2 : 1;
+}
+
+int url_host_is_address(const char *host)
+{
+	unsigned char a[16];
+	return inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1;
 }
 
 url_class url_classify(const char *url)

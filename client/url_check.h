@@ -8,6 +8,8 @@
 #ifndef RPCQ_URL_CHECK_H
 #define RPCQ_URL_CHECK_H
 
+#include <stddef.h>
+
 typedef enum url_class {
 	/* No scheme nng knows, or a network URL whose host cannot be read
 	 * (empty, unbalanced brackets, a bare IPv6 address, a bad port). */
@@ -27,5 +29,13 @@ typedef enum url_class {
 /* The class of url (scheme case-insensitive, as nng reads it). NULL is
  * URL_INVALID. Thread-safe, does not block. */
 url_class url_classify(const char *url);
+
+/* The host of a network URL into host (cap bytes; an IPv6 address without
+ * its brackets): 1, or 2 when it was bracketed; -1 when the URL has none
+ * that can be read. */
+int url_host(const char *url, char *host, size_t cap);
+
+/* 1 when host is an IPv4 or IPv6 address rather than a name. */
+int url_host_is_address(const char *host);
 
 #endif

@@ -168,6 +168,9 @@ int cli_health(int argc, char **argv, cli_globals *g)
 	       out->database_ok ? "" : out->database_message, out->pool_in_use, out->pool_idle,
 	       (unsigned long long)out->calls, (unsigned long long)out->calls_failed, out->in_flight,
 	       (unsigned long long)out->replies_dropped);
+	char limit[32];
+	cli_human_bytes(out->max_message_bytes, limit, sizeof(limit));
+	printf("max message: %s (%llu bytes)\n", limit, (unsigned long long)out->max_message_bytes);
 	int rc = out->status == RPCQ__CHECK_RESPONSE__SERVING_STATUS__SERVING && out->database_ok ? 0 : 1;
 	protobuf_c_message_free_unpacked(&out->base, NULL);
 	return rc;

@@ -161,8 +161,10 @@ int cli_subscribe(int argc, char **argv, cli_globals *g)
 		return 1;
 	/* The calls (Endpoints, Topics, Replay) go through c and carry its API
 	 * key; the SUB socket only receives, but it checks TLS the same way. */
-	rpcq_subscribe_options o = {
-		.tls_ca_file = g->tls_ca, .tls_cert_file = g->client_cert, .tls_key_file = g->client_key};
+	rpcq_subscribe_options o = {.tls_ca_file = g->tls_ca,
+				    .tls_cert_file = g->client_cert,
+				    .tls_key_file = g->client_key,
+				    .metadata = g->metadata[0] ? g->metadata : NULL};
 	if (have_from) {
 		o.start = RPCQ_SUBSCRIBE_AFTER_SEQ;
 		o.after_seq = from;

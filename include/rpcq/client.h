@@ -57,8 +57,9 @@ RPCQ_API rpcq_status rpcq_client_create(rpcq_client **out, const rpcq_client_opt
 					rpcq_error *err) RPCQ_NODISCARD;
 
 /* Closes the connections and frees the client. Calls still running in other
- * threads fail with CANCELLED; the caller must not destroy while using it
- * from another thread afterwards. NULL is a no-op. */
+ * threads fail with CANCELLED (without retrying), and destroy returns once
+ * they have returned; the caller must not start calls on it from another
+ * thread once destroy has begun. NULL is a no-op. */
 RPCQ_API void rpcq_client_destroy(rpcq_client *c);
 
 /* The comma-separated server URLs the client uses. Owned by the client. */

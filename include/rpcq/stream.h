@@ -98,6 +98,10 @@ typedef struct rpcq_subscribe_options {
 	 * (rpcqd --publish-client-ca); NULL: none. */
 	const char *tls_cert_file;
 	const char *tls_key_file;
+	/* Metadata pairs sent with the subscription's calls (Endpoints, Topics,
+	 * Replay), as rpcq_call_options.metadata: an "authorization" pair
+	 * there is the key of those calls. NULL: none. Copied by create. */
+	const char *const *metadata;
 } rpcq_subscribe_options;
 
 /* Subscribes to every topic starting with one of topic_prefixes ("" matches

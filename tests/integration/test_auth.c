@@ -729,6 +729,14 @@ static void test_the_client_option_the_cli_flag_and_the_environment_send_the_key
 		fail_msg("rpcq subscribe with a key: exit %d: %s%s", rc, sout, serr);
 	free(sout);
 	free(serr);
+	/* ... and the --header pairs, a key among them, as every command's. */
+	const char *sub_header[] = {"--header", auth_header, "subscribe",	"--from-seq", "0",
+				    "--count",	"1",	     "billing.imports", NULL};
+	rc = harness_cli(srv.rpc_url, sub_header, NULL, &sout, &serr);
+	if (rc != 0 || strstr(sout, "\"topic\":\"billing.imports.") == NULL)
+		fail_msg("rpcq --header authorization=... subscribe: exit %d: %s%s", rc, sout, serr);
+	free(sout);
+	free(serr);
 }
 
 static void test_auth_modes_off_on_and_auto(void **state)
@@ -902,7 +910,8 @@ static void make_ca(const char *name, const char *cn)
 	assert_int_equal(harness_run(argv, NULL, NULL, NULL, 30000), 0);
 }
 
-static void make_signed(const char *ca, const char *name)
+/* A certificate and key of name, for the names in san, signed by ca. */
+static void make_signed_for(const char *ca, const char *name, const char *san)
 {
 	char ca_crt[300], ca_key[300], csr[300], crt[300], key[300], ext[300];
 	pem_path(ca_crt, ca, "crt");
@@ -910,10 +919,10 @@ static void make_signed(const char *ca, const char *name)
 	pem_path(csr, name, "csr");
 	pem_path(crt, name, "crt");
 	pem_path(key, name, "key");
-	snprintf(ext, sizeof(ext), "%s/san.ext", pg.dir);
+	snprintf(ext, sizeof(ext), "%s/%s-san.ext", pg.dir, name);
 	FILE *f = fopen(ext, "w");
 	assert_non_null(f);
-	fputs("subjectAltName=IP:127.0.0.1,DNS:localhost\n", f);
+	fprintf(f, "subjectAltName=%s\n", san);
 	fclose(f);
 	const char *mk_csr[] = {"openssl",	 "req",	    "-newkey", "rsa:2048", "-nodes", "-subj",
 				"/CN=127.0.0.1", "-keyout", key,       "-out",	   csr,	     NULL};
@@ -921,6 +930,11 @@ static void make_signed(const char *ca, const char *name)
 			      "-CAcreateserial", "-days", "2",	  "-extfile", ext, "-out", crt,	   NULL};
 	assert_int_equal(harness_run(mk_csr, NULL, NULL, NULL, 30000), 0);
 	assert_int_equal(harness_run(sign, NULL, NULL, NULL, 30000), 0);
+}
+
+static void make_signed(const char *ca, const char *name)
+{
+	make_signed_for(ca, name, "IP:127.0.0.1,DNS:localhost");
 }
 
 /* A CA of the test's own signs the server's certificate; a client that
@@ -975,7 +989,32 @@ static void test_tls_with_the_ca_check_on(void **state)
 	assert_int_equal(harness_cli(url, cli, NULL, &sout, &serr), 0);
 	free(sout);
 	free(serr);
+	/* By name, the certificate must name the host: localhost is one of
+	 * the server's names, and a certificate of the same CA for another
+	 * host is refused (it was taken: any certificate the CA signed). */
+	char by_name[96];
+	snprintf(by_name, sizeof(by_name), "tls+tcp4://localhost:%d", harness_url_port(url));
+	const char *health[] = {"--tls-ca", ca, "--timeout", "3000", "health", NULL};
+	if (harness_cli(by_name, health, NULL, &sout, &serr) != 0)
+		fail_msg("rpcq health at %s: %s", by_name, serr);
+	free(sout);
+	free(serr);
 	assert_int_equal(harness_server_stop(&s), 0);
+
+	char evil_cert[300], evil_key[300];
+	pem_path(evil_cert, "evil", "crt");
+	pem_path(evil_key, "evil", "key");
+	make_signed_for("ca", "evil", "DNS:evil.example.com");
+	snprintf(cert_flag, sizeof(cert_flag), "--tls-cert=%s", evil_cert);
+	snprintf(key_flag, sizeof(key_flag), "--tls-key=%s", evil_key);
+	harness_server evil;
+	harness_server_start(&evil, &pg, args);
+	int rc = harness_cli(by_name, health, NULL, &sout, &serr);
+	if (rc == 0)
+		fail_msg("a certificate for evil.example.com was taken for localhost: %s", sout);
+	free(sout);
+	free(serr);
+	assert_int_equal(harness_server_stop(&evil), 0);
 }
 
 /* The frames a subscription received from publishers (not from Replay). */

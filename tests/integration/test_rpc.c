@@ -260,6 +260,46 @@ static void test_request_over_the_size_limit_is_resource_exhausted(void **state)
 	rpcq_client_destroy(c);
 }
 
+struct destroyed_call {
+	rpcq_client *c;
+	rpcq_status st;
+};
+
+static void *slow_echo_thread(void *arg)
+{
+	struct destroyed_call *d = arg;
+	Rpcq__EchoMessage *out = NULL;
+	rpcq_error err;
+	d->st = echo(d->c, "x", 1, 2000, &out, &err);
+	if (d->st == RPCQ_OK)
+		protobuf_c_message_free_unpacked(&out->base, NULL);
+	return NULL;
+}
+
+/* Destroying a client while a call runs on another thread: the call fails
+ * with CANCELLED, and destroy returns after it (the call used to retry on
+ * the freed client). */
+static void test_destroying_a_client_cancels_the_call_in_flight(void **state)
+{
+	(void)state;
+	struct destroyed_call d = {.c = client_for(srv.rpc_url, 10000, 0)};
+	Rpcq__EchoMessage *out = NULL;
+	rpcq_error err;
+	assert_int_equal(echo(d.c, "warm", 4, 0, &out, &err), RPCQ_OK); /* connected */
+	protobuf_c_message_free_unpacked(&out->base, NULL);
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, slow_echo_thread, &d), 0);
+	nng_msleep(300);
+	rpcq_client_destroy(d.c);
+	pthread_join(t, NULL);
+	assert_int_equal(d.st, RPCQ_CANCELLED);
+	/* The server is none the worse. */
+	rpcq_client *c = client_for(srv.rpc_url, 10000, 0);
+	assert_int_equal(echo(c, "after", 5, 0, &out, &err), RPCQ_OK);
+	protobuf_c_message_free_unpacked(&out->base, NULL);
+	rpcq_client_destroy(c);
+}
+
 static void test_client_refuses_to_send_over_its_own_limit(void **state)
 {
 	(void)state;
@@ -761,6 +801,7 @@ static void test_cli_health_and_list(void **state)
 	assert_int_equal(cli(health, NULL, &out, &err), 0);
 	assert_non_null(strstr(out, "status: SERVING"));
 	assert_non_null(strstr(out, "database: ok"));
+	assert_non_null(strstr(out, "max message: 1.0 MiB (1048576 bytes)\n")); /* the server's --max-message-bytes */
 	free(out);
 	free(err);
 
@@ -855,6 +896,7 @@ int main(void)
 		cmocka_unit_test(test_garbage_envelope_is_answered_invalid_argument),
 		cmocka_unit_test(test_request_over_the_size_limit_is_resource_exhausted),
 		cmocka_unit_test(test_client_refuses_to_send_over_its_own_limit),
+		cmocka_unit_test(test_destroying_a_client_cancels_the_call_in_flight),
 		cmocka_unit_test(test_frame_over_twice_the_limit_costs_only_its_own_connection),
 		cmocka_unit_test(test_reply_to_a_departed_caller_is_dropped_and_counted),
 		cmocka_unit_test(test_replies_to_a_caller_that_never_reads_are_dropped_in_time),

@@ -264,6 +264,9 @@ fail:
 	return st;
 }
 
+/* How long destroy waits for the calls in flight to return. */
+#define DESTROY_WAIT_MS 10000
+
 void rpcq_client_destroy(rpcq_client *c)
 {
 	if (c == NULL)
@@ -274,8 +277,12 @@ void rpcq_client_destroy(rpcq_client *c)
 	atomic_store(&c->closing, 1);
 	if (c->sock_open)
 		sock_close_bounded(c->sock);
-	while (atomic_load(&c->calls) > 0)
-		nng_msleep(1);
+	for (nng_time until = nng_clock() + DESTROY_WAIT_MS; atomic_load(&c->calls) > 0; nng_msleep(1)) {
+		/* A call held by a close that nng never ends (sockclose.h):
+		 * the client is left to it, a leak rather than a use after free. */
+		if (nng_clock() > until)
+			return;
+	}
 	while (c->slots) {
 		struct slot *sl = c->slots;
 		c->slots = sl->next;
@@ -293,6 +300,11 @@ void rpcq_client_destroy(rpcq_client *c)
 const char *rpcq_client_servers(const rpcq_client *c)
 {
 	return c->servers;
+}
+
+long rpcq_client_max_message_bytes(const rpcq_client *c)
+{
+	return c->max_message_bytes;
 }
 
 /* An idle slot, or a new one; NULL with err set when nng cannot make one. */

@@ -357,6 +357,9 @@ static rpcq_status catch_up(struct rpcq_subscription *s, rpcq_error *err)
 	Rpcq__ReplayResponse *resp = NULL;
 	req.topic = (char *)topic;
 	req.after_seq = t->queued;
+	/* Pages the client's connection can take (its limit may be smaller than
+	 * the server's, which sizes pages otherwise). */
+	req.max_bytes = (uint64_t)rpcq_client_max_message_bytes(s->c);
 	rpcq_status st = rpcq_streams_replay(s->c, &req, &resp, &s->call_opts, err);
 	if (st == RPCQ_NOT_FOUND) {
 		/* The topic is gone from the log (recreated): nothing to fill. */

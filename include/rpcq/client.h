@@ -65,6 +65,9 @@ RPCQ_API void rpcq_client_destroy(rpcq_client *c);
 /* The comma-separated server URLs the client uses. Owned by the client. */
 RPCQ_API const char *rpcq_client_servers(const rpcq_client *c);
 
+/* The largest reply the client takes (its max_message_bytes). */
+RPCQ_API long rpcq_client_max_message_bytes(const rpcq_client *c);
+
 typedef struct rpcq_call_options {
 	int timeout_ms; /* 0: the client's default */
 	/* Metadata pairs: {"x-request-id", "abc", "authorization", "...", NULL}.

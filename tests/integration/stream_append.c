@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -23,8 +24,10 @@ uint64_t test_stream_append(pool *db, const char *topic, const char *tag, int n,
 		fail_msg("begin: %s", err.message);
 	uint64_t seq = 0;
 	for (int i = 0; i < n; i++) {
-		char text[64];
+		char text[4096];
 		int len = snprintf(text, sizeof(text), "%s-%d", tag, i);
+		if (len < 0 || (size_t)len >= sizeof(text))
+			fail_msg("test_stream_append: tag of %zu bytes is too long", strlen(tag));
 		Rpcq__EchoMessage m = RPCQ__ECHO_MESSAGE__INIT;
 		m.payload.data = (uint8_t *)text;
 		m.payload.len = (size_t)len;

@@ -454,6 +454,28 @@ static void test_a_subscriber_can_start_after_a_given_seq(void **state)
 	rpcq_client_destroy(c);
 }
 
+/* A client whose message limit is smaller than the server's catches up in
+ * pages it can take (Replay's max_bytes): 1,500 messages of 2 KB through a
+ * 256 KiB client (pages of the server's 4 MiB reset its connection). */
+static void test_a_client_with_a_smaller_limit_catches_up_in_pages_it_can_take(void **state)
+{
+	(void)state;
+	static char tag[2001];
+	memset(tag, 'k', sizeof(tag) - 1);
+	append("small.client", tag, 1500, 1);
+	rpcq_client_options co = {.servers = s1.rpc_url, .timeout_ms = 5000, .max_message_bytes = 262144};
+	rpcq_client *c = NULL;
+	rpcq_error err;
+	assert_int_equal(rpcq_client_create(&c, &co, &err), RPCQ_OK);
+	rpcq_subscribe_options o = {.start = RPCQ_SUBSCRIBE_AFTER_SEQ, .after_seq = 0, .max_message_bytes = 262144};
+	const char *prefixes[] = {"small.client"};
+	rpcq_subscription *s = NULL;
+	assert_int_equal(rpcq_subscription_create(&s, c, prefixes, 1, &o, &err), RPCQ_OK);
+	expect_seqs(s, "small.client", 1, 1500, NULL);
+	rpcq_subscription_destroy(s);
+	rpcq_client_destroy(c);
+}
+
 static void test_a_subscriber_disconnected_while_100_messages_went_by_gets_them_all(void **state)
 {
 	(void)state;
@@ -756,6 +778,7 @@ int main(void)
 		cmocka_unit_test(test_messages_lost_at_the_tail_are_found_by_the_periodic_check),
 		cmocka_unit_test(test_a_rolled_back_transaction_publishes_nothing),
 		cmocka_unit_test(test_a_subscriber_can_start_after_a_given_seq),
+		cmocka_unit_test(test_a_client_with_a_smaller_limit_catches_up_in_pages_it_can_take),
 		cmocka_unit_test(test_a_subscriber_disconnected_while_100_messages_went_by_gets_them_all),
 		cmocka_unit_test(test_a_subscriber_that_never_reads_does_not_stall_publishing),
 		cmocka_unit_test(test_replay_and_topics_answer_from_the_log),

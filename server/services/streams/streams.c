@@ -36,6 +36,10 @@ static rpcq_status replay(call *c, const Rpcq__ReplayRequest *in, Rpcq__ReplayRe
 	if (limit > REPLAY_MAX_LIMIT)
 		limit = REPLAY_MAX_LIMIT;
 	long budget = server_config(call_server(c))->max_message_bytes - REPLY_OVERHEAD;
+	/* The caller's own limit, when smaller: a larger reply would be
+	 * dropped by nng with the caller's connection. */
+	if (in->max_bytes > 0 && in->max_bytes < (uint64_t)budget + REPLY_OVERHEAD)
+		budget = in->max_bytes > REPLY_OVERHEAD ? (long)in->max_bytes - REPLY_OVERHEAD : 1;
 
 	arena *a = call_arena(c);
 	char after[24], lim[16], bud[24];
@@ -81,6 +85,15 @@ static rpcq_status replay(call *c, const Rpcq__ReplayRequest *in, Rpcq__ReplayRe
 		msgs[r->n_messages++] = m;
 	}
 	PQclear(res);
+	/* A page holds at least its first message: one too large for the
+	 * caller is said so, where sending it would reset the connection. */
+	size_t size = rpcq__replay_response__get_packed_size(r);
+	if (in->max_bytes > 0 && r->n_messages == 1 && size + 1024 > in->max_bytes)
+		return call_fail(
+			c, RPCQ_RESOURCE_EXHAUSTED,
+			"stream message %llu of \"%s\" needs a reply of %zu bytes, more than this caller takes "
+			"(max_bytes %llu)",
+			(unsigned long long)r->messages[0]->seq, in->topic, size, (unsigned long long)in->max_bytes);
 	*out = r;
 	return RPCQ_OK;
 oom:

@@ -989,6 +989,17 @@ static void test_an_email_address_the_sender_refuses_is_rejected_at_import(void 
 	free(path), free(spool);
 }
 
+/* rpcq billing import PATH --wait emails --json, which must succeed (the
+ * server's log is shown when it does not). */
+static void import_waiting_for_emails(const harness_server *s, const char *path, char **out, char **err)
+{
+	int rc = billing(s, out, err, "import", path, "--wait", "emails", "--json", NULL);
+	if (rc != 0) {
+		char *log = harness_read_file(s->log_path, NULL);
+		fail_msg("import: exit %d\n%s\nserver log:\n%s", rc, *err, log);
+	}
+}
+
 static void test_emails_that_fail_for_good_are_listed_with_their_line_and_the_senders_answer(void **state)
 {
 	(void)state;
@@ -1008,11 +1019,7 @@ static void test_emails_that_fail_for_good_are_listed_with_their_line_and_the_se
 		fprintf(f, "Debtor %d,%d,reject-%03d@example.com,%d.00,2030-01-01,fail-%03d\n", i, i, i, i, i);
 	assert_int_equal(fclose(f), 0);
 	char *out, *err;
-	int rc = billing(s, &out, &err, "import", path, "--wait", "emails", "--json", NULL);
-	if (rc != 0) {
-		char *log = harness_read_file(s->log_path, NULL);
-		fail_msg("import: exit %d\n%s\nserver log:\n%s", rc, err, log);
-	}
+	import_waiting_for_emails(s, path, &out, &err);
 	assert_int_equal(json_u64(out, "emailsFailed"), 150);
 	assert_int_equal(count_lines_starting(err, "fails.csv:"), 150);
 	for (int i = 1; i <= 150; i++) {
@@ -1064,11 +1071,7 @@ static void test_a_deferred_recipient_holds_up_no_other_email(void **state)
 			i % 2 ? "busy" : "debtor", i, i, i);
 	assert_int_equal(fclose(f), 0);
 	char *out, *err;
-	int rc = billing(s, &out, &err, "import", path, "--wait", "emails", "--json", NULL);
-	if (rc != 0) {
-		char *log = harness_read_file(s->log_path, NULL);
-		fail_msg("import: exit %d\n%s\nserver log:\n%s", rc, err, log);
-	}
+	import_waiting_for_emails(s, path, &out, &err);
 	assert_int_equal(json_u64(out, "emailsSent"), 20);
 	assert_int_equal(json_u64(out, "emailsFailed"), 20);
 	if (count_lines_starting(err, "deferred.csv:") != 20 ||

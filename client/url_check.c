@@ -91,7 +91,7 @@ static int read_host(const char *auth, size_t n, char host[HOST_MAX], int *brack
 	if (bracketed) {
 		const char *close = memchr(auth, ']', (size_t)(end - auth));
 		if (close == NULL)
-			return URL_INVALID;
+			return -1;
 		auth++;
 		hlen = (size_t)(close - auth);
 		rest = close + 1;

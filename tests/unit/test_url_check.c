@@ -110,6 +110,26 @@ static void test_urls_whose_host_cannot_be_read_are_invalid(void **state)
 	assert_int_equal(url_classify("tcpx://127.0.0.1:7400"), URL_INVALID);
 }
 
+/* The host a TLS dialer checks the certificate against. */
+static void test_the_host_of_a_url_is_read_without_port_or_brackets(void **state)
+{
+	(void)state;
+	char host[256];
+	assert_int_equal(url_host("tls+tcp://localhost:7400", host, sizeof(host)), 1);
+	assert_string_equal(host, "localhost");
+	assert_int_equal(url_host("wss://user@rpcq.example.com:443/rpcq", host, sizeof(host)), 1);
+	assert_string_equal(host, "rpcq.example.com");
+	assert_int_equal(url_host("tls+tcp://[::1]:7400", host, sizeof(host)), 2);
+	assert_string_equal(host, "::1");
+	assert_true(url_host_is_address("::1"));
+	assert_true(url_host_is_address("127.0.0.1"));
+	assert_false(url_host_is_address("localhost"));
+	assert_int_equal(url_host("tls+tcp://[::1:7400", host, sizeof(host)), -1);
+	assert_int_equal(url_host("tls+tcp://:7400", host, sizeof(host)), -1);
+	assert_int_equal(url_host("ipc:///tmp/x", host, sizeof(host)), -1);
+	assert_int_equal(url_host("tls+tcp://localhost:7400", host, 4), -1); /* no room */
+}
+
 static void test_a_host_longer_than_a_dns_name_is_invalid(void **state)
 {
 	(void)state;
@@ -130,6 +150,7 @@ int main(void)
 		cmocka_unit_test(test_local_transports_are_local),
 		cmocka_unit_test(test_encrypted_transports_are_encrypted_whatever_the_host),
 		cmocka_unit_test(test_urls_whose_host_cannot_be_read_are_invalid),
+		cmocka_unit_test(test_the_host_of_a_url_is_read_without_port_or_brackets),
 		cmocka_unit_test(test_a_host_longer_than_a_dns_name_is_invalid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <nng/nng.h>
+
 #include "cli.h"
 
 struct command {
@@ -144,5 +146,7 @@ int main(int argc, char **argv)
 	rpcq_client_destroy(g.client);
 	for (int m = 0; m < nmeta; m++)
 		free((void *)g.metadata[2 * m]);
+	/* Let nng finish tearing the closed sockets down before exit. */
+	nng_fini();
 	return rc;
 }

@@ -55,6 +55,7 @@
 #define SERVER_STOP_TIMEOUT_MS 10000
 #define SERVER_START_ATTEMPTS 3
 #define LOG_TAIL_LINES 40
+#define REPORT_LINES 400
 #define MAX_ARGS 64
 #define CLEANUP_TERM_MS 5000
 #define CLEANUP_RUN_MS 60000
@@ -651,7 +652,24 @@ char *harness_read_file(const char *path, size_t *len)
 	return p;
 }
 
-/* Prints the last lines of a log file, for a failure message. */
+/* Where a sanitizer's report begins in a log, or NULL. */
+static char *sanitizer_report(char *text)
+{
+	static const char *const marks[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+					    "runtime error:", "WARNING: ThreadSanitizer"};
+	char *first = NULL;
+	for (size_t i = 0; i < sizeof(marks) / sizeof(marks[0]); i++) {
+		char *m = strstr(text, marks[i]);
+		if (m != NULL && (first == NULL || m < first))
+			first = m;
+	}
+	while (first != NULL && first > text && first[-1] != '\n')
+		first--;
+	return first;
+}
+
+/* Prints a log for a failure message: a sanitizer's report whole (up to
+ * REPORT_LINES lines), else the last LOG_TAIL_LINES lines. */
 static void print_log_tail(const char *path)
 {
 	char *text = read_file(path, NULL);
@@ -660,16 +678,28 @@ static void print_log_tail(const char *path)
 		return;
 	}
 	size_t n = strlen(text);
-	const char *start = text + n;
-	int lines = 0;
-	while (start > text && lines <= LOG_TAIL_LINES) {
-		start--;
-		if (*start == '\n' && start + 1 < text + n)
-			lines++;
+	const char *what = "end";
+	char *start = sanitizer_report(text);
+	if (start != NULL) {
+		what = "sanitizer report";
+		char *end = start;
+		for (int lines = 0; *end != '\0' && lines < REPORT_LINES; end++)
+			lines += *end == '\n';
+		*end = '\0';
+		n = (size_t)(end - text);
+	} else {
+		start = text + n;
+		int lines = 0;
+		while (start > text && lines <= LOG_TAIL_LINES) {
+			start--;
+			if (*start == '\n' && start + 1 < text + n)
+				lines++;
+		}
+		if (lines > LOG_TAIL_LINES)
+			start++;
 	}
-	if (lines > LOG_TAIL_LINES)
-		start++;
-	print_error("---- end of %s ----\n%s%s---- end ----\n", path, start, n > 0 && text[n - 1] != '\n' ? "\n" : "");
+	print_error("---- %s of %s ----\n%s%s---- end ----\n", what, path, start,
+		    n > 0 && text[n - 1] != '\n' ? "\n" : "");
 	free(text);
 }
 

@@ -271,5 +271,6 @@ out:
 		feed_buf_fini(&files[i]);
 	free(files);
 	free(names);
+	nng_fini();
 	return status;
 }

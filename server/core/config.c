@@ -46,6 +46,10 @@ static const struct knob knobs[] = {
 	 "a kept-alive HTTP connection with no request for this long is closed"},
 	{"http-heartbeat-ms", "RPCQ_HTTP_HEARTBEAT_MS", K_INT, OFF(http_heartbeat_ms), 0, "15000", 10, INT_MAX,
 	 "a comment line on idle Server-Sent Events streams this often, for proxies"},
+	{"http-allow-origin", "RPCQ_HTTP_ALLOW_ORIGIN", K_LIST, OFF(http_allow_origin), OFF(nhttp_allow_origin), "", 0,
+	 0,
+	 "a browser origin (https://host[:port]) whose pages may call the gateway, with CORS headers (repeatable; "
+	 "*: any); a browser's request from another site is refused 403"},
 	{"database", "RPCQ_DATABASE_URL", K_STR, OFF(database), 0, "", 0, 0,
 	 "PostgreSQL conninfo or URI (empty: libpq's PG* environment)"},
 	{"tls-cert", "RPCQ_TLS_CERT", K_STR, OFF(tls_cert), 0, "", 0, 0, "PEM certificate for tls+tcp:// and wss://"},

@@ -27,6 +27,8 @@ typedef struct rpcq_config {
 	int http_read_timeout_ms;
 	int http_idle_timeout_ms;
 	int http_heartbeat_ms;
+	const char *http_allow_origin[CONFIG_MAX_URLS]; /* browser origins beside the gateway's own; "*": any */
+	int nhttp_allow_origin;
 	const char *database; /* libpq conninfo or URI */
 	const char *tls_cert; /* PEM, for tls+tcp:// and wss:// */
 	const char *tls_key;

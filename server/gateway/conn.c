@@ -210,8 +210,9 @@ static void respond_locked(conn *c, int status, const char *content_type, const 
 		return;
 	}
 	size_t hlen = headers ? strlen(headers) : 0;
+	size_t clen = strlen(c->cors);
 	size_t blen = c->head_only ? 0 : len;
-	if (reserve(&c->out, &c->out_cap, c->out_len + (size_t)n + hlen + 2 + blen) != 0) {
+	if (reserve(&c->out, &c->out_cap, c->out_len + (size_t)n + clen + hlen + 2 + blen) != 0) {
 		log_warn("http: out of memory for a %zu-byte reply", len);
 		conn_close_locked(c);
 		return;
@@ -227,10 +228,13 @@ static void respond_locked(conn *c, int status, const char *content_type, const 
 		en = snprintf(extra, sizeof(extra), "Retry-After: %llu\r\n",
 			      (unsigned long long)((c->retry_after_ms + 999) / 1000));
 	c->retry_after_ms = 0;
-	if (en > 0 && reserve(&c->out, &c->out_cap, c->out_len + (size_t)en + hlen + 2 + blen) == 0) {
+	if (en > 0 && reserve(&c->out, &c->out_cap, c->out_len + (size_t)en + clen + hlen + 2 + blen) == 0) {
 		memcpy(c->out + c->out_len, extra, (size_t)en);
 		c->out_len += (size_t)en;
 	}
+	memcpy(c->out + c->out_len, c->cors, clen);
+	c->out_len += clen;
+	c->cors[0] = '\0';
 	if (hlen) {
 		memcpy(c->out + c->out_len, headers, hlen);
 		c->out_len += hlen;

@@ -8,12 +8,14 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <rpcq/alloc.h>
 #include <rpcq/json.h>
 
 #include "call_internal.h"
+#include "cors.h"
 #include "db/pool.h"
 #include "gateway_internal.h"
 #include "log.h"
@@ -155,7 +157,10 @@ static void readyz_run(server_job *job, arena *ar)
 			snprintf(reason, sizeof(reason), "database: %s",
 				 r->database_message && *r->database_message ? r->database_message : "not answering");
 	}
-	if (reason[0] == '\0' && c->gw->draining)
+	nng_mtx_lock(c->gw->lock); /* gateway_drain sets it under the lock */
+	int draining = c->gw->draining;
+	nng_mtx_unlock(c->gw->lock);
+	if (reason[0] == '\0' && draining)
 		snprintf(reason, sizeof(reason), "draining: the server is shutting down");
 	readyz_answer(c, reason);
 	nng_mtx_lock(c->lock);
@@ -224,71 +229,116 @@ static void method_not_allowed(conn *c, const char *allow)
 	conn_respond(c, 405, "application/json", headers, body, (size_t)n);
 }
 
+/* A route: what it counts under in /metrics, the methods it takes, and
+ * what runs it (NULL: its POST streams its body, upload.c, and never
+ * gets here). post: run takes POST, else GET and HEAD. */
+typedef struct route {
+	metrics_route metric;
+	const char *allow;
+	int post;
+	void (*run)(conn *);
+} route;
+
+static int find_route(const char *path, route *r)
+{
+	if (strncmp(path, "/rpc/", 5) == 0)
+		*r = (route){METRICS_ROUTE_RPC, "POST", 1, rpc_route};
+	else if (strncmp(path, "/streams/", 9) == 0)
+		*r = (route){METRICS_ROUTE_STREAMS, "GET", 0, sse_route};
+	else if (strcmp(path, "/healthz") == 0)
+		*r = (route){METRICS_ROUTE_HEALTHZ, "GET", 0, healthz};
+	else if (strcmp(path, "/readyz") == 0)
+		*r = (route){METRICS_ROUTE_READYZ, "GET", 0, readyz};
+	else if (strcmp(path, "/metrics") == 0)
+		*r = (route){METRICS_ROUTE_METRICS, "GET", 0, metrics_page};
+	else if (strcmp(path, "/search") == 0)
+		*r = (route){METRICS_ROUTE_SEARCH, "GET", 0, search_route};
+	else if (strcmp(path, "/billing/imports") == 0)
+		*r = (route){METRICS_ROUTE_OTHER, "POST", 1, NULL};
+	else if (upload_import_of_path(path) != NULL)
+		*r = (route){METRICS_ROUTE_OTHER, "GET, POST", 0, upload_status_route};
+	else if (strncmp(path, "/billing/bills/", 15) == 0 && path[15] != '\0')
+		*r = (route){METRICS_ROUTE_OTHER, "GET", 0, bills_route};
+	else
+		return 0;
+	return 1;
+}
+
+int gw_origin_check(conn *c, char *why, size_t len)
+{
+	const http_request *req = c->req;
+	const rpcq_config *cfg = c->gw->cfg;
+	c->cors[0] = '\0';
+	const char *origin = http_request_header(req, "origin");
+	if (origin == NULL)
+		return 0;
+	const char *host = http_request_header(req, "host");
+	if (cors_same_origin(origin, host))
+		return 0;
+	const char *echo = NULL;
+	for (int i = 0; i < cfg->nhttp_allow_origin && echo == NULL; i++) {
+		const char *a = cfg->http_allow_origin[i];
+		if (strcmp(a, "*") == 0 || strcasecmp(a, origin) == 0)
+			echo = a;
+	}
+	if (echo == NULL) {
+		snprintf(why, len, "origin \"%.100s\" may not call this gateway (rpcqd --http-allow-origin)", origin);
+		return -1;
+	}
+	/* The configured spelling, not the request's: what is echoed is known
+	 * to be a well-formed origin. */
+	snprintf(c->cors, sizeof(c->cors),
+		 "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n"
+		 "Access-Control-Expose-Headers: X-Request-Id, Retry-After, WWW-Authenticate\r\n",
+		 echo);
+	return 0;
+}
+
+/* OPTIONS: the route's methods; for a browser's preflight (Fetch's CORS)
+ * also the methods and headers its request may use, for ten minutes. */
+static void options(conn *c, const route *r)
+{
+	const http_request *req = c->req;
+	const char *want = http_request_header(req, "access-control-request-headers");
+	int preflight = c->cors[0] != '\0' && http_request_header(req, "access-control-request-method") != NULL;
+	char headers[1400];
+	int n = snprintf(headers, sizeof(headers), "Allow: %s%s\r\n", r->allow, r->post ? "" : ", HEAD");
+	if (preflight) {
+		n += snprintf(headers + n, sizeof(headers) - (size_t)n,
+			      "Access-Control-Allow-Methods: %s%s\r\nAccess-Control-Max-Age: 600\r\n", r->allow,
+			      r->post ? "" : ", HEAD");
+		if (want != NULL && cors_header_list_valid(want))
+			snprintf(headers + n, sizeof(headers) - (size_t)n, "Access-Control-Allow-Headers: %s\r\n",
+				 want);
+	}
+	conn_respond(c, 200, NULL, headers, NULL, 0);
+}
+
 void gateway_route(conn *c)
 {
 	const http_request *req = c->req;
 	const char *path = req->path;
-	if (strncmp(path, "/rpc/", 5) == 0) {
-		c->route = METRICS_ROUTE_RPC;
-		if (strcmp(req->method, "POST") != 0)
-			method_not_allowed(c, "POST");
-		else
-			rpc_route(c);
+	route r;
+	int found = find_route(path, &r);
+	if (found)
+		c->route = r.metric;
+	char why[200];
+	if (gw_origin_check(c, why, sizeof(why)) != 0) {
+		conn_respond_error(c, 403, "permission_denied", why);
 		return;
 	}
-	if (strncmp(path, "/streams/", 9) == 0) {
-		c->route = METRICS_ROUTE_STREAMS;
-		if (!is_get(req))
-			method_not_allowed(c, "GET");
-		else
-			sse_route(c);
+	if (!found) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "no route for %s %.200s", req->method, path);
+		conn_respond_error(c, 404, "not_found", msg);
 		return;
 	}
-	if (strcmp(path, "/healthz") == 0 || strcmp(path, "/readyz") == 0 || strcmp(path, "/metrics") == 0) {
-		c->route = path[1] == 'h'   ? METRICS_ROUTE_HEALTHZ
-			   : path[1] == 'r' ? METRICS_ROUTE_READYZ
-					    : METRICS_ROUTE_METRICS;
-		if (!is_get(req))
-			method_not_allowed(c, "GET");
-		else if (c->route == METRICS_ROUTE_HEALTHZ)
-			healthz(c);
-		else if (c->route == METRICS_ROUTE_READYZ)
-			readyz(c);
-		else
-			metrics_page(c);
-		return;
-	}
-	if (strcmp(path, "/search") == 0) {
-		c->route = METRICS_ROUTE_SEARCH;
-		if (!is_get(req))
-			method_not_allowed(c, "GET");
-		else
-			search_route(c);
-		return;
-	}
-	if (strcmp(path, "/billing/imports") == 0) {
-		/* A POST streams its body (upload.c) and never gets here. */
-		method_not_allowed(c, "POST");
-		return;
-	}
-	if (upload_import_of_path(path) != NULL) {
-		/* A POST (resuming the import) streams its body (upload.c). */
-		if (!is_get(req))
-			method_not_allowed(c, "GET, POST");
-		else
-			upload_status_route(c);
-		return;
-	}
-	if (strncmp(path, "/billing/bills/", 15) == 0 && path[15] != '\0') {
-		if (!is_get(req))
-			method_not_allowed(c, "GET");
-		else
-			bills_route(c);
-		return;
-	}
-	char msg[300];
-	snprintf(msg, sizeof(msg), "no route for %s %.200s", req->method, path);
-	conn_respond_error(c, 404, "not_found", msg);
+	if (strcmp(req->method, "OPTIONS") == 0)
+		options(c, &r);
+	else if (r.run == NULL || !(r.post ? strcmp(req->method, "POST") == 0 : is_get(req)))
+		method_not_allowed(c, r.allow);
+	else
+		r.run(c);
 }
 
 /* The accept callback of a listener: a connection, or one over the cap. */
@@ -412,6 +462,13 @@ rpcq_status gateway_create(gateway **out, server *srv, rpcq_error *err)
 	if (!any) {
 		*out = NULL;
 		return RPCQ_OK;
+	}
+	for (int i = 0; i < cfg->nhttp_allow_origin; i++) {
+		if (!cors_origin_valid(cfg->http_allow_origin[i]))
+			return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT,
+					      "--http-allow-origin \"%.100s\" is not an origin: http:// or https://, a "
+					      "host, an optional :port and nothing after (or * or null)",
+					      cfg->http_allow_origin[i]);
 	}
 	rpcq_status st = RPCQ_RESOURCE_EXHAUSTED;
 	gateway *gw = rpcq_calloc(1, sizeof(*gw));

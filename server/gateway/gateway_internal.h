@@ -102,7 +102,8 @@ struct conn {
 	const http_request *req;
 	nng_time received; /* when it was framed: deadlines and latency count from here */
 	uint64_t received_ns;
-	int head_only; /* HEAD: headers without the body */
+	int head_only;	/* HEAD: headers without the body */
+	char cors[400]; /* CORS header lines of the reply to an allowed other origin (gw_origin_check) */
 	metrics_route route;
 	server_job job;
 	int job_queued;
@@ -218,6 +219,11 @@ size_t gw_json_escape(char *buf, size_t cap, const char *s);
 
 /* Routes a framed request (c->req) of a connection now busy. nng thread. */
 void gateway_route(conn *c);
+
+/* Checks the request's Origin (cors.h) and keeps in c->cors the header
+ * lines of its reply (conn.c adds them). 0, or -1 with the refusal in why
+ * (len bytes), for a 403. c->lock not needed: the request is the caller's. */
+int gw_origin_check(conn *c, char *why, size_t len);
 
 /* The Connect error code of a status ("invalid_argument") and its HTTP code. */
 const char *gateway_connect_code(rpcq_status st);

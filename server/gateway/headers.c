@@ -15,12 +15,30 @@
 /* Headers of HTTP and of the Connect protocol that are consumed by the
  * gateway (or by the connection) rather than passed to the handler. */
 static const char *const protocol_names[] = {
-	"host",	  "connection", "keep-alive",	  "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
-	"expect", "user-agent", "content-length", "content-type",     "http2-settings",
+	"host",
+	"connection",
+	"keep-alive",
+	"proxy-connection",
+	"transfer-encoding",
+	"te",
+	"trailer",
+	"upgrade",
+	"expect",
+	"user-agent",
+	"content-length",
+	"content-type",
+	"http2-settings",
+	/* What browsers add to every request. */
+	"origin",
+	"referer",
+	"priority",
+	"cache-control",
+	"pragma",
 };
 
-/* Whole families: Content-*, Accept*, Connect-* and gRPC's reserved grpc-*. */
-static const char *const protocol_prefixes[] = {"content-", "accept", "connect-", "grpc-"};
+/* Whole families: Content-*, Accept*, Connect-*, gRPC's reserved grpc-*, and
+ * browsers' Sec-* (Sec-Fetch-*, client hints) and CORS preflight headers. */
+static const char *const protocol_prefixes[] = {"content-", "accept", "connect-", "grpc-", "sec-", "access-control-"};
 
 int headers_is_protocol(const char *name)
 {

@@ -132,6 +132,22 @@ int query_get(const char *query, const char *key, char *buf, size_t len)
 	return found;
 }
 
+int query_count(const char *query, const char *key)
+{
+	assert(key != NULL);
+	if (query == NULL)
+		return 0;
+	int n = 0;
+	span name, value;
+	while (next_pair(&query, &name, &value)) {
+		int eq = span_equals(name, key);
+		if (eq < 0)
+			return -1;
+		n += eq;
+	}
+	return n;
+}
+
 /* name decoded into out (outlen > 0 bytes), cut to fit; bytes that do not
  * decode are copied as they are, a NUL as '?'. For messages only. */
 static void copy_name(span name, char *out, size_t outlen)

@@ -21,6 +21,10 @@ long query_decode(const char *in, size_t len, char *out, size_t outlen, int plus
  * name or in the value found, or a value longer than len - 1). */
 int query_get(const char *query, const char *key, char *buf, size_t len);
 
+/* How many pairs of query have the decoded name key (0 when query is
+ * NULL), or -1 when a name is malformed. */
+int query_count(const char *query, const char *key);
+
 /* Checks that every name of query is one of names (NULL-terminated) and
  * none appears twice. Returns 0, or -1 with the offending (decoded,
  * truncated) name in bad (badlen bytes). */

@@ -79,17 +79,22 @@ static char *encode_event(const Rpcq__StreamMessage *m, size_t *len)
 /* The response's head, once; c->lock held. */
 static void head_locked(conn *c)
 {
-	static const char head[] = "HTTP/1.1 200 OK\r\n"
-				   "Content-Type: text/event-stream\r\n"
-				   "Cache-Control: no-cache\r\n"
-				   "X-Accel-Buffering: no\r\n"
-				   "Connection: close\r\n"
-				   "\r\n"
-				   "retry: 2000\n\n";
 	if (!c->sse.head_pending)
 		return;
 	c->sse.head_pending = 0;
-	conn_write_locked(c, head, sizeof(head) - 1, 1);
+	char head[600];
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 200 OK\r\n"
+			 "Content-Type: text/event-stream\r\n"
+			 "Cache-Control: no-cache\r\n"
+			 "X-Accel-Buffering: no\r\n"
+			 "Connection: close\r\n"
+			 "%s"
+			 "\r\n"
+			 "retry: 2000\n\n",
+			 c->cors);
+	c->cors[0] = '\0';
+	conn_write_locked(c, head, n > 0 && (size_t)n < sizeof(head) ? (size_t)n : 0, 1);
 	c->sse.last_write = nng_clock();
 }
 
@@ -342,6 +347,10 @@ void sse_route(conn *c)
 	uint64_t after = 0;
 	int live = 1;
 	const char *last = http_request_header(req, "last-event-id");
+	if (query_count(req->query, "after_seq") > 1) {
+		conn_respond_error(c, 400, "invalid_argument", "after_seq is given more than once");
+		return;
+	}
 	char val[64];
 	int q = query_get(req->query, "after_seq", val, sizeof(val));
 	if (last != NULL && *last) {

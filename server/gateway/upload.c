@@ -371,6 +371,11 @@ void upload_begin(conn *c)
 	u->chunk = chunk;
 	c->up = u;
 	char type[64], why[200];
+	if (gw_origin_check(c, why, sizeof(why)) != 0) {
+		fail_locked(c, RPCQ_PERMISSION_DENIED, why);
+		nng_mtx_unlock(c->lock);
+		return;
+	}
 	const char *resume = upload_import_of_path(req->path);
 	/* The key before the body: a caller who may not import sends no byte
 	 * of it (StartImport or GetImport and each ImportChunk are checked,
@@ -387,6 +392,16 @@ void upload_begin(conn *c)
 		return;
 	}
 	media_type(http_request_header(req, "content-type"), type, sizeof(type));
+	static const char *const once[] = {"name", "key", "offset"};
+	for (size_t i = 0; i < sizeof(once) / sizeof(once[0]); i++) {
+		if (query_count(req->query, once[i]) > 1) {
+			char msg[64];
+			snprintf(msg, sizeof(msg), "%s= is given more than once", once[i]);
+			fail_locked(c, RPCQ_INVALID_ARGUMENT, msg);
+			nng_mtx_unlock(c->lock);
+			return;
+		}
+	}
 	if (query_get(req->query, "name", u->name, sizeof(u->name)) < 0 ||
 	    query_get(req->query, "key", u->key, sizeof(u->key)) < 0) {
 		fail_locked(c, RPCQ_INVALID_ARGUMENT,

@@ -1685,6 +1685,8 @@ static void test_an_http_upload_without_a_key_resumes_by_its_import_id(void **st
 		{"/billing/imports?offset=", "", 400, "invalid_argument", "offset= resumes an import"},
 		{"/billing/imports/9", "", 404, "not_found", "not found"},
 		{"/billing/imports/x", "", 400, "invalid_argument", "is not an import id"},
+		{"/billing/imports/", "?offset=0&offset=5", 400, "invalid_argument", "offset= is given more than once"},
+		{"/billing/imports?key=a&key=b", "", 400, "invalid_argument", "key= is given more than once"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char path[120];

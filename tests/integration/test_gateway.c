@@ -45,6 +45,7 @@
 #define IDLE_TIMEOUT_MS 1500
 #define HEARTBEAT_MS 300
 #define MAX_CONNECTIONS 4
+#define APP_ORIGIN "http://app.example:8080" /* srv2's --http-allow-origin */
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -66,7 +67,12 @@ static int setup_all(void **state)
 			      STR(READ_TIMEOUT_MS),  "--http-idle-timeout-ms", STR(IDLE_TIMEOUT_MS),
 			      "--http-heartbeat-ms", STR(HEARTBEAT_MS),	       NULL};
 	harness_server_start(&srv, &pg, args);
-	const char *args2[] = {"--http-max-connections", STR(MAX_CONNECTIONS), "--http-heartbeat-ms", STR(HEARTBEAT_MS),
+	const char *args2[] = {"--http-max-connections",
+			       STR(MAX_CONNECTIONS),
+			       "--http-heartbeat-ms",
+			       STR(HEARTBEAT_MS),
+			       "--http-allow-origin",
+			       APP_ORIGIN,
 			       NULL};
 	harness_server_start(&srv2, &pg, args2);
 	pool_config pc = {.conninfo = pg.conninfo, .min_conns = 1, .max_conns = 2};
@@ -1973,6 +1979,13 @@ static void test_a_malformed_after_seq_or_last_event_id_is_400(void **state)
 		free(expect_error(paths[i], &r, 400, "invalid_argument"));
 		harness_http_reply_free(&r);
 	}
+	/* Given twice, which one would be meant is not for the server to guess. */
+	harness_http_reply tr;
+	request("GET", &srv, "/streams/sse.bad?after_seq=1&after_seq=2", NULL, NULL, 0, &tr);
+	char *twice = expect_error("after_seq twice", &tr, 400, "invalid_argument");
+	assert_string_equal(twice, "after_seq is given more than once");
+	free(twice);
+	harness_http_reply_free(&tr);
 	const char *ids[] = {"Last-Event-ID: xyz", "Last-Event-ID: -3", "Last-Event-ID: 12abc"};
 	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
 		const char *h[] = {ids[i], NULL};
@@ -1982,6 +1995,165 @@ static void test_a_malformed_after_seq_or_last_event_id_is_400(void **state)
 		harness_http_reply_free(&r);
 	}
 	expect_serving(&srv);
+}
+
+/* A header of r that must be there, with value (NULL: any). */
+static void expect_header(const char *what, const harness_http_reply *r, const char *name, const char *value)
+{
+	const char *v = harness_http_header(r, name);
+	if (v == NULL || (value != NULL && strcmp(v, value) != 0))
+		fail_msg("%s: %s is %s%s%s, wanted %s; head:\n%s", what, name, v ? "\"" : "", v ? v : "missing",
+			 v ? "\"" : "", value ? value : "one", r->head);
+}
+
+/* Without --http-allow-origin, a browser's request from another site
+ * (Origin not the gateway's own) is refused 403 before it does anything,
+ * a form's POST to /billing/imports included (browsers send that one
+ * without asking first); a page of the gateway's own origin, and every
+ * client that sends no Origin, are served as before. */
+static void test_a_browser_request_from_another_site_is_refused_403(void **state)
+{
+	(void)state;
+	long long imports = harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_imports");
+	const char *evil[] = {"Origin: http://evil.example", NULL};
+	harness_http_reply r;
+	request("GET", &srv, "/healthz", evil, NULL, 0, &r);
+	char *m = expect_error("GET /healthz from another site", &r, 403, "permission_denied");
+	assert_string_equal(m, "origin \"http://evil.example\" may not call this gateway (rpcqd --http-allow-origin)");
+	free(m);
+	assert_null(harness_http_header(&r, "Access-Control-Allow-Origin"));
+	harness_http_reply_free(&r);
+
+	const char *evil_json[] = {H_JSON, "Origin: http://evil.example", NULL};
+	request("POST", &srv, "/rpc/rpcq.Health/Echo", evil_json, "{}", 2, &r);
+	free(expect_error("POST /rpc from another site", &r, 403, "permission_denied"));
+	harness_http_reply_free(&r);
+
+	static const char form[] = "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"d.csv\"\r\n"
+				   "Content-Type: text/csv\r\n\r\n"
+				   "name,governmentId,email,debtAmount,debtDueDate,debtId\r\n"
+				   "A,1111,a@example.com,10,2030-01-01,cors-1\r\n--b--\r\n";
+	const char *evil_form[] = {"Content-Type: multipart/form-data; boundary=b", "Origin: null", NULL};
+	request("POST", &srv, "/billing/imports", evil_form, form, sizeof(form) - 1, &r);
+	free(expect_error("a form posted from another site", &r, 403, "permission_denied"));
+	harness_http_reply_free(&r);
+	assert_int_equal(harness_sql_scalar(pg.conninfo, "SELECT count(*) FROM billing_imports"), imports);
+
+	/* The gateway's own origin (its host and port are the Host header's). */
+	char own[300];
+	snprintf(own, sizeof(own), "Origin: %s", srv.http_url);
+	const char *same[] = {own, NULL};
+	request("GET", &srv, "/healthz", same, NULL, 0, &r);
+	assert_int_equal(r.status, 200);
+	assert_null(harness_http_header(&r, "Access-Control-Allow-Origin"));
+	harness_http_reply_free(&r);
+	/* The same port on another host is another origin. */
+	char other[300];
+	snprintf(other, sizeof(other), "Origin: http://localhost%s", strrchr(srv.http_url, ':'));
+	const char *other_host[] = {other, NULL};
+	request("GET", &srv, "/healthz", other_host, NULL, 0, &r);
+	assert_int_equal(r.status, 403);
+	harness_http_reply_free(&r);
+	expect_serving(&srv);
+}
+
+/* With --http-allow-origin, that origin's pages may call: every reply
+ * carries Access-Control-Allow-Origin (and the headers a page may read),
+ * a preflight OPTIONS answers the route's methods and the headers asked
+ * for, and a stream's head carries it too. Other sites are still 403. */
+static void test_an_allowed_origin_gets_cors_headers_and_its_preflight_answered(void **state)
+{
+	(void)state;
+	const char *app[] = {"Origin: http://APP.example:8080", NULL};
+	harness_http_reply r;
+	request("GET", &srv2, "/healthz", app, NULL, 0, &r);
+	assert_int_equal(r.status, 200);
+	expect_header("GET /healthz", &r, "Access-Control-Allow-Origin", APP_ORIGIN);
+	expect_header("GET /healthz", &r, "Vary", "Origin");
+	expect_header("GET /healthz", &r, "Access-Control-Expose-Headers",
+		      "X-Request-Id, Retry-After, WWW-Authenticate");
+	harness_http_reply_free(&r);
+
+	const char *pre[] = {"Origin: " APP_ORIGIN, "Access-Control-Request-Method: POST",
+			     "Access-Control-Request-Headers: content-type, authorization, x-tenant", NULL};
+	request("OPTIONS", &srv2, "/rpc/rpcq.Health/Echo", pre, NULL, 0, &r);
+	assert_int_equal(r.status, 200);
+	expect_header("the preflight", &r, "Access-Control-Allow-Origin", APP_ORIGIN);
+	expect_header("the preflight", &r, "Access-Control-Allow-Methods", "POST");
+	expect_header("the preflight", &r, "Access-Control-Allow-Headers", "content-type, authorization, x-tenant");
+	expect_header("the preflight", &r, "Access-Control-Max-Age", "600");
+	expect_header("the preflight", &r, "Allow", "POST");
+	assert_int_equal(r.body_len, 0);
+	harness_http_reply_free(&r);
+
+	const char *call[] = {H_JSON, "Origin: " APP_ORIGIN, NULL};
+	rpc_json(&srv2, "rpcq.Health/Echo", "{\"payload\":\"b2s=\"}", call + 1, &r);
+	assert_int_equal(r.status, 200);
+	expect_header("POST /rpc", &r, "Access-Control-Allow-Origin", APP_ORIGIN);
+	expect_header("POST /rpc", &r, "X-Request-Id", NULL);
+	harness_http_reply_free(&r);
+
+	/* An error reply carries it too, so the page can read the error. */
+	request("GET", &srv2, "/nowhere", app, NULL, 0, &r);
+	assert_int_equal(r.status, 404);
+	expect_header("a 404", &r, "Access-Control-Allow-Origin", APP_ORIGIN);
+	harness_http_reply_free(&r);
+
+	/* OPTIONS without a preflight's headers: the methods only. */
+	request("OPTIONS", &srv2, "/healthz", NULL, NULL, 0, &r);
+	assert_int_equal(r.status, 200);
+	expect_header("OPTIONS /healthz", &r, "Allow", "GET, HEAD");
+	assert_null(harness_http_header(&r, "Access-Control-Allow-Methods"));
+	harness_http_reply_free(&r);
+
+	const char *evil[] = {"Origin: https://app.example:8080", NULL}; /* another scheme: another origin */
+	request("GET", &srv2, "/healthz", evil, NULL, 0, &r);
+	assert_int_equal(r.status, 403);
+	harness_http_reply_free(&r);
+
+	/* A stream's head. */
+	int fd = harness_raw_connect(srv2.http_url);
+	static const char get[] =
+		"GET /streams/sse.cors?after_seq=0 HTTP/1.1\r\nHost: t\r\nOrigin: " APP_ORIGIN "\r\n\r\n";
+	assert_int_equal(harness_raw_send(fd, get, sizeof(get) - 1), 0);
+	size_t len;
+	int closed;
+	char *head = harness_raw_read(fd, 1000, 0, &len, &closed);
+	if (strncmp(head, "HTTP/1.1 200 ", 13) != 0 ||
+	    strstr(head, "\r\nAccess-Control-Allow-Origin: " APP_ORIGIN "\r\n") == NULL)
+		fail_msg("the stream's head: %.400s", head);
+	free(head);
+	close(fd);
+}
+
+/* --http-allow-origin takes origins only: a path, a slash or another
+ * scheme is refused at start, naming the value. */
+static void test_a_malformed_allowed_origin_stops_rpcqd_at_start(void **state)
+{
+	(void)state;
+	const char *bad[] = {"http://app.example/", "ftp://app.example", "app.example", "http://a:99999"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *argv[] = {getenv("RPCQD"),
+				      "--database",
+				      pg.conninfo,
+				      "--listen",
+				      "tcp://127.0.0.1:0",
+				      "--publish",
+				      "tcp://127.0.0.1:0",
+				      "--http",
+				      "http://127.0.0.1:0",
+				      "--http-allow-origin",
+				      bad[i],
+				      NULL};
+		char *out = NULL, *err = NULL;
+		int rc = harness_run(argv, NULL, &out, &err, 20000);
+		char want[200];
+		snprintf(want, sizeof(want), "--http-allow-origin \"%s\" is not an origin", bad[i]);
+		if (rc == 0 || strstr(err, want) == NULL)
+			fail_msg("rpcqd --http-allow-origin %s: exit %d, stderr: %s", bad[i], rc, err);
+		free(out);
+		free(err);
+	}
 }
 
 static void test_a_message_appended_once_is_seen_on_both_processes_streams(void **state)
@@ -2197,6 +2369,9 @@ int main(void)
 		cmocka_unit_test(test_sse_sends_keepalive_comments_on_an_idle_topic),
 		cmocka_unit_test(test_an_sse_client_resuming_into_a_wholly_trimmed_log_gets_data_loss),
 		cmocka_unit_test(test_a_malformed_after_seq_or_last_event_id_is_400),
+		cmocka_unit_test(test_a_browser_request_from_another_site_is_refused_403),
+		cmocka_unit_test(test_an_allowed_origin_gets_cors_headers_and_its_preflight_answered),
+		cmocka_unit_test(test_a_malformed_allowed_origin_stops_rpcqd_at_start),
 		cmocka_unit_test(test_a_message_appended_once_is_seen_on_both_processes_streams),
 		cmocka_unit_test(test_buf_curl_calls_echo_over_connect_and_reads_an_error),
 		cmocka_unit_test(test_http_can_be_turned_off_and_nng_calls_still_work),

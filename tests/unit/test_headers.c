@@ -65,10 +65,29 @@ static void test_protocol_headers_do_not_become_metadata(void **state)
 {
 	(void)state;
 	static const char *const protocol[] = {
-		"host",		"content-type",	   "content-length", "content-encoding", "connect-protocol-version",
-		"accept",	"accept-encoding", "user-agent",     "connection",	 "transfer-encoding",
-		"te",		"expect",	   "keep-alive",     "upgrade",		 "connect-content-encoding",
+		"host",
+		"content-type",
+		"content-length",
+		"content-encoding",
+		"connect-protocol-version",
+		"accept",
+		"accept-encoding",
+		"user-agent",
+		"connection",
+		"transfer-encoding",
+		"te",
+		"expect",
+		"keep-alive",
+		"upgrade",
+		"connect-content-encoding",
 		"grpc-timeout",
+		/* What browsers add. */
+		"origin",
+		"referer",
+		"sec-fetch-mode",
+		"sec-ch-ua",
+		"access-control-request-method",
+		"priority",
 	};
 	const char *kv[2 * (sizeof protocol / sizeof protocol[0]) + 3];
 	size_t n = 0;

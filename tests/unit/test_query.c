@@ -80,6 +80,17 @@ static void test_query_get_takes_the_first_of_repeated_names(void **state)
 	assert_string_equal(v, "1");
 }
 
+static void test_query_count_counts_a_decoded_name_and_refuses_a_bad_one(void **state)
+{
+	(void)state;
+	assert_int_equal(query_count(NULL, "a"), 0);
+	assert_int_equal(query_count("", "a"), 0);
+	assert_int_equal(query_count("b=1", "a"), 0);
+	assert_int_equal(query_count("a=1&b=2", "a"), 1);
+	assert_int_equal(query_count("a=1&b=2&%61=3&a", "a"), 3);
+	assert_int_equal(query_count("a=1&%zz=2", "a"), -1);
+}
+
 static void test_query_get_says_0_for_a_missing_name(void **state)
 {
 	(void)state;
@@ -249,6 +260,7 @@ int main(void)
 		cmocka_unit_test(test_query_decode_refuses_bad_escapes_nul_bytes_and_overflow),
 		cmocka_unit_test(test_query_get_finds_a_value_by_its_decoded_name),
 		cmocka_unit_test(test_query_get_takes_the_first_of_repeated_names),
+		cmocka_unit_test(test_query_count_counts_a_decoded_name_and_refuses_a_bad_one),
 		cmocka_unit_test(test_query_get_says_0_for_a_missing_name),
 		cmocka_unit_test(test_query_get_gives_an_empty_value_for_a_name_without_one),
 		cmocka_unit_test(test_query_get_refuses_bad_percent_encoding),

@@ -5,7 +5,8 @@
  * the rest is fed in, in turn (0: all that is left), as reads from a socket
  * would cut it; after each request the reader is reset and goes on with the
  * leftover, as the gateway does on a keep-alive connection, and the request's
- * headers go through headers_to_metadata. The same bytes fed in one piece
+ * headers go through headers_to_metadata and its Origin, Host and
+ * Access-Control-Request-Headers through cors.h. The same bytes fed in one piece
  * must give the same requests and the same error: a request must not depend
  * on how the network split it. Run under ASan+UBSan: crashes, leaks and
  * undefined behaviour are the findings.
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cors.h"
 #include "fuzz_hash.h"
 #include "headers.h"
 #include "http_parse.h"
@@ -47,6 +49,26 @@ static int is_blank(char c)
 	return c == ' ' || c == '\t';
 }
 
+/* The Origin checks as the gateway makes them (gw_origin_check, options):
+ * an origin taken for the gateway's own is a well-formed one, a listed one
+ * is allowed, and a header list echoed back holds no line break. */
+static void check_cors(const http_request *req)
+{
+	static const char *const allowed[] = {"https://app.example", "null"};
+	const char *origin = http_request_header(req, "origin"), *host = http_request_header(req, "host");
+	if (origin != NULL) {
+		int same = cors_same_origin(origin, host);
+		if (same && !cors_origin_valid(origin))
+			abort();
+		int listed = cors_allowed(allowed, 2, origin, host);
+		if (same && !listed)
+			abort();
+	}
+	const char *want = http_request_header(req, "access-control-request-headers");
+	if (want != NULL && cors_header_list_valid(want) && strpbrk(want, "\r\n") != NULL)
+		abort();
+}
+
 /* What http_parse.h promises of every request; hashes it. */
 static uint64_t check_request(const http_request *req)
 {
@@ -77,6 +99,7 @@ static uint64_t check_request(const http_request *req)
 	int flags[3] = {req->http_minor, req->keep_alive, req->expect_continue};
 	h = mix(h, flags, sizeof flags);
 
+	check_cors(req);
 	headers_metadata md;
 	char err[128];
 	if (headers_to_metadata(req, &md, err, sizeof err) == 0) {

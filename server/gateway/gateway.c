@@ -289,7 +289,7 @@ int gw_origin_check(conn *c, char *why, size_t len)
 	 * to be a well-formed origin. */
 	snprintf(c->cors, sizeof(c->cors),
 		 "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n"
-		 "Access-Control-Expose-Headers: X-Request-Id, Retry-After, WWW-Authenticate\r\n",
+		 "Access-Control-Expose-Headers: Location, X-Request-Id, Retry-After, WWW-Authenticate\r\n",
 		 echo);
 	return 0;
 }

@@ -2071,7 +2071,7 @@ static void test_an_allowed_origin_gets_cors_headers_and_its_preflight_answered(
 	expect_header("GET /healthz", &r, "Access-Control-Allow-Origin", APP_ORIGIN);
 	expect_header("GET /healthz", &r, "Vary", "Origin");
 	expect_header("GET /healthz", &r, "Access-Control-Expose-Headers",
-		      "X-Request-Id, Retry-After, WWW-Authenticate");
+		      "Location, X-Request-Id, Retry-After, WWW-Authenticate");
 	harness_http_reply_free(&r);
 
 	const char *pre[] = {"Origin: " APP_ORIGIN, "Access-Control-Request-Method: POST",

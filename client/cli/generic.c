@@ -143,13 +143,14 @@ int cli_list(int argc, char **argv, cli_globals *g)
 int cli_health(int argc, char **argv, cli_globals *g)
 {
 	if (cli_wants_help(argc, argv)) {
-		printf("usage: rpcq health\n\nPrints the server's serving status, version, uptime, database "
-		       "status and call counters.\nExit status 0 when it is serving with its database reachable, 1 "
-		       "otherwise.\n");
+		printf("usage: rpcq health [--json]\n\nPrints the server's serving status, version, uptime, database "
+		       "status and call counters\n(--json: the rpcq.CheckResponse as JSON).\nExit status 0 when it "
+		       "is serving with its database reachable, 1 otherwise.\n");
 		return 0;
 	}
-	if (argc != 1)
-		return cli_usage_error("health takes no arguments");
+	int as_json = argc == 2 && strcmp(argv[1], "--json") == 0;
+	if (argc != 1 && !as_json)
+		return cli_usage_error("health takes no arguments but --json");
 	rpcq_client *c = cli_client(g);
 	if (c == NULL)
 		return 1;
@@ -159,6 +160,13 @@ int cli_health(int argc, char **argv, cli_globals *g)
 	rpcq_call_options opts = cli_call_options(g);
 	if (rpcq_health_check(c, &in, &out, &opts, &err) != RPCQ_OK)
 		return cli_fail(&err);
+	int rc = out->status == RPCQ__CHECK_RESPONSE__SERVING_STATUS__SERVING && out->database_ok ? 0 : 1;
+	if (as_json) {
+		if (cli_print_json(&out->base, 1) != 0)
+			rc = 1;
+		protobuf_c_message_free_unpacked(&out->base, NULL);
+		return rc;
+	}
 	const ProtobufCEnumValue *status =
 		protobuf_c_enum_descriptor_get_value(&rpcq__check_response__serving_status__descriptor, out->status);
 	printf("status: %s\nversion: %s\nuptime_ms: %llu\ndatabase: %s%s%s\npool: %u in use, %u idle\n"
@@ -171,7 +179,6 @@ int cli_health(int argc, char **argv, cli_globals *g)
 	char limit[32];
 	cli_human_bytes(out->max_message_bytes, limit, sizeof(limit));
 	printf("max message: %s (%llu bytes)\n", limit, (unsigned long long)out->max_message_bytes);
-	int rc = out->status == RPCQ__CHECK_RESPONSE__SERVING_STATUS__SERVING && out->database_ok ? 0 : 1;
 	protobuf_c_message_free_unpacked(&out->base, NULL);
 	return rc;
 }

@@ -115,6 +115,17 @@ static const struct knob knobs[] = {
 
 #define NKNOBS (sizeof(knobs) / sizeof(knobs[0]))
 
+/* Text knobs that take one of a few words, checked where they are read so
+ * that the message names the flag, variable or file line. */
+static const struct {
+	const char *name;
+	const char *const words[5]; /* NULL-terminated */
+	const char *said;	    /* for the message */
+} choices[] = {
+	{"auth", {"auto", "on", "off", NULL}, "auto, on or off"},
+	{"log-level", {"debug", "info", "warn", "error", NULL}, "debug, info, warn or error"},
+};
+
 /* Where a value came from, for messages and for list replacement. */
 enum level { L_DEFAULT, L_FILE, L_ENV, L_FLAG };
 
@@ -136,6 +147,16 @@ static rpcq_status set_value(struct loader *ld, const struct knob *k, enum level
 			     const char *where, rpcq_error *err)
 {
 	char *base = (char *)ld->cfg;
+	for (size_t c = 0; c < sizeof(choices) / sizeof(choices[0]); c++) {
+		if (strcmp(choices[c].name, k->name) != 0)
+			continue;
+		size_t w = 0;
+		while (choices[c].words[w] != NULL && strcmp(choices[c].words[w], value) != 0)
+			w++;
+		if (choices[c].words[w] == NULL)
+			return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "%s: %s must be %s, not \"%s\"", where,
+					      k->name, choices[c].said, value);
+	}
 	switch (k->type) {
 	case K_STR: {
 		const char **slot = (const char **)(base + k->offset);
@@ -217,9 +238,13 @@ static rpcq_status load_file(struct loader *ld, const char *path, rpcq_error *er
 	rpcq_status st = RPCQ_OK;
 	while (st == RPCQ_OK && fgets(line, sizeof(line), f)) {
 		lineno++;
-		char *hash = strchr(line, '#');
-		if (hash)
-			*hash = '\0';
+		/* A comment starts a line or follows a blank: "se#cret" is a value. */
+		for (char *h = strchr(line, '#'); h != NULL; h = strchr(h + 1, '#')) {
+			if (h == line || isspace((unsigned char)h[-1])) {
+				*h = '\0';
+				break;
+			}
+		}
 		char *s = trim(line);
 		if (*s == '\0')
 			continue;
@@ -274,8 +299,10 @@ rpcq_status config_load(rpcq_config *cfg, int argc, char **argv, rpcq_error *err
 			return st;
 	}
 	for (size_t i = 0; i < NKNOBS; i++) {
+		/* Empty is unset for a number, and "none" for a string or a
+		 * list, as the flag's "" is (RPCQ_HTTP= serves no HTTP). */
 		const char *v = getenv(knobs[i].env);
-		if (v == NULL || (*v == '\0' && knobs[i].type != K_STR))
+		if (v == NULL || (*v == '\0' && (knobs[i].type == K_INT || knobs[i].type == K_LONG)))
 			continue;
 		if ((st = set_value(&ld, &knobs[i], L_ENV, v, knobs[i].env, err)) != RPCQ_OK)
 			return st;
@@ -288,8 +315,8 @@ rpcq_status config_load(rpcq_config *cfg, int argc, char **argv, rpcq_error *err
 		const char *eq = strchr(name, '=');
 		size_t len = eq ? (size_t)(eq - name) : strlen(name);
 		if (len == 6 && strncmp(name, "config", 6) == 0) {
-			if (!eq)
-				i++;
+			if (!eq && ++i >= argc)
+				return rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "option --config needs a value");
 			continue;
 		}
 		const struct knob *k = knob_find(name, len);

@@ -27,6 +27,7 @@ static void keys_usage(FILE *out)
 	fprintf(out,
 		"usage: rpcqd keys create NAME --scope S [--scope S]... [--expires T] [--rate R [--burst B]]\n"
 		"       rpcqd keys list\n"
+		"       rpcqd keys limit NAME|PREFIX --rate R [--burst B]\n"
 		"       rpcqd keys revoke NAME|PREFIX\n"
 		"with rpcqd's --database (or RPCQ_DATABASE_URL, or --config FILE).\n\n"
 		"create   makes a key and prints it on stdout, once: only its hash is stored.\n"
@@ -39,6 +40,7 @@ static void keys_usage(FILE *out)
 		"         --rate     calls per second this key may make on each rpcqd (default: no limit)\n"
 		"         --burst    calls it may make at once (default: the rate, rounded up)\n"
 		"list     every key: name, prefix, state, scopes, limits, expiry (never a secret)\n"
+		"limit    changes the active key's --rate and --burst in place (--rate 0: no limit)\n"
 		"revoke   stops the active key of that name or prefix, everywhere within a second\n");
 }
 
@@ -419,9 +421,15 @@ static int cmd_revoke(const rpcq_config *cfg, const char *which)
 
 int keys_main(int argc, char **argv)
 {
-	if (argc < 1 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0) {
-		keys_usage(argc < 1 ? stderr : stdout);
-		return argc < 1 ? 2 : 0;
+	if (argc < 1) {
+		keys_usage(stderr);
+		return 2;
+	}
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			keys_usage(stdout);
+			return 0;
+		}
 	}
 	const char *cmd = argv[0];
 	char *scopes[MAX_SCOPES];

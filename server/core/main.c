@@ -24,12 +24,13 @@ static void usage(FILE *out)
 {
 	fprintf(out, "usage: rpcqd [serve] [options]\n"
 		     "       rpcqd migrate [options]\n"
-		     "       rpcqd keys create|list|revoke ... [options]   (rpcqd keys --help)\n"
+		     "       rpcqd keys create|list|limit|revoke ... [options]   (rpcqd keys --help)\n"
 		     "       rpcqd --help | --version\n\n"
 		     "serve    serve calls (req/rep) and update streams (pub/sub) until SIGTERM or SIGINT,\n"
 		     "         then finish in-flight calls (bounded by --drain-timeout-ms) and exit 0\n"
 		     "migrate  apply pending migrations to --database and exit; safe to run concurrently\n"
-		     "keys     manage the API keys callers present (--auth): create NAME --scope S, list, revoke\n\n");
+		     "keys     manage the API keys callers present (--auth): create NAME --scope S, list, limit,\n"
+		     "         revoke\n\n");
 	config_print_help(out);
 }
 

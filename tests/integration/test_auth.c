@@ -834,6 +834,18 @@ static void test_rpcqd_keys_refuses_what_would_not_work_and_lists_no_secret(void
 		free(err);
 	}
 
+	/* --help anywhere: the usage, every subcommand named, on stdout, exit 0. */
+	static const char *const sub[] = {"create", "list", "limit", "revoke"};
+	for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]); i++) {
+		const char *argv[] = {rpcqd_path(), "keys", sub[i], "x", "--help", NULL};
+		char *out = NULL, *err = NULL;
+		int rc = harness_run(argv, NULL, &out, &err, RPCQD_TIMEOUT_MS);
+		if (rc != 0 || strstr(out, "rpcqd keys limit NAME|PREFIX --rate R") == NULL || *err != '\0')
+			fail_msg("rpcqd keys %s x --help: exit %d, stdout %s, stderr %s", sub[i], rc, out, err);
+		free(out);
+		free(err);
+	}
+
 	/* Revoking by prefix, with or without rpcq_. */
 	char key[128];
 	create_key(&pg, "byprefix", "read", NULL, NULL, key, sizeof(key));

@@ -825,6 +825,18 @@ static void test_cli_health_and_list(void **state)
 	assert_non_null(strstr(out, "max message: 1.0 MiB (1048576 bytes)\n")); /* the server's --max-message-bytes */
 	free(out);
 	free(err);
+	/* For scripts and health checks: the reply as JSON, the same exit status. */
+	const char *health_json[] = {"health", "--json", NULL};
+	assert_int_equal(cli(health_json, NULL, &out, &err), 0);
+	if (strstr(out, "\"status\": \"SERVING\"") == NULL || strstr(out, "\"databaseOk\": true") == NULL ||
+	    strstr(out, "\"maxMessageBytes\": \"1048576\"") == NULL)
+		fail_msg("rpcq health --json printed: %s", out);
+	free(out);
+	free(err);
+	const char *health_bad[] = {"health", "--jsn", NULL};
+	assert_int_equal(cli(health_bad, NULL, &out, &err), 2);
+	free(out);
+	free(err);
 
 	const char *list[] = {"list", NULL};
 	assert_int_equal(cli(list, NULL, &out, &err), 0);

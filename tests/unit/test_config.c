@@ -72,6 +72,16 @@ static void test_an_empty_http_url_turns_http_off(void **state)
 	assert_int_equal(cfg.nhttp, 2);
 	assert_string_equal(cfg.http[1], "https://127.0.0.1:2");
 	config_fini(&cfg);
+	/* Empty in the environment is empty too, as the flag's "" is. */
+	setenv("RPCQ_HTTP", "", 1);
+	assert_int_equal(config_load(&cfg, 0, argv + 2, &err), RPCQ_OK);
+	assert_int_equal(cfg.nhttp, 0);
+	config_fini(&cfg);
+	/* ... and a flag beats it. */
+	char *again[] = {"--http", "http://127.0.0.1:3", NULL};
+	assert_int_equal(config_load(&cfg, 2, again, &err), RPCQ_OK);
+	assert_int_equal(cfg.nhttp, 1);
+	config_fini(&cfg);
 	unsetenv("RPCQ_HTTP");
 }
 
@@ -160,6 +170,43 @@ static void test_errors_name_the_flag_variable_or_file_line(void **state)
 	assert_int_equal(config_load(&cfg, 4, pool, &err), RPCQ_INVALID_ARGUMENT);
 	assert_non_null(strstr(err.message, "pool-min"));
 	config_fini(&cfg);
+
+	char *no_file[] = {"--workers", "2", "--config", NULL};
+	assert_int_equal(config_load(&cfg, 3, no_file, &err), RPCQ_INVALID_ARGUMENT);
+	assert_string_equal(err.message, "option --config needs a value");
+	config_fini(&cfg);
+
+	/* A word knob's bad word, named where it was given. */
+	path = write_file("# levels\nlog-level = verbose\n");
+	snprintf(flag, sizeof(flag), "--config=%s", path);
+	assert_int_equal(config_load(&cfg, 1, file, &err), RPCQ_INVALID_ARGUMENT);
+	snprintf(where, sizeof(where), "%s:2: log-level must be debug, info, warn or error, not \"verbose\"", path);
+	assert_string_equal(err.message, where);
+	config_fini(&cfg);
+	unlink(path);
+	char *auth[] = {"--auth", "of", NULL};
+	assert_int_equal(config_load(&cfg, 2, auth, &err), RPCQ_INVALID_ARGUMENT);
+	assert_string_equal(err.message, "--auth: auth must be auto, on or off, not \"of\"");
+	config_fini(&cfg);
+}
+
+/* '#' starts a comment at the start of a line or after a blank only. */
+static void test_a_hash_inside_a_value_is_kept(void **state)
+{
+	(void)state;
+	rpcq_config cfg;
+	rpcq_error err;
+	const char *path = write_file("  # a comment\n"
+				      "database = host=db password=se#cret # the database\n"
+				      "mail-from = Billing#2 <b@example.com>\t# tab before\n");
+	char flag[96];
+	snprintf(flag, sizeof(flag), "--config=%s", path);
+	char *file[] = {flag, NULL};
+	assert_int_equal(config_load(&cfg, 1, file, &err), RPCQ_OK);
+	assert_string_equal(cfg.database, "host=db password=se#cret");
+	assert_string_equal(cfg.mail_from, "Billing#2 <b@example.com>");
+	config_fini(&cfg);
+	unlink(path);
 }
 
 static void test_smtp_ca_file_defaults_to_the_system_store_and_help_names_every_smtp_url(void **state)
@@ -212,6 +259,7 @@ int main(void)
 		cmocka_unit_test_setup(test_an_empty_http_url_turns_http_off, clear_env),
 		cmocka_unit_test_setup(test_a_list_given_higher_replaces_the_lower_one, clear_env),
 		cmocka_unit_test_setup(test_errors_name_the_flag_variable_or_file_line, clear_env),
+		cmocka_unit_test_setup(test_a_hash_inside_a_value_is_kept, clear_env),
 		cmocka_unit_test_setup(test_smtp_ca_file_defaults_to_the_system_store_and_help_names_every_smtp_url,
 				       clear_env),
 	};

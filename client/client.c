@@ -59,8 +59,11 @@ struct rpcq_client {
 	int timeout_ms;
 	int max_retries;
 	long max_message_bytes;
-	tls_dials tls;		 /* a configuration per TLS dialer */
-	char *authorization;	 /* "Bearer <key>", NULL: no API key; wiped when freed */
+	tls_dials tls;	     /* a configuration per TLS dialer */
+	char *authorization; /* "Bearer <key>", NULL: no API key; wiped when freed */
+	int connect_timeout_ms;
+	nng_time connect_by;	 /* opts->connect_timeout_ms after create; 0: none */
+	atomic_int connected;	 /* a pipe was connected once */
 	atomic_int pipes;	 /* connected pipes now */
 	atomic_uint pipe_losses; /* pipes lost since creation */
 	atomic_int calls;	 /* in call_response now */
@@ -72,6 +75,7 @@ static void on_pipe(nng_pipe p, nng_pipe_ev ev, void *arg)
 	struct rpcq_client *c = arg;
 	(void)p;
 	if (ev == NNG_PIPE_EV_ADD_POST) {
+		atomic_store(&c->connected, 1);
 		atomic_fetch_add(&c->pipes, 1);
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
 		atomic_fetch_sub(&c->pipes, 1);
@@ -237,6 +241,10 @@ rpcq_status rpcq_client_create(rpcq_client **out, const rpcq_client_options *opt
 	c->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 10000;
 	c->max_retries = opts && opts->max_retries != 0 ? (opts->max_retries < 0 ? 0 : opts->max_retries) : 3;
 	c->max_message_bytes = opts && opts->max_message_bytes > 0 ? opts->max_message_bytes : RPCQ_DEFAULT_MAX_MESSAGE;
+	if (opts && opts->connect_timeout_ms > 0) {
+		c->connect_timeout_ms = opts->connect_timeout_ms;
+		c->connect_by = nng_clock() + (nng_time)opts->connect_timeout_ms;
+	}
 	c->servers = normalize_servers(servers);
 	if (c->servers == NULL) {
 		st = rpcq_error_set(err, RPCQ_INVALID_ARGUMENT, "no server URL given");
@@ -361,7 +369,13 @@ static rpcq_status exchange(struct rpcq_client *c, nng_msg *req, nng_time deadli
 	}
 	unsigned losses = atomic_load(&c->pipe_losses);
 	nng_time now = nng_clock();
-	nng_aio_set_timeout(sl->aio, deadline > now ? (nng_duration)(deadline - now) : 1);
+	/* Never connected yet: the send (which waits for a pipe) waits until
+	 * connect_by at most. */
+	nng_time send_by = deadline;
+	int first = c->connect_by != 0 && !atomic_load(&c->connected) && c->connect_by < deadline;
+	if (first)
+		send_by = c->connect_by;
+	nng_aio_set_timeout(sl->aio, send_by > now ? (nng_duration)(send_by - now) : 1);
 	nng_aio_set_msg(sl->aio, req);
 	nng_ctx_send(sl->ctx, sl->aio);
 	nng_aio_wait(sl->aio);
@@ -382,6 +396,11 @@ static rpcq_status exchange(struct rpcq_client *c, nng_msg *req, nng_time deadli
 	}
 failed:
 	slot_put(c, sl, 0);
+	if (rv == NNG_ETIMEDOUT && first && !atomic_load(&c->connected))
+		return rpcq_error_set(err, RPCQ_UNAVAILABLE,
+				      "no server reachable at %s: nothing answered there within %d ms (is rpcqd "
+				      "running, and is that its --listen address?)",
+				      c->servers, c->connect_timeout_ms);
 	if (rv == NNG_ETIMEDOUT && atomic_load(&c->pipes) == 0) {
 		if (atomic_load(&c->pipe_losses) != losses)
 			return rpcq_error_set(err, RPCQ_UNAVAILABLE,
@@ -487,6 +506,8 @@ static rpcq_status call_attempts(rpcq_client *c, const char *method, const void 
 		if (st != RPCQ_UNAVAILABLE || !retry || attempt >= c->max_retries ||
 		    nng_clock() + (nng_time)backoff >= deadline)
 			return st;
+		if (c->connect_by != 0 && !atomic_load(&c->connected) && nng_clock() >= c->connect_by)
+			return st; /* never connected, and no longer waiting for it */
 		sleep_ms(backoff);
 		backoff *= 2;
 	}

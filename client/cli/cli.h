@@ -27,6 +27,10 @@ typedef struct cli_globals {
 	size_t chunk_bytes;				/* cli_chunk_bytes, once asked */
 } cli_globals;
 
+/* How long a command waits for its first connection to the server before it
+ * says nothing answers there (a wrong --server, rpcqd not started). */
+#define CLI_CONNECT_TIMEOUT_MS 3000
+
 /* The shared client, created on first use; on failure prints the error and
  * returns NULL. */
 rpcq_client *cli_client(cli_globals *g);

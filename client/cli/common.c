@@ -19,7 +19,8 @@ rpcq_client *cli_client(cli_globals *g)
 				 .timeout_ms = g->timeout_ms,
 				 .tls_ca_file = g->tls_ca,
 				 .api_key = g->api_key,
-				 .allow_plaintext_key = g->allow_plaintext_key};
+				 .allow_plaintext_key = g->allow_plaintext_key,
+				 .connect_timeout_ms = CLI_CONNECT_TIMEOUT_MS};
 	rpcq_error err;
 	if (rpcq_client_create(&g->client, &o, &err) != RPCQ_OK) {
 		cli_fail(&err);
@@ -53,7 +54,8 @@ rpcq_status cli_client_of_server(const cli_globals *g, const rpcq_client *all, i
 				 .timeout_ms = g->timeout_ms,
 				 .tls_ca_file = g->tls_ca,
 				 .api_key = g->api_key,
-				 .allow_plaintext_key = g->allow_plaintext_key};
+				 .allow_plaintext_key = g->allow_plaintext_key,
+				 .connect_timeout_ms = CLI_CONNECT_TIMEOUT_MS};
 	rpcq_status st = rpcq_client_create(out, &o, err);
 	free(url);
 	return st;

@@ -123,6 +123,11 @@ int main(int argc, char **argv)
 				return cli_usage_error("--client-key takes a file name");
 			g.client_key = v;
 		} else {
+			static const char *const valued[] = {"--server", "--timeout",	  "--header",	 "--api-key",
+							     "--tls-ca", "--client-cert", "--client-key"};
+			for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++)
+				if (strcmp(argv[i], valued[k]) == 0)
+					return cli_usage_error("%s needs a value", argv[i]);
 			return cli_usage_error("unknown option \"%s\"", argv[i]);
 		}
 	}

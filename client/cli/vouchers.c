@@ -7,7 +7,7 @@
  *   rpcq vouchers list [--customer C] [--json]
  *   rpcq vouchers top [N] [--json]
  *   rpcq vouchers unused [--json]
- *   rpcq vouchers issue --customer C --quantity N [--key K]
+ *   rpcq vouchers issue --customer C --quantity N [--key K] [--json]
  *   rpcq vouchers status IMPORT_ID [--json]
  *
  * An import sends the two files in chunks of CHUNK bytes (fewer when the
@@ -74,7 +74,7 @@ static void usage(FILE *out)
 		     "       rpcq vouchers list [--customer C] [--json]\n"
 		     "       rpcq vouchers top [N] [--json]\n"
 		     "       rpcq vouchers unused [--json]\n"
-		     "       rpcq vouchers issue --customer C --quantity N [--key K]\n"
+		     "       rpcq vouchers issue --customer C --quantity N [--key K] [--json]\n"
 		     "       rpcq vouchers status IMPORT_ID [--json]\n\n"
 		     "A ticket seller's stock of barcodes, each sold one assigned to an order of a customer.\n\n"
 		     "import   imports an orders export (order_id,customer_id) and a barcodes export\n"
@@ -152,7 +152,7 @@ static void unused_usage(FILE *out)
 
 static void issue_usage(FILE *out)
 {
-	fprintf(out, "usage: rpcq vouchers issue --customer C --quantity N [--key K]\n\n"
+	fprintf(out, "usage: rpcq vouchers issue --customer C --quantity N [--key K] [--json]\n\n"
 		     "Creates an order for customer C and assigns it N (1..10000) unused barcodes, atomically.\n"
 		     "Prints the order and its barcodes:\n"
 		     "  order ORDER_ID\n"
@@ -162,7 +162,8 @@ static void issue_usage(FILE *out)
 		     "saying so on stderr (the same key with another customer or quantity fails with\n"
 		     "FAILED_PRECONDITION); without it each command is a new sale. Exit status 1 with \"rpcq: "
 		     "RESOURCE_EXHAUSTED: ...\" when\n"
-		     "fewer than N barcodes are unused; nothing is sold then.\n");
+		     "fewer than N barcodes are unused; nothing is sold then. --json prints the reply\n"
+		     "(IssueVouchersResponse) as proto3 JSON instead.\n");
 }
 
 static void status_usage(FILE *out)
@@ -1131,10 +1132,13 @@ static int cmd_issue(int argc, char **argv, cli_globals *g)
 	}
 	const char *customer = NULL, *key = NULL;
 	uint64_t quantity = 0;
+	int as_json = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 		int missing = 0;
-		if ((v = cli_option(argc, argv, &i, "--customer", &missing)) != NULL) {
+		if (strcmp(argv[i], "--json") == 0) {
+			as_json = 1;
+		} else if ((v = cli_option(argc, argv, &i, "--customer", &missing)) != NULL) {
 			customer = v;
 		} else if ((v = cli_option(argc, argv, &i, "--quantity", &missing)) != NULL) {
 			if (cli_parse_uint(v, 1, 10000, &quantity) != 0)
@@ -1144,8 +1148,9 @@ static int cmd_issue(int argc, char **argv, cli_globals *g)
 		} else if (missing) {
 			return cli_usage_error("%s needs a value", argv[i]);
 		} else {
-			return cli_usage_error("vouchers issue takes --customer C --quantity N [--key K], not \"%s\"",
-					       argv[i]);
+			return cli_usage_error(
+				"vouchers issue takes --customer C --quantity N [--key K] [--json], not \"%s\"",
+				argv[i]);
 		}
 	}
 	if (customer == NULL || customer[0] == '\0' || quantity == 0)
@@ -1176,6 +1181,11 @@ static int cmd_issue(int argc, char **argv, cli_globals *g)
 		return cli_fail(&err);
 	if (r->replayed)
 		fprintf(stderr, "rpcq: key %s was used before: this is its order; nothing more was sold\n", key);
+	if (as_json) {
+		int rc = cli_print_json(&r->base, 1);
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+		return rc;
+	}
 	printf("order %s\n", r->order_id);
 	for (size_t i = 0; i < r->n_barcodes; i++)
 		printf("%s\n", r->barcodes[i]);

@@ -43,6 +43,13 @@ typedef struct rpcq_client_options {
 	 * ws://) to hosts other than loopback too. 0 (default): create refuses
 	 * such a server URL with INVALID_ARGUMENT, before dialing anything. */
 	int allow_plaintext_key;
+	/* Until the client's first connection, a call waits at most this long
+	 * (from create) for one, then fails UNAVAILABLE without retrying: for
+	 * a caller that would rather hear at once that nothing listens there
+	 * (a wrong URL, a server not started). 0 (default): a call waits for a
+	 * connection until its deadline. Once connected, a call made while the
+	 * servers are away waits until its deadline either way. */
+	int connect_timeout_ms;
 } rpcq_client_options;
 
 /* Creates a client (opts may be NULL for all defaults). Does not wait for the

@@ -903,6 +903,25 @@ static void test_cli_failures_print_status_and_message_on_one_line(void **state)
 	assert_non_null(strstr(err, "rpcq: DEADLINE_EXCEEDED: "));
 	free(out);
 	free(err);
+
+	/* Nothing listening there: said within the CLI's 3 s wait for a first
+	 * connection, not after the whole 60 s deadline. */
+	char nowhere[64];
+	snprintf(nowhere, sizeof(nowhere), "tcp://127.0.0.1:%d", harness_free_port());
+	const char *health[] = {getenv("RPCQ_CLI"), "--server", nowhere, "--timeout", "60000", "health", NULL};
+	int64_t t0 = harness_now_ms();
+	assert_int_equal(harness_run(health, NULL, &out, &err, 30000), 1);
+	int64_t took = harness_now_ms() - t0;
+	if (strstr(err, "rpcq: UNAVAILABLE: no server reachable at ") == NULL || strstr(err, "3000 ms") == NULL ||
+	    took > 20000)
+		fail_msg("rpcq health with nothing at %s: %lld ms, stderr: %s", nowhere, (long long)took, err);
+	free(out);
+	free(err);
+	const char *server_only[] = {getenv("RPCQ_CLI"), "--server", NULL};
+	assert_int_equal(harness_run(server_only, NULL, &out, &err, 10000), 2);
+	assert_non_null(strstr(err, "--server needs a value"));
+	free(out);
+	free(err);
 }
 
 static void test_cli_help_everywhere(void **state)

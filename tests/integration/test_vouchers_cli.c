@@ -1018,6 +1018,15 @@ static void test_issue_sells_from_the_unused_stock_and_fails_with_resource_exhau
 	/* Said on stderr, so that stdout stays the order alone. */
 	if (strstr(err, "rpcq: key k-1 was used before: this is its order; nothing more was sold") == NULL)
 		fail_msg("issue --key again: stderr %s", err);
+	free(out), free(err);
+	/* --json: the reply as JSON, the same order. */
+	vouchers_ok(s, &out, &err, "issue --key --json", "issue", "--customer", "13", "--quantity", "1", "--key", "k-1",
+		    "--json", NULL);
+	char order_id[64], want[96];
+	assert_int_equal(sscanf(first, "order %63s", order_id), 1);
+	snprintf(want, sizeof(want), "\"orderId\": \"%s\"", order_id);
+	if (strstr(out, want) == NULL || strstr(out, "\"replayed\": true") == NULL)
+		fail_msg("issue --json: %s", out);
 	free(out), free(err), free(first);
 	vouchers_ok(s, &out, &err, "unused", "unused", NULL);
 	assert_string_equal(out, "0\n");

@@ -16,6 +16,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -121,18 +123,92 @@ static int wait_until(PGconn *pg, nng_time deadline)
 	}
 }
 
+/* A cancel request on its own thread: PQcancel opens a connection of its
+ * own and then waits, with no timeout, for the server to close it, which a
+ * reachable server does in well under a millisecond, and a frozen one (a
+ * paused VM, a stopped postmaster) never does. libpq 15 has no bounded
+ * cancel (PQcancelPoll comes with PostgreSQL 17), so the caller waits for
+ * the thread CANCEL_WAIT_MS at most and then leaves it behind, with the
+ * PGcancel it owns (independent of the connection, which the caller then
+ * discards). At most MAX_CANCELS are left waiting at once; past that no
+ * cancel is tried, the connection is just discarded. */
+#define CANCEL_WAIT_MS 500
+#define MAX_CANCELS 32
+
+typedef struct cancel_job {
+	PGcancel *cancel;
+	nng_mtx *lock;
+	nng_cv *cv;
+	int done, sent, abandoned;
+} cancel_job;
+
+static atomic_int cancels_running;
+
+static void cancel_job_free(cancel_job *j)
+{
+	nng_cv_free(j->cv);
+	nng_mtx_free(j->lock);
+	rpcq_free(j);
+}
+
+static void *cancel_main(void *arg)
+{
+	cancel_job *j = arg;
+	char buf[256];
+	int sent = PQcancel(j->cancel, buf, sizeof(buf));
+	PQfreeCancel(j->cancel);
+	nng_mtx_lock(j->lock);
+	j->done = 1;
+	j->sent = sent;
+	int abandoned = j->abandoned;
+	nng_cv_wake(j->cv);
+	nng_mtx_unlock(j->lock);
+	if (abandoned)
+		cancel_job_free(j);
+	atomic_fetch_sub(&cancels_running, 1);
+	return NULL;
+}
+
 /* The deadline passed with a statement running: asks the server to cancel
- * it; 1 when the request was sent. PQcancel blocks while it reaches the
- * server (a new connection of its own), which on a reachable server takes
- * well under a millisecond; on a network that drops packets silently it
- * takes as long as the system's TCP connect timeout. libpq 15 has no
- * bounded cancel (PQcancelPoll comes with PostgreSQL 17). */
+ * it; 1 when the request was sent within CANCEL_WAIT_MS. */
 static int send_cancel(PGconn *pg)
 {
-	char buf[256];
-	PGcancel *cancel = PQgetCancel(pg);
-	int sent = cancel != NULL && PQcancel(cancel, buf, sizeof(buf));
-	PQfreeCancel(cancel);
+	cancel_job *j = rpcq_calloc(1, sizeof(*j));
+	if (j == NULL)
+		return 0;
+	if (nng_mtx_alloc(&j->lock) != 0 || nng_cv_alloc(&j->cv, j->lock) != 0 ||
+	    (j->cancel = PQgetCancel(pg)) == NULL) {
+		cancel_job_free(j);
+		return 0;
+	}
+	pthread_attr_t attr;
+	pthread_t t;
+	int started = 0;
+	if (atomic_fetch_add(&cancels_running, 1) < MAX_CANCELS && pthread_attr_init(&attr) == 0) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		started = pthread_create(&t, &attr, cancel_main, j) == 0;
+		pthread_attr_destroy(&attr);
+	}
+	if (!started) {
+		atomic_fetch_sub(&cancels_running, 1);
+		log_warn("database: %d cancel requests still unanswered; the statement's connection is dropped instead",
+			 MAX_CANCELS);
+		PQfreeCancel(j->cancel);
+		cancel_job_free(j);
+		return 0;
+	}
+	nng_time until = nng_clock() + CANCEL_WAIT_MS;
+	nng_mtx_lock(j->lock);
+	while (!j->done && nng_cv_until(j->cv, until) != NNG_ETIMEDOUT)
+		;
+	int done = j->done, sent = j->sent;
+	j->abandoned = !done;
+	nng_mtx_unlock(j->lock);
+	if (done)
+		cancel_job_free(j);
+	else
+		log_warn("database: the server did not answer a cancel request within %d ms; its connection is dropped",
+			 CANCEL_WAIT_MS);
 	return sent;
 }
 
@@ -264,7 +340,18 @@ static rpcq_status ready_to_send(dbconn *c, const char *what, rpcq_error *err)
 	nng_time deadline = dbconn_deadline(c);
 	if (deadline != 0 && nng_clock() >= deadline)
 		return rpcq_error_set(err, RPCQ_DEADLINE_EXCEEDED, "the call's deadline expired before %s", what);
+	dbconn_set_in_doubt(c, 0);
 	return RPCQ_OK;
+}
+
+/* collect for a statement that was sent: when it fails with the connection
+ * gone (lost, or its cancel unanswered), the statement is in doubt. */
+static rpcq_status collect_sent(dbconn *c, const char *what, PGresult **out, rpcq_error *err)
+{
+	rpcq_status st = collect(c, what, NULL, 0, out, err);
+	if (st != RPCQ_OK && dbconn_is_broken(c))
+		dbconn_set_in_doubt(c, 1);
+	return st;
 }
 
 /* A PQsend* call returned 0: the connection is gone, or this is a misuse. */
@@ -308,7 +395,7 @@ static rpcq_status exec_params(dbconn *c, const db_stmt *stmt, int prepare, cons
 	}
 	if (prepare && !PQsendQueryPrepared(pg, stmt->name, stmt->nparams, values, lengths, formats, result_format))
 		return send_failed(c, stmt->name, err);
-	if ((st = collect(c, stmt->name, NULL, 0, &res, err)) != RPCQ_OK)
+	if ((st = collect_sent(c, stmt->name, &res, err)) != RPCQ_OK)
 		return st;
 	if (out)
 		*out = res;
@@ -358,7 +445,7 @@ static rpcq_status command(dbconn *c, const char *sql, PGresult **out, rpcq_erro
 		return st;
 	if (!PQsendQuery(dbconn_pg(c), sql))
 		return send_failed(c, what, err);
-	return collect(c, what, NULL, 0, out, err);
+	return collect_sent(c, what, out, err);
 }
 
 rpcq_status db_command(dbconn *c, const char *sql, rpcq_error *err)

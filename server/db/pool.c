@@ -58,6 +58,7 @@ struct dbconn {
 	nng_time idle_since;
 	nng_time deadline;
 	int broken;
+	int in_doubt; /* db.c: the last statement sent got no answer */
 	/* Names of the statements prepared on this connection: an open-addressing
 	 * hash set (a service has a few dozen statements; lookups are per call). */
 	char **prepared;
@@ -670,6 +671,16 @@ nng_time dbconn_deadline(const dbconn *c)
 int dbconn_is_broken(const dbconn *c)
 {
 	return c->broken;
+}
+
+void dbconn_set_in_doubt(dbconn *c, int in_doubt)
+{
+	c->in_doubt = in_doubt;
+}
+
+int dbconn_in_doubt(const dbconn *c)
+{
+	return c->in_doubt;
 }
 
 /* FNV-1a: short names, no adversary (statement names are compiled in). */

@@ -89,6 +89,12 @@ void dbconn_set_deadline(dbconn *c, nng_time deadline);
 nng_time dbconn_deadline(const dbconn *c);
 /* Whether the connection is marked broken (dbconn_discard). */
 int dbconn_is_broken(const dbconn *c);
+/* Whether the last statement db.c sent on the connection may have run
+ * though its answer never came: the connection was lost, or its cancel at
+ * the deadline went unanswered, after it was sent. An autocommitted
+ * statement in doubt may have committed; one never sent is not in doubt. */
+int dbconn_in_doubt(const dbconn *c);
+void dbconn_set_in_doubt(dbconn *c, int in_doubt);
 /* Whether a statement of that name has been prepared on this connection. */
 int dbconn_is_prepared(const dbconn *c, const char *name);
 /* Records a prepared statement name (copied); -1 when out of memory, in which

@@ -153,6 +153,8 @@ static void readyz_run(server_job *job, arena *ar)
 		const Rpcq__CheckResponse *r = (const Rpcq__CheckResponse *)res.output;
 		if (r->status != RPCQ__CHECK_RESPONSE__SERVING_STATUS__SERVING)
 			snprintf(reason, sizeof(reason), "draining: the server is shutting down");
+		else if (!r->database_ok && r->database_message && strncmp(r->database_message, "database", 8) == 0)
+			snprintf(reason, sizeof(reason), "%s", r->database_message); /* "database unavailable: ..." */
 		else if (!r->database_ok)
 			snprintf(reason, sizeof(reason), "database: %s",
 				 r->database_message && *r->database_message ? r->database_message : "not answering");

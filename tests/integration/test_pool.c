@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include <pthread.h>
+#include <signal.h>
 
 #include <cmocka.h>
 
@@ -265,6 +266,82 @@ static void test_statement_past_its_deadline_is_cancelled(void **state)
 	assert_int_equal(call_double(p, 21, 2000, &doubled, &err), RPCQ_OK);
 	assert_int_equal(doubled, 42);
 	assert_no_leaks(p);
+	pool_destroy(p);
+}
+
+struct frozen_call {
+	pool *p;
+	dbconn *c;
+	rpcq_status st;
+	nng_time took;
+	atomic_int done;
+	char message[sizeof(((rpcq_error *)0)->message)];
+};
+
+static void *frozen_call_main(void *arg)
+{
+	struct frozen_call *f = arg;
+	static const db_stmt stmt_sleep = {"test_frozen_sleep", "SELECT pg_sleep($1::float8)", 1};
+	const char *values[] = {"30"};
+	rpcq_error err;
+	nng_time t0 = nng_clock();
+	dbconn_set_deadline(f->c, t0 + 400);
+	f->st = db_exec(f->c, &stmt_sleep, values, NULL, &err);
+	f->took = nng_clock() - t0;
+	snprintf(f->message, sizeof(f->message), "%s", err.message);
+	atomic_store(&f->done, 1);
+	return NULL;
+}
+
+/* A server that stops answering altogether (a paused machine: here its
+ * postmaster and the statement's backend are stopped with SIGSTOP) gives
+ * the statement back soon after its deadline: the cancel request, which
+ * would wait for that server for ever, is left behind after a bounded wait
+ * and the connection dropped. Before, the caller's thread waited as long
+ * as the server was frozen. */
+static void test_a_frozen_server_gives_the_statement_back_soon_after_its_deadline(void **state)
+{
+	(void)state;
+	static const db_stmt stmt_pid = {"test_backend_pid", "SELECT pg_backend_pid()", 0};
+	pool *p = make_pool(1, 1, 60000);
+	struct frozen_call f = {.p = p};
+	rpcq_error err;
+	assert_int_equal(pool_acquire(p, in_ms(5000), &f.c, &err), RPCQ_OK);
+	PGresult *res = NULL;
+	assert_int_equal(db_exec(f.c, &stmt_pid, NULL, &res, &err), RPCQ_OK);
+	pid_t backend = (pid_t)strtol(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	char path[300];
+	snprintf(path, sizeof(path), "%s/data/postmaster.pid", pg.dir);
+	char *pidfile = harness_read_file(path, NULL);
+	pid_t postmaster = (pid_t)strtol(pidfile, NULL, 10);
+	free(pidfile);
+	assert_true(backend > 0 && postmaster > 0);
+
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, frozen_call_main, &f), 0);
+	harness_sleep_ms(100); /* the statement is running */
+	kill(postmaster, SIGSTOP);
+	kill(backend, SIGSTOP);
+	int64_t until = harness_now_ms() + 8000;
+	while (!atomic_load(&f.done) && harness_now_ms() < until)
+		harness_sleep_ms(20);
+	int returned_frozen = atomic_load(&f.done);
+	/* Thawed before any assertion, so that a failure leaves no cluster stopped. */
+	kill(backend, SIGCONT);
+	kill(postmaster, SIGCONT);
+	pthread_join(t, NULL);
+	if (!returned_frozen)
+		fail_msg("the statement did not come back while the server was frozen (%lld ms)", (long long)f.took);
+	assert_int_equal(f.st, RPCQ_DEADLINE_EXCEEDED);
+	if (f.took > 3000)
+		fail_msg("the statement came back %lld ms after it began (deadline 400 ms): %s", (long long)f.took,
+			 f.message);
+	pool_release(p, f.c);
+	/* The pool goes on with a new connection. */
+	int doubled = 0;
+	assert_int_equal(call_double(p, 21, 10000, &doubled, &err), RPCQ_OK);
+	assert_int_equal(doubled, 42);
 	pool_destroy(p);
 }
 
@@ -663,6 +740,7 @@ int main(void)
 		cmocka_unit_test(test_statement_past_its_deadline_is_cancelled),
 		cmocka_unit_test(test_a_statement_that_committed_before_its_cancel_keeps_its_result),
 		cmocka_unit_test(test_connection_lost_mid_statement_is_unavailable_and_discarded),
+		cmocka_unit_test(test_a_frozen_server_gives_the_statement_back_soon_after_its_deadline),
 		cmocka_unit_test(test_sqlstates_reach_the_caller_as_statuses),
 		cmocka_unit_test(test_a_fresh_statement_is_planned_at_each_call),
 		cmocka_unit_test(test_transactions_commit_roll_back_and_a_dirty_release_closes),

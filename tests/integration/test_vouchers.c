@@ -10,6 +10,7 @@
  * twice. (The `rpcq vouchers` command has its own tests.)
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1113,6 +1114,102 @@ static void test_issue_vouchers_sells_unused_barcodes_once_and_says_when_short(v
 	"convert_to(c, 'UTF8')) ORDER BY o) FROM unnest(" customers ") WITH ORDINALITY AS u(c, o)), "         \
 	"(SELECT array_agg(''::bytea) FROM unnest(" customers ")))"
 #define LAST_SEQ "(SELECT last_seq FROM stream_topics WHERE topic = 'vouchers.issued')"
+struct lost_issue {
+	const char *prefix, *key_prefix; /* key_prefix NULL: no key */
+	char customer[64], key[64];	 /* of the attempt that waited */
+	rpcq_status st;
+	char message[sizeof(((rpcq_error *)0)->message)];
+	atomic_int done;
+};
+
+static void *lost_issue_main(void *arg)
+{
+	struct lost_issue *l = arg;
+	Rpcq__Vouchers__IssueVouchersResponse *r = NULL;
+	rpcq_error err;
+	l->st = issue(cl[0], l->customer, 3, l->key_prefix ? l->key : NULL, &r, &err);
+	snprintf(l->message, sizeof(l->message), "%s", l->st == RPCQ_OK ? "" : err.message);
+	if (r != NULL)
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+	atomic_store(&l->done, 1);
+	return NULL;
+}
+
+/* Runs an issue whose commit waits for a synchronous standby that does not
+ * exist, and terminates its backend meanwhile: the issue has committed
+ * (PostgreSQL says so), but its answer never comes. rpcqd's connections
+ * take the new setting when the postmaster passes the reload on, which has
+ * no moment a test can see: an issue that commits before that is just an
+ * issue, and the next attempt (another customer, another key) is made. */
+static void issue_and_lose_the_connection(struct lost_issue *l)
+{
+	/* scripts/pg's clusters run with synchronous_commit off. */
+	harness_sql(pg.conninfo, "ALTER SYSTEM SET synchronous_commit = on");
+	harness_sql(pg.conninfo, "ALTER SYSTEM SET synchronous_standby_names = 'nosuch'");
+	harness_sql(pg.conninfo, "SELECT pg_reload_conf()");
+	long long killed = 0;
+	pthread_t t;
+	int running = 0;
+	for (int attempt = 0; killed == 0 && attempt < 20; attempt++) {
+		snprintf(l->customer, sizeof(l->customer), "%s-%d", l->prefix, attempt);
+		snprintf(l->key, sizeof(l->key), "%s-%d", l->key_prefix ? l->key_prefix : "", attempt);
+		atomic_store(&l->done, 0);
+		assert_int_equal(pthread_create(&t, NULL, lost_issue_main, l), 0);
+		running = 1;
+		for (int64_t until = harness_now_ms() + 20000;
+		     killed == 0 && !atomic_load(&l->done) && harness_now_ms() < until;) {
+			harness_sleep_ms(10);
+			killed = harness_sql_scalar(
+				pg.conninfo, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+					     " WHERE wait_event = 'SyncRep' AND query LIKE '%FROM voucher_issue_%'");
+		}
+		if (killed == 0 && !atomic_load(&l->done))
+			break; /* neither waited nor finished: reported below */
+		pthread_join(t, NULL);
+		running = 0;
+	}
+	harness_sql(pg.conninfo, "ALTER SYSTEM RESET synchronous_standby_names");
+	harness_sql(pg.conninfo, "ALTER SYSTEM RESET synchronous_commit");
+	harness_sql(pg.conninfo, "SELECT pg_reload_conf()");
+	if (running)
+		pthread_join(t, NULL); /* released by the reset */
+	if (killed == 0)
+		fail_msg("no issue for %s waited for the standby (the last: %s: %s)", l->prefix,
+			 rpcq_status_name(l->st), l->message);
+}
+
+/* An issue whose connection is lost after it was sent may have committed:
+ * its caller is told so, not a plain UNAVAILABLE that reads as "nothing
+ * happened, try again" (which, without a key, would sell a second order). */
+static void test_an_issue_whose_answer_was_lost_says_it_may_have_been_made(void **state)
+{
+	(void)state;
+	stock_of(200);
+	char sql[200];
+	struct lost_issue nokey = {.prefix = "lost-nokey"};
+	issue_and_lose_the_connection(&nokey);
+	assert_int_equal(nokey.st, RPCQ_UNAVAILABLE);
+	if (strstr(nokey.message, "which has no idempotency key, may or may not have been made") == NULL)
+		fail_msg("the lost key-less issue said: %s", nokey.message);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM voucher_orders WHERE customer_id = '%s'", nokey.customer);
+	assert_int_equal(sql_count(sql), 1);
+
+	/* With a key: sent again, it returns the order that was made. */
+	struct lost_issue keyed = {.prefix = "lost-key", .key_prefix = "lost"};
+	issue_and_lose_the_connection(&keyed);
+	assert_int_equal(keyed.st, RPCQ_UNAVAILABLE);
+	if (strstr(keyed.message, "sent again with the same idempotency key, it returns the order") == NULL)
+		fail_msg("the lost keyed issue said: %s", keyed.message);
+	Rpcq__Vouchers__IssueVouchersResponse *r = NULL;
+	rpcq_error err;
+	assert_int_equal(issue(cl[1], keyed.customer, 3, keyed.key, &r, &err), RPCQ_OK);
+	assert_true(r->replayed);
+	assert_int_equal(r->n_barcodes, 3);
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM voucher_orders WHERE customer_id = '%s'", keyed.customer);
+	assert_int_equal(sql_count(sql), 1);
+}
+
 static void test_issues_in_one_batch_each_get_their_own_answer(void **state)
 {
 	(void)state;
@@ -2367,6 +2464,7 @@ int main(void)
 		cmocka_unit_test_setup(test_reports_sort_page_and_filter, reset),
 		cmocka_unit_test_setup(test_an_order_longer_than_a_page_is_listed_in_parts_that_join_up, reset),
 		cmocka_unit_test_setup(test_issue_vouchers_sells_unused_barcodes_once_and_says_when_short, reset),
+		cmocka_unit_test_setup(test_an_issue_whose_answer_was_lost_says_it_may_have_been_made, reset),
 		cmocka_unit_test_setup(test_issues_in_one_batch_each_get_their_own_answer, reset),
 		cmocka_unit_test_setup(test_calls_are_answered_while_workers_wait_for_a_batch, reset),
 		cmocka_unit_test_setup(test_two_calls_with_one_key_in_flight_at_once_on_two_processes_issue_once,

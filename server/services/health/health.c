@@ -27,18 +27,21 @@ static rpcq_status check(call *c, const Rpcq__CheckRequest *in, Rpcq__CheckRespo
 	r->version = RPCQ_VERSION;
 	r->uptime_ms = server_uptime_ms(srv);
 
-	dbconn *db;
+	/* A connection of the check's own, not the call's: the check answers
+	 * OK with the database's state, and a failure's message (libpq's
+	 * reason: no such socket, refused, authentication) is what it reports. */
+	dbconn *db = NULL;
 	rpcq_error err;
-	rpcq_status st = call_db(c, &db);
+	rpcq_status st = pool_acquire(server_pool(srv), call_deadline(c), &db, &err);
 	if (st == RPCQ_OK) {
+		dbconn_set_deadline(db, call_deadline(c));
 		PGresult *res = NULL;
 		st = db_exec(db, &stmt_ping, NULL, &res, &err);
 		PQclear(res);
-		if (st != RPCQ_OK)
-			r->database_message = arena_strdup(call_arena(c), err.message);
-	} else {
-		r->database_message = arena_strdup(call_arena(c), rpcq_status_describe(st));
+		pool_release(server_pool(srv), db);
 	}
+	if (st != RPCQ_OK)
+		r->database_message = arena_strdup(call_arena(c), err.message);
 	r->database_ok = st == RPCQ_OK;
 	pool_stats ps;
 	pool_get_stats(server_pool(srv), &ps);

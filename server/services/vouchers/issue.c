@@ -211,30 +211,39 @@ static void finish_item(issue_item *it, PGresult *res, int r, int end)
 }
 
 /* The whole batch failed with st: nothing of it was assigned, unless
- * unknown (the statement was cut at the leader's deadline and the database
- * did not answer its cancel, db.c: it may have committed). */
+ * unknown (the statement was sent and no answer came: the connection was
+ * lost, or the cancel at the leader's deadline went unanswered, db.c; it
+ * may have committed). */
 static void fail_batch(call *leader, issue_item **batch, size_t n, rpcq_status st, const rpcq_error *err, int unknown)
 {
 	for (size_t i = 0; i < n; i++) {
 		issue_item *it = batch[i];
-		/* A deadlock or serialization failure, or the leader's deadline,
-		 * which need not be this item's: it can simply run again; after
-		 * an unknown outcome only with its key, which makes the second
-		 * run a replay of the first if that one committed. */
-		int others_deadline = it->c != leader && st == RPCQ_DEADLINE_EXCEEDED && !call_expired(it->c);
-		if (st == RPCQ_ABORTED || (others_deadline && (!unknown || it->key != NULL))) {
+		/* A deadlock or serialization failure, or the leader's deadline
+		 * or connection, which need not be this item's: it can simply run
+		 * again; after an unknown outcome only with its key, which makes
+		 * the second run a replay of the first if that one committed. The
+		 * leader's own call cannot: its connection is the one lost. */
+		int own = it->c == leader || (st == RPCQ_DEADLINE_EXCEEDED && call_expired(it->c));
+		int again = st == RPCQ_DEADLINE_EXCEEDED ? !unknown || it->key != NULL : unknown && it->key != NULL;
+		if (st == RPCQ_ABORTED || (!own && again)) {
 			it->outcome = ATTEMPT_AGAIN;
 			continue;
 		}
-		if (unknown && others_deadline) {
-			it->outcome = ATTEMPT_DONE;
-			it->result = call_fail(it->c, RPCQ_UNAVAILABLE,
-					       "the database did not answer at another issue's deadline: this issue,"
-					       " which has no idempotency key, may or may not have been made");
-			continue;
-		}
 		it->outcome = ATTEMPT_DONE;
-		it->result = err != NULL ? call_fail_err(it->c, st, err) : st;
+		if (unknown && it->key == NULL)
+			it->result = call_fail(it->c, own ? st : RPCQ_UNAVAILABLE,
+					       "the database did not answer after the issue was sent (%s): this issue,"
+					       " which has no idempotency key, may or may not have been made",
+					       err != NULL ? err->message : "no answer");
+		else if (unknown)
+			it->result =
+				call_fail(it->c, st,
+					  "the database did not answer after the issue was sent (%s): it may or may"
+					  " not have been made; sent again with the same idempotency key, it returns"
+					  " the order if it was",
+					  err != NULL ? err->message : "no answer");
+		else
+			it->result = err != NULL ? call_fail_err(it->c, st, err) : st;
 	}
 }
 
@@ -308,9 +317,10 @@ static void run_batch(call *leader, issue_item **batch, size_t n)
 	st = n == 1 ? run_one(db, batch[0], &res, &err) : run_many(db, batch, n, &res, &err);
 	if (st != RPCQ_OK) {
 		/* A statement that committed before the cancel of the leader's
-		 * deadline reached it answers OK (db.c); a cancel the database did
-		 * not answer leaves the connection broken and the outcome unknown. */
-		int unknown = st == RPCQ_DEADLINE_EXCEEDED && dbconn_is_broken(db);
+		 * deadline reached it answers OK (db.c); one sent whose answer
+		 * never came (the connection lost, or the cancel unanswered) has
+		 * an unknown outcome. */
+		int unknown = (st == RPCQ_DEADLINE_EXCEEDED || st == RPCQ_UNAVAILABLE) && dbconn_in_doubt(db);
 		db_rollback(db);
 		fail_batch(leader, batch, n, st, &err, unknown);
 		return;

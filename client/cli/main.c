@@ -9,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <nng/nng.h>
-
 #include "cli.h"
 
 struct command {
@@ -151,7 +149,5 @@ int main(int argc, char **argv)
 	rpcq_client_destroy(g.client);
 	for (int m = 0; m < nmeta; m++)
 		free((void *)g.metadata[2 * m]);
-	/* Let nng finish tearing the closed sockets down before exit. */
-	nng_fini();
 	return rc;
 }

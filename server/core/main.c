@@ -8,6 +8,7 @@
  */
 #include <malloc.h>
 #include <nng/nng.h>
+#include <nng/supplemental/util/platform.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -84,9 +85,11 @@ static int cmd_serve(rpcq_config *cfg)
 	server_stats stats;
 	server_destroy(srv, &stats);
 	/* nng frees closed sockets, listeners and the connections they were
-	 * still negotiating on threads of its own; wait for them, so exit
-	 * (and the leak checker) finds nothing half torn down. */
-	nng_fini();
+	 * still negotiating on threads of its own: a moment for them, so that
+	 * exit (and the leak checker) finds nothing half torn down. Not
+	 * nng_fini: in nng 1.5.2 it orphans a connection still negotiating
+	 * (seen under LeakSanitizer in the rpcq command, 12 runs in 100). */
+	nng_msleep(100);
 	log_info("stopped after %llu calls (%llu failed, %llu replies to departed callers dropped)",
 		 (unsigned long long)stats.calls, (unsigned long long)stats.failed,
 		 (unsigned long long)stats.replies_dropped);

@@ -69,6 +69,7 @@ typedef struct sse_state {
 	char authorization[128];
 	int ending;	  /* an error event is on its way; close once written */
 	int head_pending; /* the 200 is not written yet (a live start waits for its first Replay) */
+	nng_time started; /* when the stream began, for SSE_START_PATIENCE_MS */
 } sse_state;
 
 struct conn {

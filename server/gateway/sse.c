@@ -33,6 +33,9 @@
 /* How often the timer looks at a stream: heartbeat due, Replay to retry. */
 #define SSE_TICK_MS 1000
 #define SSE_REPLAY_DEADLINE_MS 10000
+/* A live start whose Replays keep failing (the database down) answers 503
+ * after this long rather than keeping its client without a word. */
+#define SSE_START_PATIENCE_MS 3000
 
 static void catchup_run(server_job *job, arena *ar);
 
@@ -82,6 +85,7 @@ static void head_locked(conn *c)
 	if (!c->sse.head_pending)
 		return;
 	c->sse.head_pending = 0;
+	metrics_http(c->gw->metrics, METRICS_ROUTE_STREAMS, 200);
 	char head[600];
 	int n = snprintf(head, sizeof(head),
 			 "HTTP/1.1 200 OK\r\n"
@@ -153,6 +157,27 @@ static void end_stream_locked(conn *c, rpcq_status st, const char *message)
 		conn_close_locked(c);
 }
 
+/* A live start that cannot find where "now" is (its Replays fail): the
+ * 503 it answers instead of its 200, and the close. c->lock held. */
+static void refuse_start_locked(conn *c, rpcq_status st, const char *message)
+{
+	char esc[400], body[600], head[1200];
+	gw_json_escape(esc, sizeof(esc), message);
+	int bn = snprintf(body, sizeof(body), "{\"code\":\"%s\",\"message\":\"%s\"}", gateway_connect_code(st), esc);
+	if (bn <= 0 || (size_t)bn >= sizeof(body))
+		bn = snprintf(body, sizeof(body), "{\"code\":\"%s\"}", gateway_connect_code(st));
+	int hn = snprintf(head, sizeof(head),
+			  "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+			  "Retry-After: 1\r\nConnection: close\r\n%s\r\n%s",
+			  bn, c->cors, body);
+	c->cors[0] = '\0';
+	c->sse.head_pending = 0;
+	c->sse.ending = 1;
+	metrics_http(c->gw->metrics, METRICS_ROUTE_STREAMS, 503);
+	if (hn <= 0 || (size_t)hn >= sizeof(head) || conn_write_locked(c, head, (size_t)hn, 1) != 0)
+		conn_close_locked(c);
+}
+
 /* The caller of a started stream: the Authorization its request had
  * (copied at the start, never written again) and its address. c->lock
  * held: a worker that read c->state or c->req without it raced the
@@ -205,7 +230,16 @@ static void catchup_run(server_job *job, arena *ar)
 	int none = res.status == RPCQ_NOT_FOUND && res.output == NULL && !res.unknown_method;
 	/* A live start answers 200 only once its cursor is fixed: a client
 	 * that acts on the 200 sees what its action publishes. Until then a
-	 * failed Replay is tried again on the next tick. */
+	 * failed Replay is tried again on the next tick, for
+	 * SSE_START_PATIENCE_MS; then the answer is 503 (the database is
+	 * down, say), which a client can act on, where silence is not. */
+	if (c->sse.live_start && c->sse.head_pending && !none && res.status != RPCQ_OK &&
+	    res.status != RPCQ_UNAUTHENTICATED && res.status != RPCQ_PERMISSION_DENIED &&
+	    nng_clock() - c->sse.started >= SSE_START_PATIENCE_MS) {
+		refuse_start_locked(c, res.status, res.message);
+		conn_release_unlock(c);
+		return;
+	}
 	if (!c->sse.live_start || none || res.status == RPCQ_OK)
 		head_locked(c);
 	if (none) {
@@ -404,10 +438,10 @@ void sse_route(conn *c)
 	gw->nstreams++;
 	nng_mtx_unlock(gw->lock);
 
-	metrics_http(gw->metrics, METRICS_ROUTE_STREAMS, 200);
 	/* A live stream answers once its first Replay has fixed where "now"
 	 * is: a client that acts on the 200 sees what its action publishes. */
 	c->sse.head_pending = 1;
+	c->sse.started = nng_clock();
 	if (!live)
 		head_locked(c);
 	c->sse.last_write = nng_clock();

@@ -1226,9 +1226,5 @@ int main(void)
 		cmocka_unit_test(test_auth_modes_off_on_and_auto),
 		cmocka_unit_test(test_logs_and_metrics_hold_no_key_and_every_refusal_is_audited),
 	};
-	int failed = cmocka_run_group_tests(tests, setup_all, teardown_all);
-	/* nng tears closed sockets down on its own threads; let it finish
-	 * before exit, so the leak checker sees only what is really lost. */
-	nng_fini();
-	return failed;
+	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -195,6 +195,15 @@ static char *expect_error(const char *what, const harness_http_reply *r, long ht
 	return msg;
 }
 
+/* A header of r that must be there, with value (NULL: any). */
+static void expect_header(const char *what, const harness_http_reply *r, const char *name, const char *value)
+{
+	const char *v = harness_http_header(r, name);
+	if (v == NULL || (value != NULL && strcmp(v, value) != 0))
+		fail_msg("%s: %s is %s%s%s, wanted %s; head:\n%s", what, name, v ? "\"" : "", v ? v : "missing",
+			 v ? "\"" : "", value ? value : "one", r->head);
+}
+
 /* The server still serves: Echo over HTTP and over nng. */
 static void expect_serving(const harness_server *s)
 {
@@ -1002,6 +1011,17 @@ static void test_readyz_is_503_while_the_database_is_down_and_200_when_it_return
 	/* The process is up all the same. */
 	request("GET", &srv, "/healthz", NULL, NULL, 0, &r);
 	expect_status_body("GET /healthz with the database down", &r, 200, "ok");
+	harness_http_reply_free(&r);
+	/* A live stream cannot find where "now" is: after a few seconds of
+	 * trying it answers 503, where it used to keep its client waiting,
+	 * without a byte, until the database came back. */
+	int64_t t0 = now_ms();
+	request("GET", &srv, "/streams/sse.down", NULL, NULL, 0, &r);
+	int64_t took = now_ms() - t0;
+	free(expect_error("GET /streams with the database down", &r, 503, "unavailable"));
+	expect_header("the stream's 503", &r, "Retry-After", "1");
+	if (took < 2500 || took > 15000)
+		fail_msg("the stream's 503 came after %lld ms (it tries for 3 s)", (long long)took);
 	harness_http_reply_free(&r);
 
 	harness_pg_resume(&pg);
@@ -1996,15 +2016,6 @@ static void test_a_malformed_after_seq_or_last_event_id_is_400(void **state)
 		harness_http_reply_free(&r);
 	}
 	expect_serving(&srv);
-}
-
-/* A header of r that must be there, with value (NULL: any). */
-static void expect_header(const char *what, const harness_http_reply *r, const char *name, const char *value)
-{
-	const char *v = harness_http_header(r, name);
-	if (v == NULL || (value != NULL && strcmp(v, value) != 0))
-		fail_msg("%s: %s is %s%s%s, wanted %s; head:\n%s", what, name, v ? "\"" : "", v ? v : "missing",
-			 v ? "\"" : "", value ? value : "one", r->head);
 }
 
 /* Without --http-allow-origin, a browser's request from another site

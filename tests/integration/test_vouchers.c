@@ -21,7 +21,6 @@
 #include <sys/select.h>
 
 #include <cmocka.h>
-#include <nng/nng.h>
 #include <libpq-fe.h>
 
 #include <rpcq/rpcq.h>
@@ -2483,9 +2482,5 @@ int main(void)
 			test_a_barcode_of_two_orders_and_unassigned_is_rejected_everywhere_and_one_listed_twice_kept_once,
 			reset),
 	};
-	int failed = cmocka_run_group_tests(tests, setup_all, teardown_all);
-	/* nng tears closed sockets down on its own threads; let it finish
-	 * before exit, so the leak checker sees only what is really lost. */
-	nng_fini();
-	return failed;
+	return cmocka_run_group_tests(tests, setup_all, teardown_all);
 }

@@ -271,6 +271,5 @@ out:
 		feed_buf_fini(&files[i]);
 	free(files);
 	free(names);
-	nng_fini();
 	return status;
 }
